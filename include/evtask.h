@@ -1,0 +1,249 @@
+/* libevtask: coroutine tasks on a libev loop.
+ *
+ * The task model of Python's asyncio and trio, in C: spawn, join, cancel,
+ * shield, groups, deadlines, events, sleeps, fd and child waits.
+ *
+ * Conventions, everywhere below:
+ * - Every call returns 0 or a negative errno. Output parameters (ret_...)
+ *   are written only on success; a call that fails has no side effects.
+ * - An *await point* is a call that can block the calling task. It may only
+ *   be called from inside a task (else -EINVAL). It returns -ECANCELED once
+ *   the task has been cancelled, and -ETIMEDOUT when its deadline passes.
+ * - Cancellation is level-triggered: once a task is cancelled, every later
+ *   await point fails at once with -ECANCELED, except inside a shield.
+ * - Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds;
+ *   EVT_FOREVER never passes and EVT_NOW has always passed (poll).
+ * - Everything runs on the thread that owns the loop; nothing here is
+ *   thread-safe unless it says so.
+ */
+#ifndef EVTASK_H
+#define EVTASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define EVT_API __attribute__((visibility("default")))
+#else
+#define EVT_API
+#endif
+
+struct ev_loop;
+
+/* ========================================================================
+ * Time
+ * ======================================================================== */
+
+#define EVT_FOREVER INT64_MAX  /* a deadline that never passes */
+#define EVT_NOW ((int64_t) 0)   /* a deadline that has always passed */
+
+#define EVT_USEC(n) ((int64_t) (n) * 1000)
+#define EVT_MSEC(n) ((int64_t) (n) * 1000000)
+#define EVT_SEC(n) ((int64_t) (n) * 1000000000)
+
+/* The current CLOCK_MONOTONIC time in nanoseconds. */
+EVT_API int64_t evt_time_now(void);
+/* The deadline `ns` nanoseconds from now; EVT_FOREVER if that overflows or
+ * ns is EVT_FOREVER. */
+EVT_API int64_t evt_deadline_in(int64_t ns);
+
+/* ========================================================================
+ * Loops
+ * ======================================================================== */
+
+typedef struct evt_loop evt_loop;
+
+/* Settings of a loop; a zeroed struct (or NULL) gives the defaults. */
+typedef struct evt_loop_opts {
+        size_t stack_size;      /* usable bytes per task stack; 0: 64 KiB */
+        size_t stack_pool_max;  /* free stacks kept for reuse; 0: 1024 */
+} evt_loop_opts;
+
+/* A scheduler on the libev loop `ev`, or on libev's default loop if ev is
+ * NULL (the only loop that can wait for children). The default loop honours
+ * LIBEV_FLAGS to choose its backend. -EINVAL for a bad option, -ENOMEM. */
+EVT_API int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_loop);
+/* Force-cancels every task, runs them until they have ended, and frees the
+ * loop. A libev loop passed to evt_loop_new is left alive. Accepts NULL. */
+EVT_API void evt_loop_free(evt_loop *loop);
+/* Runs the libev loop until every task has ended: 0. If tasks remain but no
+ * watcher is left that could wake them: -EDEADLK. Not from inside a task. */
+EVT_API int evt_loop_run(evt_loop *loop);
+/* The libev loop underneath, for the caller's own watchers. */
+EVT_API struct ev_loop *evt_loop_ev(evt_loop *loop);
+
+/* Counts, for tests and status pages: every loop test ends with tasks,
+ * stacks_used and watchers all zero. */
+typedef struct evt_loop_stats {
+        size_t tasks;           /* spawned and not yet ended */
+        size_t stacks_used;     /* stacks held by tasks */
+        size_t stacks_free;     /* stacks kept in the pool */
+        size_t watchers;        /* libev watchers the scheduler has active */
+        uint64_t switches;      /* context switches into tasks so far */
+} evt_loop_stats;
+
+EVT_API int evt_loop_stats_get(evt_loop *loop, evt_loop_stats *ret_stats);
+
+/* ========================================================================
+ * The pause gate
+ *
+ * While a loop is paused, no pausable task is resumed: tasks that become
+ * ready (timer, event, I/O) are held, and run in order after resume. A
+ * task running when the pause is requested finishes its current step.
+ * Deadlines keep running: one that passes during a pause is delivered after
+ * resume. Tasks spawned with EVT_TASK_NOPAUSE, and cancelled tasks (so their
+ * cleanup can run), pass the gate. A paused loop keeps libev running (and
+ * evt_loop_run from returning) until it is resumed.
+ * ======================================================================== */
+
+EVT_API int evt_loop_pause(evt_loop *loop);   /* idempotent */
+EVT_API int evt_loop_resume(evt_loop *loop);  /* idempotent */
+EVT_API bool evt_loop_is_paused(const evt_loop *loop);
+
+/* ========================================================================
+ * Tasks
+ * ======================================================================== */
+
+typedef struct evt_task evt_task;
+typedef struct evt_group evt_group;
+
+/* A task's body. Its return value is the task's result, by convention 0 or
+ * a negative errno; it never affects any other task. */
+typedef int (*evt_task_fn)(void *arg);
+
+enum {
+        EVT_TASK_SHIELDED = 1 << 0, /* ignores every cancel but a forced one */
+        EVT_TASK_NOPAUSE = 1 << 1,  /* runs on while the loop is paused */
+};
+
+typedef struct evt_task_opts {
+        const char *name;       /* copied; NULL: "task-<id>" */
+        size_t stack_size;      /* 0: the loop's */
+        unsigned flags;         /* EVT_TASK_* */
+} evt_task_opts;
+
+/* Creates a task that runs fn(arg) from the loop's next iteration on. With
+ * ret_task, the caller holds a reference (see evt_task_unref); without, the
+ * task is detached. -EINVAL for a bad option, -ENOMEM. */
+EVT_API int evt_task_spawn(evt_loop *loop, evt_task_fn fn, void *arg,
+                           const evt_task_opts *opts, evt_task **ret_task);
+
+/* Await point: waits until `task` has ended and stores its result. Returns
+ * at once for a task that already ended. -EDEADLK for the calling task. */
+EVT_API int evt_task_join(evt_task *task, int64_t deadline, int *ret_result);
+/* The result of a task that has ended, without waiting: 0 or -EBUSY. */
+EVT_API int evt_task_result(const evt_task *task, int *ret_result);
+
+enum {
+        EVT_CANCEL_FORCE = 1 << 0,  /* pierce shields */
+};
+/* Requests cancellation, delivered at the task's next await point (now, if
+ * it is waiting). A task that has not started yet never runs; its result
+ * is -ECANCELED. Cancelling an ended task does nothing. */
+EVT_API int evt_task_cancel(evt_task *task, unsigned flags);
+
+EVT_API evt_task *evt_task_ref(evt_task *task);
+/* Drops a reference. The task runs on; its memory goes once it has ended
+ * and no reference is left. Accepts NULL. */
+EVT_API void evt_task_unref(evt_task *task);
+
+/* The running task, or NULL outside tasks. */
+EVT_API evt_task *evt_task_current(void);
+EVT_API const char *evt_task_name(const evt_task *task);
+EVT_API unsigned evt_task_flags(const evt_task *task);
+/* True once a cancel has been requested, shielded or not. */
+EVT_API bool evt_task_is_cancelled(const evt_task *task);
+EVT_API bool evt_task_is_done(const evt_task *task);
+
+/* ========================================================================
+ * Await points: yield, sleep
+ * ======================================================================== */
+
+/* Lets every other ready task run once, then continues. */
+EVT_API int evt_yield(void);
+/* Sleeps until the deadline: 0 when it has passed. */
+EVT_API int evt_sleep_until(int64_t deadline);
+/* Sleeps `ns` nanoseconds: evt_sleep_until(evt_deadline_in(ns)). */
+EVT_API int evt_sleep(int64_t ns);
+
+/* ========================================================================
+ * Shield scopes
+ *
+ * Inside a scope, the current task does not see cancellation: its await
+ * points behave normally. A forced cancel pierces every scope.
+ * ======================================================================== */
+
+EVT_API int evt_shield_push(void);
+/* Ends the innermost scope. When that was the outermost and a cancel is
+ * pending, returns -ECANCELED (and every later await point fails). -EINVAL
+ * without a scope. */
+EVT_API int evt_shield_pop(void);
+
+/* ========================================================================
+ * Events
+ *
+ * A flag tasks can wait for. Setting it wakes every waiter; it stays set
+ * until cleared, so a wait on a set event returns at once.
+ * ======================================================================== */
+
+typedef struct evt_event evt_event;
+
+EVT_API int evt_event_new(evt_loop *loop, evt_event **ret_event);
+/* Wakes remaining waiters with -EIDRM. Accepts NULL. */
+EVT_API void evt_event_free(evt_event *event);
+EVT_API int evt_event_set(evt_event *event);
+EVT_API int evt_event_clear(evt_event *event);
+EVT_API bool evt_event_is_set(const evt_event *event);
+/* Await point: 0 once the event is set. */
+EVT_API int evt_event_wait(evt_event *event, int64_t deadline);
+
+/* ========================================================================
+ * Groups
+ *
+ * A set of tasks that are waited for and cancelled together. A task joins
+ * its group at spawn and leaves it when it ends.
+ * ======================================================================== */
+
+EVT_API int evt_group_new(evt_loop *loop, evt_group **ret_group);
+/* evt_task_spawn on the group's loop, with the task in the group. */
+EVT_API int evt_group_spawn(evt_group *group, evt_task_fn fn, void *arg,
+                            const evt_task_opts *opts, evt_task **ret_task);
+/* Running members leave the group and run on. Accepts NULL. */
+EVT_API void evt_group_free(evt_group *group);
+/* Await point: 0 once every task in the group has ended (at once if none). */
+EVT_API int evt_group_wait(evt_group *group, int64_t deadline);
+/* Cancels every task in the group, as evt_task_cancel. */
+EVT_API int evt_group_cancel(evt_group *group, unsigned flags);
+/* Tasks in the group that have not ended. */
+EVT_API size_t evt_group_size(const evt_group *group);
+
+/* ========================================================================
+ * File descriptors and child processes
+ * ======================================================================== */
+
+enum {
+        EVT_READ = 1 << 0,
+        EVT_WRITE = 1 << 1,
+};
+
+/* Await point: waits until fd is ready for one of `events` (EVT_READ,
+ * EVT_WRITE) and stores which in ret_events (may be NULL). */
+EVT_API int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events);
+
+/* Await point: waits until child `pid` has exited and stores its wait
+ * status. Only on libev's default loop (else -EOPNOTSUPP). libev reaps
+ * children as they exit, so wait before the task's next other await point
+ * after fork, or the status is lost (the wait then times out). */
+EVT_API int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

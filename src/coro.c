@@ -1,0 +1,145 @@
+/* Context creation and switching.
+ *
+ * Contexts are created with makecontext. Switching uses, by default, a
+ * register-only switch in assembly (coro_switch_*.S): it saves the
+ * callee-saved registers and the stack pointer, nothing else, and makes no
+ * system call. glibc's swapcontext also saves the signal mask with a system
+ * call on every switch, which costs thirty times as much; it stays available
+ * as the `coro_switch=ucontext` build option for machines without the
+ * assembly.
+ *
+ * The floating-point control words (MXCSR, x87 CW) are not switched: they
+ * are the thread's, not a task's. */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include "coro.h"
+#include "sanitizer.h"
+
+/* The context being switched to, for a fresh context's entry function,
+ * which receives no argument; and the one switched from, for ASan. */
+static __thread evt__coro *switch_to;
+static __thread evt__coro *switch_from;
+
+#if EVT__ASAN
+/* Before leaving `from`: tell ASan which stack comes next. A NULL save slot
+ * tells it from's fake stack may be destroyed (from never runs again). */
+static void asan_start(evt__coro *from, evt__coro *to, bool final) {
+        __sanitizer_start_switch_fiber(final ? NULL : &from->asan_fake,
+                                       to->stack_lo, to->stack_size);
+}
+
+/* After arriving in `self`: the previous stack's bounds come back, which is
+ * how the thread's own stack gets to know its bounds. */
+static void asan_finish(evt__coro *self) {
+        evt__coro *prev = switch_from;
+        const void *lo;
+        size_t size;
+
+        __sanitizer_finish_switch_fiber(self ? self->asan_fake : NULL, &lo, &size);
+        if (prev && !prev->stack_lo) {
+                prev->stack_lo = lo;
+                prev->stack_size = size;
+        }
+}
+#else
+#define asan_start(from, to, final) ((void) 0)
+#define asan_finish(self) ((void) 0)
+#endif
+
+static _Noreturn void coro_entry(void) {
+        evt__coro *self = switch_to;
+
+        asan_finish(NULL);
+        self->fn(self->arg);
+        abort(); /* fn must end with evt__coro_switch_final */
+}
+
+void evt__coro_init_main(evt__coro *c) {
+        memset(c, 0, sizeof(*c));
+}
+
+#if EVT_CORO_UCONTEXT
+
+void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
+        *c = (evt__coro) { .fn = fn, .arg = arg, .stack_lo = s->lo, .stack_size = s->size };
+        getcontext(&c->uc);
+        c->uc.uc_stack.ss_sp = s->lo;
+        c->uc.uc_stack.ss_size = s->size;
+        c->uc.uc_link = NULL;
+        makecontext(&c->uc, coro_entry, 0);
+}
+
+static void raw_switch(evt__coro *from, evt__coro *to) {
+        swapcontext(&from->uc, &to->uc);
+}
+
+#else
+
+/* Save callee-saved registers on the current stack, store the stack pointer
+ * in *save_sp, load load_sp, restore the registers found there, return. */
+void evt__coro_switch_asm(void **save_sp, void *load_sp);
+
+/* A template for makecontext, which wants an initialised ucontext_t.
+ * getcontext makes a system call, so it runs once per thread. */
+static __thread ucontext_t template;
+static __thread bool have_template;
+
+/* makecontext lays out the new stack as the C library wants it; this turns
+ * its result into the frame evt__coro_switch_asm pops: the callee-saved
+ * registers, then the address to `ret` to. */
+void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
+        ucontext_t uc;
+        uintptr_t *frame;
+
+        *c = (evt__coro) { .fn = fn, .arg = arg, .stack_lo = s->lo, .stack_size = s->size };
+        if (!have_template) {
+                getcontext(&template);
+                have_template = true;
+        }
+        memcpy(&uc, &template, sizeof(uc));
+        uc.uc_stack.ss_sp = s->lo;
+        uc.uc_stack.ss_size = s->size;
+        uc.uc_link = NULL;
+        makecontext(&uc, (void (*)(void)) coro_entry, 0);
+
+#if defined(__x86_64__)
+        frame = (uintptr_t *) uc.uc_mcontext.gregs[REG_RSP] - 7;
+        frame[0] = 0;                                   /* r15 */
+        frame[1] = 0;                                   /* r14 */
+        frame[2] = 0;                                   /* r13 */
+        frame[3] = 0;                                   /* r12 */
+        frame[4] = uc.uc_mcontext.gregs[REG_RBX];       /* rbx: makecontext's */
+        frame[5] = 0;                                   /* rbp */
+        frame[6] = uc.uc_mcontext.gregs[REG_RIP];       /* return address */
+        c->sp = frame;
+#else
+#error "no register-only switch for this architecture: build with -Dcoro_switch=ucontext"
+#endif
+}
+
+static void raw_switch(evt__coro *from, evt__coro *to) {
+        evt__coro_switch_asm(&from->sp, to->sp);
+}
+
+#endif
+
+void evt__coro_switch(evt__coro *from, evt__coro *to) {
+        assert(from != to);
+        asan_start(from, to, false);
+        switch_from = from;
+        switch_to = to;
+        raw_switch(from, to);
+        /* Back in from, switched to by someone else. */
+        asan_finish(from);
+}
+
+void evt__coro_switch_final(evt__coro *from, evt__coro *to) {
+        asan_start(from, to, true);
+        switch_from = from;
+        switch_to = to;
+        raw_switch(from, to);
+        abort(); /* a finished context is never switched to */
+}

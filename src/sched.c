@@ -1,0 +1,562 @@
+/* The scheduler: loops, tasks, the run queue, wait and wake, cancellation.
+ *
+ * Tasks run from one ev_idle watcher at the highest priority, active while
+ * the run queue is not empty, so libev polls without blocking between two
+ * rounds of tasks and blocks when no task is ready. Every switch goes from
+ * the scheduler's context to a task and back; tasks never switch to each
+ * other directly. */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sanitizer.h"
+#include "sched.h"
+
+/* The task running on this thread, NULL in the scheduler and outside. */
+static __thread evt_task *current;
+
+#define DEFAULT_STACK_SIZE ((size_t) 64 * 1024)
+#define DEFAULT_STACK_POOL_MAX 1024
+
+/* ---- the run queue and the pause gate ----------------------------------- */
+
+/* Does the pause gate hold this ready task? Cancelled tasks pass, so that
+ * their cleanup runs. */
+static bool gate_holds(const evt_loop *l, const evt_task *t) {
+        return l->paused && !(t->flags & EVT_TASK_NOPAUSE) && !evt__cancel_deliverable(t);
+}
+
+static void run_watcher_update(evt_loop *l) {
+        bool want = !evt__list_empty(&l->run);
+
+        if (want == ev_is_active(&l->run_watcher))
+                return;
+        if (want) {
+                ev_idle_start(l->ev, &l->run_watcher);
+                evt__watcher_started(l);
+        } else {
+                ev_idle_stop(l->ev, &l->run_watcher);
+                evt__watcher_stopped(l);
+        }
+}
+
+static void enqueue(evt_loop *l, evt_task *t) {
+        t->held = gate_holds(l, t);
+        evt__list_push_back(t->held ? &l->held : &l->run, &t->queue_link);
+        if (!t->held)
+                run_watcher_update(l);
+}
+
+/* Moves a held task to the run queue if the gate no longer holds it. */
+static void unhold(evt_loop *l, evt_task *t) {
+        if (!t->held || gate_holds(l, t))
+                return;
+        evt__list_remove(&t->queue_link);
+        t->held = false;
+        evt__list_push_back(&l->run, &t->queue_link);
+        run_watcher_update(l);
+}
+
+int evt_loop_pause(evt_loop *loop) {
+        if (!loop)
+                return -EINVAL;
+        if (loop->paused)
+                return 0;
+        loop->paused = true;
+        /* Held tasks wait for a resume: the loop must not run out of work
+         * and return while it is paused. */
+        ev_ref(loop->ev);
+        return 0;
+}
+
+int evt_loop_resume(evt_loop *loop) {
+        evt__list *n;
+
+        if (!loop)
+                return -EINVAL;
+        if (!loop->paused)
+                return 0;
+        loop->paused = false;
+        ev_unref(loop->ev);
+        /* Held tasks keep the order in which they became ready. */
+        evt__list_for_each(n, &loop->held)
+                evt__container_of(n, evt_task, queue_link)->held = false;
+        evt__list_splice_back(&loop->run, &loop->held);
+        run_watcher_update(loop);
+        return 0;
+}
+
+bool evt_loop_is_paused(const evt_loop *loop) {
+        return loop && loop->paused;
+}
+
+/* ---- task lifetime ------------------------------------------------------- */
+
+static void task_free(evt_task *t) {
+        assert(t->state == EVT__TASK_DONE);
+        free(t);
+}
+
+evt_task *evt_task_ref(evt_task *task) {
+        if (task)
+                task->refs++;
+        return task;
+}
+
+void evt_task_unref(evt_task *task) {
+        if (!task)
+                return;
+        assert(task->refs > 0);
+        if (--task->refs == 0)
+                task_free(task);
+}
+
+/* The end of a task, on its own stack or (never started) the scheduler's:
+ * wake joiners, leave the set. The stack and the running reference go in
+ * task_release, once the scheduler is back on its own stack. */
+static void task_end(evt_task *t, int result) {
+        evt_loop *l = t->loop;
+        evt__taskset *set = t->set;
+
+        t->result = result;
+        t->state = EVT__TASK_DONE;
+        evt__list_remove(&t->link);
+        l->n_tasks--;
+        evt__wake_all(&t->joiners, 0);
+        if (set) {
+                evt__list_remove(&t->set_link);
+                t->set = NULL;
+                if (--set->n_tasks == 0)
+                        evt__wake_all(&set->waiters, 0);
+        }
+}
+
+static void task_release(evt_task *t) {
+        evt_loop *l = t->loop;
+
+        if (t->stack) {
+                evt__stack_put(&l->stacks, t->stack);
+                t->stack = NULL;
+        }
+        /* Inside evt_loop_run, the last task's end is the run's end, even if
+         * the caller's own watchers would keep libev going. */
+        if (l->n_tasks == 0 && l->run_depth > 0)
+                ev_break(l->ev, EVBREAK_ONE);
+        evt_task_unref(t);
+}
+
+static void task_main(void *arg) {
+        evt_task *t = arg;
+
+        task_end(t, t->fn(t->arg));
+        evt__coro_switch_final(&t->coro, &t->loop->main);
+}
+
+static void task_run(evt_loop *l, evt_task *t) {
+        assert(t->state == EVT__TASK_NEW || t->state == EVT__TASK_RUNNABLE);
+
+        if (t->state == EVT__TASK_NEW && evt__cancel_deliverable(t)) {
+                /* Cancelled before it started: it never runs. */
+                task_end(t, -ECANCELED);
+                task_release(t);
+                return;
+        }
+
+        t->state = EVT__TASK_RUNNING;
+        current = t;
+        l->switches++;
+        evt__coro_switch(&l->main, &t->coro);
+        current = NULL;
+
+        if (t->state == EVT__TASK_DONE)
+                task_release(t);
+}
+
+static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
+        evt_loop *l = w->data;
+        evt__list round;
+        evt__list *n;
+
+        (void) ev;
+        (void) revents;
+
+        /* One round runs the tasks ready now; tasks that become ready during
+         * the round run in the next, after libev has polled for I/O. */
+        evt__list_init(&round);
+        evt__list_splice_back(&round, &l->run);
+        while ((n = evt__list_pop_front(&round))) {
+                evt_task *t = evt__container_of(n, evt_task, queue_link);
+
+                /* The gate is checked here and not only at enqueue: a task
+                 * running in this round may have paused the loop. */
+                if (gate_holds(l, t)) {
+                        t->held = true;
+                        evt__list_push_back(&l->held, n);
+                        continue;
+                }
+                task_run(l, t);
+        }
+        run_watcher_update(l);
+}
+
+int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_opts *opts,
+                    evt__taskset *set, evt_task **ret_task) {
+        static const evt_task_opts defaults = { 0 };
+        char idname[32];
+        const char *name;
+        size_t len;
+        evt_task *t;
+        int r;
+
+        if (!loop || !fn)
+                return -EINVAL;
+        if (!opts)
+                opts = &defaults;
+        if (opts->flags & ~(unsigned) (EVT_TASK_SHIELDED | EVT_TASK_NOPAUSE))
+                return -EINVAL;
+        if (opts->stack_size != 0 && evt__stack_size_round(opts->stack_size) == 0)
+                return -EINVAL;
+
+        name = opts->name;
+        if (!name) {
+                snprintf(idname, sizeof(idname), "task-%llu", (unsigned long long) loop->next_id + 1);
+                name = idname;
+        }
+        len = strlen(name);
+        t = calloc(1, sizeof(*t) + len + 1);
+        if (!t)
+                return -ENOMEM;
+        r = evt__stack_get(&loop->stacks, opts->stack_size, &t->stack);
+        if (r < 0) {
+                free(t);
+                return r;
+        }
+
+        t->loop = loop;
+        t->fn = fn;
+        t->arg = arg;
+        t->id = ++loop->next_id;
+        t->flags = opts->flags;
+        t->state = EVT__TASK_NEW;
+        t->refs = 1 + (ret_task != NULL); /* the running reference, and the caller's */
+        memcpy(t->name, name, len + 1);
+        evt__list_init(&t->queue_link);
+        evt__list_init(&t->wait_link);
+        evt__list_init(&t->set_link);
+        evt__list_init(&t->joiners);
+        ev_init(&t->deadline_timer, NULL);
+        evt__coro_init(&t->coro, t->stack, task_main, t);
+
+        evt__list_push_back(&loop->tasks, &t->link);
+        loop->n_tasks++;
+        if (set) {
+                t->set = set;
+                evt__list_push_back(&set->tasks, &t->set_link);
+                set->n_tasks++;
+        }
+        enqueue(loop, t);
+
+        if (ret_task)
+                *ret_task = t;
+        return 0;
+}
+
+int evt_task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_opts *opts,
+                   evt_task **ret_task) {
+        return evt__task_spawn(loop, fn, arg, opts, NULL, ret_task);
+}
+
+/* ---- wait and wake ------------------------------------------------------- */
+
+int evt__enter(evt_task **ret_task) {
+        evt_task *t = current;
+
+        if (!t)
+                return -EINVAL;
+        if (evt__cancel_deliverable(t))
+                return -ECANCELED;
+        *ret_task = t;
+        return 0;
+}
+
+/* Switches from the current task to the scheduler. errno is the task's own:
+ * it lives on the task's stack while others run. */
+static void suspend(evt_task *t) {
+        int saved_errno = errno;
+
+        evt__coro_switch(&t->coro, &t->loop->main);
+        errno = saved_errno;
+}
+
+static void deadline_arm(evt_task *t, int64_t now) {
+        ev_timer_set(&t->deadline_timer, (double) (t->deadline - now) / 1e9, 0.);
+        ev_timer_start(t->loop->ev, &t->deadline_timer);
+        evt__watcher_started(t->loop);
+}
+
+static void deadline_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+        evt_task *t = w->data;
+        int64_t now = evt_time_now();
+
+        (void) ev;
+        (void) revents;
+        evt__watcher_stopped(t->loop); /* a one-shot timer stops itself */
+
+        /* libev measures from the time it cached at the start of its
+         * iteration, so it may fire a little early: never wake early. */
+        if (now < t->deadline) {
+                deadline_arm(t, now);
+                return;
+        }
+        evt__wake(t, -ETIMEDOUT);
+}
+
+int evt__wait(evt_task *t, int64_t deadline) {
+        assert(t == current);
+
+        if (deadline != EVT_FOREVER) {
+                int64_t now = evt_time_now();
+
+                if (deadline <= now)
+                        return -ETIMEDOUT;
+                t->deadline = deadline;
+                ev_init(&t->deadline_timer, deadline_cb);
+                t->deadline_timer.data = t;
+                deadline_arm(t, now);
+        }
+        t->state = EVT__TASK_WAITING;
+        suspend(t);
+        assert(!ev_is_active(&t->deadline_timer));
+        /* Level-triggered: a cancel that came after the wake-up but before
+         * the task ran again is delivered here too. */
+        return evt__cancel_deliverable(t) ? -ECANCELED : t->wake_result;
+}
+
+void evt__wake(evt_task *t, int result) {
+        if (t->state != EVT__TASK_WAITING)
+                return;
+        if (ev_is_active(&t->deadline_timer)) {
+                ev_timer_stop(t->loop->ev, &t->deadline_timer);
+                evt__watcher_stopped(t->loop);
+        }
+        t->wake_result = result;
+        t->state = EVT__TASK_RUNNABLE;
+        enqueue(t->loop, t);
+}
+
+int evt__wait_on(evt_task *t, evt__list *waiters, int64_t deadline) {
+        int r;
+
+        evt__list_push_back(waiters, &t->wait_link);
+        r = evt__wait(t, deadline);
+        /* A waker has already taken the node off the list; a deadline or a
+         * cancel has not. The list itself may be gone by now (-EIDRM), which
+         * is why removal needs only the node. */
+        evt__list_remove(&t->wait_link);
+        return r;
+}
+
+void evt__wake_all(evt__list *waiters, int result) {
+        evt__list *n;
+
+        while ((n = evt__list_pop_front(waiters)))
+                evt__wake(evt__container_of(n, evt_task, wait_link), result);
+}
+
+int evt_yield(void) {
+        evt_task *t;
+        int r = evt__enter(&t);
+
+        if (r < 0)
+                return r;
+        t->state = EVT__TASK_RUNNABLE;
+        enqueue(t->loop, t);
+        suspend(t);
+        /* A cancel that came while the task stood in the queue is delivered
+         * here, not at the next await point. */
+        return evt__cancel_deliverable(t) ? -ECANCELED : 0;
+}
+
+/* ---- cancellation -------------------------------------------------------- */
+
+int evt_task_cancel(evt_task *task, unsigned flags) {
+        if (!task || (flags & ~(unsigned) EVT_CANCEL_FORCE))
+                return -EINVAL;
+        if (task->state == EVT__TASK_DONE)
+                return 0;
+
+        task->cancelled = true;
+        if (flags & EVT_CANCEL_FORCE)
+                task->forced = true;
+        if (!evt__cancel_deliverable(task))
+                return 0; /* shielded: delivered when the shield ends */
+
+        if (task->state == EVT__TASK_WAITING)
+                evt__wake(task, -ECANCELED);
+        else
+                unhold(task->loop, task);
+        return 0;
+}
+
+/* ---- joining and inspecting tasks ---------------------------------------- */
+
+int evt_task_join(evt_task *task, int64_t deadline, int *ret_result) {
+        evt_task *t;
+        int r;
+
+        if (!task)
+                return -EINVAL;
+        r = evt__enter(&t);
+        if (r < 0)
+                return r;
+        if (task == t)
+                return -EDEADLK;
+        if (task->state != EVT__TASK_DONE) {
+                r = evt__wait_on(t, &task->joiners, deadline);
+                if (r < 0)
+                        return r;
+        }
+        if (ret_result)
+                *ret_result = task->result;
+        return 0;
+}
+
+int evt_task_result(const evt_task *task, int *ret_result) {
+        if (!task)
+                return -EINVAL;
+        if (task->state != EVT__TASK_DONE)
+                return -EBUSY;
+        if (ret_result)
+                *ret_result = task->result;
+        return 0;
+}
+
+evt_task *evt_task_current(void) {
+        return current;
+}
+
+const char *evt_task_name(const evt_task *task) {
+        return task ? task->name : NULL;
+}
+
+unsigned evt_task_flags(const evt_task *task) {
+        return task ? task->flags : 0;
+}
+
+bool evt_task_is_cancelled(const evt_task *task) {
+        return task && task->cancelled;
+}
+
+bool evt_task_is_done(const evt_task *task) {
+        return task && task->state == EVT__TASK_DONE;
+}
+
+/* ---- task sets ----------------------------------------------------------- */
+
+void evt__taskset_init(evt__taskset *s) {
+        evt__list_init(&s->tasks);
+        evt__list_init(&s->waiters);
+        s->n_tasks = 0;
+}
+
+void evt__taskset_done(evt__taskset *s) {
+        evt__list *n;
+
+        while ((n = evt__list_pop_front(&s->tasks)))
+                evt__container_of(n, evt_task, set_link)->set = NULL;
+        s->n_tasks = 0;
+        evt__wake_all(&s->waiters, -EIDRM);
+}
+
+/* ---- loops --------------------------------------------------------------- */
+
+int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_loop) {
+        static const evt_loop_opts defaults = { 0 };
+        size_t stack_size;
+        evt_loop *l;
+
+        if (!ret_loop)
+                return -EINVAL;
+        if (!opts)
+                opts = &defaults;
+        stack_size = opts->stack_size ? opts->stack_size : DEFAULT_STACK_SIZE;
+#if EVT__ASAN
+        /* ASan's redzones make frames several times larger. */
+        if (!opts->stack_size)
+                stack_size *= 4;
+#endif
+        if (evt__stack_size_round(stack_size) == 0)
+                return -EINVAL;
+        if (!ev) {
+                ev = ev_default_loop(0);
+                if (!ev)
+                        return -ENOMEM;
+        }
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->ev = ev;
+        evt__coro_init_main(&l->main);
+        evt__stack_pool_init(&l->stacks, stack_size,
+                             opts->stack_pool_max ? opts->stack_pool_max : DEFAULT_STACK_POOL_MAX);
+        evt__list_init(&l->run);
+        evt__list_init(&l->held);
+        evt__list_init(&l->tasks);
+        ev_idle_init(&l->run_watcher, run_cb);
+        ev_set_priority(&l->run_watcher, EV_MAXPRI);
+        l->run_watcher.data = l;
+
+        *ret_loop = l;
+        return 0;
+}
+
+void evt_loop_free(evt_loop *loop) {
+        evt__list *n;
+
+        if (!loop)
+                return;
+        assert(!current);
+
+        /* Tasks' watchers and waiter nodes live on their stacks: every task
+         * has to run to its end before the loop can go. A forced cancel makes
+         * every await point fail, so each one ends promptly. */
+        evt__list_for_each(n, &loop->tasks)
+                evt_task_cancel(evt__container_of(n, evt_task, link), EVT_CANCEL_FORCE);
+        while (loop->n_tasks > 0)
+                ev_run(loop->ev, EVRUN_ONCE);
+
+        assert(loop->n_watchers == 0);
+        evt__stack_pool_done(&loop->stacks);
+        free(loop);
+}
+
+int evt_loop_run(evt_loop *loop) {
+        if (!loop || current)
+                return -EINVAL;
+        if (loop->n_tasks == 0)
+                return 0;
+        loop->run_depth++;
+        ev_run(loop->ev, 0);
+        loop->run_depth--;
+        return loop->n_tasks == 0 ? 0 : -EDEADLK;
+}
+
+struct ev_loop *evt_loop_ev(evt_loop *loop) {
+        return loop ? loop->ev : NULL;
+}
+
+int evt_loop_stats_get(evt_loop *loop, evt_loop_stats *ret_stats) {
+        if (!loop || !ret_stats)
+                return -EINVAL;
+        *ret_stats = (evt_loop_stats) {
+                .tasks = loop->n_tasks,
+                .stacks_used = loop->stacks.n_used,
+                .stacks_free = loop->stacks.n_free,
+                .watchers = loop->n_watchers,
+                .switches = loop->switches,
+        };
+        return 0;
+}

@@ -1,0 +1,123 @@
+/* Layer 2, sched: tasks, the run queue, the pause gate, cancellation, and
+ * the one wait/wake mechanism that every primitive (layer 3) is built on.
+ *
+ * How a primitive waits:
+ *
+ *      r = evt__enter(&t);                   // in a task? cancelled?
+ *      ...register t where a waker finds it (a list, a watcher)...
+ *      r = evt__wait(t, deadline);           // suspended until woken
+ *      ...unregister, whatever woke it...
+ *
+ * and a waker calls evt__wake(t, result). The first wake wins; later ones
+ * (a deadline, a cancel) are ignored until the task waits again. */
+#pragma once
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coro.h"
+#include "evtask.h"
+#include "list.h"
+
+enum evt__task_state {
+        EVT__TASK_NEW,          /* spawned, queued, never run */
+        EVT__TASK_RUNNABLE,     /* on the run queue or held by the gate */
+        EVT__TASK_RUNNING,      /* the current task */
+        EVT__TASK_WAITING,      /* in evt__wait, until evt__wake */
+        EVT__TASK_DONE,         /* its function has returned */
+};
+
+struct evt_loop {
+        struct ev_loop *ev;     /* the libev loop; never destroyed here */
+        evt__coro main;         /* the scheduler's own context */
+        evt__stack_pool stacks; /* free stacks of the default size */
+        ev_idle run_watcher;    /* active while `run` is not empty */
+        evt__list run;          /* ready tasks, in order (queue_link) */
+        evt__list held;         /* ready tasks the pause gate holds */
+        evt__list tasks;        /* every task not yet ended (link) */
+        size_t n_tasks;         /* length of tasks */
+        size_t n_watchers;      /* scheduler watchers active in libev */
+        uint64_t switches;      /* switches into tasks */
+        uint64_t next_id;       /* for default task names */
+        unsigned run_depth;     /* evt_loop_run calls in progress */
+        bool paused;            /* the pause gate is closed */
+};
+
+struct evt_task {
+        evt_loop *loop;
+        evt__coro coro;         /* the task's context */
+        evt__stack *stack;      /* NULL once the task has ended */
+        evt_task_fn fn;
+        void *arg;
+        uint64_t id;
+        unsigned flags;         /* EVT_TASK_* */
+        enum evt__task_state state;
+        int result;             /* fn's return value, once DONE */
+        int wake_result;        /* what evt__wait returns */
+        unsigned refs;          /* callers' references, +1 until DONE */
+        unsigned shield_depth;  /* open shield scopes */
+        bool cancelled;         /* a cancel was requested */
+        bool forced;            /* ... and it pierces shields */
+        bool held;              /* queue_link is on loop->held, not run */
+        int64_t deadline;       /* of the current wait */
+        ev_timer deadline_timer;/* active while waiting with a deadline */
+        evt__list link;         /* on loop->tasks until DONE */
+        evt__list queue_link;   /* on loop->run or loop->held */
+        evt__list wait_link;    /* on the waiter list of what it waits for */
+        evt__list set_link;     /* on set->tasks */
+        struct evt__taskset *set; /* NULL if none, or the set went away */
+        evt__list joiners;      /* tasks in evt_task_join (wait_link) */
+        char name[];            /* NUL-terminated */
+};
+
+/* Will the task's next await point fail with -ECANCELED? */
+static inline bool evt__cancel_deliverable(const evt_task *t) {
+        if (t->forced)
+                return true;
+        return t->cancelled && t->shield_depth == 0 && !(t->flags & EVT_TASK_SHIELDED);
+}
+
+/* Entry check of every await point: the calling task, or -EINVAL outside a
+ * task, or -ECANCELED. */
+int evt__enter(evt_task **ret_task);
+/* Suspends t (the current task) until evt__wake or the deadline. Returns
+ * -ECANCELED if the task is cancelled by the time it runs again, else the
+ * wake result or -ETIMEDOUT; -ETIMEDOUT at once if the deadline has passed.
+ * The caller has checked cancellation with evt__enter. A primitive whose
+ * wake-up consumed something keeps it itself (see evt_child_wait). */
+int evt__wait(evt_task *t, int64_t deadline);
+/* Makes a waiting task ready; evt__wait will return `result`. Does nothing
+ * to a task that is not waiting. Never switches. */
+void evt__wake(evt_task *t, int result);
+/* evt__wait with t on a list of waiters (wait_link) for the duration, for
+ * primitives whose wakers walk such a list. */
+int evt__wait_on(evt_task *t, evt__list *waiters, int64_t deadline);
+/* Wakes every task on a list of wait_links, emptying it. */
+void evt__wake_all(evt__list *waiters, int result);
+
+/* Scheduler watchers are counted so that tests can prove none is left. */
+static inline void evt__watcher_started(evt_loop *l) {
+        l->n_watchers++;
+}
+
+static inline void evt__watcher_stopped(evt_loop *l) {
+        l->n_watchers--;
+}
+
+/* A set of tasks that can be waited for as a whole: the mechanism under
+ * groups. A task joins at spawn and leaves when it ends; when the last one
+ * leaves, the set's waiters are woken. */
+typedef struct evt__taskset {
+        evt__list tasks;        /* evt_task.set_link */
+        size_t n_tasks;         /* length of tasks */
+        evt__list waiters;      /* tasks waiting for it to empty (wait_link) */
+} evt__taskset;
+
+void evt__taskset_init(evt__taskset *s);
+/* Members leave the set and run on; waiters are woken with -EIDRM. */
+void evt__taskset_done(evt__taskset *s);
+
+/* evt_task_spawn, with the new task put in `set` (may be NULL). */
+int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_opts *opts,
+                    evt__taskset *set, evt_task **ret_task);

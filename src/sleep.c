@@ -1,0 +1,22 @@
+/* Sleeping: a wait with only a deadline. */
+#include <errno.h>
+
+#include "sched.h"
+
+int evt_sleep_until(int64_t deadline) {
+        evt_task *t;
+        int r = evt__enter(&t);
+
+        if (r < 0)
+                return r;
+        /* A deadline that has passed still lets the others run, so a task
+         * that falls behind its schedule cannot starve the loop. */
+        if (deadline <= evt_time_now())
+                return evt_yield();
+        r = evt__wait(t, deadline);
+        return r == -ETIMEDOUT ? 0 : r;
+}
+
+int evt_sleep(int64_t ns) {
+        return evt_sleep_until(evt_deadline_in(ns));
+}

@@ -1,0 +1,214 @@
+/* Layer 1: stacks and context switches, without a scheduler. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coro.h"
+#include "testutil.h"
+
+/* ---- stacks ---- */
+
+START_TEST(stack_pool_reuses) {
+        evt__stack_pool pool;
+        evt__stack *a, *b;
+
+        evt__stack_pool_init(&pool, 64 * 1024, 4);
+        ck_assert_int_eq(evt__stack_get(&pool, 0, &a), 0);
+        ck_assert_uint_eq(pool.n_used, 1);
+        ck_assert_uint_ge(a->size, 60 * 1024);
+        memset(a->lo, 0xa5, a->size); /* the whole usable range is writable */
+        evt__stack_put(&pool, a);
+        ck_assert_uint_eq(pool.n_used, 0);
+        ck_assert_uint_eq(pool.n_free, 1);
+        ck_assert_int_eq(evt__stack_get(&pool, 0, &b), 0);
+        ck_assert_ptr_eq(a, b);
+        ck_assert_uint_eq(pool.n_free, 0);
+        evt__stack_put(&pool, b);
+        evt__stack_pool_done(&pool);
+        ck_assert_uint_eq(pool.n_free, 0);
+}
+END_TEST
+
+START_TEST(stack_pool_bounded) {
+        evt__stack_pool pool;
+        evt__stack *s[5];
+
+        evt__stack_pool_init(&pool, 32 * 1024, 2);
+        for (int i = 0; i < 5; i++)
+                ck_assert_int_eq(evt__stack_get(&pool, 0, &s[i]), 0);
+        for (int i = 0; i < 5; i++)
+                evt__stack_put(&pool, s[i]);
+        ck_assert_uint_eq(pool.n_free, 2);
+        evt__stack_pool_done(&pool);
+}
+END_TEST
+
+START_TEST(stack_other_size_not_pooled) {
+        evt__stack_pool pool;
+        evt__stack *s;
+
+        evt__stack_pool_init(&pool, 32 * 1024, 8);
+        ck_assert_int_eq(evt__stack_get(&pool, 256 * 1024, &s), 0);
+        ck_assert_uint_ge(s->size, 250 * 1024);
+        evt__stack_put(&pool, s);
+        ck_assert_uint_eq(pool.n_free, 0);
+        evt__stack_pool_done(&pool);
+}
+END_TEST
+
+START_TEST(stack_size_limits) {
+        evt__stack_pool pool;
+        evt__stack *s = NULL;
+
+        evt__stack_pool_init(&pool, 32 * 1024, 8);
+        ck_assert_int_eq(evt__stack_get(&pool, 1024, &s), -EINVAL);
+        ck_assert_ptr_null(s);
+        ck_assert_uint_eq(pool.n_used, 0);
+        ck_assert_uint_eq(evt__stack_size_round(EVT__STACK_MAX + 1), 0);
+        ck_assert_uint_eq(evt__stack_size_round(EVT__STACK_MIN + 1) % (size_t) sysconf(_SC_PAGESIZE), 0);
+        evt__stack_pool_done(&pool);
+}
+END_TEST
+
+/* Writing one byte below the usable range hits the guard page. */
+START_TEST(stack_guard_page_faults) {
+        evt__stack_pool pool;
+        evt__stack *s;
+
+        evt__stack_pool_init(&pool, 32 * 1024, 8);
+        ck_assert_int_eq(evt__stack_get(&pool, 0, &s), 0);
+        ((volatile char *) s->lo)[-1] = 1;
+        ck_abort_msg("the write below the stack did not fault");
+}
+END_TEST
+
+/* ---- contexts ---- */
+
+static evt__coro main_ctx, ping_ctx;
+static int trace[16];
+static int ntrace;
+
+static void ping(void *arg) {
+        int base = *(int *) arg;
+        /* Locals and callee-saved registers survive switches. */
+        volatile int local = base;
+
+        for (int i = 0; i < 3; i++) {
+                trace[ntrace++] = local + i;
+                evt__coro_switch(&ping_ctx, &main_ctx);
+        }
+        trace[ntrace++] = -1;
+        evt__coro_switch_final(&ping_ctx, &main_ctx);
+}
+
+START_TEST(switch_round_trip) {
+        evt__stack_pool pool;
+        evt__stack *s;
+        int base = 100;
+
+        evt__stack_pool_init(&pool, 64 * 1024, 8);
+        ck_assert_int_eq(evt__stack_get(&pool, 0, &s), 0);
+        evt__coro_init_main(&main_ctx);
+        evt__coro_init(&ping_ctx, s, ping, &base);
+        ntrace = 0;
+        for (int i = 0; i < 4; i++) {
+                int before = ntrace;
+
+                trace[ntrace++] = i;
+                evt__coro_switch(&main_ctx, &ping_ctx);
+                ck_assert_int_eq(ntrace, before + 2);
+        }
+        ck_assert_int_eq(trace[0], 0);
+        ck_assert_int_eq(trace[1], 100);
+        ck_assert_int_eq(trace[3], 101);
+        ck_assert_int_eq(trace[5], 102);
+        ck_assert_int_eq(trace[7], -1);
+        evt__stack_put(&pool, s);
+        evt__stack_pool_done(&pool);
+}
+END_TEST
+
+/* A stack that was used by a context that ended can start a new one. */
+START_TEST(switch_reuses_stack) {
+        evt__stack_pool pool;
+        evt__stack *s;
+
+        evt__stack_pool_init(&pool, 64 * 1024, 8);
+        evt__coro_init_main(&main_ctx);
+        for (int round = 0; round < 3; round++) {
+                int base = round * 10;
+
+                ck_assert_int_eq(evt__stack_get(&pool, 0, &s), 0);
+                evt__coro_init(&ping_ctx, s, ping, &base);
+                ntrace = 0;
+                for (int i = 0; i < 4; i++)
+                        evt__coro_switch(&main_ctx, &ping_ctx);
+                ck_assert_int_eq(ntrace, 4);
+                ck_assert_int_eq(trace[2], base + 2);
+                evt__stack_put(&pool, s);
+        }
+        ck_assert_uint_eq(pool.n_free, 1);
+        evt__stack_pool_done(&pool);
+}
+END_TEST
+
+static void use_floats(void *arg) {
+        double *out = arg;
+        double acc = 1.0;
+
+        for (int i = 0; i < 3; i++) {
+                acc = acc * 1.5 + 0.25;
+                evt__coro_switch(&ping_ctx, &main_ctx);
+        }
+        *out = acc;
+        evt__coro_switch_final(&ping_ctx, &main_ctx);
+}
+
+/* Floating-point values across switches (a misaligned stack would crash in
+ * SSE code on x86-64). */
+START_TEST(switch_keeps_floats_and_alignment) {
+        evt__stack_pool pool;
+        evt__stack *s;
+        double out = 0, expect = 1.0;
+
+        evt__stack_pool_init(&pool, 64 * 1024, 8);
+        ck_assert_int_eq(evt__stack_get(&pool, 0, &s), 0);
+        evt__coro_init_main(&main_ctx);
+        evt__coro_init(&ping_ctx, s, use_floats, &out);
+        for (int i = 0; i < 4; i++)
+                evt__coro_switch(&main_ctx, &ping_ctx);
+        for (int i = 0; i < 3; i++)
+                expect = expect * 1.5 + 0.25;
+        ck_assert_double_eq(out, expect);
+        evt__stack_put(&pool, s);
+        evt__stack_pool_done(&pool);
+}
+END_TEST
+
+Suite *evt_test_suite(void) {
+        Suite *s = suite_create("coro");
+        TCase *tc;
+
+        tc = tcase_create("stack");
+        tcase_add_test(tc, stack_pool_reuses);
+        tcase_add_test(tc, stack_pool_bounded);
+        tcase_add_test(tc, stack_other_size_not_pooled);
+        tcase_add_test(tc, stack_size_limits);
+        suite_add_tcase(s, tc);
+
+        /* Needs a fork to survive the fault: not under CK_FORK=no. */
+        if (!getenv("CK_FORK") || strcmp(getenv("CK_FORK"), "no") != 0) {
+                tc = tcase_create("guard");
+                tcase_add_test_raise_signal(tc, stack_guard_page_faults, SIGSEGV);
+                suite_add_tcase(s, tc);
+        }
+
+        tc = tcase_create("switch");
+        tcase_add_test(tc, switch_round_trip);
+        tcase_add_test(tc, switch_reuses_stack);
+        tcase_add_test(tc, switch_keeps_floats_and_alignment);
+        suite_add_tcase(s, tc);
+        return s;
+}

@@ -1,0 +1,45 @@
+#include <errno.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+evt_loop *test_loop_new(void) {
+        evt_loop *loop = NULL;
+        int r = evt_loop_new(NULL, NULL, &loop);
+
+        ck_assert_int_eq(r, 0);
+        ck_assert_ptr_nonnull(loop);
+        return loop;
+}
+
+static void assert_nothing_left(evt_loop *loop) {
+        evt_loop_stats st;
+
+        ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
+        ck_assert_uint_eq(st.tasks, 0);
+        ck_assert_uint_eq(st.watchers, 0);
+        ck_assert_uint_eq(st.stacks_used, 0);
+}
+
+void test_loop_run(evt_loop *loop) {
+        ck_assert_int_eq(evt_loop_run(loop), 0);
+        assert_nothing_left(loop);
+}
+
+void test_loop_free(evt_loop *loop) {
+        assert_nothing_left(loop);
+        evt_loop_free(loop);
+}
+
+int64_t test_ms_since(int64_t start) {
+        return (evt_time_now() - start) / 1000000;
+}
+
+evt_task *test_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const char *name, unsigned flags) {
+        evt_task *t = NULL;
+        int r = evt_task_spawn(loop, fn, arg, &(evt_task_opts) { .name = name, .flags = flags }, &t);
+
+        ck_assert_int_eq(r, 0);
+        ck_assert_ptr_nonnull(t);
+        return t;
+}

@@ -1,0 +1,26 @@
+/* Shared helpers of the Check suites. */
+#pragma once
+
+#include <check.h>
+#include <ev.h>
+#include <stdint.h>
+
+#include "evtask.h"
+
+/* Each suite file defines this; check_main.c runs it. */
+Suite *evt_test_suite(void);
+
+/* A loop on libev's default loop, for one test. */
+evt_loop *test_loop_new(void);
+
+/* Runs the loop until every task has ended and checks that nothing is left
+ * behind: no task, no active watcher, no stack in use. */
+void test_loop_run(evt_loop *loop);
+/* The same check, then frees the loop. */
+void test_loop_free(evt_loop *loop);
+
+/* Milliseconds since an evt_time_now() value. */
+int64_t test_ms_since(int64_t start);
+
+/* Spawn with a name, asserting success; returns the caller's reference. */
+evt_task *test_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const char *name, unsigned flags);
