@@ -1,0 +1,287 @@
+/* The pause gate: while the loop is paused, no pausable task runs a step;
+ * wake-ups that fall due are held and delivered on resume. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+struct ticker {
+        bool stop;
+        int steps;
+        int64_t last_step;      /* time of the latest step */
+        int64_t steps_in_pause; /* steps that ran while paused (must be 0) */
+        evt_loop *loop;
+};
+
+/* One step per turn, until told to stop: never checks any pause flag. */
+static int tick_yield(void *arg) {
+        struct ticker *tk = arg;
+
+        while (!tk->stop) {
+                tk->steps++;
+                if (evt_loop_is_paused(tk->loop))
+                        tk->steps_in_pause++;
+                tk->last_step = evt_time_now();
+                if (evt_yield() < 0)
+                        return -ECANCELED;
+        }
+        return 0;
+}
+
+static int tick_sleep(void *arg) {
+        struct ticker *tk = arg;
+
+        while (!tk->stop) {
+                tk->steps++;
+                if (evt_loop_is_paused(tk->loop))
+                        tk->steps_in_pause++;
+                tk->last_step = evt_time_now();
+                if (evt_sleep(EVT_MSEC(1)) < 0)
+                        return -ECANCELED;
+        }
+        return 0;
+}
+
+struct controller {
+        struct ticker *tk;
+        int steps_at_pause, steps_at_resume;
+        int64_t paused_at, resumed_at;
+        bool is_paused_seen;
+};
+
+/* A housekeeping task (not pausable): pauses while every ticker stands in
+ * the run queue, waits, resumes. */
+static int control(void *arg) {
+        struct controller *c = arg;
+        evt_loop *loop = c->tk->loop;
+
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(20)), 0);
+        ck_assert_int_eq(evt_loop_pause(loop), 0);
+        ck_assert_int_eq(evt_loop_pause(loop), 0); /* idempotent */
+        c->is_paused_seen = evt_loop_is_paused(loop);
+        c->paused_at = evt_time_now();
+        c->steps_at_pause = c->tk->steps;
+        /* The controller keeps running: it is not pausable. */
+        for (int i = 0; i < 100; i++)
+                ck_assert_int_eq(evt_yield(), 0);
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(50)), 0);
+        c->steps_at_resume = c->tk->steps;
+        c->resumed_at = evt_time_now();
+        ck_assert_int_eq(evt_loop_resume(loop), 0);
+        ck_assert_int_eq(evt_loop_resume(loop), 0);
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(20)), 0);
+        c->tk->stop = true;
+        return 0;
+}
+
+static void run_paused_tickers(evt_task_fn ticker_fn) {
+        evt_loop *loop = test_loop_new();
+        struct ticker tk = { .loop = loop };
+        struct controller c = { .tk = &tk };
+
+        for (int i = 0; i < 100; i++)
+                ck_assert_int_eq(evt_task_spawn(loop, ticker_fn, &tk, NULL, NULL), 0);
+        evt_task_unref(test_spawn(loop, control, &c, "control", EVT_TASK_NOPAUSE));
+        test_loop_run(loop);
+
+        ck_assert(c.is_paused_seen);
+        ck_assert_int_gt(c.steps_at_pause, 0);
+        /* Not a single step between the pause and the resume... */
+        ck_assert_int_eq(c.steps_at_resume, c.steps_at_pause);
+        ck_assert_int_eq(tk.steps_in_pause, 0);
+        /* ...and the tickers went on after it. */
+        ck_assert_int_gt(tk.steps, c.steps_at_resume);
+        ck_assert(!evt_loop_is_paused(loop));
+        test_loop_free(loop);
+}
+
+/* The tickers stand in the run queue when the pause comes: the steps already
+ * scheduled must not run (Python's Event pattern lets them). */
+START_TEST(no_queued_step_runs_while_paused) {
+        run_paused_tickers(tick_yield);
+}
+END_TEST
+
+START_TEST(no_timer_step_runs_while_paused) {
+        run_paused_tickers(tick_sleep);
+}
+END_TEST
+
+/* ---- wake-ups held until resume ---- */
+
+struct sleeper {
+        int64_t deadline;
+        int64_t woke_at;
+        int r;
+};
+
+static int sleep_once(void *arg) {
+        struct sleeper *s = arg;
+
+        s->r = evt_sleep_until(s->deadline);
+        s->woke_at = evt_time_now();
+        return s->r;
+}
+
+/* Pause and resume from libev callbacks, outside any task, as a signal
+ * watcher would. */
+static void pause_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+        (void) ev;
+        (void) revents;
+        evt_loop_pause(w->data);
+}
+
+static void resume_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+        (void) ev;
+        (void) revents;
+        evt_loop_resume(w->data);
+}
+
+START_TEST(timer_wakeup_held_until_resume) {
+        evt_loop *loop = test_loop_new();
+        struct ev_loop *ev = evt_loop_ev(loop);
+        int64_t start = evt_time_now();
+        struct sleeper s = { .deadline = start + EVT_MSEC(40), .r = 1 };
+        ev_timer pause_w, resume_w;
+
+        ev_timer_init(&pause_w, pause_cb, 0.010, 0.);
+        ev_timer_init(&resume_w, resume_cb, 0.120, 0.);
+        pause_w.data = resume_w.data = loop;
+        ev_timer_start(ev, &pause_w);
+        ev_timer_start(ev, &resume_w);
+        evt_task_unref(test_spawn(loop, sleep_once, &s, "sleeper", 0));
+        test_loop_run(loop);
+        ck_assert_int_eq(s.r, 0);
+        /* The deadline passed during the pause; the wake-up came after the
+         * resume, and it came (deadlines keep running through a pause). */
+        ck_assert_int_ge(s.woke_at - start, EVT_MSEC(120));
+        ck_assert(!ev_is_active(&pause_w));
+        ck_assert(!ev_is_active(&resume_w));
+        test_loop_free(loop);
+}
+END_TEST
+
+struct event_pause {
+        evt_event *event;
+        evt_loop *loop;
+        int64_t set_at, resumed_at, woke_at;
+        int r;
+};
+
+static int event_waiter(void *arg) {
+        struct event_pause *ep = arg;
+
+        ep->r = evt_event_wait(ep->event, EVT_FOREVER);
+        ep->woke_at = evt_time_now();
+        return 0;
+}
+
+static int set_while_paused(void *arg) {
+        struct event_pause *ep = arg;
+
+        evt_yield(); /* let the waiter start waiting */
+        evt_loop_pause(ep->loop);
+        evt_event_set(ep->event);
+        ep->set_at = evt_time_now();
+        evt_sleep(EVT_MSEC(30));
+        ep->resumed_at = evt_time_now();
+        evt_loop_resume(ep->loop);
+        return 0;
+}
+
+START_TEST(event_wakeup_held_until_resume) {
+        evt_loop *loop = test_loop_new();
+        struct event_pause ep = { .loop = loop, .r = 1 };
+
+        ck_assert_int_eq(evt_event_new(loop, &ep.event), 0);
+        evt_task_unref(test_spawn(loop, event_waiter, &ep, "waiter", 0));
+        evt_task_unref(test_spawn(loop, set_while_paused, &ep, "setter", EVT_TASK_NOPAUSE));
+        test_loop_run(loop);
+        ck_assert_int_eq(ep.r, 0);
+        ck_assert_int_ge(ep.woke_at, ep.resumed_at);
+        evt_event_free(ep.event);
+        test_loop_free(loop);
+}
+END_TEST
+
+/* ---- what passes the gate ---- */
+
+struct gate {
+        evt_loop *loop;
+        evt_task *victim;
+        int64_t cancelled_at, victim_ended_at, resumed_at;
+        int nopause_steps;
+        int spawned_runs;
+};
+
+static int victim(void *arg) {
+        struct gate *g = arg;
+        int r = evt_sleep(EVT_SEC(10));
+
+        g->victim_ended_at = evt_time_now();
+        return r;
+}
+
+static int count_step(void *arg) {
+        ((struct gate *) arg)->spawned_runs++;
+        return 0;
+}
+
+static int gatekeeper(void *arg) {
+        struct gate *g = arg;
+
+        evt_sleep(EVT_MSEC(10));
+        evt_loop_pause(g->loop);
+        /* A task spawned during the pause does not start before resume. */
+        evt_task_spawn(g->loop, count_step, g, NULL, NULL);
+        /* A cancelled task runs its cleanup although the loop is paused. */
+        g->cancelled_at = evt_time_now();
+        evt_task_cancel(g->victim, 0);
+        for (int i = 0; i < 10; i++) {
+                g->nopause_steps++;
+                evt_sleep(EVT_MSEC(5));
+        }
+        ck_assert_int_eq(g->spawned_runs, 0);
+        g->resumed_at = evt_time_now();
+        evt_loop_resume(g->loop);
+        return 0;
+}
+
+START_TEST(nopause_and_cancelled_pass_the_gate) {
+        evt_loop *loop = test_loop_new();
+        struct gate g = { .loop = loop };
+        int res = 0;
+
+        g.victim = test_spawn(loop, victim, &g, "victim", 0);
+        evt_task_unref(test_spawn(loop, gatekeeper, &g, "keeper", EVT_TASK_NOPAUSE));
+        test_loop_run(loop);
+        ck_assert_int_eq(g.nopause_steps, 10);
+        ck_assert_int_eq(g.spawned_runs, 1);
+        ck_assert_int_eq(evt_task_result(g.victim, &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        ck_assert_int_lt(g.victim_ended_at, g.resumed_at);
+        ck_assert_int_lt(g.victim_ended_at - g.cancelled_at, EVT_MSEC(40));
+        evt_task_unref(g.victim);
+        test_loop_free(loop);
+}
+END_TEST
+
+Suite *evt_test_suite(void) {
+        Suite *s = suite_create("pause");
+        TCase *tc;
+
+        tc = tcase_create("no step while paused");
+        tcase_add_test(tc, no_queued_step_runs_while_paused);
+        tcase_add_test(tc, no_timer_step_runs_while_paused);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("held wake-ups");
+        tcase_add_test(tc, timer_wakeup_held_until_resume);
+        tcase_add_test(tc, event_wakeup_held_until_resume);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("gate");
+        tcase_add_test(tc, nopause_and_cancelled_pass_the_gate);
+        suite_add_tcase(s, tc);
+        return s;
+}

@@ -1,0 +1,436 @@
+/* Layer 2: loops, tasks, the run queue, wait and wake. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static int ret_value(void *arg) {
+        return (int) (intptr_t) arg;
+}
+
+static int park(void *arg) {
+        (void) arg;
+        return evt_sleep(EVT_SEC(60));
+}
+
+/* ---- spawn and join ---- */
+
+struct joiner {
+        evt_task *target;
+        int64_t deadline;
+        int r;
+        int result;
+};
+
+static int join_it(void *arg) {
+        struct joiner *j = arg;
+
+        j->r = evt_task_join(j->target, j->deadline, &j->result);
+        return 0;
+}
+
+START_TEST(join_returns_result) {
+        evt_loop *loop = test_loop_new();
+        evt_task *t = test_spawn(loop, ret_value, (void *) (intptr_t) -ENOENT, "value", 0);
+        struct joiner j = { .target = t, .deadline = EVT_FOREVER, .r = 1 };
+
+        evt_task_unref(test_spawn(loop, join_it, &j, "joiner", 0));
+        ck_assert(!evt_task_is_done(t));
+        test_loop_run(loop);
+        ck_assert_int_eq(j.r, 0);
+        ck_assert_int_eq(j.result, -ENOENT);
+        ck_assert(evt_task_is_done(t));
+        evt_task_unref(t);
+        test_loop_free(loop);
+}
+END_TEST
+
+START_TEST(join_after_end) {
+        evt_loop *loop = test_loop_new();
+        evt_task *t = test_spawn(loop, ret_value, (void *) (intptr_t) 42, "value", 0);
+        struct joiner j = { .target = t, .deadline = EVT_FOREVER, .r = 1 };
+        int res = 0;
+
+        ck_assert_int_eq(evt_task_result(t, &res), -EBUSY);
+        test_loop_run(loop);
+        ck_assert_int_eq(evt_task_result(t, &res), 0);
+        ck_assert_int_eq(res, 42);
+        evt_task_unref(test_spawn(loop, join_it, &j, "late joiner", 0));
+        test_loop_run(loop);
+        ck_assert_int_eq(j.r, 0);
+        ck_assert_int_eq(j.result, 42);
+        evt_task_unref(t);
+        test_loop_free(loop);
+}
+END_TEST
+
+static int join_self(void *arg) {
+        int *r = arg;
+
+        *r = evt_task_join(evt_task_current(), EVT_FOREVER, NULL);
+        return 0;
+}
+
+START_TEST(join_errors) {
+        evt_loop *loop = test_loop_new();
+        evt_task *slow = test_spawn(loop, park, NULL, "slow", 0);
+        struct joiner j = { .target = slow, .r = 1, .result = 7 };
+        int self_r = 1, res = 7;
+        int64_t start;
+
+        ck_assert_int_eq(evt_task_join(slow, EVT_FOREVER, &res), -EINVAL); /* not in a task */
+        ck_assert_int_eq(evt_task_join(NULL, EVT_FOREVER, &res), -EINVAL);
+        ck_assert_int_eq(res, 7);
+        evt_task_unref(test_spawn(loop, join_self, &self_r, "self", 0));
+        j.deadline = evt_deadline_in(EVT_MSEC(30));
+        evt_task_unref(test_spawn(loop, join_it, &j, "joiner", 0));
+
+        /* Run until the joiner has given up; the slow task still parks. */
+        start = evt_time_now();
+        while (j.r == 1)
+                ev_run(evt_loop_ev(loop), EVRUN_ONCE);
+        ck_assert_int_eq(self_r, -EDEADLK);
+        ck_assert_int_eq(j.r, -ETIMEDOUT);
+        ck_assert_int_eq(j.result, 7); /* untouched on failure */
+        ck_assert_int_ge(test_ms_since(start), 29);
+        ck_assert(!evt_task_is_done(slow));
+
+        ck_assert_int_eq(evt_task_cancel(slow, 0), 0);
+        test_loop_run(loop);
+        ck_assert_int_eq(evt_task_result(slow, &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        evt_task_unref(slow);
+        test_loop_free(loop);
+}
+END_TEST
+
+START_TEST(spawn_bad_arguments) {
+        evt_loop *loop = test_loop_new();
+        evt_task *t = (evt_task *) 0x1;
+        evt_loop_stats st;
+
+        ck_assert_int_eq(evt_task_spawn(NULL, ret_value, NULL, NULL, &t), -EINVAL);
+        ck_assert_int_eq(evt_task_spawn(loop, NULL, NULL, NULL, &t), -EINVAL);
+        ck_assert_int_eq(evt_task_spawn(loop, ret_value, NULL, &(evt_task_opts) { .flags = 1u << 7 }, &t),
+                         -EINVAL);
+        ck_assert_int_eq(evt_task_spawn(loop, ret_value, NULL, &(evt_task_opts) { .stack_size = 100 }, &t),
+                         -EINVAL);
+        ck_assert_ptr_eq(t, (evt_task *) 0x1);
+        ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
+        ck_assert_uint_eq(st.tasks, 0);
+        ck_assert_uint_eq(st.stacks_used, 0);
+        test_loop_free(loop);
+}
+END_TEST
+
+START_TEST(loop_bad_arguments) {
+        evt_loop *loop = (evt_loop *) 0x1;
+
+        ck_assert_int_eq(evt_loop_new(NULL, NULL, NULL), -EINVAL);
+        ck_assert_int_eq(evt_loop_new(NULL, &(evt_loop_opts) { .stack_size = 1 }, &loop), -EINVAL);
+        ck_assert_ptr_eq(loop, (evt_loop *) 0x1);
+        ck_assert_int_eq(evt_loop_run(NULL), -EINVAL);
+        ck_assert_int_eq(evt_loop_pause(NULL), -EINVAL);
+        ck_assert_int_eq(evt_loop_stats_get(NULL, NULL), -EINVAL);
+        evt_loop_free(NULL);
+}
+END_TEST
+
+static int count_runs(void *arg) {
+        (*(int *) arg)++;
+        return 0;
+}
+
+START_TEST(detached_tasks_end_and_go) {
+        evt_loop *loop = test_loop_new();
+        int runs = 0;
+
+        for (int i = 0; i < 100; i++)
+                ck_assert_int_eq(evt_task_spawn(loop, count_runs, &runs, NULL, NULL), 0);
+        test_loop_run(loop);
+        ck_assert_int_eq(runs, 100);
+        test_loop_free(loop);
+}
+END_TEST
+
+START_TEST(names) {
+        evt_loop *loop = test_loop_new();
+        char buf[16] = "worker";
+        evt_task *a = test_spawn(loop, ret_value, NULL, buf, EVT_TASK_SHIELDED);
+        evt_task *b = test_spawn(loop, ret_value, NULL, NULL, 0);
+
+        strcpy(buf, "changed");
+        ck_assert_str_eq(evt_task_name(a), "worker"); /* copied at spawn */
+        ck_assert_str_eq(evt_task_name(b), "task-2");
+        ck_assert_uint_eq(evt_task_flags(a), EVT_TASK_SHIELDED);
+        ck_assert_ptr_eq(evt_task_ref(a), a);
+        evt_task_unref(a);
+        test_loop_run(loop);
+        evt_task_unref(a);
+        evt_task_unref(b);
+        evt_task_unref(NULL);
+        test_loop_free(loop);
+}
+END_TEST
+
+/* ---- scheduling order and per-task state ---- */
+
+static int order[32];
+static int norder;
+
+static int yielder(void *arg) {
+        for (int i = 0; i < 3; i++) {
+                order[norder++] = (int) (intptr_t) arg;
+                ck_assert_int_eq(evt_yield(), 0);
+        }
+        return 0;
+}
+
+START_TEST(yield_is_round_robin) {
+        evt_loop *loop = test_loop_new();
+
+        norder = 0;
+        for (intptr_t i = 0; i < 3; i++)
+                ck_assert_int_eq(evt_task_spawn(loop, yielder, (void *) i, NULL, NULL), 0);
+        test_loop_run(loop);
+        ck_assert_int_eq(norder, 9);
+        for (int i = 0; i < 9; i++)
+                ck_assert_int_eq(order[i], i % 3);
+        test_loop_free(loop);
+}
+END_TEST
+
+static int errno_keeper(void *arg) {
+        int mine = (int) (intptr_t) arg;
+
+        for (int i = 0; i < 5; i++) {
+                errno = mine;
+                ck_assert_int_eq(evt_yield(), 0);
+                ck_assert_int_eq(errno, mine);
+                errno = mine;
+                ck_assert_int_eq(evt_sleep(EVT_MSEC(1)), 0);
+                ck_assert_int_eq(errno, mine);
+        }
+        return 0;
+}
+
+START_TEST(errno_is_per_task) {
+        evt_loop *loop = test_loop_new();
+
+        errno = 0;
+        evt_task_unref(test_spawn(loop, errno_keeper, (void *) (intptr_t) EAGAIN, "a", 0));
+        evt_task_unref(test_spawn(loop, errno_keeper, (void *) (intptr_t) ENOENT, "b", 0));
+        evt_task_unref(test_spawn(loop, errno_keeper, (void *) (intptr_t) EPIPE, "c", 0));
+        test_loop_run(loop);
+        test_loop_free(loop);
+}
+END_TEST
+
+static int steady(void *arg) {
+        for (int i = 0; i < 10; i++)
+                if (evt_sleep(EVT_MSEC(1)) < 0)
+                        return -EIO;
+        *(int *) arg = 1;
+        return 0;
+}
+
+/* A task that fails (returns an error, or is cancelled) disturbs no other. */
+START_TEST(failure_is_contained) {
+        evt_loop *loop = test_loop_new();
+        int done = 0, res = 0;
+        evt_task *bad = test_spawn(loop, ret_value, (void *) (intptr_t) -EIO, "bad", 0);
+        evt_task *cancelled = test_spawn(loop, park, NULL, "cancelled", 0);
+        evt_task *good = test_spawn(loop, steady, &done, "good", 0);
+
+        evt_task_cancel(cancelled, 0);
+        test_loop_run(loop);
+        ck_assert_int_eq(evt_task_result(bad, &res), 0);
+        ck_assert_int_eq(res, -EIO);
+        ck_assert_int_eq(evt_task_result(cancelled, &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        ck_assert_int_eq(evt_task_result(good, &res), 0);
+        ck_assert_int_eq(res, 0);
+        ck_assert_int_eq(done, 1);
+        evt_task_unref(bad);
+        evt_task_unref(cancelled);
+        evt_task_unref(good);
+        test_loop_free(loop);
+}
+END_TEST
+
+/* The task drops the last reference to itself while it runs (a callback
+ * that destroys its own watcher): it runs on, and goes when it ends. */
+static int drop_own_handle(void *arg) {
+        evt_task **self = arg;
+
+        evt_task_unref(*self);
+        *self = NULL;
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(evt_yield(), 0);
+        ck_assert_str_eq(evt_task_name(evt_task_current()), "dropper");
+        return 0;
+}
+
+START_TEST(task_drops_own_reference) {
+        evt_loop *loop = test_loop_new();
+        evt_task *t = NULL;
+
+        ck_assert_int_eq(evt_task_spawn(loop, drop_own_handle, &t,
+                                        &(evt_task_opts) { .name = "dropper" }, &t), 0);
+        test_loop_run(loop);
+        ck_assert_ptr_null(t);
+        test_loop_free(loop);
+}
+END_TEST
+
+START_TEST(await_outside_task) {
+        ck_assert_int_eq(evt_yield(), -EINVAL);
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(1)), -EINVAL);
+        ck_assert_int_eq(evt_shield_push(), -EINVAL);
+        ck_assert_ptr_null(evt_task_current());
+}
+END_TEST
+
+static int big_frame(void *arg) {
+        volatile char buf[200 * 1024];
+
+        memset((char *) buf, 1, sizeof(buf));
+        *(int *) arg = buf[sizeof(buf) - 1];
+        return evt_yield();
+}
+
+START_TEST(stack_size_option) {
+        evt_loop *loop = test_loop_new();
+        int seen = 0;
+        evt_task *t = NULL;
+
+        ck_assert_int_eq(evt_task_spawn(loop, big_frame, &seen,
+                                        &(evt_task_opts) { .stack_size = 512 * 1024 }, &t), 0);
+        test_loop_run(loop);
+        ck_assert_int_eq(seen, 1);
+        evt_task_unref(t);
+        test_loop_free(loop);
+}
+END_TEST
+
+static int yield_twice(void *arg) {
+        (*(int *) arg)++;
+        evt_yield();
+        evt_yield();
+        return 0;
+}
+
+START_TEST(many_tasks) {
+        evt_loop *loop = test_loop_new();
+        evt_loop_stats st;
+        int runs = 0;
+
+        for (int i = 0; i < 10000; i++)
+                ck_assert_int_eq(evt_task_spawn(loop, yield_twice, &runs, NULL, NULL), 0);
+        ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
+        ck_assert_uint_eq(st.tasks, 10000);
+        ck_assert_uint_eq(st.stacks_used, 10000);
+        test_loop_run(loop);
+        ck_assert_int_eq(runs, 10000);
+        ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
+        ck_assert_uint_eq(st.switches, 30000);
+        ck_assert_uint_le(st.stacks_free, 1024); /* the pool is bounded */
+        test_loop_free(loop);
+}
+END_TEST
+
+/* ---- running and freeing loops ---- */
+
+static int wait_forever(void *arg) {
+        evt_event *ev = arg;
+
+        return evt_event_wait(ev, EVT_FOREVER);
+}
+
+START_TEST(run_reports_deadlock) {
+        evt_loop *loop = test_loop_new();
+        evt_event *ev;
+        evt_task *t;
+        int res = 0;
+
+        ck_assert_int_eq(evt_event_new(loop, &ev), 0);
+        t = test_spawn(loop, wait_forever, ev, "stuck", 0);
+        ck_assert_int_eq(evt_loop_run(loop), -EDEADLK);
+        ck_assert(!evt_task_is_done(t));
+        /* Freeing the loop ends the task through a forced cancel. */
+        evt_loop_free(loop);
+        ck_assert_int_eq(evt_task_result(t, &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        evt_task_unref(t);
+        evt_event_free(ev);
+}
+END_TEST
+
+START_TEST(free_ends_running_tasks) {
+        evt_loop *loop = test_loop_new();
+        evt_task *t[3];
+        int res;
+
+        t[0] = test_spawn(loop, park, NULL, "sleeper", 0);
+        t[1] = test_spawn(loop, park, NULL, "shielded", EVT_TASK_SHIELDED);
+        t[2] = test_spawn(loop, park, NULL, "never started", 0);
+        /* Let the first two start, so they free while waiting. */
+        ev_run(evt_loop_ev(loop), EVRUN_NOWAIT);
+        evt_loop_free(loop);
+        for (int i = 0; i < 3; i++) {
+                ck_assert_int_eq(evt_task_result(t[i], &res), 0);
+                ck_assert_int_eq(res, -ECANCELED);
+                evt_task_unref(t[i]);
+        }
+}
+END_TEST
+
+/* The backend LIBEV_FLAGS asks for is the one in use, so that the suite's
+ * poll and select runs really test those backends. */
+START_TEST(backend_from_environment) {
+        const char *flags = getenv("LIBEV_FLAGS");
+        evt_loop *loop = test_loop_new();
+
+        if (flags)
+                ck_assert_uint_eq(ev_backend(evt_loop_ev(loop)), (unsigned) atoi(flags));
+        else
+                ck_assert_uint_ne(ev_backend(evt_loop_ev(loop)), 0);
+        test_loop_free(loop);
+}
+END_TEST
+
+Suite *evt_test_suite(void) {
+        Suite *s = suite_create("task");
+        TCase *tc;
+
+        tc = tcase_create("join");
+        tcase_add_test(tc, join_returns_result);
+        tcase_add_test(tc, join_after_end);
+        tcase_add_test(tc, join_errors);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("spawn");
+        tcase_add_test(tc, spawn_bad_arguments);
+        tcase_add_test(tc, detached_tasks_end_and_go);
+        tcase_add_test(tc, names);
+        tcase_add_test(tc, task_drops_own_reference);
+        tcase_add_test(tc, stack_size_option);
+        tcase_add_test(tc, many_tasks);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("schedule");
+        tcase_add_test(tc, yield_is_round_robin);
+        tcase_add_test(tc, errno_is_per_task);
+        tcase_add_test(tc, failure_is_contained);
+        tcase_add_test(tc, await_outside_task);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("loop");
+        tcase_add_test(tc, loop_bad_arguments);
+        tcase_add_test(tc, run_reports_deadlock);
+        tcase_add_test(tc, free_ends_running_tasks);
+        tcase_add_test(tc, backend_from_environment);
+        suite_add_tcase(s, tc);
+        return s;
+}
