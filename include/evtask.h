@@ -242,6 +242,97 @@ EVT_API int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret
  * after fork, or the status is lost (the wait then times out). */
 EVT_API int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status);
 
+/* ========================================================================
+ * Lifecycle: signals, pause and resume, graceful shutdown
+ *
+ * A lifecycle owns the process's INT, TERM, QUIT, HUP, USR1 and USR2:
+ * - SIGINT pauses the loop (evt_loop_pause) and the next one resumes it;
+ *   during a shutdown it is reported and ignored.
+ * - SIGTERM and SIGQUIT start a graceful shutdown: STOPPING (every
+ *   unshielded task is cancelled, paused ones too), then DRAINING (the loop
+ *   is resumed; shielded tasks run on until they end or drain_timeout
+ *   passes), then FORCING (what is left is force-cancelled), then DONE.
+ *   A second shutdown signal forces at once; the third _exit()s from the
+ *   signal handler itself, even while a task has wedged the loop.
+ * - HUP, USR1 and USR2 are only reported, through signalfd (blocked in the
+ *   calling thread, and so in threads it starts later) where it exists.
+ * It reports through callbacks and knows nothing of logs or service
+ * managers. One per process.
+ * ======================================================================== */
+
+typedef struct evt_lifecycle evt_lifecycle;
+
+typedef enum evt_phase {
+        EVT_PHASE_RUNNING,      /* no shutdown requested */
+        EVT_PHASE_STOPPING,     /* unshielded tasks are being cancelled */
+        EVT_PHASE_DRAINING,     /* shielded tasks run on until the deadline */
+        EVT_PHASE_FORCING,      /* the rest has been force-cancelled */
+        EVT_PHASE_DONE,         /* no task left: evt_lifecycle_run returns */
+} evt_phase;
+
+typedef enum evt_signal_action {
+        EVT_SIGNAL_PAUSED,      /* SIGINT paused the loop */
+        EVT_SIGNAL_RESUMED,     /* SIGINT resumed it */
+        EVT_SIGNAL_IGNORED,     /* SIGINT during a shutdown */
+        EVT_SIGNAL_SHUTDOWN,    /* the first TERM or QUIT */
+        EVT_SIGNAL_FORCED,      /* the second */
+        EVT_SIGNAL_REPORTED,    /* HUP, USR1, USR2: up to the callback */
+} evt_signal_action;
+
+typedef struct evt_signal_info {
+        int signo;
+        evt_signal_action action;
+        pid_t sender_pid;       /* 0 where the platform does not tell */
+        uid_t sender_uid;
+        unsigned count;         /* shutdown signals so far, for TERM/QUIT */
+} evt_signal_info;
+
+/* Exit statuses of evt_lifecycle_run; a third shutdown signal exits with
+ * 128 + its number from the signal handler. */
+enum {
+        EVT_EXIT_CLEAN = 0,     /* every task ended on its own or cancelled */
+        EVT_EXIT_FORCED = 3,    /* a task had to be force-cancelled */
+};
+
+typedef struct evt_lifecycle_ops {
+        /* Every signal, once acted on. */
+        void (*signal_cb)(evt_lifecycle *lc, const evt_signal_info *info, void *data);
+        /* Every phase change, with the tasks not yet ended. */
+        void (*phase_cb)(evt_lifecycle *lc, evt_phase phase, size_t tasks_left, void *data);
+        /* Each task about to be force-cancelled. */
+        void (*forced_cb)(evt_lifecycle *lc, evt_task *task, void *data);
+        void *data;
+} evt_lifecycle_ops;
+
+typedef struct evt_lifecycle_opts {
+        int64_t drain_timeout;  /* ns from the shutdown to forcing; 0: 20 s */
+        bool exit_when_idle;    /* DONE as soon as no task is left */
+        /* Written to emergency_fd by the signal handler before the third
+         * signal's _exit (a complete log line in the caller's format). */
+        const char *emergency_message;
+        int emergency_fd;
+} evt_lifecycle_opts;
+
+/* -EINVAL for a bad argument, -EBUSY if the process has a lifecycle. */
+EVT_API int evt_lifecycle_new(evt_loop *loop, const evt_lifecycle_opts *opts,
+                              const evt_lifecycle_ops *ops, evt_lifecycle **ret_lc);
+/* Restores the signal dispositions and mask. Accepts NULL. */
+EVT_API void evt_lifecycle_free(evt_lifecycle *lc);
+/* Runs the loop until the phase is DONE; returns the exit status. */
+EVT_API int evt_lifecycle_run(evt_lifecycle *lc);
+/* What the first (force = false) or second shutdown signal does. */
+EVT_API int evt_lifecycle_shutdown(evt_lifecycle *lc, bool force);
+EVT_API evt_phase evt_lifecycle_phase(const evt_lifecycle *lc);
+EVT_API const char *evt_phase_name(evt_phase phase);
+
+/* Calls fn for every task that has not ended, in spawn order. fn may
+ * cancel tasks; it must not free any. */
+EVT_API int evt_loop_foreach_task(evt_loop *loop, void (*fn)(evt_task *task, void *data), void *data);
+/* Nanoseconds since the task was spawned. */
+EVT_API int64_t evt_task_age(const evt_task *task);
+/* "new", "ready", "running", "waiting", "held" (by the pause gate), "done". */
+EVT_API const char *evt_task_state_name(const evt_task *task);
+
 #ifdef __cplusplus
 }
 #endif

@@ -238,6 +238,7 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         t->fn = fn;
         t->arg = arg;
         t->id = ++loop->next_id;
+        t->spawned_at = evt_time_now();
         t->flags = opts->flags;
         t->state = EVT__TASK_NEW;
         t->refs = 1 + (ret_task != NULL); /* the running reference, and the caller's */
@@ -451,6 +452,42 @@ bool evt_task_is_cancelled(const evt_task *task) {
 
 bool evt_task_is_done(const evt_task *task) {
         return task && task->state == EVT__TASK_DONE;
+}
+
+int64_t evt_task_age(const evt_task *task) {
+        return task ? evt_time_now() - task->spawned_at : 0;
+}
+
+const char *evt_task_state_name(const evt_task *task) {
+        if (!task)
+                return NULL;
+        switch (task->state) {
+        case EVT__TASK_NEW:
+                return "new";
+        case EVT__TASK_RUNNABLE:
+                return task->held ? "held" : "ready";
+        case EVT__TASK_RUNNING:
+                return "running";
+        case EVT__TASK_WAITING:
+                return "waiting";
+        case EVT__TASK_DONE:
+                return "done";
+        }
+        return "unknown";
+}
+
+int evt_loop_foreach_task(evt_loop *loop, void (*fn)(evt_task *task, void *data), void *data) {
+        evt__list *n, *next;
+
+        if (!loop || !fn)
+                return -EINVAL;
+        /* Only the scheduler removes tasks from the list, when they end, and
+         * that does not happen during this walk; next is read first anyway. */
+        for (n = loop->tasks.next; n != &loop->tasks; n = next) {
+                next = n->next;
+                fn(evt__container_of(n, evt_task, link), data);
+        }
+        return 0;
 }
 
 /* ---- task sets ----------------------------------------------------------- */
