@@ -1,0 +1,725 @@
+/* evtaskd's configuration: [daemon] and [task.NAME] sections, read with inih.
+ *
+ * inih as packaged has four habits that fight "every error names file, line
+ * and key": its handler gets no line number, it cuts section names to 49
+ * bytes, it takes an indented line for the continuation of the previous
+ * value, and it splits a line longer than its buffer in two. So each line
+ * passes through our own reader (config_reader) before inih sees it. The
+ * reader counts lines, rejects over-long ones, drops leading whitespace
+ * (indentation means nothing here, and a stray indented line becomes a
+ * syntax error instead of a silent continuation) and reads section headers
+ * itself. The handler (config_handler) only gets key = value pairs, and
+ * takes the section from the reader's state.
+ *
+ * The first error wins: it goes to the caller's buffer, and the reader then
+ * reports end of input, so nothing after it is looked at.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "config.h"
+
+#define NSEC_PER_SEC ((int64_t) 1000000000)
+#define DRAIN_TIMEOUT_DEFAULT (20 * NSEC_PER_SEC)
+#define TASK_NAME_MAX 64
+#define STACK_SIZE_MIN ((size_t) 16 << 10)
+#define STACK_SIZE_MAX ((size_t) 1 << 30)
+#define SPEED_MAX 1e6
+
+enum section {
+        SECTION_NONE,           /* before the first header */
+        SECTION_DAEMON,
+        SECTION_TASK,
+};
+
+enum key {
+        KEY_DRAIN_TIMEOUT,
+        KEY_EXIT_WHEN_DONE,
+        KEY_LOG,
+        KEY_STACK_SIZE,
+        KEY_KIND,
+        KEY_SHIELD,
+        KEY_PAUSABLE,
+        KEY_SPEED,
+        KEY_STEPS,
+        KEY_MESSAGE,
+        KEY_DURATION,
+        N_KEYS,
+};
+
+#define ANY_KIND (-1)
+
+static const struct key_info {
+        const char *name;
+        enum section section;   /* the section it belongs to */
+        int kind;               /* the evd_kind it is valid for, or ANY_KIND */
+} key_table[N_KEYS] = {
+        [KEY_DRAIN_TIMEOUT] = { "drain_timeout", SECTION_DAEMON, ANY_KIND },
+        [KEY_EXIT_WHEN_DONE] = { "exit_when_done", SECTION_DAEMON, ANY_KIND },
+        [KEY_LOG] = { "log", SECTION_DAEMON, ANY_KIND },
+        [KEY_STACK_SIZE] = { "stack_size", SECTION_DAEMON, ANY_KIND },
+        [KEY_KIND] = { "kind", SECTION_TASK, ANY_KIND },
+        [KEY_SHIELD] = { "shield", SECTION_TASK, ANY_KIND },
+        [KEY_PAUSABLE] = { "pausable", SECTION_TASK, ANY_KIND },
+        [KEY_SPEED] = { "speed", SECTION_TASK, EVD_KIND_TICKER },
+        [KEY_STEPS] = { "steps", SECTION_TASK, EVD_KIND_TICKER },
+        [KEY_MESSAGE] = { "message", SECTION_TASK, EVD_KIND_TICKER },
+        [KEY_DURATION] = { "duration", SECTION_TASK, EVD_KIND_SLEEP },
+};
+
+static const char *const kind_names[] = {
+        [EVD_KIND_TICKER] = "ticker",
+        [EVD_KIND_SLEEP] = "sleep",
+};
+
+static const char *const log_names[] = {
+        [EVD_LOG_AUTO] = "auto",
+        [EVD_LOG_CONSOLE] = "console",
+        [EVD_LOG_JSON] = "json",
+        [EVD_LOG_JOURNAL] = "journal",
+};
+
+typedef struct parser {
+        const char *path;       /* for messages */
+        FILE *file;             /* the input: a file ... */
+        const char *text;       /* ... or a string, up to its NUL */
+        unsigned line;          /* number of the line last read */
+        bool want_handler;      /* that line is a key = value line ... */
+        bool handled;           /* ... and inih has passed it to the handler */
+
+        evd_config *config;     /* being built; freed if anything fails */
+        size_t tasks_cap;       /* allocated length of config->tasks */
+        unsigned daemon_line;   /* header line of [daemon], 0 before it */
+
+        enum section section;   /* the section being read */
+        char section_name[8 + TASK_NAME_MAX]; /* "daemon" or "task.NAME" */
+        size_t task;            /* index of its task in config->tasks (the
+                                 * array moves as it grows: no pointers) */
+        unsigned key_line[N_KEYS]; /* where each key was set in it; 0 = not */
+
+        int error;              /* 0 or the first error, a negative errno */
+        unsigned error_at;      /* the line being read when it was found */
+        char *err;              /* the caller's message buffer, or NULL */
+        size_t errlen;
+} parser;
+
+/* ---- errors ---- */
+
+/* Records an error unless one is already there, and returns the one kept.
+ * line 0: the error is about the whole file ("PATH: ..."). */
+__attribute__((format(printf, 4, 5)))
+static int fail(parser *p, int error, unsigned line, const char *fmt, ...) {
+        char body[512];
+        va_list ap;
+
+        assert(error < 0);
+        if (p->error)
+                return p->error;
+        p->error = error;
+        p->error_at = p->line;
+        if (!p->err || p->errlen == 0)
+                return error;
+
+        va_start(ap, fmt);
+        vsnprintf(body, sizeof(body), fmt, ap);
+        va_end(ap);
+        if (line > 0)
+                snprintf(p->err, p->errlen, "%s:%u: %s", p->path, line, body);
+        else
+                snprintf(p->err, p->errlen, "%s: %s", p->path, body);
+        return error;
+}
+
+/* An error about one key of the current section: "key 'K' in [S]: ...". */
+__attribute__((format(printf, 4, 5)))
+static int fail_key(parser *p, const char *key, unsigned line, const char *fmt, ...) {
+        char detail[384];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        va_end(ap);
+        return fail(p, -EINVAL, line, "key '%s' in [%s]: %s", key, p->section_name, detail);
+}
+
+/* ---- value parsers ---- */
+
+/* DIGITS[.DIGITS], no sign, no exponent, and not strtod(): a daemon that
+ * calls setlocale() must still read "1.5". */
+typedef struct decimal {
+        uint64_t whole;         /* the digits before the point */
+        bool overflow;          /* ... did not fit in 64 bits */
+        const char *frac;       /* the digits after it (text: each caller
+                                 * scales them differently) */
+        size_t n_frac;
+} decimal;
+
+/* Reads a decimal at *s and moves *s past it. 0, or -EINVAL if there is
+ * none ("", ".5", "5.", "-1"). */
+static int scan_decimal(const char **s, decimal *ret) {
+        const char *q = *s;
+        decimal d = { 0 };
+
+        if (*q < '0' || *q > '9')
+                return -EINVAL;
+        for (; *q >= '0' && *q <= '9'; q++) {
+                unsigned digit = (unsigned) (*q - '0');
+
+                if (d.whole > (UINT64_MAX - digit) / 10)
+                        d.overflow = true;
+                else
+                        d.whole = d.whole * 10 + digit;
+        }
+        if (*q == '.') {
+                q++;
+                d.frac = q;
+                while (*q >= '0' && *q <= '9')
+                        q++;
+                d.n_frac = (size_t) (q - d.frac);
+                if (d.n_frac == 0)
+                        return -EINVAL;
+        }
+        *s = q;
+        *ret = d;
+        return 0;
+}
+
+int evd_parse_duration(const char *s, int64_t *ret_ns) {
+        static const struct {
+                const char *suffix;
+                uint64_t ns;
+        } units[] = {
+                { "ns", 1 },
+                { "us", 1000 },
+                { "ms", 1000000 },
+                { "s", NSEC_PER_SEC },
+                { "", NSEC_PER_SEC },   /* a bare number is seconds */
+                { "min", 60 * NSEC_PER_SEC },
+                { "h", 3600 * NSEC_PER_SEC },
+        };
+        uint64_t unit = 0, ns, scale;
+        decimal d;
+
+        if (!s || !ret_ns || scan_decimal(&s, &d) < 0 || d.overflow)
+                return -EINVAL;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+                if (strcmp(s, units[i].suffix) == 0)
+                        unit = units[i].ns;
+        if (unit == 0 || d.whole > (uint64_t) INT64_MAX / unit)
+                return -EINVAL;
+
+        ns = d.whole * unit;
+        /* Every unit is a small number times a power of ten, so dividing the
+         * scale by ten stays exact down to the nanosecond; finer digits are
+         * dropped. */
+        scale = unit;
+        for (size_t i = 0; i < d.n_frac && scale >= 10; i++) {
+                uint64_t add;
+
+                scale /= 10;
+                add = (uint64_t) (d.frac[i] - '0') * scale;
+                if (ns > (uint64_t) INT64_MAX - add)
+                        return -EINVAL;
+                ns += add;
+        }
+        *ret_ns = (int64_t) ns;
+        return 0;
+}
+
+int evd_parse_bool(const char *s, bool *ret) {
+        static const char *const yes[] = { "yes", "true", "on", "1" };
+        static const char *const no[] = { "no", "false", "off", "0" };
+
+        if (!s || !ret)
+                return -EINVAL;
+        for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+                if (strcasecmp(s, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                }
+                if (strcasecmp(s, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+int evd_parse_size(const char *s, size_t *ret) {
+        uint64_t mult;
+        decimal d;
+
+        if (!s || !ret || scan_decimal(&s, &d) < 0 || d.overflow || d.frac)
+                return -EINVAL;
+        switch (*s) {
+        case '\0':
+                mult = 1;
+                break;
+        case 'K': case 'k':
+                mult = 1 << 10;
+                break;
+        case 'M': case 'm':
+                mult = 1 << 20;
+                break;
+        case 'G': case 'g':
+                mult = 1 << 30;
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (mult > 1 && s[1] != '\0')
+                return -EINVAL;
+        if (d.whole > SIZE_MAX / mult)
+                return -EINVAL;
+        *ret = (size_t) (d.whole * mult);
+        return 0;
+}
+
+/* An unsigned integer, digits only. 0, -EINVAL or -ERANGE. */
+static int parse_uint(const char *s, uint64_t *ret) {
+        decimal d;
+
+        if (scan_decimal(&s, &d) < 0 || d.frac || *s != '\0')
+                return -EINVAL;
+        if (d.overflow)
+                return -ERANGE;
+        *ret = d.whole;
+        return 0;
+}
+
+/* A ticker's speed: a decimal in (0, SPEED_MAX]. 0, -EINVAL or -ERANGE. */
+static int parse_speed(const char *s, double *ret) {
+        uint64_t mant = 0;
+        double pow10 = 1, v;
+        decimal d;
+
+        if (scan_decimal(&s, &d) < 0 || *s != '\0')
+                return -EINVAL;
+        if (d.overflow || d.whole > (uint64_t) SPEED_MAX)
+                return -ERANGE;
+        /* 15 fraction digits are all a double holds next to the whole part;
+         * the rest are dropped. */
+        for (size_t i = 0; i < d.n_frac && i < 15; i++) {
+                mant = mant * 10 + (uint64_t) (d.frac[i] - '0');
+                pow10 *= 10;
+        }
+        v = (double) d.whole + (double) mant / pow10;
+        if (!(v > 0 && v <= SPEED_MAX))
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+/* Index of s in a table of names, or -1. */
+static int lookup(const char *const *names, size_t n, const char *s) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(names[i], s) == 0)
+                        return (int) i;
+        return -1;
+}
+
+/* ---- keys ---- */
+
+static int set_key(parser *p, enum key k, const char *v, unsigned line) {
+        evd_config *c = p->config;
+        evd_task_conf *t = p->section == SECTION_TASK ? &c->tasks[p->task] : NULL;
+        const char *key = key_table[k].name;
+        size_t size;
+        int i, r;
+
+        switch (k) {
+        case KEY_DRAIN_TIMEOUT:
+                if (evd_parse_duration(v, &c->drain_timeout) < 0)
+                        return fail_key(p, key, line,
+                                        "'%s' is not a duration (for example 250ms, 10s, 1.5s, 5min, 1h)", v);
+                return 0;
+        case KEY_EXIT_WHEN_DONE:
+        case KEY_SHIELD:
+        case KEY_PAUSABLE:
+                if (evd_parse_bool(v, k == KEY_EXIT_WHEN_DONE ? &c->exit_when_done :
+                                      k == KEY_SHIELD ? &t->shield : &t->pausable) < 0)
+                        return fail_key(p, key, line,
+                                        "'%s' is not a boolean (yes/no, true/false, on/off, 1/0)", v);
+                return 0;
+        case KEY_LOG:
+                i = lookup(log_names, sizeof(log_names) / sizeof(log_names[0]), v);
+                if (i < 0)
+                        return fail_key(p, key, line,
+                                        "unknown log target '%s' (auto, console, json or journal)", v);
+                c->log = (enum evd_log_target) i;
+                return 0;
+        case KEY_STACK_SIZE:
+                if (evd_parse_size(v, &size) < 0)
+                        return fail_key(p, key, line, "'%s' is not a size (for example 65536, 64K, 1M)", v);
+                if (size < STACK_SIZE_MIN || size > STACK_SIZE_MAX)
+                        return fail_key(p, key, line, "%s is out of range (16K to 1G)", v);
+                c->stack_size = size;
+                return 0;
+        case KEY_KIND:
+                i = lookup(kind_names, sizeof(kind_names) / sizeof(kind_names[0]), v);
+                if (i < 0)
+                        return fail_key(p, key, line, "unknown kind '%s' (ticker or sleep)", v);
+                t->kind = (enum evd_kind) i;
+                return 0;
+        case KEY_SPEED:
+                r = parse_speed(v, &t->speed);
+                if (r == -EINVAL)
+                        return fail_key(p, key, line, "'%s' is not a number", v);
+                if (r < 0)
+                        return fail_key(p, key, line, "%s is out of range (more than 0, at most 1000000)", v);
+                return 0;
+        case KEY_STEPS:
+                r = parse_uint(v, &t->steps);
+                if (r == -EINVAL)
+                        return fail_key(p, key, line, "'%s' is not an unsigned integer", v);
+                if (r < 0)
+                        return fail_key(p, key, line, "%s is out of range", v);
+                return 0;
+        case KEY_MESSAGE:
+                /* "message =" says "none", like leaving it out. */
+                if (v[0] != '\0') {
+                        t->message = strdup(v);
+                        if (!t->message)
+                                return fail(p, -ENOMEM, line, "out of memory");
+                }
+                return 0;
+        case KEY_DURATION:
+                if (evd_parse_duration(v, &t->duration) < 0)
+                        return fail_key(p, key, line,
+                                        "'%s' is not a duration (for example 250ms, 10s, 1.5s, 5min, 1h)", v);
+                if (t->duration == 0)
+                        return fail_key(p, key, line, "must be more than 0, not %s", v);
+                return 0;
+        case N_KEYS:
+                break;
+        }
+        assert(!"unreachable");
+        return -EINVAL;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value) {
+        parser *p = user;
+        unsigned line = p->line;
+        char known[128] = "";
+        int k;
+
+        (void) section; /* the reader's copy is whole; inih's is cut at 49 bytes */
+        p->handled = true;
+        if (p->error)
+                return 0;
+
+        if (name[0] == '\0')
+                return fail(p, -EINVAL, line, "syntax error: no key before '='") == 0;
+        if (p->section == SECTION_NONE)
+                return fail(p, -EINVAL, line, "key '%s' is outside any section", name) == 0;
+
+        for (k = 0; k < N_KEYS; k++)
+                if (key_table[k].section == p->section && strcmp(key_table[k].name, name) == 0)
+                        break;
+        if (k == N_KEYS) {
+                for (k = 0; k < N_KEYS; k++)
+                        if (key_table[k].section == p->section) {
+                                if (known[0])
+                                        strcat(known, ", ");
+                                strcat(known, key_table[k].name);
+                        }
+                return fail_key(p, name, line, "unknown key (known: %s)", known) == 0;
+        }
+        if (p->key_line[k])
+                return fail_key(p, name, line, "set twice (first at line %u)", p->key_line[k]) == 0;
+        p->key_line[k] = line;
+        return set_key(p, (enum key) k, value, line) == 0;
+}
+
+/* ---- sections ---- */
+
+static bool task_name_char(char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               ch == '_' || ch == '.' || ch == '-';
+}
+
+static int task_add(parser *p, const char *name, size_t len) {
+        evd_config *c = p->config;
+        evd_task_conf *t;
+
+        if (c->n_tasks == p->tasks_cap) {
+                size_t cap = p->tasks_cap ? 2 * p->tasks_cap : 8;
+                evd_task_conf *tasks = reallocarray(c->tasks, cap, sizeof(*tasks));
+
+                if (!tasks)
+                        return fail(p, -ENOMEM, p->line, "out of memory");
+                c->tasks = tasks;
+                p->tasks_cap = cap;
+        }
+        t = &c->tasks[c->n_tasks];
+        *t = (evd_task_conf) {
+                .line = p->line,
+                .pausable = true,
+                .speed = 1,
+        };
+        /* Counted before the name is copied: evd_config_free() copes with a
+         * NULL name. */
+        p->task = c->n_tasks++;
+        t->name = strndup(name, len);
+        if (!t->name)
+                return fail(p, -ENOMEM, p->line, "out of memory");
+        return 0;
+}
+
+/* Opens the section named by the header on the current line. */
+static int section_open(parser *p, const char *name, size_t len) {
+        evd_config *c = p->config;
+        const char *tname;
+        size_t tlen;
+
+        memset(p->key_line, 0, sizeof(p->key_line));
+        if (len == 6 && memcmp(name, "daemon", 6) == 0) {
+                if (p->daemon_line)
+                        return fail(p, -EINVAL, p->line, "duplicate section [daemon] (first at line %u)",
+                                    p->daemon_line);
+                p->daemon_line = p->line;
+                p->section = SECTION_DAEMON;
+                strcpy(p->section_name, "daemon");
+                return 0;
+        }
+        if (len < 5 || memcmp(name, "task.", 5) != 0) {
+                if (len == 4 && memcmp(name, "task", 4) == 0)
+                        return fail(p, -EINVAL, p->line, "unknown section [task]; a task is [task.NAME]");
+                return fail(p, -EINVAL, p->line, "unknown section [%.*s]", (int) len, name);
+        }
+        tname = name + 5;
+        tlen = len - 5;
+
+        if (tlen == 0)
+                return fail(p, -EINVAL, p->line, "empty task name in [task.]");
+        if (tlen > TASK_NAME_MAX)
+                return fail(p, -EINVAL, p->line, "task name in [%.*s] is longer than %d characters",
+                            (int) len, name, TASK_NAME_MAX);
+        for (size_t i = 0; i < tlen; i++)
+                if (!task_name_char(tname[i]))
+                        return fail(p, -EINVAL, p->line,
+                                    "task name '%.*s' in [%.*s]: only letters, digits, '_', '.' and '-' are allowed",
+                                    (int) tlen, tname, (int) len, name);
+        for (size_t i = 0; i < c->n_tasks; i++)
+                if (strlen(c->tasks[i].name) == tlen && memcmp(c->tasks[i].name, tname, tlen) == 0)
+                        return fail(p, -EINVAL, p->line, "duplicate section [%.*s] (first at line %u)",
+                                    (int) len, name, c->tasks[i].line);
+
+        p->section = SECTION_TASK;
+        snprintf(p->section_name, sizeof(p->section_name), "%.*s", (int) len, name);
+        return task_add(p, tname, tlen);
+}
+
+/* Checks what one key cannot: kind may come after the keys it rules out, and
+ * a key that is missing has no line of its own, so the header's is named. */
+static int section_close(parser *p) {
+        evd_task_conf *t;
+        int bad = -1;
+
+        if (p->section != SECTION_TASK)
+                return 0;
+        t = &p->config->tasks[p->task];
+        if (!p->key_line[KEY_KIND])
+                return fail(p, -EINVAL, t->line, "section [%s]: missing key 'kind' (ticker or sleep)",
+                            p->section_name);
+        for (int k = 0; k < N_KEYS; k++)
+                if (p->key_line[k] && key_table[k].kind != ANY_KIND && key_table[k].kind != (int) t->kind &&
+                    (bad < 0 || p->key_line[k] < p->key_line[bad]))
+                        bad = k;
+        if (bad >= 0)
+                return fail_key(p, key_table[bad].name, p->key_line[bad], "not valid for kind %s",
+                                kind_names[t->kind]);
+        if (t->kind == EVD_KIND_SLEEP && !p->key_line[KEY_DURATION])
+                return fail(p, -EINVAL, t->line, "section [%s]: missing key 'duration' (required for kind sleep)",
+                            p->section_name);
+        return 0;
+}
+
+/* A "[...]" line: closes the section before it and opens the new one. */
+static int section_header(parser *p, const char *line) {
+        const char *name = line + 1, *end = name, *rest;
+        bool was_space = false;
+        int r;
+
+        /* The ']' is found the way inih finds it: an inline comment (';'
+         * after whitespace) ends the search. */
+        while (*end && *end != ']' && !(was_space && *end == ';')) {
+                was_space = isspace((unsigned char) *end);
+                end++;
+        }
+        if (*end != ']')
+                return fail(p, -EINVAL, p->line, "syntax error: no ']' after '['");
+        /* inih ignores what follows; "[task.a] kind = sleep" is a mistake. */
+        for (rest = end + 1; isspace((unsigned char) *rest); rest++)
+                ;
+        if (*rest && *rest != ';' && *rest != '#')
+                return fail(p, -EINVAL, p->line, "syntax error: text after ']'");
+
+        r = section_close(p);
+        if (r < 0)
+                return r;
+        return section_open(p, name, (size_t) (end - name));
+}
+
+/* ---- reading lines ---- */
+
+static int next_char(parser *p) {
+        if (p->file)
+                return getc(p->file);
+        if (*p->text == '\0')
+                return EOF;
+        return (unsigned char) *p->text++;
+}
+
+/* A key line inih did not pass to the handler had neither '=' nor ':'. */
+static void check_handled(parser *p) {
+        if (p->want_handler && !p->handled)
+                fail(p, -EINVAL, p->line, "syntax error: expected 'key = value'");
+        p->want_handler = false;
+}
+
+/* inih's ini_reader: one line into buf (size bytes), like fgets(). */
+static char *config_reader(char *buf, int size, void *stream) {
+        parser *p = stream;
+        /* Room for "\r\n\0", as ini.h asks of INI_MAX_LINE. */
+        size_t max = (size_t) size - 3, len = 0, skip = 0;
+        bool nul = false;
+        int c;
+
+        assert(size > 3);
+        check_handled(p);
+        if (p->error)
+                return NULL;
+
+        /* The whole line is consumed, at most max + 1 bytes of it kept: a
+         * longer one is an error either way. */
+        while ((c = next_char(p)) != EOF && c != '\n') {
+                if (c == '\0')
+                        nul = true;
+                if (len <= max)
+                        buf[len] = (char) c;
+                len++;
+        }
+        if (c == EOF && p->file && ferror(p->file)) {
+                int e = errno > 0 ? errno : EIO;
+
+                fail(p, -e, 0, "%s", strerror(e));
+                return NULL;
+        }
+        if (c == EOF && len == 0)
+                return NULL;
+
+        p->line++;
+        if (len > 0 && len <= max + 1 && buf[len - 1] == '\r')
+                len--;
+        if (len > max) {
+                fail(p, -EINVAL, p->line, "line longer than %zu characters", max);
+                return NULL;
+        }
+        if (nul) {
+                fail(p, -EINVAL, p->line, "NUL byte in line");
+                return NULL;
+        }
+
+        if (p->line == 1 && len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
+                skip = 3; /* UTF-8 byte order mark */
+        while (skip < len && isspace((unsigned char) buf[skip]))
+                skip++;
+        len -= skip;
+        memmove(buf, buf + skip, len);
+        buf[len++] = '\n';
+        buf[len] = '\0';
+
+        /* Classified as inih will: comment or blank, header, key line. */
+        if (buf[0] == '\n' || buf[0] == ';' || buf[0] == '#')
+                return buf;
+        if (buf[0] == '[')
+                return section_header(p, buf) < 0 ? NULL : buf;
+        p->want_handler = true;
+        p->handled = false;
+        return buf;
+}
+
+/* ---- loading ---- */
+
+static int config_parse(parser *p, evd_config **ret) {
+        evd_config *c;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return fail(p, -ENOMEM, 0, "out of memory");
+        c->path = strdup(p->path);
+        if (!c->path) {
+                free(c);
+                return fail(p, -ENOMEM, 0, "out of memory");
+        }
+        c->drain_timeout = DRAIN_TIMEOUT_DEFAULT;
+        c->log = EVD_LOG_AUTO;
+        p->config = c;
+
+        r = ini_parse_stream(config_reader, p, config_handler, p);
+        check_handled(p);
+        /* inih may find a syntax error the reader did not classify as one;
+         * it counts only if it came first. */
+        if (r > 0 && (!p->error || (unsigned) r < p->error_at)) {
+                p->error = 0;
+                fail(p, -EINVAL, (unsigned) r, "syntax error");
+        } else if (r < 0) {
+                fail(p, -ENOMEM, 0, "out of memory");
+        }
+        if (!p->error)
+                section_close(p);
+
+        if (p->error) {
+                evd_config_free(c);
+                return p->error;
+        }
+        *ret = c;
+        return 0;
+}
+
+int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t errlen) {
+        parser p = { .path = path, .err = err, .errlen = errlen };
+        int r;
+
+        if (!path || !ret)
+                return -EINVAL;
+        p.file = fopen(path, "re");
+        if (!p.file) {
+                r = errno;
+                return fail(&p, -r, 0, "%s", strerror(r));
+        }
+        r = config_parse(&p, ret);
+        fclose(p.file);
+        return r;
+}
+
+int evd_config_load_string(const char *name, const char *text, evd_config **ret, char *err,
+                           size_t errlen) {
+        parser p = { .path = name, .text = text, .err = err, .errlen = errlen };
+
+        if (!name || !text || !ret)
+                return -EINVAL;
+        return config_parse(&p, ret);
+}
+
+void evd_config_free(evd_config *c) {
+        if (!c)
+                return;
+        for (size_t i = 0; i < c->n_tasks; i++) {
+                free(c->tasks[i].name);
+                free(c->tasks[i].message);
+        }
+        free(c->tasks);
+        free(c->path);
+        free(c);
+}

@@ -1,0 +1,62 @@
+/* evtaskd's configuration: INI sections [daemon] and [task.NAME], parsed
+ * with inih. Every error names file, line and key. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum evd_log_target {
+        EVD_LOG_AUTO,           /* journal under systemd, else console */
+        EVD_LOG_CONSOLE,        /* human-readable lines on stderr */
+        EVD_LOG_JSON,           /* one JSON object per line on stdout */
+        EVD_LOG_JOURNAL,        /* systemd's journal, structured fields */
+};
+
+enum evd_kind {
+        EVD_KIND_TICKER,        /* `speed` steps per second, `steps` of them */
+        EVD_KIND_SLEEP,         /* sleeps `duration`, then finishes */
+};
+
+typedef struct evd_task_conf {
+        char *name;             /* NAME of [task.NAME] */
+        unsigned line;          /* line of the section header */
+        enum evd_kind kind;     /* `kind`, required */
+        bool shield;            /* `shield`, default no */
+        bool pausable;          /* `pausable`, default yes */
+        /* kind = ticker */
+        double speed;           /* `speed`, steps per second, > 0; default 1 */
+        uint64_t steps;         /* `steps`, 0 = forever; default 0 */
+        char *message;          /* `message`, default NULL (none) */
+        /* kind = sleep */
+        int64_t duration;       /* `duration` in ns, required for sleep */
+} evd_task_conf;
+
+typedef struct evd_config {
+        char *path;             /* the file, or the name given for a string */
+        int64_t drain_timeout;  /* [daemon] drain_timeout, ns; default 20s */
+        bool exit_when_done;    /* [daemon] exit_when_done; default no */
+        enum evd_log_target log; /* [daemon] log; default auto */
+        size_t stack_size;      /* [daemon] stack_size, bytes; 0 = library default */
+        evd_task_conf *tasks;   /* in the order of the file */
+        size_t n_tasks;
+} evd_config;
+
+/* Parse a file. On failure returns a negative errno (-ENOENT, -EACCES, ...
+ * for a file that cannot be read, -EINVAL for any content error), writes a
+ * one-line message into err (for example "demo.conf:12: key 'speed' in
+ * [task.rabbit]: '3x' is not a number") and leaves *ret untouched. */
+int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t errlen);
+/* The same for a config held in memory; `name` stands for the file name. */
+int evd_config_load_string(const char *name, const char *text, evd_config **ret, char *err,
+                           size_t errlen);
+/* Accepts NULL. */
+void evd_config_free(evd_config *c);
+
+/* "250ms", "10s", "5min", "1h", also "1.5s" and "0"; a bare number is
+ * seconds. 0 or -EINVAL (also for negative or overflowing values). */
+int evd_parse_duration(const char *s, int64_t *ret_ns);
+/* yes/no, true/false, on/off, 1/0 (case-insensitive). 0 or -EINVAL. */
+int evd_parse_bool(const char *s, bool *ret);
+/* Bytes with an optional K, M or G suffix (powers of 1024). 0 or -EINVAL. */
+int evd_parse_size(const char *s, size_t *ret);

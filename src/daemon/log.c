@@ -1,0 +1,280 @@
+/* Log sinks. Each record is formatted into one buffer and written with one
+ * write(2), so that records from one process never interleave, and no
+ * record is torn by a partial write (the rest is written before the next
+ * record starts). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#if EVD_HAVE_LIBSYSTEMD
+#include <systemd/sd-journal.h>
+#endif
+
+#include "log.h"
+
+#define RECORD_MAX 4096
+
+struct evd_log {
+        enum evd_log_target target;
+        bool prefix;            /* console: sd-daemon <N> prefixes */
+        int fd;                 /* console: stderr; json: stdout */
+};
+
+static const char *level_names[] = {
+        "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+};
+
+const char *evd_log_target_name(enum evd_log_target target) {
+        switch (target) {
+        case EVD_LOG_AUTO:
+                return "auto";
+        case EVD_LOG_CONSOLE:
+                return "console";
+        case EVD_LOG_JSON:
+                return "json";
+        case EVD_LOG_JOURNAL:
+                return "journal";
+        }
+        return "unknown";
+}
+
+/* Is stderr the journal's stream? systemd says so in JOURNAL_STREAM. */
+static bool stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
+
+int evd_log_new(enum evd_log_target target, evd_log **ret_log) {
+        evd_log *log;
+
+        if (target == EVD_LOG_AUTO)
+                target = stderr_is_journal() && EVD_HAVE_LIBSYSTEMD ? EVD_LOG_JOURNAL : EVD_LOG_CONSOLE;
+        if (target == EVD_LOG_JOURNAL && !EVD_HAVE_LIBSYSTEMD)
+                return -EOPNOTSUPP;
+        log = calloc(1, sizeof(*log));
+        if (!log)
+                return -ENOMEM;
+        log->target = target;
+        log->fd = target == EVD_LOG_JSON ? STDOUT_FILENO : STDERR_FILENO;
+        /* Under a service manager (not a terminal) the console gets the
+         * priority prefixes systemd and others understand. */
+        log->prefix = !isatty(STDERR_FILENO);
+        *ret_log = log;
+        return 0;
+}
+
+void evd_log_free(evd_log *log) {
+        free(log);
+}
+
+enum evd_log_target evd_log_get_target(const evd_log *log) {
+        return log->target;
+}
+
+/* ---- a bounded string builder ---- */
+
+struct buf {
+        char *p;
+        size_t len, size;
+        bool overflow;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void put(struct buf *b, const char *fmt, ...) {
+        va_list ap;
+        int n;
+
+        if (b->overflow)
+                return;
+        va_start(ap, fmt);
+        n = vsnprintf(b->p + b->len, b->size - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t) n >= b->size - b->len) {
+                b->overflow = true;
+                return;
+        }
+        b->len += (size_t) n;
+}
+
+static void put_json_string(struct buf *b, const char *s) {
+        put(b, "\"");
+        for (; s && *s; s++) {
+                unsigned char c = (unsigned char) *s;
+
+                if (c == '"' || c == '\\')
+                        put(b, "\\%c", c);
+                else if (c == '\n')
+                        put(b, "\\n");
+                else if (c == '\t')
+                        put(b, "\\t");
+                else if (c < 0x20 || c == 0x7f)
+                        put(b, "\\u%04x", c);
+                else
+                        put(b, "%c", c);
+        }
+        put(b, "\"");
+}
+
+/* A record that does not fit is cut, and still ends as a whole line. */
+static void finish_line(struct buf *b, const char *json_tail) {
+        if (b->overflow) {
+                static const char cut[] = "...";
+
+                b->overflow = false;
+                b->len = b->size - strlen(json_tail) - sizeof(cut) - 2;
+                put(b, "%s", cut);
+        }
+        put(b, "%s\n", json_tail);
+}
+
+static void format_console(const evd_log *log, struct buf *b, int priority, const char *event,
+                           const char *task, const char *msg) {
+        if (log->prefix) {
+                put(b, "<%d>", priority);
+        } else {
+                struct timespec ts;
+                struct tm tm;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                localtime_r(&ts.tv_sec, &tm);
+                put(b, "%02d:%02d:%02d.%03ld ", tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+        }
+        if (task)
+                put(b, "[%s] ", task);
+        /* The message says what a person needs; the fields are for
+         * machines, and go to the JSON and journal sinks. */
+        put(b, "%s: %s", event, msg);
+        finish_line(b, "");
+}
+
+static void format_json(struct buf *b, int priority, const char *event, const char *task,
+                        const evd_field *fields, size_t n, const char *msg) {
+        struct timespec rt, mono;
+        struct tm tm;
+
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        gmtime_r(&rt.tv_sec, &tm);
+        put(b, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"mono_us\":%lld,\"level\":\"%s\",\"event\":",
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+            rt.tv_nsec / 1000, (long long) mono.tv_sec * 1000000 + mono.tv_nsec / 1000,
+            level_names[priority & 7]);
+        put_json_string(b, event);
+        put(b, ",\"task\":");
+        if (task)
+                put_json_string(b, task);
+        else
+                put(b, "null");
+        put(b, ",\"msg\":");
+        put_json_string(b, msg);
+        for (size_t i = 0; i < n; i++) {
+                put(b, ",\"%s\":", fields[i].key);
+                if (fields[i].str)
+                        put_json_string(b, fields[i].str);
+                else
+                        put(b, "%lld", fields[i].num);
+        }
+        finish_line(b, "}");
+}
+
+static void write_all(int fd, const char *p, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return; /* nowhere left to report it */
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+}
+
+#if EVD_HAVE_LIBSYSTEMD
+static void emit_journal(int priority, const char *event, const char *task, const evd_field *fields,
+                         size_t n, const char *msg) {
+        enum { FIXED = 5, MAX_FIELDS = 16 };
+        char message[RECORD_MAX];
+        char fixed[FIXED][256];
+        char extra[MAX_FIELDS][256];
+        struct iovec iov[FIXED + MAX_FIELDS];
+        size_t k = 0;
+
+        snprintf(message, sizeof(message), "MESSAGE=%s%s%s", task ? task : "", task ? ": " : "", msg);
+        iov[k++] = (struct iovec) { .iov_base = message, .iov_len = strlen(message) };
+        snprintf(fixed[k++], sizeof(fixed[0]), "PRIORITY=%d", priority);
+        snprintf(fixed[k++], sizeof(fixed[0]), "SYSLOG_IDENTIFIER=evtaskd");
+        snprintf(fixed[k++], sizeof(fixed[0]), "EVTASK_EVENT=%s", event);
+        if (task)
+                snprintf(fixed[k++], sizeof(fixed[0]), "EVTASK_TASK=%s", task);
+        for (size_t i = 1; i < k; i++)
+                iov[i] = (struct iovec) { .iov_base = fixed[i], .iov_len = strlen(fixed[i]) };
+        for (size_t i = 0; i < n && i < MAX_FIELDS; i++) {
+                char key[64];
+                size_t j;
+
+                for (j = 0; fields[i].key[j] && j < sizeof(key) - 1; j++)
+                        key[j] = (char) (fields[i].key[j] >= 'a' && fields[i].key[j] <= 'z'
+                                                 ? fields[i].key[j] - 'a' + 'A'
+                                                 : fields[i].key[j]);
+                key[j] = '\0';
+                if (fields[i].str)
+                        snprintf(extra[i], sizeof(extra[i]), "EVTASK_%s=%s", key, fields[i].str);
+                else
+                        snprintf(extra[i], sizeof(extra[i]), "EVTASK_%s=%lld", key, fields[i].num);
+                iov[k++] = (struct iovec) { .iov_base = extra[i], .iov_len = strlen(extra[i]) };
+        }
+        sd_journal_sendv(iov, (int) k);
+}
+#endif
+
+void evd_log_emit(evd_log *log, int priority, const char *event, const char *task,
+                  const evd_field *fields, size_t n_fields, const char *fmt, ...) {
+        char msg[RECORD_MAX / 2], line[RECORD_MAX];
+        struct buf b = { .p = line, .size = sizeof(line) };
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+
+        switch (log->target) {
+        case EVD_LOG_JOURNAL:
+#if EVD_HAVE_LIBSYSTEMD
+                emit_journal(priority, event, task, fields, n_fields, msg);
+#endif
+                return;
+        case EVD_LOG_JSON:
+                format_json(&b, priority, event, task, fields, n_fields, msg);
+                break;
+        default:
+                format_console(log, &b, priority, event, task, msg);
+                break;
+        }
+        write_all(log->fd, b.p, b.len);
+}
+
+int evd_log_format(evd_log *log, char *out, size_t size, int priority, const char *event,
+                   const char *msg) {
+        struct buf b = { .p = out, .size = size };
+
+        if (log->target == EVD_LOG_JSON)
+                format_json(&b, priority, event, NULL, NULL, 0, msg);
+        else
+                format_console(log, &b, priority, event, NULL, msg);
+        if (b.overflow)
+                return -ENOSPC;
+        return (int) b.len;
+}

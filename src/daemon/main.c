@@ -1,0 +1,387 @@
+/* evtaskd: runs the tasks a config file declares. SIGINT pauses and
+ * resumes them; SIGTERM or SIGQUIT drains them (unshielded tasks are
+ * cancelled, shielded ones finish) and exits. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "evtask.h"
+#include "jobs.h"
+#include "log.h"
+
+#include "demo-conf.h" /* DEMO_CONF: conf/demo.conf, embedded at build time */
+
+struct daemon {
+        evd_config *config;
+        evd_log *log;
+        evt_loop *loop;
+        evt_lifecycle *lc;
+        evd_job *jobs;          /* one per config task */
+        bool shutdown_seen;     /* a shutdown was requested */
+};
+
+static const char *signal_name(int signo) {
+        switch (signo) {
+        case SIGINT:
+                return "SIGINT";
+        case SIGTERM:
+                return "SIGTERM";
+        case SIGQUIT:
+                return "SIGQUIT";
+        case SIGHUP:
+                return "SIGHUP";
+        case SIGUSR1:
+                return "SIGUSR1";
+        case SIGUSR2:
+                return "SIGUSR2";
+        }
+        return "signal";
+}
+
+/* ---- the task table (SIGUSR1) ---- */
+
+static void table_row(evt_task *t, void *data) {
+        struct daemon *d = data;
+        unsigned flags = evt_task_flags(t);
+        long long age_ms = evt_task_age(t) / 1000000;
+        evd_field f[] = {
+                EVD_STR("state", evt_task_state_name(t)),
+                EVD_NUM("shielded", (flags & EVT_TASK_SHIELDED) != 0),
+                EVD_NUM("pausable", (flags & EVT_TASK_NOPAUSE) == 0),
+                EVD_NUM("age_ms", age_ms),
+        };
+
+        evd_log_emit(d->log, LOG_INFO, "task-table", evt_task_name(t), f, 4, "%s, %s, %s, age %lld ms",
+                     evt_task_state_name(t), (flags & EVT_TASK_SHIELDED) ? "shielded" : "unshielded",
+                     (flags & EVT_TASK_NOPAUSE) ? "not pausable" : "pausable", age_ms);
+}
+
+static void dump_task_table(struct daemon *d) {
+        evt_loop_stats st;
+        evd_field f[2];
+
+        evt_loop_stats_get(d->loop, &st);
+        f[0] = EVD_NUM("tasks", st.tasks);
+        f[1] = EVD_NUM("paused", evt_loop_is_paused(d->loop));
+        evd_log_emit(d->log, LOG_INFO, "task-table", NULL, f, 2, "%zu tasks, %s", st.tasks,
+                     evt_loop_is_paused(d->loop) ? "paused" : "running");
+        evt_loop_foreach_task(d->loop, table_row, d);
+}
+
+/* ---- lifecycle callbacks: everything the lifecycle does, logged ---- */
+
+static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) {
+        struct daemon *d = data;
+        const char *name = signal_name(si->signo);
+        const char *action;
+        evd_field f[4];
+
+        (void) lc;
+        switch (si->action) {
+        case EVT_SIGNAL_PAUSED:
+                action = "pause";
+                break;
+        case EVT_SIGNAL_RESUMED:
+                action = "resume";
+                break;
+        case EVT_SIGNAL_IGNORED:
+                action = "ignored during shutdown";
+                break;
+        case EVT_SIGNAL_SHUTDOWN:
+                action = "shutdown";
+                break;
+        case EVT_SIGNAL_FORCED:
+                action = "force";
+                break;
+        default:
+                action = si->signo == SIGUSR1 ? "task table" : "ignored";
+                break;
+        }
+        f[0] = EVD_STR("signal", name);
+        f[1] = EVD_STR("action", action);
+        f[2] = EVD_NUM("sender_pid", si->sender_pid);
+        f[3] = EVD_NUM("sender_uid", si->sender_uid);
+        evd_log_emit(d->log, si->action == EVT_SIGNAL_IGNORED ? LOG_WARNING : LOG_NOTICE, "signal", NULL, f,
+                     4, "%s from pid %ld: %s", name, (long) si->sender_pid, action);
+
+        if (si->action == EVT_SIGNAL_PAUSED)
+                evd_log_emit(d->log, LOG_NOTICE, "paused", NULL, NULL, 0,
+                             "every pausable task is paused; SIGINT resumes");
+        else if (si->action == EVT_SIGNAL_RESUMED)
+                evd_log_emit(d->log, LOG_NOTICE, "resumed", NULL, NULL, 0, "tasks resumed");
+        else if (si->signo == SIGUSR1)
+                dump_task_table(d);
+}
+
+static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data) {
+        struct daemon *d = data;
+        evd_field f[] = { EVD_NUM("tasks", left) };
+
+        (void) lc;
+        switch (phase) {
+        case EVT_PHASE_STOPPING:
+                d->shutdown_seen = true;
+                evd_log_emit(d->log, LOG_NOTICE, "stopping", NULL, f, 1,
+                             "shutting down: cancelling every unshielded task (%zu running)", left);
+                break;
+        case EVT_PHASE_DRAINING:
+                evd_log_emit(d->log, LOG_NOTICE, "draining", NULL, f, 1,
+                             "waiting up to %lld ms for the %zu tasks still running",
+                             (long long) (d->config->drain_timeout / 1000000), left);
+                break;
+        case EVT_PHASE_FORCING:
+                d->shutdown_seen = true;
+                evd_log_emit(d->log, LOG_WARNING, "forcing", NULL, f, 1,
+                             "force-cancelling the %zu tasks left", left);
+                break;
+        case EVT_PHASE_DONE:
+                if (d->shutdown_seen)
+                        evd_log_emit(d->log, LOG_NOTICE, "drained", NULL, NULL, 0, "every task has ended");
+                else
+                        evd_log_emit(d->log, LOG_NOTICE, "done", NULL, NULL, 0,
+                                     "every task has ended (exit_when_done)");
+                break;
+        default:
+                break;
+        }
+}
+
+static void on_forced(evt_lifecycle *lc, evt_task *t, void *data) {
+        struct daemon *d = data;
+        long long age_ms = evt_task_age(t) / 1000000;
+        evd_field f[] = { EVD_NUM("age_ms", age_ms) };
+
+        (void) lc;
+        evd_log_emit(d->log, LOG_WARNING, "forced", evt_task_name(t), f, 1,
+                     "force-cancelled after %lld ms", age_ms);
+}
+
+/* ---- running ---- */
+
+static int spawn_jobs(struct daemon *d) {
+        d->jobs = calloc(d->config->n_tasks ? d->config->n_tasks : 1, sizeof(*d->jobs));
+        if (!d->jobs)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->config->n_tasks; i++) {
+                const evd_task_conf *c = &d->config->tasks[i];
+                evd_job *job = &d->jobs[i];
+                evt_task_opts opts = {
+                        .name = c->name,
+                        .flags = (c->shield ? EVT_TASK_SHIELDED : 0) | (c->pausable ? 0 : EVT_TASK_NOPAUSE),
+                };
+                evd_field f[] = {
+                        EVD_STR("kind", evd_kind_name(c->kind)),
+                        EVD_NUM("shielded", c->shield),
+                        EVD_NUM("pausable", c->pausable),
+                };
+                int r;
+
+                job->conf = c;
+                job->log = d->log;
+                r = evt_task_spawn(d->loop, evd_job_run, job, &opts, &job->task);
+                if (r < 0) {
+                        evd_log_emit(d->log, LOG_ERR, "failed", c->name, NULL, 0, "cannot start: %s",
+                                     strerror(-r));
+                        return r;
+                }
+                evd_log_emit(d->log, LOG_INFO, "spawned", c->name, f, 3, "%s%s%s", evd_kind_name(c->kind),
+                             c->shield ? ", shielded" : "", c->pausable ? "" : ", not pausable");
+        }
+        return 0;
+}
+
+static int run(struct daemon *d) {
+        char emergency[512];
+        evt_lifecycle_opts lopts = {
+                .drain_timeout = d->config->drain_timeout,
+                .exit_when_idle = d->config->exit_when_done,
+                .emergency_fd = evd_log_get_target(d->log) == EVD_LOG_JSON ? STDOUT_FILENO : STDERR_FILENO,
+        };
+        evt_lifecycle_ops ops = {
+                .signal_cb = on_signal,
+                .phase_cb = on_phase,
+                .forced_cb = on_forced,
+                .data = d,
+        };
+        evt_loop_opts opts = { .stack_size = d->config->stack_size };
+        int r, status;
+
+        /* A log reader that goes away must not kill the daemon. */
+        signal(SIGPIPE, SIG_IGN);
+
+        r = evt_loop_new(NULL, &opts, &d->loop);
+        if (r < 0) {
+                fprintf(stderr, "evtaskd: cannot create the loop: %s\n", strerror(-r));
+                return EX_OSERR;
+        }
+        if (evd_log_format(d->log, emergency, sizeof(emergency), LOG_CRIT, "exit",
+                           "third shutdown signal: exiting at once") > 0)
+                lopts.emergency_message = emergency;
+        r = evt_lifecycle_new(d->loop, &lopts, &ops, &d->lc);
+        if (r < 0) {
+                fprintf(stderr, "evtaskd: cannot set up signal handling: %s\n", strerror(-r));
+                return EX_OSERR;
+        }
+
+        {
+                evd_field f[] = {
+                        EVD_STR("config", d->config->path),
+                        EVD_NUM("tasks", d->config->n_tasks),
+                        EVD_NUM("pid", getpid()),
+                };
+                evd_log_emit(d->log, LOG_INFO, "started", NULL, f, 3, "evtaskd %s, %zu tasks from %s",
+                             EVTASK_VERSION, d->config->n_tasks, d->config->path);
+        }
+        r = spawn_jobs(d);
+        if (r < 0) {
+                /* Nothing half-started stays: the tasks spawned so far end. */
+                evt_lifecycle_shutdown(d->lc, true);
+        }
+
+        status = evt_lifecycle_run(d->lc);
+        if (r < 0 && status == EVT_EXIT_CLEAN)
+                status = EX_OSERR;
+        {
+                evd_field f[] = { EVD_NUM("exit_code", status) };
+
+                evd_log_emit(d->log, LOG_INFO, "exit", NULL, f, 1, "exiting with status %d (%s)", status,
+                             status == EVT_EXIT_CLEAN    ? "clean"
+                             : status == EVT_EXIT_FORCED ? "tasks were force-cancelled"
+                                                         : "error");
+        }
+        return status;
+}
+
+static void daemon_free(struct daemon *d) {
+        if (d->jobs)
+                for (size_t i = 0; i < d->config->n_tasks; i++)
+                        evt_task_unref(d->jobs[i].task);
+        evt_lifecycle_free(d->lc);
+        evt_loop_free(d->loop);
+        free(d->jobs);
+        evd_log_free(d->log);
+        evd_config_free(d->config);
+}
+
+/* ---- the command line ---- */
+
+static void usage(FILE *f) {
+        fprintf(f,
+                "Usage: evtaskd [OPTION]...\n"
+                "Run the tasks a config file declares, as coroutines on one event loop.\n"
+                "\n"
+                "  -c, --config FILE      read FILE (default: the built-in demo config)\n"
+                "      --check-config     validate the config, print a summary, and exit\n"
+                "  -l, --log SINK         console, json, journal or auto (default: the\n"
+                "                         config's [daemon] log, else auto)\n"
+                "  -h, --help             show this help and exit\n"
+                "  -V, --version          show the version and exit\n"
+                "\n"
+                "Signals:\n"
+                "  SIGINT                 pause every pausable task; the next SIGINT resumes\n"
+                "  SIGTERM, SIGQUIT       graceful shutdown: cancel unshielded tasks, drain\n"
+                "                         shielded ones for up to drain_timeout; a second\n"
+                "                         signal forces at once, a third exits at once\n"
+                "  SIGUSR1                write the task table to the log\n"
+                "\n"
+                "Exit status:\n"
+                "  0   every task ended or was cancelled cleanly\n"
+                "  3   some task had to be force-cancelled (drain deadline, second signal)\n"
+                "  64  usage error          78  configuration error\n"
+                "  128+N  exited at once on the third shutdown signal N\n");
+}
+
+int main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "check-config", no_argument, NULL, 'C' },
+                { "log", required_argument, NULL, 'l' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        const char *config_path = NULL, *log_arg = NULL;
+        bool check_only = false;
+        struct daemon d = { 0 };
+        enum evd_log_target target;
+        char err[512];
+        int c, r, status;
+
+        while ((c = getopt_long(argc, argv, "c:l:hV", options, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 'C':
+                        check_only = true;
+                        break;
+                case 'l':
+                        log_arg = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                case 'V':
+                        printf("evtaskd %s\n", EVTASK_VERSION);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return EX_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "evtaskd: unexpected argument '%s'\n", argv[optind]);
+                usage(stderr);
+                return EX_USAGE;
+        }
+
+        if (log_arg) {
+                if (strcmp(log_arg, "console") == 0)
+                        target = EVD_LOG_CONSOLE;
+                else if (strcmp(log_arg, "json") == 0)
+                        target = EVD_LOG_JSON;
+                else if (strcmp(log_arg, "journal") == 0)
+                        target = EVD_LOG_JOURNAL;
+                else if (strcmp(log_arg, "auto") == 0)
+                        target = EVD_LOG_AUTO;
+                else {
+                        fprintf(stderr, "evtaskd: --log: unknown sink '%s' (console, json, journal, auto)\n",
+                                log_arg);
+                        return EX_USAGE;
+                }
+        }
+
+        if (config_path)
+                r = evd_config_load_file(config_path, &d.config, err, sizeof(err));
+        else
+                r = evd_config_load_string("<built-in demo.conf>", DEMO_CONF, &d.config, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "evtaskd: %s\n", err);
+                return EX_CONFIG;
+        }
+        if (check_only) {
+                printf("%s: ok, %zu tasks\n", d.config->path, d.config->n_tasks);
+                evd_config_free(d.config);
+                return 0;
+        }
+
+        if (!log_arg)
+                target = d.config->log;
+        r = evd_log_new(target, &d.log);
+        if (r < 0) {
+                fprintf(stderr, "evtaskd: cannot log to %s: %s\n", evd_log_target_name(target),
+                        r == -EOPNOTSUPP ? "not supported by this build" : strerror(-r));
+                evd_config_free(d.config);
+                return log_arg ? EX_USAGE : EX_CONFIG;
+        }
+
+        status = run(&d);
+        daemon_free(&d);
+        return status;
+}

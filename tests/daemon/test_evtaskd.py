@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""End-to-end tests of evtaskd: the real binary, real signals, its JSON log.
+
+Run by meson (`meson test --suite daemon`) with EVTASKD and SPIN set to the
+built programs. Times in the daemon's records (mono_us) are CLOCK_MONOTONIC,
+the clock of time.monotonic_ns() here, so a record can be set against the
+moment a signal was sent.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+EVTASKD = os.environ.get("EVTASKD", "build/src/daemon/evtaskd")
+SPIN = os.environ.get("SPIN", "build/tests/spin")
+SIGNALFD = os.environ.get("EVTASK_SIGNALFD", "1") == "1"
+
+
+def now_us():
+    return time.monotonic_ns() // 1000
+
+
+def sleepers(n_shielded, n_plain, duration, extra=""):
+    text = "[daemon]\nexit_when_done = yes\n" + extra + "\n"
+    for i in range(n_shielded):
+        text += f"[task.shielded-{i}]\nkind = sleep\nduration = {duration}\nshield = yes\n\n"
+    for i in range(n_plain):
+        text += f"[task.worker-{i}]\nkind = sleep\nduration = {duration}\n\n"
+    return text
+
+
+class Daemon:
+    """evtaskd on a config text, with its JSON records collected as they come."""
+
+    def __init__(self, config_text, args=(), program=None):
+        self.conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+        self.conf.write(config_text)
+        self.conf.close()
+        cmd = [program] if program else [EVTASKD, "--config", self.conf.name, "--log", "json", *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.records = []
+        self.bad_lines = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                rec = None
+            with self.cond:
+                if rec is None:
+                    self.bad_lines.append(line)
+                else:
+                    self.records.append(rec)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout=10.0, what="a record"):
+        """The first record (in log order) that pred accepts."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for rec in self.records:
+                    if pred(rec):
+                        return rec
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    raise AssertionError(f"no {what} within {timeout}s; records: {self.records[-20:]}")
+                self.cond.wait(min(left, 0.05))
+
+    def event(self, name, task=None, timeout=10.0):
+        return self.wait_for(
+            lambda r: r["event"] == name and (task is None or r["task"] == task),
+            timeout, f"'{name}' record" + (f" of {task}" if task else ""))
+
+    def kill(self, sig):
+        sent = now_us()
+        self.proc.send_signal(sig)
+        return sent
+
+    def finish(self, timeout=30.0):
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"evtaskd did not exit within {timeout}s; records: {self.records[-20:]}")
+        self.reader.join(5)
+        self.stderr = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        os.unlink(self.conf.name)
+        return code
+
+    def of(self, event, task=None):
+        return [r for r in self.records if r["event"] == event and (task is None or r["task"] == task)]
+
+
+class DaemonTest(unittest.TestCase):
+    def run_daemon(self, *a, **kw):
+        d = Daemon(*a, **kw)
+        self.addCleanup(lambda: d.proc.poll() is None and (d.proc.kill(), d.proc.wait()))
+        return d
+
+    def assert_clean_log(self, d):
+        self.assertEqual(d.bad_lines, [], "every stdout line is one JSON record")
+        for rec in d.records:
+            for key in ("ts", "level", "event", "task", "msg"):
+                self.assertIn(key, rec)
+
+
+class Pause(DaemonTest):
+    RACE = """[daemon]
+exit_when_done = yes
+[task.rabbit]
+kind = ticker
+speed = 3
+steps = 10
+[task.turtle]
+kind = ticker
+speed = 1
+steps = 10
+"""
+
+    def check_no_step_while_paused(self, d):
+        records = d.records
+        paused = [i for i, r in enumerate(records) if r["event"] == "paused"]
+        resumed = [i for i, r in enumerate(records) if r["event"] == "resumed"]
+        self.assertTrue(paused and resumed)
+        for p, q in zip(paused, resumed):
+            between = [r for r in records[p:q] if r["event"] == "step"]
+            self.assertEqual(between, [], "a step between 'paused' and 'resumed'")
+
+    def test_race_pauses_without_a_step(self):
+        d = self.run_daemon(self.RACE)
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "turtle", what="a turtle step")
+        d.kill(signal.SIGINT)
+        paused = d.event("paused")
+        time.sleep(1.5)  # the turtle would take a step, the rabbit four
+        d.kill(signal.SIGINT)
+        d.event("resumed")
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.check_no_step_while_paused(d)
+        sig = d.of("signal")[0]
+        self.assertEqual(sig["signal"], "SIGINT")
+        self.assertEqual(sig["sender_pid"], os.getpid())
+        self.assertGreater(paused["mono_us"], 0)
+        for name in ("rabbit", "turtle"):
+            steps = [r["distance"] for r in d.of("step", name)]
+            self.assertEqual(steps, list(range(1, 11)), name)
+            self.assertEqual(len(d.of("finished", name)), 1)
+
+    def test_thousand_tickers_pause(self):
+        text = "[daemon]\nexit_when_done = yes\n"
+        for i in range(1000):
+            text += f"[task.t{i}]\nkind = ticker\nspeed = 20\nsteps = 20\n"
+        d = self.run_daemon(text)
+        d.wait_for(lambda r: r["event"] == "step" and r["distance"] >= 3, what="a third step")
+        d.kill(signal.SIGINT)
+        d.event("paused")
+        time.sleep(0.5)
+        d.kill(signal.SIGINT)
+        d.event("resumed")
+        self.assertEqual(d.finish(60), 0)
+        self.assert_clean_log(d)
+        self.check_no_step_while_paused(d)
+        self.assertEqual(len(d.of("step")), 20 * 1000)
+        self.assertEqual(len(d.of("finished")), 1000)
+
+
+class Shutdown(DaemonTest):
+    def test_term_cancels_unshielded_and_drains_shielded(self):
+        d = self.run_daemon(sleepers(3, 3, "2s"))
+        spawned = [d.event("spawned", f"worker-{i}") for i in range(3)]
+        time.sleep(0.3)
+        sent = d.kill(signal.SIGTERM)
+        d.event("drained")
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        cancelled = d.of("cancelled")
+        self.assertEqual(sorted(r["task"] for r in cancelled), [f"worker-{i}" for i in range(3)])
+        for r in cancelled:
+            self.assertLess(r["mono_us"] - sent, 100_000, f"{r['task']} cancelled late")
+        finished = d.of("finished")
+        self.assertEqual(sorted(r["task"] for r in finished), [f"shielded-{i}" for i in range(3)])
+        for r in finished:
+            self.assertGreaterEqual(r["duration_ms"], 2000)
+        self.assertEqual(d.of("stopping")[0]["tasks"], 6)
+        self.assertEqual(d.of("signal")[0]["sender_pid"], os.getpid())
+        self.assertEqual(d.of("exit")[-1]["exit_code"], 0)
+        self.assertEqual(len(spawned), 3)
+
+    def test_term_while_paused(self):
+        d = self.run_daemon(sleepers(2, 2, "1s"))
+        d.event("spawned", "worker-1")
+        d.kill(signal.SIGINT)
+        d.event("paused")
+        time.sleep(1.3)  # every sleep is due now, and held
+        self.assertEqual(d.of("finished"), [])
+        d.kill(signal.SIGTERM)
+        d.event("drained")
+        d.kill(signal.SIGINT)  # during a shutdown: logged, ignored
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(sorted(r["task"] for r in d.of("cancelled")), ["worker-0", "worker-1"])
+        self.assertEqual(sorted(r["task"] for r in d.of("finished")), ["shielded-0", "shielded-1"])
+
+    def test_sigint_during_shutdown_is_ignored(self):
+        d = self.run_daemon(sleepers(1, 0, "1s"))
+        d.event("spawned", "shielded-0")
+        d.kill(signal.SIGTERM)
+        d.event("draining")
+        d.kill(signal.SIGINT)
+        ignored = d.wait_for(lambda r: r["event"] == "signal" and r["signal"] == "SIGINT",
+                             what="the SIGINT record")
+        self.assertEqual(ignored["action"], "ignored during shutdown")
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual(d.of("paused"), [])
+        self.assertEqual(len(d.of("finished", "shielded-0")), 1)
+
+    def test_drain_timeout_forces(self):
+        d = self.run_daemon(sleepers(1, 1, "30s", "drain_timeout = 500ms"))
+        d.event("spawned", "worker-0")
+        sent = d.kill(signal.SIGTERM)
+        forced = d.event("forced", "shielded-0")
+        self.assertEqual(d.finish(), 3)
+        self.assert_clean_log(d)
+        late = forced["mono_us"] - sent
+        self.assertGreaterEqual(late, 500_000)
+        self.assertLess(late, 5_000_000)
+        self.assertEqual(d.of("exit")[-1]["exit_code"], 3)
+        self.assertEqual(len(d.of("cancelled", "shielded-0")), 1)
+
+    def test_second_term_forces_at_once(self):
+        d = self.run_daemon(sleepers(2, 0, "30s", "drain_timeout = 60s"))
+        d.event("spawned", "shielded-1")
+        d.kill(signal.SIGTERM)
+        d.event("draining")
+        sent = d.kill(signal.SIGTERM)
+        forced = d.event("forced")
+        self.assertLess(forced["mono_us"] - sent, 1_000_000)
+        self.assertEqual(d.finish(), 3)
+        self.assertEqual(sorted(r["task"] for r in d.of("forced")), ["shielded-0", "shielded-1"])
+
+    def test_third_signal_exits_from_the_handler(self):
+        d = self.run_daemon("", program=SPIN)
+        deadline = time.monotonic() + 10
+        while not d.bad_lines and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(d.bad_lines, [b"spinning\n"])
+        time.sleep(0.2)  # the task spins: the loop never polls again
+        for _ in range(3):
+            d.kill(signal.SIGTERM)
+            time.sleep(0.05)
+        self.assertEqual(d.finish(10), 128 + signal.SIGTERM)
+        self.assertIn("third shutdown signal", json.dumps(d.records))
+
+
+class Timing(DaemonTest):
+    def test_two_sleeps_end_together(self):
+        text = "[daemon]\nexit_when_done = yes\n[task.a]\nkind = sleep\nduration = 1s\n" \
+               "[task.b]\nkind = sleep\nduration = 1s\n"
+        start = time.monotonic()
+        d = self.run_daemon(text)
+        self.assertEqual(d.finish(), 0)
+        elapsed = time.monotonic() - start
+        self.assertEqual(len(d.of("finished")), 2)
+        self.assertLess(elapsed, 1.9, "two 1 s sleeps took the sum of their times")
+        self.assertGreaterEqual(elapsed, 1.0)
+
+
+class Signals(DaemonTest):
+    def test_usr1_writes_the_task_table(self):
+        d = self.run_daemon(sleepers(1, 1, "5s"))
+        d.event("spawned", "worker-0")
+        d.kill(signal.SIGUSR1)
+        rows = [d.wait_for(lambda r, n=n: r["event"] == "task-table" and r["task"] == n,
+                           what=f"task table row of {n}") for n in ("shielded-0", "worker-0")]
+        self.assertEqual(rows[0]["shielded"], 1)
+        self.assertEqual(rows[1]["shielded"], 0)
+        self.assertEqual(rows[0]["pausable"], 1)
+        self.assertIn(rows[1]["state"], ("waiting", "ready"))
+        sig = d.wait_for(lambda r: r["event"] == "signal" and r["signal"] == "SIGUSR1")
+        self.assertEqual(sig["sender_pid"], os.getpid() if SIGNALFD else 0)
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+
+
+class Config(unittest.TestCase):
+    def check_bad(self, text, line, key, *words):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write(text)
+        try:
+            for extra in ([], ["--check-config"]):
+                p = subprocess.run([EVTASKD, "--config", f.name, "--log", "json", *extra],
+                                   capture_output=True, text=True, timeout=10)
+                self.assertEqual(p.returncode, 78, p.stderr)
+                self.assertEqual(p.stdout, "", "nothing starts on a bad config")
+                self.assertIn(f"{f.name}:{line}:", p.stderr)
+                if key:
+                    self.assertIn(key, p.stderr)
+                for w in words:
+                    self.assertIn(w, p.stderr)
+        finally:
+            os.unlink(f.name)
+
+    def test_unknown_key(self):
+        self.check_bad("[daemon]\nexit_when_done = yes\n\n[task.a]\nkind = sleep\nduraton = 1s\n", 6, "duraton")
+
+    def test_bad_duration(self):
+        self.check_bad("[task.a]\nkind = sleep\nduration = 10 parsecs\n", 3, "duration")
+
+    def test_unknown_kind(self):
+        self.check_bad("[task.a]\nkind = teleport\n", 2, "kind", "teleport")
+
+    def test_bad_boolean(self):
+        self.check_bad("[task.a]\nkind = sleep\nduration = 1s\nshield = maybe\n", 4, "shield", "maybe")
+
+    def test_duplicate_task(self):
+        self.check_bad("[task.a]\nkind = sleep\nduration = 1s\n\n[task.a]\nkind = sleep\nduration = 2s\n",
+                       5, None, "task.a")
+
+    def test_missing_file(self):
+        p = subprocess.run([EVTASKD, "--config", "/nonexistent/evtaskd.conf"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("/nonexistent/evtaskd.conf", p.stderr)
+
+    def test_demo_config_is_valid(self):
+        p = subprocess.run([EVTASKD, "--check-config"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("8 tasks", p.stdout)
+
+
+class CommandLine(unittest.TestCase):
+    def test_help_and_version(self):
+        p = subprocess.run([EVTASKD, "--help"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0)
+        for word in ("--config", "--check-config", "--log", "SIGINT", "SIGTERM"):
+            self.assertIn(word, p.stdout)
+        p = subprocess.run([EVTASKD, "--version"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, r"^evtaskd \d+\.\d+")
+
+    def test_usage_errors_exit_64(self):
+        for args in (["--bogus"], ["--log", "carrier-pigeon"], ["stray"], ["--config"]):
+            p = subprocess.run([EVTASKD, *args], capture_output=True, text=True, timeout=10)
+            self.assertEqual(p.returncode, 64, args)
+            self.assertNotEqual(p.stderr, "")
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1] + sys.argv[1:], verbosity=2)
