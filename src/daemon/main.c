@@ -26,6 +26,9 @@ struct daemon {
         bool shutdown_seen;     /* a shutdown was requested */
 };
 
+/* The signals the lifecycle handles. */
+static const int handled_signals[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
+
 static const char *signal_name(int signo) {
         switch (signo) {
         case SIGINT:
@@ -107,8 +110,12 @@ static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) 
         f[1] = EVD_STR("action", action);
         f[2] = EVD_NUM("sender_pid", si->sender_pid);
         f[3] = EVD_NUM("sender_uid", si->sender_uid);
-        evd_log_emit(d->log, si->action == EVT_SIGNAL_IGNORED ? LOG_WARNING : LOG_NOTICE, "signal", NULL, f,
-                     4, "%s from pid %ld: %s", name, (long) si->sender_pid, action);
+        if (si->sender_pid > 0)
+                evd_log_emit(d->log, si->action == EVT_SIGNAL_IGNORED ? LOG_WARNING : LOG_NOTICE, "signal",
+                             NULL, f, 4, "%s from pid %ld: %s", name, (long) si->sender_pid, action);
+        else /* the kernel: a terminal's Ctrl-C, or a sender the platform hides */
+                evd_log_emit(d->log, si->action == EVT_SIGNAL_IGNORED ? LOG_WARNING : LOG_NOTICE, "signal",
+                             NULL, f, 4, "%s: %s", name, action);
 
         if (si->action == EVT_SIGNAL_PAUSED)
                 evd_log_emit(d->log, LOG_NOTICE, "paused", NULL, NULL, 0,
@@ -212,8 +219,13 @@ static int run(struct daemon *d) {
         evt_loop_opts opts = { .stack_size = d->config->stack_size };
         int r, status;
 
-        /* A log reader that goes away must not kill the daemon. */
+        /* A log reader that goes away must not kill the daemon. And the
+         * lifecycle restores the dispositions it found when it goes: make
+         * those "ignore", so that a signal during the exit (after the last
+         * record) does not turn a clean exit into death by signal. */
         signal(SIGPIPE, SIG_IGN);
+        for (size_t i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++)
+                signal(handled_signals[i], SIG_IGN);
 
         r = evt_loop_new(NULL, &opts, &d->loop);
         if (r < 0) {
