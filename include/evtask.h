@@ -233,7 +233,8 @@ enum {
 };
 
 /* Await point: waits until fd is ready for one of `events` (EVT_READ,
- * EVT_WRITE) and stores which in ret_events (may be NULL). */
+ * EVT_WRITE) and stores which in ret_events (may be NULL). -EBADF for a
+ * descriptor that is not open; it must stay open during the wait. */
 EVT_API int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events);
 
 /* Await point: waits until child `pid` has exited and stores its wait

@@ -5,6 +5,7 @@
  * ev_io left active while the task is held by the pause gate would make
  * libev spin. */
 #include <errno.h>
+#include <fcntl.h>
 
 #include "sched.h"
 
@@ -29,6 +30,9 @@ int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events)
 
         if (fd < 0 || events == 0 || (events & ~(unsigned) (EVT_READ | EVT_WRITE)))
                 return -EINVAL;
+        /* libev asserts on a descriptor that is not open: refuse it here. */
+        if (fcntl(fd, F_GETFD) < 0)
+                return -EBADF;
         r = evt__enter(&t);
         if (r < 0)
                 return r;

@@ -1,0 +1,589 @@
+/* Layer 3: task groups, waited for and cancelled together. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define N_MEMBERS 4
+
+/* Tasks run inside evt_loop_run: they record what they saw here, and the
+ * test body asserts on it afterwards. Reset by every test (under CK_FORK=no
+ * all tests share one process). */
+static struct {
+        evt_loop *loop;
+        evt_group *group;
+        evt_task *member[N_MEMBERS + 1];
+        evt_task *waiter;
+        int64_t sleep_ns[N_MEMBERS + 1]; /* each member sleeps this long */
+        int r[N_MEMBERS + 1];           /* the member's sleep */
+        bool started[N_MEMBERS + 1];
+        bool finished[N_MEMBERS + 1];
+        /* The waiter's view. */
+        int r_wait, r_wait2;
+        int64_t deadline;
+        int64_t waited_at;
+        bool finished_at_wait[N_MEMBERS + 1];
+        size_t size_at_wait;
+        int r_ctl;
+} st;
+
+static void reset(void) {
+        memset(&st, 0, sizeof(st));
+        for (int i = 0; i <= N_MEMBERS; i++)
+                st.r[i] = 1;
+        st.r_wait = st.r_wait2 = st.r_ctl = 1;
+        st.deadline = EVT_FOREVER;
+}
+
+static int member_fn(void *arg) {
+        int i = (int) (intptr_t) arg;
+
+        st.started[i] = true;
+        st.r[i] = evt_sleep(st.sleep_ns[i]);
+        st.finished[i] = true;
+        return st.r[i];
+}
+
+static void spawn_members(int n, int64_t first_ns, int64_t step_ns, unsigned flags) {
+        for (int i = 0; i < n; i++) {
+                st.sleep_ns[i] = first_ns + i * step_ns;
+                ck_assert_int_eq(evt_group_spawn(st.group, member_fn, (void *) (intptr_t) i,
+                                                 &(evt_task_opts) { .name = "member", .flags = flags },
+                                                 &st.member[i]), 0);
+        }
+}
+
+static void unref_members(void) {
+        for (int i = 0; i <= N_MEMBERS; i++)
+                evt_task_unref(st.member[i]);
+        evt_task_unref(st.waiter);
+}
+
+/* Waits for the group with st.deadline, then records which members had
+ * finished at that moment. */
+static int waiter_fn(void *arg) {
+        (void) arg;
+        st.r_wait = evt_group_wait(st.group, st.deadline);
+        st.waited_at = evt_time_now();
+        for (int i = 0; i <= N_MEMBERS; i++)
+                st.finished_at_wait[i] = st.finished[i];
+        /* The group may be gone by now (-EIDRM). */
+        if (st.r_wait != -EIDRM)
+                st.size_at_wait = evt_group_size(st.group);
+        return 0;
+}
+
+static void spawn_waiter(void) {
+        st.waiter = test_spawn(st.loop, waiter_fn, NULL, "waiter", 0);
+}
+
+/* ---- waiting ---- */
+
+START_TEST(group_wait_all) {
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        ck_assert_uint_eq(evt_group_size(st.group), 0);
+        spawn_members(N_MEMBERS, EVT_MSEC(10), EVT_MSEC(10), 0);
+        ck_assert_uint_eq(evt_group_size(st.group), N_MEMBERS);
+        spawn_waiter();
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r_wait, 0);
+        /* Not before the last member ended. */
+        for (int i = 0; i < N_MEMBERS; i++) {
+                ck_assert_int_eq(st.r[i], 0);
+                ck_assert(st.finished_at_wait[i]);
+        }
+        ck_assert_uint_eq(st.size_at_wait, 0);
+        ck_assert_uint_eq(evt_group_size(st.group), 0);
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* The size counts the members that have not ended, as they end. The
+ * members end 20 ms apart, and joining each shows the size right after. */
+static int size_watcher_fn(void *arg) {
+        size_t *sizes = arg;
+
+        sizes[0] = evt_group_size(st.group);
+        for (int i = 0; i < 3; i++) {
+                if (evt_task_join(st.member[i], EVT_FOREVER, NULL) < 0)
+                        return -1;
+                sizes[i + 1] = evt_group_size(st.group);
+        }
+        return 0;
+}
+
+START_TEST(group_size_follows_members) {
+        size_t sizes[4] = { 99, 99, 99, 99 };
+
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(3, EVT_MSEC(10), EVT_MSEC(20), 0);
+        ck_assert_int_eq(evt_task_spawn(st.loop, size_watcher_fn, sizes, NULL, NULL), 0);
+        test_loop_run(st.loop);
+        ck_assert_uint_eq(sizes[0], 3);
+        ck_assert_uint_eq(sizes[1], 2);
+        ck_assert_uint_eq(sizes[2], 1);
+        ck_assert_uint_eq(sizes[3], 0);
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+START_TEST(group_wait_empty) {
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        /* A deadline that has passed: only an immediate return succeeds. */
+        st.deadline = EVT_NOW;
+        spawn_waiter();
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r_wait, 0);
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* Members that all ended leave the group empty: a later wait returns at
+ * once, and the group takes new members. */
+static int wait_twice_fn(void *arg) {
+        (void) arg;
+        st.r_wait = evt_group_wait(st.group, EVT_FOREVER);
+        st.r_wait2 = evt_group_wait(st.group, EVT_NOW);
+        st.r_ctl = evt_group_spawn(st.group, member_fn, (void *) (intptr_t) N_MEMBERS, NULL,
+                                   &st.member[N_MEMBERS]);
+        st.size_at_wait = evt_group_size(st.group);
+        if (evt_group_wait(st.group, EVT_FOREVER) < 0)
+                return -1;
+        st.finished_at_wait[N_MEMBERS] = st.finished[N_MEMBERS];
+        return 0;
+}
+
+START_TEST(group_reused_after_empty) {
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(2, EVT_MSEC(5), EVT_MSEC(5), 0);
+        st.sleep_ns[N_MEMBERS] = EVT_MSEC(10);
+        ck_assert_int_eq(evt_task_spawn(st.loop, wait_twice_fn, NULL, NULL, NULL), 0);
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r_wait, 0);
+        ck_assert_int_eq(st.r_wait2, 0);
+        ck_assert_int_eq(st.r_ctl, 0);
+        ck_assert_uint_eq(st.size_at_wait, 1);
+        ck_assert(st.finished_at_wait[N_MEMBERS]);
+        ck_assert_uint_eq(evt_group_size(st.group), 0);
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+START_TEST(group_wait_deadline) {
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(2, EVT_MSEC(200), 0, 0);
+        st.deadline = evt_deadline_in(EVT_MSEC(30));
+        spawn_waiter();
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r_wait, -ETIMEDOUT);
+        ck_assert_int_ge(st.waited_at, st.deadline);
+        /* While the members still ran; they ran on, unaffected. */
+        ck_assert_uint_eq(st.size_at_wait, 2);
+        ck_assert(!st.finished_at_wait[0]);
+        ck_assert(!st.finished_at_wait[1]);
+        ck_assert_int_eq(st.r[0], 0);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert_uint_eq(evt_group_size(st.group), 0);
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* ---- cancelling ---- */
+
+/* After 20 ms, cancels the group, then waits for it; also spawns one member
+ * just before the cancel, which therefore never starts. */
+static int group_canceller_fn(void *arg) {
+        unsigned flags = (unsigned) (uintptr_t) arg;
+
+        if (evt_sleep(EVT_MSEC(20)) < 0)
+                return -1;
+        st.sleep_ns[N_MEMBERS] = EVT_SEC(10);
+        if (evt_group_spawn(st.group, member_fn, (void *) (intptr_t) N_MEMBERS, NULL,
+                            &st.member[N_MEMBERS]) < 0)
+                return -1;
+        st.r_ctl = evt_group_cancel(st.group, flags);
+        st.r_wait = evt_group_wait(st.group, EVT_FOREVER);
+        st.waited_at = evt_time_now();
+        for (int i = 0; i <= N_MEMBERS; i++)
+                st.finished_at_wait[i] = st.finished[i];
+        return 0;
+}
+
+START_TEST(group_cancel_all) {
+        int64_t start;
+
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(N_MEMBERS, EVT_SEC(10), 0, 0);
+        ck_assert_int_eq(evt_task_spawn(st.loop, group_canceller_fn, (void *) (uintptr_t) 0, NULL, NULL), 0);
+        start = evt_time_now();
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r_ctl, 0);
+        ck_assert_int_eq(st.r_wait, 0);
+        ck_assert_int_lt(st.waited_at - start, EVT_SEC(5));
+        for (int i = 0; i < N_MEMBERS; i++) {
+                int result = 0;
+
+                ck_assert(st.finished_at_wait[i]);
+                ck_assert_int_eq(st.r[i], -ECANCELED);
+                ck_assert_int_eq(evt_task_result(st.member[i], &result), 0);
+                ck_assert_int_eq(result, -ECANCELED);
+        }
+        /* The one cancelled before it started never ran. */
+        {
+                int result = 0;
+
+                ck_assert(!st.started[N_MEMBERS]);
+                ck_assert_int_eq(evt_task_result(st.member[N_MEMBERS], &result), 0);
+                ck_assert_int_eq(result, -ECANCELED);
+        }
+        ck_assert_uint_eq(evt_group_size(st.group), 0);
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* evt_group_cancel is evt_task_cancel on each member: results through
+ * evt_task_join, from a task outside the group. */
+static int join_all_fn(void *arg) {
+        int *results = arg;
+
+        if (evt_sleep(EVT_MSEC(10)) < 0)
+                return -1;
+        st.r_ctl = evt_group_cancel(st.group, 0);
+        for (int i = 0; i < N_MEMBERS; i++)
+                if (evt_task_join(st.member[i], EVT_FOREVER, &results[i]) < 0)
+                        return -1;
+        return 0;
+}
+
+START_TEST(group_cancel_join) {
+        int results[N_MEMBERS];
+
+        reset();
+        for (int i = 0; i < N_MEMBERS; i++)
+                results[i] = 1;
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(N_MEMBERS, EVT_SEC(10), 0, 0);
+        ck_assert_int_eq(evt_task_spawn(st.loop, join_all_fn, results, NULL, NULL), 0);
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r_ctl, 0);
+        for (int i = 0; i < N_MEMBERS; i++)
+                ck_assert_int_eq(results[i], -ECANCELED);
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* A shielded member ignores a plain group cancel and finishes its sleep;
+ * the others are cancelled. */
+START_TEST(group_cancel_spares_shielded) {
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(2, EVT_SEC(10), 0, 0);
+        st.sleep_ns[2] = EVT_MSEC(60);
+        ck_assert_int_eq(evt_group_spawn(st.group, member_fn, (void *) (intptr_t) 2,
+                                         &(evt_task_opts) { .flags = EVT_TASK_SHIELDED }, &st.member[2]), 0);
+        ck_assert_int_eq(evt_task_spawn(st.loop, group_canceller_fn, (void *) (uintptr_t) 0, NULL, NULL), 0);
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r_ctl, 0);
+        ck_assert_int_eq(st.r_wait, 0);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], -ECANCELED);
+        /* Its full sleep, and the group waited for it. */
+        ck_assert_int_eq(st.r[2], 0);
+        ck_assert(st.finished_at_wait[2]);
+        ck_assert(evt_task_is_cancelled(st.member[2]));
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+START_TEST(group_cancel_force_pierces_shield) {
+        int64_t start;
+
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(2, EVT_SEC(10), 0, EVT_TASK_SHIELDED);
+        ck_assert_int_eq(evt_task_spawn(st.loop, group_canceller_fn,
+                                        (void *) (uintptr_t) EVT_CANCEL_FORCE, NULL, NULL), 0);
+        start = evt_time_now();
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r_ctl, 0);
+        ck_assert_int_eq(st.r_wait, 0);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], -ECANCELED);
+        ck_assert_int_lt(st.waited_at - start, EVT_SEC(5));
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* ---- freeing a group ---- */
+
+static int group_freer_fn(void *arg) {
+        (void) arg;
+        if (evt_sleep(EVT_MSEC(10)) < 0)
+                return -1;
+        st.waited_at = evt_time_now();
+        evt_group_free(st.group);
+        st.group = NULL;
+        return 0;
+}
+
+/* Running members leave a freed group and run on to their end; a task
+ * waiting for the group is woken with -EIDRM at once. */
+START_TEST(group_free_members_run_on) {
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(N_MEMBERS, EVT_MSEC(30), EVT_MSEC(5), 0);
+        spawn_waiter();
+        ck_assert_int_eq(evt_task_spawn(st.loop, group_freer_fn, NULL, NULL, NULL), 0);
+        test_loop_run(st.loop);
+        ck_assert_ptr_null(st.group);
+        ck_assert_int_eq(st.r_wait, -EIDRM);
+        for (int i = 0; i < N_MEMBERS; i++) {
+                ck_assert(!st.finished_at_wait[i]);
+                ck_assert(st.finished[i]);
+                ck_assert_int_eq(st.r[i], 0);
+        }
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* Freed before the loop runs: the members have not started, and still run. */
+START_TEST(group_free_before_start) {
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(N_MEMBERS, EVT_MSEC(1), 0, 0);
+        evt_group_free(st.group);
+        st.group = NULL;
+        test_loop_run(st.loop);
+        for (int i = 0; i < N_MEMBERS; i++) {
+                ck_assert(st.finished[i]);
+                ck_assert_int_eq(st.r[i], 0);
+        }
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* Member 0 frees its own group while it runs, then goes on. */
+static int self_freeing_member_fn(void *arg) {
+        (void) arg;
+        st.started[0] = true;
+        if (evt_sleep(EVT_MSEC(10)) < 0)
+                return -1;
+        evt_group_free(st.group);
+        st.group = NULL;
+        st.r[0] = evt_sleep(EVT_MSEC(10));
+        st.finished[0] = true;
+        return 0;
+}
+
+START_TEST(group_member_frees_group) {
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        ck_assert_int_eq(evt_group_spawn(st.group, self_freeing_member_fn, NULL, NULL, &st.member[0]), 0);
+        for (int i = 1; i < N_MEMBERS; i++) {
+                st.sleep_ns[i] = EVT_MSEC(5) * i * 2; /* before and after the free */
+                ck_assert_int_eq(evt_group_spawn(st.group, member_fn, (void *) (intptr_t) i, NULL,
+                                                 &st.member[i]), 0);
+        }
+        spawn_waiter();
+        test_loop_run(st.loop);
+        ck_assert_ptr_null(st.group);
+        /* Member 1 (10 ms) may end before or after the free; the others
+         * (20, 30 ms) end after it, with the waiter already gone. */
+        ck_assert_int_eq(st.r_wait, -EIDRM);
+        ck_assert(!st.finished_at_wait[0]);
+        ck_assert(!st.finished_at_wait[3]);
+        for (int i = 0; i < N_MEMBERS; i++) {
+                ck_assert(st.finished[i]);
+                ck_assert_int_eq(st.r[i], 0);
+        }
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* ---- a cancelled waiter ---- */
+
+static int waiter_canceller_fn(void *arg) {
+        (void) arg;
+        if (evt_sleep(EVT_MSEC(10)) < 0)
+                return -1;
+        st.r_ctl = evt_task_cancel(st.waiter, 0);
+        return 0;
+}
+
+START_TEST(group_wait_cancelled) {
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        spawn_members(2, EVT_MSEC(60), 0, 0);
+        spawn_waiter();
+        ck_assert_int_eq(evt_task_spawn(st.loop, waiter_canceller_fn, NULL, NULL, NULL), 0);
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r_ctl, 0);
+        ck_assert_int_eq(st.r_wait, -ECANCELED);
+        /* The waiter's cancel is not the group's. */
+        ck_assert(!st.finished_at_wait[0]);
+        ck_assert_int_eq(st.r[0], 0);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert(!evt_task_is_cancelled(st.member[0]));
+        evt_group_free(st.group);
+        unref_members();
+        test_loop_free(st.loop);
+}
+END_TEST
+
+/* ---- argument errors ---- */
+
+static int dummy_fn(void *arg) {
+        (void) arg;
+        return 0;
+}
+
+START_TEST(group_args) {
+        evt_loop *loop = test_loop_new();
+        evt_group *g = (evt_group *) &g;
+        evt_task *t = (evt_task *) &t;
+
+        ck_assert_int_eq(evt_group_new(NULL, &g), -EINVAL);
+        ck_assert_ptr_eq(g, (evt_group *) &g); /* untouched on failure */
+        ck_assert_int_eq(evt_group_new(loop, NULL), -EINVAL);
+        ck_assert_int_eq(evt_group_spawn(NULL, dummy_fn, NULL, NULL, &t), -EINVAL);
+        ck_assert_ptr_eq(t, (evt_task *) &t);
+        ck_assert_int_eq(evt_group_cancel(NULL, 0), -EINVAL);
+        ck_assert_int_eq(evt_group_wait(NULL, EVT_FOREVER), -EINVAL);
+        ck_assert_uint_eq(evt_group_size(NULL), 0);
+        evt_group_free(NULL);
+
+        ck_assert_int_eq(evt_group_new(loop, &g), 0);
+        /* A failed spawn leaves no member behind. */
+        ck_assert_int_eq(evt_group_spawn(g, NULL, NULL, NULL, &t), -EINVAL);
+        ck_assert_int_eq(evt_group_spawn(g, dummy_fn, NULL, &(evt_task_opts) { .flags = 1u << 7 }, &t), -EINVAL);
+        ck_assert_ptr_eq(t, (evt_task *) &t);
+        ck_assert_uint_eq(evt_group_size(g), 0);
+        ck_assert_int_eq(evt_group_cancel(g, 1u << 5), -EINVAL);
+        /* Outside a task, with or without members. */
+        ck_assert_int_eq(evt_group_wait(g, EVT_FOREVER), -EINVAL);
+        ck_assert_int_eq(evt_group_spawn(g, dummy_fn, NULL, NULL, NULL), 0);
+        ck_assert_int_eq(evt_group_wait(g, EVT_FOREVER), -EINVAL);
+        ck_assert_uint_eq(evt_group_size(g), 1);
+        test_loop_run(loop);
+        ck_assert_uint_eq(evt_group_size(g), 0);
+        evt_group_free(g);
+        test_loop_free(loop);
+}
+END_TEST
+
+static struct {
+        evt_group *other;       /* of another loop */
+        int r_null, r_other, r_other_empty;
+} args;
+
+static int args_fn(void *arg) {
+        (void) arg;
+        args.r_null = evt_group_wait(NULL, EVT_FOREVER);
+        /* Empty, so the wait would not block; still another loop's. */
+        args.r_other_empty = evt_group_wait(args.other, EVT_FOREVER);
+        if (evt_group_spawn(args.other, dummy_fn, NULL, NULL, NULL) < 0)
+                return -1;
+        args.r_other = evt_group_wait(args.other, EVT_FOREVER);
+        return 0;
+}
+
+START_TEST(group_wait_args_in_task) {
+        struct ev_loop *ev2 = ev_loop_new(EVFLAG_AUTO);
+        evt_loop *loop = test_loop_new(), *l2 = NULL;
+
+        memset(&args, 0, sizeof(args));
+        ck_assert_ptr_nonnull(ev2);
+        ck_assert_int_eq(evt_loop_new(ev2, NULL, &l2), 0);
+        ck_assert_int_eq(evt_group_new(l2, &args.other), 0);
+        ck_assert_int_eq(evt_task_spawn(loop, args_fn, NULL, NULL, NULL), 0);
+        test_loop_run(loop);
+        ck_assert_int_eq(args.r_null, -EINVAL);
+        ck_assert_int_eq(args.r_other_empty, -EINVAL);
+        ck_assert_int_eq(args.r_other, -EINVAL);
+        /* The member spawned from loop's task belongs to l2. */
+        ck_assert_uint_eq(evt_group_size(args.other), 1);
+        test_loop_run(l2);
+        ck_assert_uint_eq(evt_group_size(args.other), 0);
+        evt_group_free(args.other);
+        test_loop_free(loop);
+        test_loop_free(l2);
+        ev_loop_destroy(ev2);
+}
+END_TEST
+
+Suite *evt_test_suite(void) {
+        Suite *s = suite_create("group");
+        TCase *tc;
+
+        tc = tcase_create("wait");
+        tcase_add_test(tc, group_wait_all);
+        tcase_add_test(tc, group_size_follows_members);
+        tcase_add_test(tc, group_wait_empty);
+        tcase_add_test(tc, group_reused_after_empty);
+        tcase_add_test(tc, group_wait_deadline);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("cancel");
+        tcase_add_test(tc, group_cancel_all);
+        tcase_add_test(tc, group_cancel_join);
+        tcase_add_test(tc, group_cancel_spares_shielded);
+        tcase_add_test(tc, group_cancel_force_pierces_shield);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("free");
+        tcase_add_test(tc, group_free_members_run_on);
+        tcase_add_test(tc, group_free_before_start);
+        tcase_add_test(tc, group_member_frees_group);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("wait_cancelled");
+        tcase_add_test(tc, group_wait_cancelled);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("args");
+        tcase_add_test(tc, group_args);
+        tcase_add_test(tc, group_wait_args_in_task);
+        suite_add_tcase(s, tc);
+        return s;
+}
