@@ -13,33 +13,26 @@ struct ticker {
         evt_loop *loop;
 };
 
-/* One step per turn, until told to stop: never checks any pause flag. */
-static int tick_yield(void *arg) {
-        struct ticker *tk = arg;
-
+/* One step per turn, until told to stop: never checks any pause flag. A
+ * turn ends with a yield, or with a 1 ms sleep. */
+static int tick(struct ticker *tk, bool sleep) {
         while (!tk->stop) {
                 tk->steps++;
                 if (evt_loop_is_paused(tk->loop))
                         tk->steps_in_pause++;
                 tk->last_step = evt_time_now();
-                if (evt_yield() < 0)
+                if ((sleep ? evt_sleep(EVT_MSEC(1)) : evt_yield()) < 0)
                         return -ECANCELED;
         }
         return 0;
 }
 
-static int tick_sleep(void *arg) {
-        struct ticker *tk = arg;
+static int tick_yield(void *arg) {
+        return tick(arg, false);
+}
 
-        while (!tk->stop) {
-                tk->steps++;
-                if (evt_loop_is_paused(tk->loop))
-                        tk->steps_in_pause++;
-                tk->last_step = evt_time_now();
-                if (evt_sleep(EVT_MSEC(1)) < 0)
-                        return -ECANCELED;
-        }
-        return 0;
+static int tick_sleep(void *arg) {
+        return tick(arg, true);
 }
 
 struct controller {
