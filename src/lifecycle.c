@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #if EVT_HAVE_SIGNALFD
 #include <sys/signalfd.h>
@@ -58,6 +59,8 @@ struct evt_lifecycle {
 #endif
         struct sigaction old_actions[N_PIPE_SIGNALS];
         size_t n_installed;     /* old_actions saved so far */
+        struct sigaction old_reported[N_REPORTED_SIGNALS];
+        bool reported_saved;    /* old_reported holds the dispositions */
         sigset_t old_mask;
         bool mask_saved;        /* old_mask is to be restored */
 };
@@ -204,6 +207,9 @@ int evt_lifecycle_shutdown(evt_lifecycle *lc, bool force_now) {
                 evt_loop_foreach_task(lc->loop, cancel_one, NULL);
                 /* Phase 3: resume and drain the shielded ones. */
                 evt_loop_resume(lc->loop);
+                /* libev counts from the time it cached at the start of this
+                 * iteration: refresh it, or the drain would be cut short. */
+                ev_now_update(lc->loop->ev);
                 ev_timer_set(&lc->drain_timer, (double) lc->drain_timeout / 1e9, 0.);
                 ev_timer_start(lc->loop->ev, &lc->drain_timer);
                 evt__watcher_started(lc->loop);
@@ -265,16 +271,20 @@ static void pipe_cb(struct ev_loop *ev, ev_io *w, int revents) {
 
         (void) ev;
         (void) revents;
+        /* The handler's counters say how many signals came; the records only
+         * add who sent them. A record whose signal was already acted on (by
+         * the catch-up below, before its record arrived) is dropped, so no
+         * signal is acted on twice. */
         while (read(lc->pipe[0], &rec, sizeof(rec)) == (ssize_t) sizeof(rec)) {
                 int i = pipe_index(rec.signo);
 
-                if (i < 0)
+                if (i < 0 || lc->handled[i] >= (unsigned) handler_count[i])
                         continue;
                 lc->handled[i]++;
                 act(lc, rec.signo, rec.pid, rec.uid);
         }
-        /* Signals whose record did not fit in the pipe: act on them too, with
-         * the sender unknown. */
+        /* Signals whose record did not fit in the pipe, or has not been read
+         * yet: act on them too, with the sender unknown. */
         for (size_t i = 0; i < N_PIPE_SIGNALS; i++)
                 while (lc->handled[i] < (unsigned) handler_count[i]) {
                         lc->handled[i]++;
@@ -328,8 +338,24 @@ static void teardown(evt_lifecycle *lc) {
         }
         if (lc->sigfd >= 0)
                 close(lc->sigfd);
-        if (lc->mask_saved)
-                sigprocmask(SIG_SETMASK, &lc->old_mask, NULL);
+        if (lc->mask_saved) {
+                /* Consume what is pending before unblocking, or the default
+                 * action of a late SIGHUP would kill the process; and unblock
+                 * only what was not blocked before. */
+                sigset_t ours, unblock;
+                struct timespec zero = { 0, 0 };
+
+                sigemptyset(&ours);
+                sigemptyset(&unblock);
+                for (size_t i = 0; i < N_REPORTED_SIGNALS; i++) {
+                        sigaddset(&ours, reported_signals[i]);
+                        if (!sigismember(&lc->old_mask, reported_signals[i]))
+                                sigaddset(&unblock, reported_signals[i]);
+                }
+                while (sigtimedwait(&ours, NULL, &zero) > 0)
+                        ;
+                sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+        }
 #else
         for (size_t i = 0; i < N_REPORTED_SIGNALS; i++)
                 if (ev_is_active(&lc->reported_watchers[i])) {
@@ -337,6 +363,10 @@ static void teardown(evt_lifecycle *lc) {
                         evt__watcher_stopped(lc->loop);
                 }
 #endif
+        /* libev's ev_signal_stop leaves SIG_DFL behind: put back what was. */
+        for (size_t i = 0; i < N_REPORTED_SIGNALS; i++)
+                if (lc->reported_saved)
+                        sigaction(reported_signals[i], &lc->old_reported[i], NULL);
         /* The handler goes before the state it uses. */
         for (size_t i = 0; i < lc->n_installed; i++)
                 sigaction(pipe_signals[i], &lc->old_actions[i], NULL);
@@ -358,6 +388,11 @@ static int install(evt_lifecycle *lc) {
 
         if (pipe2(lc->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
                 return -errno;
+        for (size_t i = 0; i < N_REPORTED_SIGNALS; i++)
+                if (sigaction(reported_signals[i], NULL, &lc->old_reported[i]) < 0)
+                        return -errno;
+        lc->reported_saved = true;
+
         ev_io_init(&lc->pipe_watcher, pipe_cb, lc->pipe[0], EV_READ);
         lc->pipe_watcher.data = lc;
         ev_io_start(ev, &lc->pipe_watcher);

@@ -415,9 +415,13 @@ int evt_task_join(evt_task *task, int64_t deadline, int *ret_result) {
         if (task == t)
                 return -EDEADLK;
         if (task->state != EVT__TASK_DONE) {
+                /* Another task may drop the last reference meanwhile. */
+                evt_task_ref(task);
                 r = evt__wait_on(t, &task->joiners, deadline);
-                if (r < 0)
-                        return r;
+                if (r == 0 && ret_result)
+                        *ret_result = task->result;
+                evt_task_unref(task);
+                return r;
         }
         if (ret_result)
                 *ret_result = task->result;
@@ -560,10 +564,13 @@ void evt_loop_free(evt_loop *loop) {
         /* Tasks' watchers and waiter nodes live on their stacks: every task
          * has to run to its end before the loop can go. A forced cancel makes
          * every await point fail, so each one ends promptly. */
-        evt__list_for_each(n, &loop->tasks)
-                evt_task_cancel(evt__container_of(n, evt_task, link), EVT_CANCEL_FORCE);
-        while (loop->n_tasks > 0)
+        evt_loop_resume(loop); /* gives back the pause's reference on libev */
+        while (loop->n_tasks > 0) {
+                /* Again each time: cleanup code may have spawned tasks. */
+                evt__list_for_each(n, &loop->tasks)
+                        evt_task_cancel(evt__container_of(n, evt_task, link), EVT_CANCEL_FORCE);
                 ev_run(loop->ev, EVRUN_ONCE);
+        }
 
         assert(loop->n_watchers == 0);
         evt__stack_pool_done(&loop->stacks);

@@ -63,7 +63,8 @@ static int stack_map(size_t size, evt__stack **ret) {
                 .size = map_size - page - HEADER_SIZE,
         };
         evt__list_init(&s->link);
-        s->vg_id = EVT__VALGRIND_STACK_REGISTER(s->lo, (char *) s->lo + s->size);
+        /* valgrind wants the highest byte, not one past it. */
+        s->vg_id = EVT__VALGRIND_STACK_REGISTER(s->lo, (char *) s->lo + s->size - 1);
         *ret = s;
         return 0;
 }

@@ -181,6 +181,23 @@ START_TEST(fd_wait_now_polls) {
 }
 END_TEST
 
+/* EVT_NOW on a descriptor that is ready reports it. */
+START_TEST(fd_wait_now_sees_ready) {
+        reset();
+        open_pipe();
+        ck_assert_int_eq(write(st.fds[1], "x", 1), 1);
+        st.loop = test_loop_new();
+        st.deadline = EVT_NOW;
+        ck_assert_int_eq(evt_task_spawn(st.loop, reader_fn, NULL, NULL, NULL), 0);
+        test_loop_run(st.loop);
+        ck_assert_int_eq(st.r, 0);
+        ck_assert_uint_eq(st.events, EVT_READ);
+        ck_assert_int_eq(st.byte, 'x');
+        close_pipe();
+        test_loop_free(st.loop);
+}
+END_TEST
+
 static int reader_canceller_fn(void *arg) {
         (void) arg;
         if (evt_sleep(EVT_MSEC(20)) < 0)
@@ -450,6 +467,7 @@ Suite *evt_test_suite(void) {
         tc = tcase_create("fd_deadline");
         tcase_add_test(tc, fd_wait_deadline);
         tcase_add_test(tc, fd_wait_now_polls);
+        tcase_add_test(tc, fd_wait_now_sees_ready);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("fd_cancel");

@@ -264,6 +264,19 @@ START_TEST(nopause_and_cancelled_pass_the_gate) {
 }
 END_TEST
 
+/* Freeing a paused loop gives libev back the reference the pause took: the
+ * caller's libev loop then runs out of work and returns. */
+START_TEST(free_paused_loop_releases_libev) {
+        evt_loop *loop = test_loop_new();
+        struct ev_loop *ev = evt_loop_ev(loop);
+
+        ck_assert_int_eq(evt_loop_pause(loop), 0);
+        evt_loop_free(loop);
+        ev_run(ev, 0); /* would block for ever with the reference left */
+        ck_assert_uint_eq(ev_iteration(ev) > 0, 1);
+}
+END_TEST
+
 Suite *evt_test_suite(void) {
         Suite *s = suite_create("pause");
         TCase *tc;
@@ -280,6 +293,7 @@ Suite *evt_test_suite(void) {
 
         tc = tcase_create("gate");
         tcase_add_test(tc, nopause_and_cancelled_pass_the_gate);
+        tcase_add_test(tc, free_paused_loop_releases_libev);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -72,6 +72,42 @@ static int join_self(void *arg) {
         return 0;
 }
 
+/* The joiner holds the task while it waits, even when the last other
+ * reference goes meanwhile (ASan and valgrind would see a use after free). */
+struct dropper {
+        evt_task *target;
+};
+
+static int drop_target(void *arg) {
+        struct dropper *d = arg;
+
+        evt_task_unref(d->target);
+        d->target = NULL;
+        return 0;
+}
+
+static int finish_later(void *arg) {
+        (void) arg;
+        evt_sleep(EVT_MSEC(10));
+        return 7;
+}
+
+START_TEST(join_survives_last_unref) {
+        evt_loop *loop = test_loop_new();
+        evt_task *t = test_spawn(loop, finish_later, NULL, "target", 0);
+        struct joiner j = { .target = t, .deadline = EVT_FOREVER, .r = 1 };
+        struct dropper d = { .target = t };
+
+        evt_task_unref(test_spawn(loop, join_it, &j, "joiner", 0));
+        evt_task_unref(test_spawn(loop, drop_target, &d, "dropper", 0));
+        test_loop_run(loop);
+        ck_assert_ptr_null(d.target);
+        ck_assert_int_eq(j.r, 0);
+        ck_assert_int_eq(j.result, 7);
+        test_loop_free(loop);
+}
+END_TEST
+
 START_TEST(join_errors) {
         evt_loop *loop = test_loop_new();
         evt_task *slow = test_spawn(loop, park, NULL, "slow", 0);
@@ -408,6 +444,7 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, join_returns_result);
         tcase_add_test(tc, join_after_end);
         tcase_add_test(tc, join_errors);
+        tcase_add_test(tc, join_survives_last_unref);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("spawn");

@@ -107,21 +107,62 @@ static void put(struct buf *b, const char *fmt, ...) {
         b->len += (size_t) n;
 }
 
-static void put_json_string(struct buf *b, const char *s) {
-        put(b, "\"");
-        for (; s && *s; s++) {
-                unsigned char c = (unsigned char) *s;
+/* The length of the valid UTF-8 sequence at s, or 0 if there is none. */
+static size_t utf8_len(const unsigned char *s) {
+        size_t n;
 
-                if (c == '"' || c == '\\')
-                        put(b, "\\%c", c);
-                else if (c == '\n')
-                        put(b, "\\n");
-                else if (c == '\t')
-                        put(b, "\\t");
-                else if (c < 0x20 || c == 0x7f)
-                        put(b, "\\u%04x", c);
-                else
-                        put(b, "%c", c);
+        if (s[0] < 0x80)
+                return 1;
+        if ((s[0] & 0xe0) == 0xc0 && s[0] >= 0xc2)
+                n = 2;
+        else if ((s[0] & 0xf0) == 0xe0)
+                n = 3;
+        else if ((s[0] & 0xf8) == 0xf0 && s[0] <= 0xf4)
+                n = 4;
+        else
+                return 0;
+        for (size_t i = 1; i < n; i++)
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+        return n;
+}
+
+/* A JSON string of at most `max` bytes of output: cut at a character
+ * boundary, with "..." inside the quotes, so that the record stays valid
+ * JSON. Bytes that are not UTF-8 become U+FFFD. */
+static void put_json_string(struct buf *b, const char *str, size_t max) {
+        const unsigned char *s = (const unsigned char *) (str ? str : "");
+        size_t limit = b->len + max;
+
+        put(b, "\"");
+        while (*s) {
+                size_t n = utf8_len(s);
+                char esc[8];
+                const char *out = esc;
+                size_t out_len;
+
+                if (n == 0) {
+                        out = "\\ufffd";
+                        n = 1;
+                } else if (*s == '"' || *s == '\\') {
+                        snprintf(esc, sizeof(esc), "\\%c", *s);
+                } else if (*s == '\n') {
+                        out = "\\n";
+                } else if (*s == '\t') {
+                        out = "\\t";
+                } else if (*s < 0x20 || *s == 0x7f) {
+                        snprintf(esc, sizeof(esc), "\\u%04x", *s);
+                } else {
+                        memcpy(esc, s, n);
+                        esc[n] = '\0';
+                }
+                out_len = strlen(out);
+                if (b->len + out_len + 5 > limit) {
+                        put(b, "...");
+                        break;
+                }
+                put(b, "%s", out);
+                s += n;
         }
         put(b, "\"");
 }
@@ -170,18 +211,19 @@ static void format_json(struct buf *b, int priority, const char *event, const ch
             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
             rt.tv_nsec / 1000, (long long) mono.tv_sec * 1000000 + mono.tv_nsec / 1000,
             level_names[priority & 7]);
-        put_json_string(b, event);
+        put_json_string(b, event, 64);
         put(b, ",\"task\":");
         if (task)
-                put_json_string(b, task);
+                put_json_string(b, task, 128);
         else
                 put(b, "null");
         put(b, ",\"msg\":");
-        put_json_string(b, msg);
+        /* Room for the fields after the message. */
+        put_json_string(b, msg, RECORD_MAX - 1024);
         for (size_t i = 0; i < n; i++) {
                 put(b, ",\"%s\":", fields[i].key);
                 if (fields[i].str)
-                        put_json_string(b, fields[i].str);
+                        put_json_string(b, fields[i].str, 256);
                 else
                         put(b, "%lld", fields[i].num);
         }

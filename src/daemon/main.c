@@ -257,7 +257,7 @@ static int run(struct daemon *d) {
         }
 
         status = evt_lifecycle_run(d->lc);
-        if (r < 0 && status == EVT_EXIT_CLEAN)
+        if (r < 0)
                 status = EX_OSERR;
         {
                 evd_field f[] = { EVD_NUM("exit_code", status) };
@@ -306,6 +306,7 @@ static void usage(FILE *f) {
                 "  0   every task ended or was cancelled cleanly\n"
                 "  3   some task had to be force-cancelled (drain deadline, second signal)\n"
                 "  64  usage error          78  configuration error\n"
+                "  71  a system error (a task or the loop could not be created)\n"
                 "  128+N  exited at once on the third shutdown signal N\n");
 }
 
