@@ -19,6 +19,7 @@ import unittest
 EVTASKD = os.environ.get("EVTASKD", "build/src/daemon/evtaskd")
 SPIN = os.environ.get("SPIN", "build/tests/spin")
 SIGNALFD = os.environ.get("EVTASK_SIGNALFD", "1") == "1"
+MANPAGE = os.environ.get("EVTASKD_MAN", "man/evtaskd.8")
 
 
 def now_us():
@@ -351,6 +352,18 @@ class CommandLine(unittest.TestCase):
         p = subprocess.run([EVTASKD, "--version"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 0)
         self.assertRegex(p.stdout, r"^evtaskd \d+\.\d+")
+
+    def test_help_and_man_page_agree(self):
+        import re
+        help_text = subprocess.run([EVTASKD, "--help"], capture_output=True, text=True, timeout=10).stdout
+        with open(MANPAGE) as f:
+            man = f.read().replace("\\-", "-").replace("\\fB", "").replace("\\fR", "")
+        for option in re.findall(r"--[a-z-]+", help_text):
+            self.assertIn(option, man, f"{option} is in --help but not in evtaskd(8)")
+        for signame in ("SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1"):
+            self.assertIn(signame, man)
+        for code in re.findall(r"^  (\d+)  ", help_text, re.M):
+            self.assertRegex(man, rf"\.B {code}\n", f"exit status {code} is not in evtaskd(8)")
 
     def test_usage_errors_exit_64(self):
         for args in (["--bogus"], ["--log", "carrier-pigeon"], ["stray"], ["--config"]):
