@@ -142,6 +142,13 @@ static void set_phase(evt_lifecycle *lc, evt_phase phase) {
                 lc->ops.phase_cb(lc, phase, tasks_left(lc), lc->ops.data);
 }
 
+static void drain_timer_stop(evt_lifecycle *lc) {
+        if (ev_is_active(&lc->drain_timer)) {
+                ev_timer_stop(lc->loop->ev, &lc->drain_timer);
+                evt__watcher_stopped(lc->loop);
+        }
+}
+
 /* The work is over when no task is left and either a shutdown is under way
  * or the caller asked to stop when idle. */
 static void check_done(evt_lifecycle *lc) {
@@ -149,10 +156,7 @@ static void check_done(evt_lifecycle *lc) {
                 return;
         if (lc->phase == EVT_PHASE_RUNNING && !lc->exit_when_idle)
                 return;
-        if (ev_is_active(&lc->drain_timer)) {
-                ev_timer_stop(lc->loop->ev, &lc->drain_timer);
-                evt__watcher_stopped(lc->loop);
-        }
+        drain_timer_stop(lc);
         set_phase(lc, EVT_PHASE_DONE);
         ev_break(lc->loop->ev, EVBREAK_ONE);
 }
@@ -172,10 +176,7 @@ static void force_one(evt_task *t, void *data) {
 }
 
 static void force(evt_lifecycle *lc) {
-        if (ev_is_active(&lc->drain_timer)) {
-                ev_timer_stop(lc->loop->ev, &lc->drain_timer);
-                evt__watcher_stopped(lc->loop);
-        }
+        drain_timer_stop(lc);
         set_phase(lc, EVT_PHASE_FORCING);
         /* A forced cancel passes the pause gate too, but resume anyway: a
          * forced task's cleanup must not wait for a SIGINT. */
@@ -323,10 +324,7 @@ static void teardown(evt_lifecycle *lc) {
                 ev_io_stop(ev, &lc->pipe_watcher);
                 evt__watcher_stopped(lc->loop);
         }
-        if (ev_is_active(&lc->drain_timer)) {
-                ev_timer_stop(ev, &lc->drain_timer);
-                evt__watcher_stopped(lc->loop);
-        }
+        drain_timer_stop(lc);
         if (ev_is_active(&lc->done_check)) {
                 ev_check_stop(ev, &lc->done_check);
                 evt__watcher_stopped(lc->loop);

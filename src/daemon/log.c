@@ -247,22 +247,22 @@ static void write_all(int fd, const char *p, size_t len) {
 #if EVD_HAVE_LIBSYSTEMD
 static void emit_journal(int priority, const char *event, const char *task, const evd_field *fields,
                          size_t n, const char *msg) {
-        enum { FIXED = 5, MAX_FIELDS = 16 };
+        enum { MAX_FIELDS = 16 };
         char message[RECORD_MAX];
-        char fixed[FIXED][256];
+        char fixed[4][256];     /* PRIORITY, SYSLOG_IDENTIFIER, EVENT, TASK */
         char extra[MAX_FIELDS][256];
-        struct iovec iov[FIXED + MAX_FIELDS];
-        size_t k = 0;
+        struct iovec iov[1 + 4 + MAX_FIELDS];
+        size_t k = 0, nf = 0;
 
         snprintf(message, sizeof(message), "MESSAGE=%s%s%s", task ? task : "", task ? ": " : "", msg);
-        iov[k++] = (struct iovec) { .iov_base = message, .iov_len = strlen(message) };
-        snprintf(fixed[k++], sizeof(fixed[0]), "PRIORITY=%d", priority);
-        snprintf(fixed[k++], sizeof(fixed[0]), "SYSLOG_IDENTIFIER=evtaskd");
-        snprintf(fixed[k++], sizeof(fixed[0]), "EVTASK_EVENT=%s", event);
+        snprintf(fixed[nf++], sizeof(fixed[0]), "PRIORITY=%d", priority);
+        snprintf(fixed[nf++], sizeof(fixed[0]), "SYSLOG_IDENTIFIER=evtaskd");
+        snprintf(fixed[nf++], sizeof(fixed[0]), "EVTASK_EVENT=%s", event);
         if (task)
-                snprintf(fixed[k++], sizeof(fixed[0]), "EVTASK_TASK=%s", task);
-        for (size_t i = 1; i < k; i++)
-                iov[i] = (struct iovec) { .iov_base = fixed[i], .iov_len = strlen(fixed[i]) };
+                snprintf(fixed[nf++], sizeof(fixed[0]), "EVTASK_TASK=%s", task);
+        iov[k++] = (struct iovec) { .iov_base = message, .iov_len = strlen(message) };
+        for (size_t i = 0; i < nf; i++)
+                iov[k++] = (struct iovec) { .iov_base = fixed[i], .iov_len = strlen(fixed[i]) };
         for (size_t i = 0; i < n && i < MAX_FIELDS; i++) {
                 char key[64];
                 size_t j;
