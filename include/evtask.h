@@ -1,7 +1,8 @@
 /* libevtask: coroutine tasks on a libev loop.
  *
  * The task model of Python's asyncio and trio, in C: spawn, join, cancel,
- * shield, groups, deadlines, events, sleeps, fd and child waits.
+ * shield, groups, deadlines, events, sleeps, fd and child waits, and
+ * blocking work in a thread pool.
  *
  * Conventions, everywhere below:
  * - Every call returns 0 or a negative errno. Output parameters (ret_...)
@@ -14,7 +15,7 @@
  * - Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds;
  *   EVT_FOREVER never passes and EVT_NOW has always passed (poll).
  * - Everything runs on the thread that owns the loop; nothing here is
- *   thread-safe unless it says so.
+ *   thread-safe unless it says so (the evt_token_* calls do).
  */
 #ifndef EVTASK_H
 #define EVTASK_H
@@ -69,8 +70,9 @@ typedef struct evt_loop_opts {
  * NULL (the only loop that can wait for children). The default loop honours
  * LIBEV_FLAGS to choose its backend. -EINVAL for a bad option, -ENOMEM. */
 EVT_API int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_loop);
-/* Force-cancels every task, runs them until they have ended, and frees the
- * loop. A libev loop passed to evt_loop_new is left alive. Accepts NULL. */
+/* Force-cancels every task, runs them until they have ended, frees the
+ * thread pools left (evt_pool_free) and the loop. A libev loop passed to
+ * evt_loop_new is left alive. Accepts NULL. */
 EVT_API void evt_loop_free(evt_loop *loop);
 /* Runs the libev loop until every task has ended: 0. If tasks remain but no
  * watcher is left that could wake them: -EDEADLK. Not from inside a task. */
@@ -79,12 +81,13 @@ EVT_API int evt_loop_run(evt_loop *loop);
 EVT_API struct ev_loop *evt_loop_ev(evt_loop *loop);
 
 /* Counts, for tests and status pages: every loop test ends with tasks,
- * stacks_used and watchers all zero. */
+ * stacks_used, watchers and calls all zero. */
 typedef struct evt_loop_stats {
         size_t tasks;           /* spawned and not yet ended */
         size_t stacks_used;     /* stacks held by tasks */
         size_t stacks_free;     /* stacks kept in the pool */
         size_t watchers;        /* libev watchers the scheduler has active */
+        size_t calls;           /* blocking calls in flight, in all pools */
         uint64_t switches;      /* context switches into tasks so far */
 } evt_loop_stats;
 
@@ -244,6 +247,110 @@ EVT_API int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret
 EVT_API int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status);
 
 /* ========================================================================
+ * Blocking work in threads
+ *
+ * A pool runs blocking functions on worker threads, so that a task can
+ * await one without blocking the loop. Threads start on demand, up to the
+ * pool's size, with every signal blocked: signals stay the loop thread's.
+ *
+ * A thread cannot be killed. When the awaiting task gives up (a cancel, its
+ * deadline) it returns at once; a call that has not started never will, and
+ * one that is running gets its token's stop flag set and runs on, its result
+ * dropped. The function is expected to check its token: a thread that never
+ * does is *abandoned* in the end (evt_pool_free, a lifecycle's drain), and
+ * the process can exit without it.
+ *
+ * Pauses reach threads through the token too: a paused loop starts no new
+ * call, and evt_token_checkpoint waits while the loop is paused.
+ * ======================================================================== */
+
+typedef struct evt_pool evt_pool;
+typedef struct evt_token evt_token;
+
+/* Runs on a worker thread. Its return value, by convention 0 or a negative
+ * errno, is what the awaiting task gets. */
+typedef int (*evt_blocking_fn)(evt_token *token, void *arg);
+
+typedef struct evt_pool_opts {
+        unsigned threads;       /* worker threads at most; 0: one per CPU */
+        size_t queue_max;       /* calls waiting for a thread; 0: 1024 */
+} evt_pool_opts;
+
+/* A pool on `loop`; no thread starts before the first call. -EINVAL for a
+ * bad option, -ENOMEM. */
+EVT_API int evt_pool_new(evt_loop *loop, const evt_pool_opts *opts, evt_pool **ret_pool);
+/* Tasks awaiting a call or room in the queue get -EIDRM; queued calls never
+ * run; idle threads are joined. Threads still running a function get its
+ * stop flag and are abandoned: each ends when its function returns, without
+ * touching the loop again. Never waits for a function. Accepts NULL. */
+EVT_API void evt_pool_free(evt_pool *pool);
+
+enum {
+        EVT_CALL_NOWAIT = 1 << 0, /* -EAGAIN at once when the queue is full */
+};
+
+typedef struct evt_call_opts {
+        unsigned flags;         /* EVT_CALL_* */
+        /* If set, the pool owns arg from the call on and calls arg_free(arg)
+         * once no one can use it any more: on the worker thread right after
+         * fn returns, or on the loop's thread for a call that never runs.
+         * That happens whatever evt_pool_call returns, except -EINVAL and
+         * -EAGAIN, which take nothing. Without arg_free, arg must stay valid
+         * until fn has returned, which can be after the awaiting task gave
+         * up on the call. */
+        void (*arg_free)(void *arg);
+} evt_call_opts;
+
+/* Await point: runs fn(token, arg) on a worker thread and stores what it
+ * returned in ret_result (may be NULL). While the pool holds queue_max
+ * calls that wait for a thread, first waits for room (until the deadline),
+ * or returns -EAGAIN with EVT_CALL_NOWAIT. A cancel or the deadline returns
+ * -ECANCELED or -ETIMEDOUT at once and sets the call's stop flag; a call
+ * that has already returned by then reports its result instead. */
+EVT_API int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg,
+                          const evt_call_opts *opts, int64_t deadline, int *ret_result);
+
+/* Counts, for tests and status pages. */
+typedef struct evt_pool_stats {
+        size_t threads;         /* worker threads alive, idle ones included */
+        size_t idle;            /* of those, waiting for a call */
+        size_t queued;          /* calls waiting for a thread */
+        size_t running;         /* calls whose function is running */
+        size_t calls;           /* in flight: queued, running, or returned
+                                 * and not yet collected by the loop */
+        uint64_t completed;     /* functions that have returned so far */
+} evt_pool_stats;
+
+EVT_API int evt_pool_stats_get(evt_pool *pool, evt_pool_stats *ret_stats);
+
+/* A token belongs to one call; these are for its function, on its worker
+ * thread, and are thread-safe. */
+
+/* True once the awaiting task gave up (cancel, deadline) or the pool ended. */
+EVT_API bool evt_token_stop_requested(const evt_token *token);
+/* True while the loop is paused (never for a call made by an
+ * EVT_TASK_NOPAUSE task). */
+EVT_API bool evt_token_is_paused(const evt_token *token);
+/* Where a function lets itself be paused or stopped: waits while the loop
+ * is paused, then returns 0; -ECANCELED once stop is requested, at once and
+ * also while paused. */
+EVT_API int evt_token_checkpoint(evt_token *token);
+
+/* One blocking call in flight, as status pages and the lifecycle see it. */
+typedef struct evt_call_info {
+        const char *task;       /* the name of the task that made the call */
+        int64_t age;            /* ns since it was made */
+        int64_t running;        /* ns since its function started; 0: queued */
+        bool stop_requested;
+        bool awaited;           /* false once its task gave up on it */
+} evt_call_info;
+
+/* Calls fn for every call in flight in the loop's pools, oldest first in
+ * each pool. fn must not make or free calls or pools. */
+EVT_API int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, void *data),
+                                  void *data);
+
+/* ========================================================================
  * Lifecycle: signals, pause and resume, graceful shutdown
  *
  * A lifecycle owns the process's INT, TERM, QUIT, HUP, USR1 and USR2:
@@ -252,7 +359,10 @@ EVT_API int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status);
  * - SIGTERM and SIGQUIT start a graceful shutdown: STOPPING (every
  *   unshielded task is cancelled, paused ones too), then DRAINING (the loop
  *   is resumed; shielded tasks run on until they end or drain_timeout
- *   passes), then FORCING (what is left is force-cancelled), then DONE.
+ *   passes), then FORCING (what is left is force-cancelled, and every
+ *   blocking call has its stop flag set), then DONE. Blocking calls still
+ *   running count as work to drain, even once their task gave up on them;
+ *   those still running abandon_grace after FORCING are abandoned.
  *   A second shutdown signal forces at once; the third _exit()s from the
  *   signal handler itself, even while a task has wedged the loop.
  * - HUP, USR1 and USR2 are only reported, through signalfd (blocked in the
@@ -293,6 +403,8 @@ typedef struct evt_signal_info {
 enum {
         EVT_EXIT_CLEAN = 0,     /* every task ended on its own or cancelled */
         EVT_EXIT_FORCED = 3,    /* a task had to be force-cancelled */
+        EVT_EXIT_ABANDONED = 4, /* a blocking call was abandoned (maybe a
+                                 * task was forced too) */
 };
 
 typedef struct evt_lifecycle_ops {
@@ -302,12 +414,16 @@ typedef struct evt_lifecycle_ops {
         void (*phase_cb)(evt_lifecycle *lc, evt_phase phase, size_t tasks_left, void *data);
         /* Each task about to be force-cancelled. */
         void (*forced_cb)(evt_lifecycle *lc, evt_task *task, void *data);
+        /* Each blocking call still running when abandon_grace has passed. */
+        void (*abandoned_cb)(evt_lifecycle *lc, const evt_call_info *call, void *data);
         void *data;
 } evt_lifecycle_ops;
 
 typedef struct evt_lifecycle_opts {
         int64_t drain_timeout;  /* ns from the shutdown to forcing; 0: 20 s */
-        bool exit_when_idle;    /* DONE as soon as no task is left */
+        int64_t abandon_grace;  /* ns from forcing to abandoning blocking
+                                 * calls that ignore their stop flag; 0: 1 s */
+        bool exit_when_idle;    /* DONE as soon as no task or call is left */
         /* Written to emergency_fd by the signal handler before the third
          * signal's _exit (a complete log line in the caller's format). */
         const char *emergency_message;

@@ -49,10 +49,39 @@ static void asan_finish(evt__coro *self) {
 #define asan_finish(self) ((void) 0)
 #endif
 
+#if EVT__TSAN
+/* TSan keeps a shadow stack per fiber. A context gets its fiber when it is
+ * first switched to (the thread's own: when it is first left); a finished
+ * context's fiber is destroyed by the next context to run, since no fiber
+ * can destroy itself. */
+static __thread void *tsan_dead;
+
+static void tsan_switch(evt__coro *from, evt__coro *to, bool final) {
+        if (!from->tsan_fiber)
+                from->tsan_fiber = __tsan_get_current_fiber();
+        if (!to->tsan_fiber)
+                to->tsan_fiber = __tsan_create_fiber(0);
+        if (final)
+                tsan_dead = from->tsan_fiber;
+        __tsan_switch_to_fiber(to->tsan_fiber, 0);
+}
+
+static void tsan_arrived(void) {
+        if (tsan_dead) {
+                __tsan_destroy_fiber(tsan_dead);
+                tsan_dead = NULL;
+        }
+}
+#else
+#define tsan_switch(from, to, final) ((void) 0)
+#define tsan_arrived() ((void) 0)
+#endif
+
 static _Noreturn void coro_entry(void) {
         evt__coro *self = switch_to;
 
         asan_finish(NULL);
+        tsan_arrived();
         self->fn(self->arg);
         abort(); /* fn must end with evt__coro_switch_final */
 }
@@ -129,15 +158,18 @@ static void raw_switch(evt__coro *from, evt__coro *to) {
 void evt__coro_switch(evt__coro *from, evt__coro *to) {
         assert(from != to);
         asan_start(from, to, false);
+        tsan_switch(from, to, false);
         switch_from = from;
         switch_to = to;
         raw_switch(from, to);
         /* Back in from, switched to by someone else. */
         asan_finish(from);
+        tsan_arrived();
 }
 
 void evt__coro_switch_final(evt__coro *from, evt__coro *to) {
         asan_start(from, to, true);
+        tsan_switch(from, to, true);
         switch_from = from;
         switch_to = to;
         raw_switch(from, to);

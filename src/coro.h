@@ -63,6 +63,7 @@ typedef struct evt__coro {
         const void *stack_lo;   /* stack bounds, for the sanitizer; a */
         size_t stack_size;      /* thread's own stack learns them late */
         void *asan_fake;        /* ASan's fake stack while switched out */
+        void *tsan_fiber;       /* TSan's fiber, from the first switch on */
 } evt__coro;
 
 /* The context of the thread's own stack, the one tasks switch back to. */

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "sched.h"
+#include "scheduler.h"
 
 struct evt_group {
         evt_loop *loop;

@@ -8,7 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 
-#include "sched.h"
+#include "scheduler.h"
 
 /* A wait whose deadline has passed still reports an fd that is ready. */
 static int poll_now(int fd, unsigned events, unsigned *ret_events) {

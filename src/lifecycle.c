@@ -21,9 +21,10 @@
 #include <sys/signalfd.h>
 #endif
 
-#include "sched.h"
+#include "scheduler.h"
 
 #define DEFAULT_DRAIN_TIMEOUT EVT_SEC(20)
+#define DEFAULT_ABANDON_GRACE EVT_SEC(1)
 
 /* The signals of the self-pipe, and those only reported. */
 static const int pipe_signals[] = { SIGINT, SIGTERM, SIGQUIT };
@@ -41,15 +42,18 @@ struct evt_lifecycle {
         evt_loop *loop;
         evt_lifecycle_ops ops;
         int64_t drain_timeout;
+        int64_t abandon_grace;
         bool exit_when_idle;
         char *emergency_message;
         evt_phase phase;
         bool forced_any;        /* a task was force-cancelled */
+        bool abandoned_any;     /* blocking calls were abandoned */
         unsigned shutdowns;     /* shutdown requests acted on */
         unsigned handled[N_PIPE_SIGNALS]; /* handler invocations accounted for */
         int pipe[2];            /* the self-pipe, both ends non-blocking */
         ev_io pipe_watcher;
         ev_timer drain_timer;   /* the drain deadline */
+        ev_timer grace_timer;   /* from forcing to abandoning calls */
         ev_check done_check;    /* after each iteration: is the work over? */
 #if EVT_HAVE_SIGNALFD
         int sigfd;
@@ -136,15 +140,31 @@ static size_t tasks_left(evt_lifecycle *lc) {
         return lc->loop->n_tasks;
 }
 
+/* Work is tasks, and blocking calls until they are abandoned: a call whose
+ * task gave up on it still runs on a thread, and it gets its chance to end
+ * cleanly. */
+static size_t work_left(evt_lifecycle *lc) {
+        return lc->loop->n_tasks + (lc->abandoned_any ? 0 : lc->loop->n_calls);
+}
+
 static void set_phase(evt_lifecycle *lc, evt_phase phase) {
         lc->phase = phase;
         if (lc->ops.phase_cb)
                 lc->ops.phase_cb(lc, phase, tasks_left(lc), lc->ops.data);
 }
 
-static void drain_timer_stop(evt_lifecycle *lc) {
-        if (ev_is_active(&lc->drain_timer)) {
-                ev_timer_stop(lc->loop->ev, &lc->drain_timer);
+static void timer_start(evt_lifecycle *lc, ev_timer *w, int64_t ns) {
+        /* libev counts from the time it cached at the start of this
+         * iteration: refresh it, or the timer would be cut short. */
+        ev_now_update(lc->loop->ev);
+        ev_timer_set(w, (double) ns / 1e9, 0.);
+        ev_timer_start(lc->loop->ev, w);
+        evt__watcher_started(lc->loop);
+}
+
+static void timer_stop(evt_lifecycle *lc, ev_timer *w) {
+        if (ev_is_active(w)) {
+                ev_timer_stop(lc->loop->ev, w);
                 evt__watcher_stopped(lc->loop);
         }
 }
@@ -152,11 +172,12 @@ static void drain_timer_stop(evt_lifecycle *lc) {
 /* The work is over when no task is left and either a shutdown is under way
  * or the caller asked to stop when idle. */
 static void check_done(evt_lifecycle *lc) {
-        if (lc->phase == EVT_PHASE_DONE || tasks_left(lc) > 0)
+        if (lc->phase == EVT_PHASE_DONE || work_left(lc) > 0)
                 return;
         if (lc->phase == EVT_PHASE_RUNNING && !lc->exit_when_idle)
                 return;
-        drain_timer_stop(lc);
+        timer_stop(lc, &lc->drain_timer);
+        timer_stop(lc, &lc->grace_timer);
         set_phase(lc, EVT_PHASE_DONE);
         ev_break(lc->loop->ev, EVBREAK_ONE);
 }
@@ -176,12 +197,37 @@ static void force_one(evt_task *t, void *data) {
 }
 
 static void force(evt_lifecycle *lc) {
-        drain_timer_stop(lc);
+        timer_stop(lc, &lc->drain_timer);
         set_phase(lc, EVT_PHASE_FORCING);
         /* A forced cancel passes the pause gate too, but resume anyway: a
          * forced task's cleanup must not wait for a SIGINT. */
         evt_loop_resume(lc->loop);
+        /* Each forced task gives up on its blocking call, if it has one,
+         * which sets the call's stop flag; calls whose task gave up earlier
+         * have it already. They get abandon_grace to return. */
         evt_loop_foreach_task(lc->loop, force_one, lc);
+        if (lc->loop->n_calls > 0)
+                timer_start(lc, &lc->grace_timer, lc->abandon_grace);
+}
+
+static void abandon_one(const evt_call_info *info, void *data) {
+        evt_lifecycle *lc = data;
+
+        if (lc->ops.abandoned_cb)
+                lc->ops.abandoned_cb(lc, info, lc->ops.data);
+}
+
+static void grace_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+        evt_lifecycle *lc = w->data;
+
+        (void) ev;
+        (void) revents;
+        evt__watcher_stopped(lc->loop);
+        /* The calls left ignore their stop flag: they are not waited for,
+         * and the process may exit while their threads run. */
+        lc->abandoned_any = true;
+        evt_loop_foreach_call(lc->loop, abandon_one, lc);
+        check_done(lc);
 }
 
 static void drain_cb(struct ev_loop *ev, ev_timer *w, int revents) {
@@ -208,12 +254,7 @@ int evt_lifecycle_shutdown(evt_lifecycle *lc, bool force_now) {
                 evt_loop_foreach_task(lc->loop, cancel_one, NULL);
                 /* Phase 3: resume and drain the shielded ones. */
                 evt_loop_resume(lc->loop);
-                /* libev counts from the time it cached at the start of this
-                 * iteration: refresh it, or the drain would be cut short. */
-                ev_now_update(lc->loop->ev);
-                ev_timer_set(&lc->drain_timer, (double) lc->drain_timeout / 1e9, 0.);
-                ev_timer_start(lc->loop->ev, &lc->drain_timer);
-                evt__watcher_started(lc->loop);
+                timer_start(lc, &lc->drain_timer, lc->drain_timeout);
                 set_phase(lc, EVT_PHASE_DRAINING);
         } else {
                 /* Phase 4 at once. */
@@ -324,7 +365,8 @@ static void teardown(evt_lifecycle *lc) {
                 ev_io_stop(ev, &lc->pipe_watcher);
                 evt__watcher_stopped(lc->loop);
         }
-        drain_timer_stop(lc);
+        timer_stop(lc, &lc->drain_timer);
+        timer_stop(lc, &lc->grace_timer);
         if (ev_is_active(&lc->done_check)) {
                 ev_check_stop(ev, &lc->done_check);
                 evt__watcher_stopped(lc->loop);
@@ -455,7 +497,8 @@ int evt_lifecycle_new(evt_loop *loop, const evt_lifecycle_opts *opts, const evt_
                 return -EINVAL;
         if (!opts)
                 opts = &default_opts;
-        if (opts->drain_timeout < 0 || (opts->emergency_message && opts->emergency_fd < 0))
+        if (opts->drain_timeout < 0 || opts->abandon_grace < 0 ||
+            (opts->emergency_message && opts->emergency_fd < 0))
                 return -EINVAL;
         if (the_lifecycle)
                 return -EBUSY;
@@ -467,6 +510,7 @@ int evt_lifecycle_new(evt_loop *loop, const evt_lifecycle_opts *opts, const evt_
         if (ops)
                 lc->ops = *ops;
         lc->drain_timeout = opts->drain_timeout ? opts->drain_timeout : DEFAULT_DRAIN_TIMEOUT;
+        lc->abandon_grace = opts->abandon_grace ? opts->abandon_grace : DEFAULT_ABANDON_GRACE;
         lc->exit_when_idle = opts->exit_when_idle;
         lc->pipe[0] = lc->pipe[1] = -1;
 #if EVT_HAVE_SIGNALFD
@@ -475,6 +519,8 @@ int evt_lifecycle_new(evt_loop *loop, const evt_lifecycle_opts *opts, const evt_
         ev_init(&lc->pipe_watcher, NULL);
         ev_init(&lc->drain_timer, drain_cb);
         lc->drain_timer.data = lc;
+        ev_init(&lc->grace_timer, grace_cb);
+        lc->grace_timer.data = lc;
         ev_init(&lc->done_check, NULL);
 #if EVT_HAVE_SIGNALFD
         ev_init(&lc->sigfd_watcher, NULL);
@@ -512,5 +558,7 @@ int evt_lifecycle_run(evt_lifecycle *lc) {
         check_done(lc);
         if (lc->phase != EVT_PHASE_DONE)
                 ev_run(lc->loop->ev, 0);
+        if (lc->abandoned_any)
+                return EVT_EXIT_ABANDONED;
         return lc->forced_any ? EVT_EXIT_FORCED : EVT_EXIT_CLEAN;
 }

@@ -1,5 +1,5 @@
-/* What the coroutine code tells ASan and valgrind about its stacks, so both
- * stay silent on correct code. Empty where neither is present. */
+/* What the coroutine code tells ASan, TSan and valgrind about its stacks,
+ * so they stay silent on correct code. Empty where none is present. */
 #pragma once
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -16,6 +16,18 @@
 #define EVT__ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
 #define EVT__ASAN_UNPOISON(p, n) ((void) (p), (void) (n))
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define EVT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EVT__TSAN 1
+#endif
+#endif
+
+#if EVT__TSAN
+#include <sanitizer/tsan_interface.h>
 #endif
 
 #if defined(__has_include)

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "sanitizer.h"
-#include "sched.h"
+#include "scheduler.h"
 
 /* The task running on this thread, NULL in the scheduler and outside. */
 static __thread evt_task *current;
@@ -59,6 +59,25 @@ static void unhold(evt_loop *l, evt_task *t) {
         run_watcher_update(l);
 }
 
+static void observers_tell_pause(evt_loop *l) {
+        evt__list *n;
+
+        evt__list_for_each(n, &l->observers) {
+                evt__loop_observer *o = evt__container_of(n, evt__loop_observer, link);
+
+                if (o->pause_cb)
+                        o->pause_cb(o, l->paused);
+        }
+}
+
+void evt__loop_observer_add(evt_loop *loop, evt__loop_observer *o) {
+        evt__list_push_back(&loop->observers, &o->link);
+}
+
+void evt__loop_observer_remove(evt__loop_observer *o) {
+        evt__list_remove(&o->link);
+}
+
 int evt_loop_pause(evt_loop *loop) {
         if (!loop)
                 return -EINVAL;
@@ -68,6 +87,7 @@ int evt_loop_pause(evt_loop *loop) {
         /* Held tasks wait for a resume: the loop must not run out of work
          * and return while it is paused. */
         ev_ref(loop->ev);
+        observers_tell_pause(loop);
         return 0;
 }
 
@@ -85,6 +105,7 @@ int evt_loop_resume(evt_loop *loop) {
                 evt__container_of(n, evt_task, queue_link)->held = false;
         evt__list_splice_back(&loop->run, &loop->held);
         run_watcher_update(loop);
+        observers_tell_pause(loop);
         return 0;
 }
 
@@ -546,6 +567,7 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
         evt__list_init(&l->run);
         evt__list_init(&l->held);
         evt__list_init(&l->tasks);
+        evt__list_init(&l->observers);
         ev_idle_init(&l->run_watcher, run_cb);
         ev_set_priority(&l->run_watcher, EV_MAXPRI);
         l->run_watcher.data = l;
@@ -570,6 +592,13 @@ void evt_loop_free(evt_loop *loop) {
                 evt__list_for_each(n, &loop->tasks)
                         evt_task_cancel(evt__container_of(n, evt_task, link), EVT_CANCEL_FORCE);
                 ev_run(loop->ev, EVRUN_ONCE);
+        }
+        /* Each removes itself. */
+        while (!evt__list_empty(&loop->observers)) {
+                evt__loop_observer *o = evt__container_of(loop->observers.next, evt__loop_observer, link);
+
+                o->free_cb(o);
+                assert(loop->observers.next != &o->link);
         }
 
         assert(loop->n_watchers == 0);
@@ -600,6 +629,7 @@ int evt_loop_stats_get(evt_loop *loop, evt_loop_stats *ret_stats) {
                 .stacks_used = loop->stacks.n_used,
                 .stacks_free = loop->stacks.n_free,
                 .watchers = loop->n_watchers,
+                .calls = loop->n_calls,
                 .switches = loop->switches,
         };
         return 0;

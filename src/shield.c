@@ -1,7 +1,7 @@
 /* Shield scopes: regions of a task in which cancellation waits. */
 #include <errno.h>
 
-#include "sched.h"
+#include "scheduler.h"
 
 int evt_shield_push(void) {
         evt_task *t = evt_task_current();

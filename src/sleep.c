@@ -1,7 +1,7 @@
 /* Sleeping: a wait with only a deadline. */
 #include <errno.h>
 
-#include "sched.h"
+#include "scheduler.h"
 
 int evt_sleep_until(int64_t deadline) {
         evt_task *t;

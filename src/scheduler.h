@@ -28,6 +28,15 @@ enum evt__task_state {
         EVT__TASK_DONE,         /* its function has returned */
 };
 
+/* Something outside tasks that follows the loop's pause and end: how layer
+ * 3 objects with their own threads (pools) hear of them without the
+ * scheduler knowing what they are. Callbacks run on the loop's thread. */
+typedef struct evt__loop_observer {
+        evt__list link;         /* on evt_loop.observers */
+        void (*pause_cb)(struct evt__loop_observer *o, bool paused);
+        void (*free_cb)(struct evt__loop_observer *o); /* the loop is going */
+} evt__loop_observer;
+
 struct evt_loop {
         struct ev_loop *ev;     /* the libev loop; never destroyed here */
         evt__coro main;         /* the scheduler's own context */
@@ -42,6 +51,8 @@ struct evt_loop {
         uint64_t next_id;       /* for default task names */
         unsigned run_depth;     /* evt_loop_run calls in progress */
         bool paused;            /* the pause gate is closed */
+        evt__list observers;    /* evt__loop_observer.link */
+        size_t n_calls;         /* blocking calls in flight (pool.c) */
 };
 
 struct evt_task {
@@ -122,3 +133,8 @@ void evt__taskset_done(evt__taskset *s);
 /* evt_task_spawn, with the new task put in `set` (may be NULL). */
 int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_opts *opts,
                     evt__taskset *set, evt_task **ret_task);
+
+/* Observers are told of every pause and resume, and freed with the loop
+ * (after its tasks have ended) unless they have removed themselves. */
+void evt__loop_observer_add(evt_loop *loop, evt__loop_observer *o);
+void evt__loop_observer_remove(evt__loop_observer *o);
