@@ -1,12 +1,16 @@
 /* evtask-bench: runs workloads through the library and prints one JSON line
  * per result. Not part of the test suite: timings belong here, not in tests.
  *
- *   evtask-bench [switch|yield|spawn|all] [repetitions]
+ *   evtask-bench [switch|yield|spawn|call|all] [repetitions]
  *
  * switch  one context switch, raw (layer 1), no scheduler
  * yield   W1: 100 tasks, each yields 10,000 times (1,000,000 yields)
  * spawn   W2: one task spawns 100,000 tasks that return at once and joins
- *         them, in batches of 10,000; ns per task and peak RSS */
+ *         them, in batches of 10,000; ns per task and peak RSS
+ * call    one task awaits 100,000 empty blocking calls one after another:
+ *         the round trip (submit, run on a worker, complete through
+ *         ev_async, resume the task); then 100 tasks do so at once on a
+ *         pool of 2 threads: ns per call */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,13 +147,49 @@ static void bench_spawn(const char *workload, int batch) {
         evt_loop_free(sp.loop);
 }
 
+/* ---- blocking calls ---- */
+
+#define CALLS 100000
+#define CALL_TASKS 100
+
+static evt_pool *call_pool;
+
+static int empty_fn(evt_token *token, void *arg) {
+        (void) token;
+        (void) arg;
+        return 0;
+}
+
+static int caller(void *arg) {
+        int n = *(int *) arg;
+
+        for (int i = 0; i < n; i++)
+                check(evt_pool_call(call_pool, empty_fn, NULL, NULL, EVT_FOREVER, NULL), "call");
+        return 0;
+}
+
+static void bench_call(const char *workload, int tasks) {
+        evt_loop *loop = loop_new();
+        int per_task = CALLS / tasks;
+        int64_t start;
+
+        check(evt_pool_new(loop, &(evt_pool_opts) { .threads = 2 }, &call_pool), "pool");
+        for (int i = 0; i < tasks; i++)
+                check(evt_task_spawn(loop, caller, &per_task, NULL, NULL), "spawn");
+        start = evt_time_now();
+        check(evt_loop_run(loop), "run");
+        result(workload, "ns_per_call", (double) (evt_time_now() - start) / CALLS);
+        evt_pool_free(call_pool);
+        evt_loop_free(loop);
+}
+
 int main(int argc, char **argv) {
         const char *which = argc > 1 ? argv[1] : "all";
         int reps = argc > 2 ? atoi(argv[2]) : 1;
         bool all = strcmp(which, "all") == 0;
 
         if (strcmp(which, "--help") == 0 || reps < 1) {
-                printf("usage: evtask-bench [switch|yield|spawn|all] [repetitions]\n");
+                printf("usage: evtask-bench [switch|yield|spawn|call|all] [repetitions]\n");
                 return reps < 1 ? 64 : 0;
         }
         for (int i = 0; i < reps; i++) {
@@ -160,6 +200,10 @@ int main(int argc, char **argv) {
                 if (all || strcmp(which, "spawn") == 0) {
                         bench_spawn("W2-spawn-join-1", 1);
                         bench_spawn("W2-spawn-join-10000", W2_BATCH);
+                }
+                if (all || strcmp(which, "call") == 0) {
+                        bench_call("call-round-trip", 1);
+                        bench_call("call-100-tasks", CALL_TASKS);
                 }
         }
         return 0;

@@ -211,6 +211,8 @@ START_TEST(load_full) {
                                 "exit_when_done = yes\n"
                                 "log = json\n"
                                 "stack_size = 1M\n"
+                                "threads = 3\n"
+                                "abandon_grace = 250ms\n"
                                 "\n"
                                 "[task.rabbit]\n"
                                 "kind = ticker\n"
@@ -225,17 +227,24 @@ START_TEST(load_full) {
                                 "duration = 250ms\n"
                                 "kind = sleep\n"
                                 "shield = true\n"
-                                "pausable = 1\n");
+                                "pausable = 1\n"
+                                "\n"
+                                "[task.crunch]\n"
+                                "kind = blocking\n"
+                                "duration = 2s\n"
+                                "check_every = 100ms\n");
 
         ck_assert_str_eq(c->path, "test.conf");
         ck_assert_int_eq(c->drain_timeout, 1500000000);
         ck_assert(c->exit_when_done);
         ck_assert_int_eq(c->log, EVD_LOG_JSON);
         ck_assert_uint_eq(c->stack_size, 1048576);
-        ck_assert_uint_eq(c->n_tasks, 2);
+        ck_assert_uint_eq(c->threads, 3);
+        ck_assert_int_eq(c->abandon_grace, 250000000);
+        ck_assert_uint_eq(c->n_tasks, 3);
 
         ck_assert_str_eq(c->tasks[0].name, "rabbit");
-        ck_assert_uint_eq(c->tasks[0].line, 8);
+        ck_assert_uint_eq(c->tasks[0].line, 10);
         ck_assert_int_eq(c->tasks[0].kind, EVD_KIND_TICKER);
         ck_assert_double_eq(c->tasks[0].speed, 2.5);
         ck_assert_uint_eq(c->tasks[0].steps, 10);
@@ -244,12 +253,17 @@ START_TEST(load_full) {
         ck_assert(!c->tasks[0].pausable);
 
         ck_assert_str_eq(c->tasks[1].name, "Worker_1.b-c");
-        ck_assert_uint_eq(c->tasks[1].line, 16);
+        ck_assert_uint_eq(c->tasks[1].line, 18);
         ck_assert_int_eq(c->tasks[1].kind, EVD_KIND_SLEEP);
         ck_assert_int_eq(c->tasks[1].duration, 250000000);
         ck_assert(c->tasks[1].shield);
         ck_assert(c->tasks[1].pausable);
         ck_assert_ptr_null(c->tasks[1].message);
+
+        ck_assert_str_eq(c->tasks[2].name, "crunch");
+        ck_assert_int_eq(c->tasks[2].kind, EVD_KIND_BLOCKING);
+        ck_assert_int_eq(c->tasks[2].duration, 2 * SEC);
+        ck_assert_int_eq(c->tasks[2].check_every, 100000000);
         evd_config_free(c);
 }
 END_TEST
@@ -259,13 +273,18 @@ START_TEST(load_defaults) {
                                 "kind = ticker\n"
                                 "[task.s]\n"
                                 "kind = sleep\n"
+                                "duration = 1\n"
+                                "[task.b]\n"
+                                "kind = blocking\n"
                                 "duration = 1\n");
 
         ck_assert_int_eq(c->drain_timeout, 20 * SEC);
         ck_assert(!c->exit_when_done);
         ck_assert_int_eq(c->log, EVD_LOG_AUTO);
         ck_assert_uint_eq(c->stack_size, 0);
-        ck_assert_uint_eq(c->n_tasks, 2);
+        ck_assert_uint_eq(c->threads, 0);
+        ck_assert_int_eq(c->abandon_grace, SEC);
+        ck_assert_uint_eq(c->n_tasks, 3);
         ck_assert_str_eq(c->tasks[0].name, "t");
         ck_assert(!c->tasks[0].shield);
         ck_assert(c->tasks[0].pausable);
@@ -275,6 +294,7 @@ START_TEST(load_defaults) {
         ck_assert_int_eq(c->tasks[1].duration, SEC);
         ck_assert(!c->tasks[1].shield);
         ck_assert(c->tasks[1].pausable);
+        ck_assert_int_eq(c->tasks[2].check_every, SEC);
         evd_config_free(c);
 }
 END_TEST
@@ -417,6 +437,16 @@ START_TEST(error_bad_duration) {
                      "not a duration");
         expect_error("[task.nap]\nkind = sleep\nduration = 0ms\n", 3, "key 'duration' in [task.nap]",
                      "more than 0");
+        expect_error("[daemon]\nabandon_grace = 0\n", 2, "key 'abandon_grace' in [daemon]", "more than 0");
+        expect_error("[daemon]\ndrain_timeout = 0s\n", 2, "key 'drain_timeout' in [daemon]", "more than 0");
+        expect_error("[daemon]\nabandon_grace = soon\n", 2, "key 'abandon_grace'", "not a duration");
+        expect_error("[task.b]\nkind = blocking\nduration = 1s\ncheck_every = often\n", 4,
+                     "key 'check_every' in [task.b]", "not a duration");
+
+        /* check_every = 0 is allowed: a thread that never checks its token. */
+        evd_config *c = load_ok("[task.b]\nkind = blocking\nduration = 1s\ncheck_every = 0\n");
+        ck_assert_int_eq(c->tasks[0].check_every, 0);
+        evd_config_free(c);
 }
 END_TEST
 
@@ -441,6 +471,13 @@ START_TEST(error_bad_number) {
         expect_error("[task.rabbit]\nkind = ticker\nsteps = 1.5\n", 3, "key 'steps'", "not an unsigned integer");
         expect_error("[task.rabbit]\nkind = ticker\nsteps = 18446744073709551616\n", 3, "key 'steps'",
                      "out of range");
+        expect_error("[daemon]\nthreads = 1025\n", 2, "key 'threads' in [daemon]", "out of range",
+                     "at most 1024");
+        expect_error("[daemon]\nthreads = -1\n", 2, "key 'threads'", "not an unsigned integer");
+
+        evd_config *c = load_ok("[daemon]\nthreads = 1024\n");
+        ck_assert_uint_eq(c->threads, 1024);
+        evd_config_free(c);
 }
 END_TEST
 
@@ -487,6 +524,8 @@ START_TEST(error_missing_duration) {
         expect_error("[task.nap]\nkind = sleep\nshield = yes\n[daemon]\n", 1, "[task.nap]",
                      "missing key 'duration'");
         expect_error("[daemon]\n\n[task.nap]\nkind = sleep\n", 3, "[task.nap]", "missing key 'duration'");
+        expect_error("[task.b]\nkind = blocking\ncheck_every = 1s\n", 1, "[task.b]", "missing key 'duration'",
+                     "required for kind blocking");
 }
 END_TEST
 
@@ -499,6 +538,10 @@ START_TEST(error_wrong_kind_key) {
                      "key 'speed' in [task.nap]", "not valid for kind sleep");
         expect_error("[task.t]\nkind = ticker\nsteps = 3\nduration = 1s\n", 4, "key 'duration' in [task.t]",
                      "not valid for kind ticker");
+        expect_error("[task.nap]\nkind = sleep\nduration = 1s\ncheck_every = 1s\n", 4,
+                     "key 'check_every' in [task.nap]", "not valid for kind sleep");
+        expect_error("[task.b]\nkind = blocking\nduration = 1s\nspeed = 2\n", 4, "key 'speed' in [task.b]",
+                     "not valid for kind blocking");
         /* The earliest of several is named. */
         expect_error("[task.nap]\nduration = 1s\nsteps = 2\nmessage = hi\nkind = sleep\n", 3,
                      "key 'steps' in [task.nap]", "not valid for kind sleep");

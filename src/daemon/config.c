@@ -33,6 +33,9 @@
 #define STACK_SIZE_MIN ((size_t) 16 << 10)
 #define STACK_SIZE_MAX ((size_t) 1 << 30)
 #define SPEED_MAX 1e6
+#define THREADS_MAX 1024
+#define ABANDON_GRACE_DEFAULT NSEC_PER_SEC
+#define CHECK_EVERY_DEFAULT NSEC_PER_SEC
 
 enum section {
         SECTION_NONE,           /* before the first header */
@@ -45,6 +48,8 @@ enum key {
         KEY_EXIT_WHEN_DONE,
         KEY_LOG,
         KEY_STACK_SIZE,
+        KEY_THREADS,
+        KEY_ABANDON_GRACE,
         KEY_KIND,
         KEY_SHIELD,
         KEY_PAUSABLE,
@@ -52,32 +57,38 @@ enum key {
         KEY_STEPS,
         KEY_MESSAGE,
         KEY_DURATION,
+        KEY_CHECK_EVERY,
         N_KEYS,
 };
 
-#define ANY_KIND (-1)
+#define KIND(k) (1u << (k))
+#define ANY_KIND (~0u)
 
 static const struct key_info {
         const char *name;
         enum section section;   /* the section it belongs to */
-        int kind;               /* the evd_kind it is valid for, or ANY_KIND */
+        unsigned kinds;         /* KIND() of each evd_kind it is valid for */
 } key_table[N_KEYS] = {
         [KEY_DRAIN_TIMEOUT] = { "drain_timeout", SECTION_DAEMON, ANY_KIND },
         [KEY_EXIT_WHEN_DONE] = { "exit_when_done", SECTION_DAEMON, ANY_KIND },
         [KEY_LOG] = { "log", SECTION_DAEMON, ANY_KIND },
         [KEY_STACK_SIZE] = { "stack_size", SECTION_DAEMON, ANY_KIND },
+        [KEY_THREADS] = { "threads", SECTION_DAEMON, ANY_KIND },
+        [KEY_ABANDON_GRACE] = { "abandon_grace", SECTION_DAEMON, ANY_KIND },
         [KEY_KIND] = { "kind", SECTION_TASK, ANY_KIND },
         [KEY_SHIELD] = { "shield", SECTION_TASK, ANY_KIND },
         [KEY_PAUSABLE] = { "pausable", SECTION_TASK, ANY_KIND },
-        [KEY_SPEED] = { "speed", SECTION_TASK, EVD_KIND_TICKER },
-        [KEY_STEPS] = { "steps", SECTION_TASK, EVD_KIND_TICKER },
-        [KEY_MESSAGE] = { "message", SECTION_TASK, EVD_KIND_TICKER },
-        [KEY_DURATION] = { "duration", SECTION_TASK, EVD_KIND_SLEEP },
+        [KEY_SPEED] = { "speed", SECTION_TASK, KIND(EVD_KIND_TICKER) },
+        [KEY_STEPS] = { "steps", SECTION_TASK, KIND(EVD_KIND_TICKER) },
+        [KEY_MESSAGE] = { "message", SECTION_TASK, KIND(EVD_KIND_TICKER) },
+        [KEY_DURATION] = { "duration", SECTION_TASK, KIND(EVD_KIND_SLEEP) | KIND(EVD_KIND_BLOCKING) },
+        [KEY_CHECK_EVERY] = { "check_every", SECTION_TASK, KIND(EVD_KIND_BLOCKING) },
 };
 
 static const char *const kind_names[] = {
         [EVD_KIND_TICKER] = "ticker",
         [EVD_KIND_SLEEP] = "sleep",
+        [EVD_KIND_BLOCKING] = "blocking",
 };
 
 static const char *const log_names[] = {
@@ -328,19 +339,28 @@ static int lookup(const char *const *names, size_t n, const char *s) {
 
 /* ---- keys ---- */
 
+/* A duration key; `positive`: 0 is refused. */
+static int set_duration(parser *p, const char *key, const char *v, unsigned line, int64_t *out,
+                        bool positive) {
+        if (evd_parse_duration(v, out) < 0)
+                return fail_key(p, key, line, "'%s' is not a duration (for example 250ms, 10s, 1.5s, 5min, 1h)",
+                                v);
+        if (positive && *out == 0)
+                return fail_key(p, key, line, "must be more than 0, not %s", v);
+        return 0;
+}
+
 static int set_key(parser *p, enum key k, const char *v, unsigned line) {
         evd_config *c = p->config;
         evd_task_conf *t = p->section == SECTION_TASK ? &c->tasks[p->task] : NULL;
         const char *key = key_table[k].name;
         size_t size;
+        uint64_t n;
         int i, r;
 
         switch (k) {
         case KEY_DRAIN_TIMEOUT:
-                if (evd_parse_duration(v, &c->drain_timeout) < 0)
-                        return fail_key(p, key, line,
-                                        "'%s' is not a duration (for example 250ms, 10s, 1.5s, 5min, 1h)", v);
-                return 0;
+                return set_duration(p, key, v, line, &c->drain_timeout, true);
         case KEY_EXIT_WHEN_DONE:
         case KEY_SHIELD:
         case KEY_PAUSABLE:
@@ -363,10 +383,23 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                         return fail_key(p, key, line, "%s is out of range (16K to 1G)", v);
                 c->stack_size = size;
                 return 0;
+        case KEY_THREADS:
+                r = parse_uint(v, &n);
+                if (r == -EINVAL)
+                        return fail_key(p, key, line, "'%s' is not an unsigned integer", v);
+                if (r < 0 || n > THREADS_MAX)
+                        return fail_key(p, key, line, "%s is out of range (0 = one per CPU, at most %d)", v,
+                                        THREADS_MAX);
+                c->threads = (unsigned) n;
+                return 0;
+        case KEY_ABANDON_GRACE:
+                return set_duration(p, key, v, line, &c->abandon_grace, true);
+        case KEY_CHECK_EVERY:
+                return set_duration(p, key, v, line, &t->check_every, false); /* 0: never */
         case KEY_KIND:
                 i = lookup(kind_names, sizeof(kind_names) / sizeof(kind_names[0]), v);
                 if (i < 0)
-                        return fail_key(p, key, line, "unknown kind '%s' (ticker or sleep)", v);
+                        return fail_key(p, key, line, "unknown kind '%s' (ticker, sleep or blocking)", v);
                 t->kind = (enum evd_kind) i;
                 return 0;
         case KEY_SPEED:
@@ -392,12 +425,7 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                 }
                 return 0;
         case KEY_DURATION:
-                if (evd_parse_duration(v, &t->duration) < 0)
-                        return fail_key(p, key, line,
-                                        "'%s' is not a duration (for example 250ms, 10s, 1.5s, 5min, 1h)", v);
-                if (t->duration == 0)
-                        return fail_key(p, key, line, "must be more than 0, not %s", v);
-                return 0;
+                return set_duration(p, key, v, line, &t->duration, true);
         case N_KEYS:
                 break;
         }
@@ -464,6 +492,7 @@ static int task_add(parser *p, const char *name, size_t len) {
                 .line = p->line,
                 .pausable = true,
                 .speed = 1,
+                .check_every = CHECK_EVERY_DEFAULT,
         };
         /* Counted before the name is copied: evd_config_free() copes with a
          * NULL name. */
@@ -528,18 +557,19 @@ static int section_close(parser *p) {
                 return 0;
         t = &p->config->tasks[p->task];
         if (!p->key_line[KEY_KIND])
-                return fail(p, -EINVAL, t->line, "section [%s]: missing key 'kind' (ticker or sleep)",
-                            p->section_name);
+                return fail(p, -EINVAL, t->line,
+                            "section [%s]: missing key 'kind' (ticker, sleep or blocking)", p->section_name);
         for (int k = 0; k < N_KEYS; k++)
-                if (p->key_line[k] && key_table[k].kind != ANY_KIND && key_table[k].kind != (int) t->kind &&
+                if (p->key_line[k] && !(key_table[k].kinds & KIND(t->kind)) &&
                     (bad < 0 || p->key_line[k] < p->key_line[bad]))
                         bad = k;
         if (bad >= 0)
                 return fail_key(p, key_table[bad].name, p->key_line[bad], "not valid for kind %s",
                                 kind_names[t->kind]);
-        if (t->kind == EVD_KIND_SLEEP && !p->key_line[KEY_DURATION])
-                return fail(p, -EINVAL, t->line, "section [%s]: missing key 'duration' (required for kind sleep)",
-                            p->section_name);
+        if ((key_table[KEY_DURATION].kinds & KIND(t->kind)) && !p->key_line[KEY_DURATION])
+                return fail(p, -EINVAL, t->line,
+                            "section [%s]: missing key 'duration' (required for kind %s)", p->section_name,
+                            kind_names[t->kind]);
         return 0;
 }
 
@@ -663,6 +693,7 @@ static int config_parse(parser *p, evd_config **ret) {
                 return fail(p, -ENOMEM, 0, "out of memory");
         }
         c->drain_timeout = DRAIN_TIMEOUT_DEFAULT;
+        c->abandon_grace = ABANDON_GRACE_DEFAULT;
         c->log = EVD_LOG_AUTO;
         p->config = c;
 

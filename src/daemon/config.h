@@ -16,6 +16,7 @@ enum evd_log_target {
 enum evd_kind {
         EVD_KIND_TICKER,        /* `speed` steps per second, `steps` of them */
         EVD_KIND_SLEEP,         /* sleeps `duration`, then finishes */
+        EVD_KIND_BLOCKING,      /* `duration` of CPU work in a pool thread */
 };
 
 typedef struct evd_task_conf {
@@ -28,8 +29,10 @@ typedef struct evd_task_conf {
         double speed;           /* `speed`, steps per second, > 0; default 1 */
         uint64_t steps;         /* `steps`, 0 = forever; default 0 */
         char *message;          /* `message`, default NULL (none) */
-        /* kind = sleep */
-        int64_t duration;       /* `duration` in ns, required for sleep */
+        /* kind = sleep, blocking */
+        int64_t duration;       /* `duration` in ns, required */
+        /* kind = blocking */
+        int64_t check_every;    /* `check_every` in ns, 0 = never; default 1s */
 } evd_task_conf;
 
 typedef struct evd_config {
@@ -38,6 +41,8 @@ typedef struct evd_config {
         bool exit_when_done;    /* [daemon] exit_when_done; default no */
         enum evd_log_target log; /* [daemon] log; default auto */
         size_t stack_size;      /* [daemon] stack_size, bytes; 0 = library default */
+        unsigned threads;       /* [daemon] threads; 0 = one per CPU */
+        int64_t abandon_grace;  /* [daemon] abandon_grace, ns; default 1s */
         evd_task_conf *tasks;   /* in the order of the file */
         size_t n_tasks;
 } evd_config;

@@ -8,6 +8,7 @@
 typedef struct evd_job {
         const evd_task_conf *conf;
         evd_log *log;
+        evt_pool *pool;         /* for kind = blocking */
         evt_task *task;         /* the daemon's reference */
 } evd_job;
 

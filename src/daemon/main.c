@@ -21,9 +21,11 @@ struct daemon {
         evd_config *config;
         evd_log *log;
         evt_loop *loop;
+        evt_pool *pool;         /* for blocking jobs; freed with the loop */
         evt_lifecycle *lc;
         evd_job *jobs;          /* one per config task */
         bool shutdown_seen;     /* a shutdown was requested */
+        bool abandoned;         /* threads may still run: keep what they use */
 };
 
 /* The signals the lifecycle handles. */
@@ -65,16 +67,38 @@ static void table_row(evt_task *t, void *data) {
                      (flags & EVT_TASK_NOPAUSE) ? "not pausable" : "pausable", age_ms);
 }
 
+/* A blocking call, under the name of the task that made it (which may have
+ * given up on it and ended). */
+static void call_row(const evt_call_info *ci, void *data) {
+        struct daemon *d = data;
+        long long age_ms = ci->age / 1000000, running_ms = ci->running / 1000000;
+        evd_field f[] = {
+                EVD_STR("state", ci->running ? "running" : "queued"),
+                EVD_NUM("blocking_call", 1),
+                EVD_NUM("age_ms", age_ms),
+                EVD_NUM("running_ms", running_ms),
+                EVD_NUM("stop_requested", ci->stop_requested),
+                EVD_NUM("awaited", ci->awaited),
+        };
+
+        evd_log_emit(d->log, LOG_INFO, "task-table", ci->task, f, 6,
+                     "blocking call %s, age %lld ms, running %lld ms%s%s", ci->running ? "running" : "queued",
+                     age_ms, running_ms, ci->stop_requested ? ", stop requested" : "",
+                     ci->awaited ? "" : ", its task gave up on it");
+}
+
 static void dump_task_table(struct daemon *d) {
         evt_loop_stats st;
-        evd_field f[2];
+        evd_field f[3];
 
         evt_loop_stats_get(d->loop, &st);
         f[0] = EVD_NUM("tasks", st.tasks);
-        f[1] = EVD_NUM("paused", evt_loop_is_paused(d->loop));
-        evd_log_emit(d->log, LOG_INFO, "task-table", NULL, f, 2, "%zu tasks, %s", st.tasks,
-                     evt_loop_is_paused(d->loop) ? "paused" : "running");
+        f[1] = EVD_NUM("blocking_calls", st.calls);
+        f[2] = EVD_NUM("paused", evt_loop_is_paused(d->loop));
+        evd_log_emit(d->log, LOG_INFO, "task-table", NULL, f, 3, "%zu tasks, %zu blocking calls, %s", st.tasks,
+                     st.calls, evt_loop_is_paused(d->loop) ? "paused" : "running");
         evt_loop_foreach_task(d->loop, table_row, d);
+        evt_loop_foreach_call(d->loop, call_row, d);
 }
 
 /* ---- lifecycle callbacks: everything the lifecycle does, logged ---- */
@@ -126,29 +150,40 @@ static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) 
                 dump_task_table(d);
 }
 
+static size_t calls_in_flight(struct daemon *d) {
+        evt_loop_stats st;
+
+        return evt_loop_stats_get(d->loop, &st) == 0 ? st.calls : 0;
+}
+
 static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data) {
         struct daemon *d = data;
-        evd_field f[] = { EVD_NUM("tasks", left) };
+        size_t calls = calls_in_flight(d);
+        evd_field f[] = { EVD_NUM("tasks", left), EVD_NUM("blocking_calls", calls) };
 
         (void) lc;
         switch (phase) {
         case EVT_PHASE_STOPPING:
                 d->shutdown_seen = true;
-                evd_log_emit(d->log, LOG_NOTICE, "stopping", NULL, f, 1,
+                evd_log_emit(d->log, LOG_NOTICE, "stopping", NULL, f, 2,
                              "shutting down: cancelling every unshielded task (%zu running)", left);
                 break;
         case EVT_PHASE_DRAINING:
-                evd_log_emit(d->log, LOG_NOTICE, "draining", NULL, f, 1,
-                             "waiting up to %lld ms for the %zu tasks still running",
-                             (long long) (d->config->drain_timeout / 1000000), left);
+                evd_log_emit(d->log, LOG_NOTICE, "draining", NULL, f, 2,
+                             "waiting up to %lld ms for the %zu tasks and %zu blocking calls still running",
+                             (long long) (d->config->drain_timeout / 1000000), left, calls);
                 break;
         case EVT_PHASE_FORCING:
                 d->shutdown_seen = true;
-                evd_log_emit(d->log, LOG_WARNING, "forcing", NULL, f, 1,
-                             "force-cancelling the %zu tasks left", left);
+                evd_log_emit(d->log, LOG_WARNING, "forcing", NULL, f, 2,
+                             "force-cancelling the %zu tasks left; %zu blocking calls get %lld ms to stop",
+                             left, calls, (long long) (d->config->abandon_grace / 1000000));
                 break;
         case EVT_PHASE_DONE:
-                if (d->shutdown_seen)
+                if (d->abandoned)
+                        evd_log_emit(d->log, LOG_WARNING, "drained", NULL, NULL, 0,
+                                     "every task has ended; abandoned threads run on until the exit");
+                else if (d->shutdown_seen)
                         evd_log_emit(d->log, LOG_NOTICE, "drained", NULL, NULL, 0, "every task has ended");
                 else
                         evd_log_emit(d->log, LOG_NOTICE, "done", NULL, NULL, 0,
@@ -167,6 +202,24 @@ static void on_forced(evt_lifecycle *lc, evt_task *t, void *data) {
         (void) lc;
         evd_log_emit(d->log, LOG_WARNING, "forced", evt_task_name(t), f, 1,
                      "force-cancelled after %lld ms", age_ms);
+}
+
+static void on_abandoned(evt_lifecycle *lc, const evt_call_info *ci, void *data) {
+        struct daemon *d = data;
+        long long ran_ms = ci->running / 1000000;
+        evd_field f[] = {
+                EVD_NUM("ran_ms", ran_ms),
+                EVD_NUM("stop_requested", ci->stop_requested),
+        };
+
+        (void) lc;
+        d->abandoned = true;
+        if (ci->running)
+                evd_log_emit(d->log, LOG_ERR, "abandoned", ci->task, f, 2,
+                             "abandoned a blocking call that ran %lld ms and ignored its stop request", ran_ms);
+        else
+                evd_log_emit(d->log, LOG_ERR, "abandoned", ci->task, f, 2,
+                             "abandoned a blocking call that never started");
 }
 
 /* ---- running ---- */
@@ -191,6 +244,7 @@ static int spawn_jobs(struct daemon *d) {
 
                 job->conf = c;
                 job->log = d->log;
+                job->pool = d->pool;
                 r = evt_task_spawn(d->loop, evd_job_run, job, &opts, &job->task);
                 if (r < 0) {
                         evd_log_emit(d->log, LOG_ERR, "failed", c->name, NULL, 0, "cannot start: %s",
@@ -207,6 +261,7 @@ static int run(struct daemon *d) {
         char emergency[512];
         evt_lifecycle_opts lopts = {
                 .drain_timeout = d->config->drain_timeout,
+                .abandon_grace = d->config->abandon_grace,
                 .exit_when_idle = d->config->exit_when_done,
                 .emergency_fd = evd_log_get_target(d->log) == EVD_LOG_JSON ? STDOUT_FILENO : STDERR_FILENO,
         };
@@ -214,6 +269,7 @@ static int run(struct daemon *d) {
                 .signal_cb = on_signal,
                 .phase_cb = on_phase,
                 .forced_cb = on_forced,
+                .abandoned_cb = on_abandoned,
                 .data = d,
         };
         evt_loop_opts opts = { .stack_size = d->config->stack_size };
@@ -230,6 +286,12 @@ static int run(struct daemon *d) {
         r = evt_loop_new(NULL, &opts, &d->loop);
         if (r < 0) {
                 fprintf(stderr, "evtaskd: cannot create the loop: %s\n", strerror(-r));
+                return EX_OSERR;
+        }
+        /* Threads start blocked on every signal, lifecycle or not. */
+        r = evt_pool_new(d->loop, &(evt_pool_opts) { .threads = d->config->threads }, &d->pool);
+        if (r < 0) {
+                fprintf(stderr, "evtaskd: cannot create the thread pool: %s\n", strerror(-r));
                 return EX_OSERR;
         }
         if (evd_log_format(d->log, emergency, sizeof(emergency), LOG_CRIT, "exit",
@@ -263,9 +325,10 @@ static int run(struct daemon *d) {
                 evd_field f[] = { EVD_NUM("exit_code", status) };
 
                 evd_log_emit(d->log, LOG_INFO, "exit", NULL, f, 1, "exiting with status %d (%s)", status,
-                             status == EVT_EXIT_CLEAN    ? "clean"
-                             : status == EVT_EXIT_FORCED ? "tasks were force-cancelled"
-                                                         : "error");
+                             status == EVT_EXIT_CLEAN       ? "clean"
+                             : status == EVT_EXIT_FORCED    ? "tasks were force-cancelled"
+                             : status == EVT_EXIT_ABANDONED ? "blocking calls were abandoned"
+                                                            : "error");
         }
         return status;
 }
@@ -275,9 +338,12 @@ static void daemon_free(struct daemon *d) {
                 for (size_t i = 0; i < d->config->n_tasks; i++)
                         evt_task_unref(d->jobs[i].task);
         evt_lifecycle_free(d->lc);
+        /* Frees the pool too, without waiting for an abandoned thread. */
         evt_loop_free(d->loop);
         free(d->jobs);
-        evd_log_free(d->log);
+        /* An abandoned thread may still log; the process exit frees it. */
+        if (!d->abandoned)
+                evd_log_free(d->log);
         evd_config_free(d->config);
 }
 
@@ -305,6 +371,7 @@ static void usage(FILE *f) {
                 "Exit status:\n"
                 "  0   every task ended or was cancelled cleanly\n"
                 "  3   some task had to be force-cancelled (drain deadline, second signal)\n"
+                "  4   some blocking call ignored its stop request and was abandoned\n"
                 "  64  usage error          78  configuration error\n"
                 "  71  a system error (a task or the loop could not be created)\n"
                 "  128+N  exited at once on the third shutdown signal N\n");
