@@ -297,6 +297,154 @@ class Signals(DaemonTest):
         self.assertEqual(d.finish(), 0)
 
 
+def blocking(name, duration, check_every, shield=False):
+    text = f"[task.{name}]\nkind = blocking\nduration = {duration}\ncheck_every = {check_every}\n"
+    return text + ("shield = yes\n\n" if shield else "\n")
+
+
+class Blocking(DaemonTest):
+    HEAD = "[daemon]\nexit_when_done = yes\nthreads = 4\n"
+
+    def steps(self, d, task):
+        return [r["checks"] for r in d.of("step", task)]
+
+    def test_term_cancels_a_cooperative_call(self):
+        d = self.run_daemon(self.HEAD + "drain_timeout = 10s\n"
+                            + blocking("long", "60s", "100ms") + blocking("quick", "200ms", "50ms"))
+        finished = d.event("finished", "quick")
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "long" and r["checks"] >= 3,
+                   what="a third step of long")
+        sent = d.kill(signal.SIGTERM)
+        cancelled = d.event("cancelled", "long")
+        self.assertEqual(d.finish(), 0)
+        self.assertLess(now_us() - sent, 3_000_000, "a cooperative call held up the exit")
+        self.assert_clean_log(d)
+        self.assertEqual(d.of("abandoned"), [])
+        self.assertEqual(d.of("forcing"), [])
+        self.assertEqual(d.of("exit")[-1]["exit_code"], 0)
+        self.assertGreaterEqual(finished["duration_ms"], 200)
+        quick = self.steps(d, "quick")
+        self.assertEqual(quick, list(range(1, len(quick) + 1)))
+        self.assertGreaterEqual(d.of("step", "quick")[-1]["worked_ms"], 200)
+        self.assertEqual(d.of("stopping")[0]["blocking_calls"], 1)
+        self.assertGreaterEqual(cancelled["mono_us"], sent)
+        # The call stops at its next checkpoint: at most the step that was
+        # already past its checkpoint lands after the cancel.
+        checks = self.steps(d, "long")
+        self.assertEqual(checks, list(range(1, len(checks) + 1)))
+        late = [r for r in d.of("step", "long") if r["mono_us"] > cancelled["mono_us"]]
+        self.assertLessEqual(len(late), 1, late)
+        for r in late:
+            self.assertLess(r["mono_us"] - cancelled["mono_us"], 100_000 + 1_000_000)
+        self.assertLess(d.of("drained")[0]["mono_us"] - sent, 3_000_000)
+
+    def test_term_abandons_an_uncooperative_call(self):
+        d = self.run_daemon(self.HEAD + "drain_timeout = 1s\nabandon_grace = 500ms\n"
+                            + blocking("stubborn", "60s", "0"))
+        d.event("spawned", "stubborn")
+        time.sleep(0.2)
+        sent = d.kill(signal.SIGTERM)
+        abandoned = d.event("abandoned", "stubborn", timeout=10)
+        self.assertEqual(d.finish(), 4)
+        exited = now_us()
+        self.assert_clean_log(d)
+        self.assertIn(abandoned["stop_requested"], (1, True))
+        self.assertGreaterEqual(abandoned["ran_ms"], 1500)
+        self.assertEqual(len(d.of("abandoned")), 1)
+        self.assertEqual(d.of("step"), [])
+        self.assertEqual(d.of("forcing")[0]["blocking_calls"], 1)
+        exit_rec = d.of("exit")[-1]
+        self.assertEqual(exit_rec["exit_code"], 4)
+        self.assertGreaterEqual(exit_rec["mono_us"] - sent, 1_500_000 - 50_000)
+        self.assertLess(exited - sent, 1_500_000 + 3_000_000)
+        self.assertGreaterEqual(abandoned["mono_us"] - d.of("forcing")[0]["mono_us"], 500_000 - 50_000)
+
+    def test_pause_holds_the_call_at_its_checkpoint(self):
+        d = self.run_daemon(self.HEAD + blocking("worker", "60s", "100ms"))
+        d.wait_for(lambda r: r["event"] == "step" and r["checks"] >= 2, what="a second step")
+        d.kill(signal.SIGINT)
+        paused = d.event("paused")
+        time.sleep(0.1 + 0.2)  # the slice in progress reaches its checkpoint
+        held = len(d.of("step"))
+        time.sleep(0.6)
+        self.assertEqual(len(d.of("step")), held, "a step while paused")
+        after_pause = [r for r in d.of("step") if r["mono_us"] > paused["mono_us"]]
+        self.assertLessEqual(len(after_pause), 1, after_pause)
+        last = d.of("step")[-1]["checks"]
+        d.kill(signal.SIGINT)
+        d.event("resumed")
+        resumed = d.wait_for(lambda r: r["event"] == "step" and r["checks"] == last + 1,
+                             what="the step held by the pause")
+        d.wait_for(lambda r: r["event"] == "step" and r["checks"] >= last + 3, what="steps after the pause")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        checks = self.steps(d, "worker")
+        self.assertEqual(checks, list(range(1, len(checks) + 1)))
+        # Waiting at a checkpoint is not work: the pause (>= 0.9 s) is not
+        # counted in worked_ms.
+        self.assertGreaterEqual(resumed["worked_ms"], 100 * resumed["checks"])
+        self.assertLess(resumed["worked_ms"], 100 * resumed["checks"] + 500)
+        self.assertEqual(len(d.of("cancelled", "worker")), 1)
+        self.assertEqual(d.of("abandoned"), [])
+
+    def test_term_drains_a_shielded_call(self):
+        d = self.run_daemon(self.HEAD + "drain_timeout = 10s\n"
+                            + blocking("keeper", "1s", "100ms", shield=True) + blocking("worker", "60s", "100ms"))
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "keeper", what="a step of keeper")
+        sent = d.kill(signal.SIGTERM)
+        d.event("cancelled", "worker")
+        finished = d.event("finished", "keeper")
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(d.of("cancelled", "keeper"), [])
+        self.assertEqual(d.of("abandoned"), [])
+        self.assertEqual(d.of("forcing"), [])
+        self.assertEqual(d.of("exit")[-1]["exit_code"], 0)
+        self.assertGreaterEqual(finished["duration_ms"], 1000)
+        self.assertGreater(finished["mono_us"], sent)
+        checks = self.steps(d, "keeper")
+        self.assertEqual(checks, list(range(1, len(checks) + 1)))
+        self.assertLessEqual(len(checks), 10)
+        self.assertGreaterEqual(d.of("step", "keeper")[-1]["worked_ms"], 1000)
+        self.assertGreater(d.of("step", "keeper")[-1]["mono_us"], sent)
+        self.assertEqual(d.of("stopping")[0]["blocking_calls"], 2)
+
+    def test_usr1_lists_the_call(self):
+        d = self.run_daemon(self.HEAD + blocking("worker", "60s", "100ms"))
+        d.event("step", "worker")
+        d.kill(signal.SIGUSR1)
+        row = d.wait_for(lambda r: r["event"] == "task-table" and r.get("blocking_call") == 1,
+                         what="the blocking call's row")
+        header = [r for r in d.of("task-table") if r["task"] is None]
+        calls = [r for r in d.of("task-table") if r.get("blocking_call") == 1]
+        self.assertEqual(len(header), 1)
+        self.assertEqual(header[0]["blocking_calls"], 1)
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(row["task"], "worker")
+        self.assertEqual(row["state"], "running")
+        self.assertGreater(row["running_ms"], 0)
+        self.assertGreaterEqual(row["age_ms"], row["running_ms"])
+        self.assertEqual(row["stop_requested"], 0)
+        self.assertEqual(row["awaited"], 1)
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+
+    def test_bad_config(self):
+        Config.check_bad(self, "[daemon]\nthreads = 2000\n", 2, "'threads'")
+        Config.check_bad(self, "[daemon]\nabandon_grace = 0\n", 2, "'abandon_grace'")
+        Config.check_bad(self, "[task.a]\nkind = sleep\nduration = 1s\ncheck_every = 1s\n", 4, "check_every",
+                         "not valid for kind sleep")
+        Config.check_bad(self, "[task.a]\nkind = blocking\ncheck_every = 1s\n", 1, None,
+                         "missing key 'duration'")
+
+    def test_help_names_exit_status_4(self):
+        p = subprocess.run([EVTASKD, "--help"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, r"(?m)^  4  .*abandoned")
+
+
 class Config(unittest.TestCase):
     def check_bad(self, text, line, key, *words):
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
@@ -340,7 +488,7 @@ class Config(unittest.TestCase):
     def test_demo_config_is_valid(self):
         p = subprocess.run([EVTASKD, "--check-config"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn("8 tasks", p.stdout)
+        self.assertIn("9 tasks", p.stdout)
 
 
 class CommandLine(unittest.TestCase):
