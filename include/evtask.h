@@ -15,7 +15,8 @@
  * - Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds;
  *   EVT_FOREVER never passes and EVT_NOW has always passed (poll).
  * - Everything runs on the thread that owns the loop; nothing here is
- *   thread-safe unless it says so (the evt_token_* calls do).
+ *   thread-safe unless it says so (evt_time_now, evt_deadline_in and the
+ *   evt_token_* calls do).
  */
 #ifndef EVTASK_H
 #define EVTASK_H
@@ -48,10 +49,10 @@ struct ev_loop;
 #define EVT_MSEC(n) ((int64_t) (n) * 1000000)
 #define EVT_SEC(n) ((int64_t) (n) * 1000000000)
 
-/* The current CLOCK_MONOTONIC time in nanoseconds. */
+/* The current CLOCK_MONOTONIC time in nanoseconds. Thread-safe. */
 EVT_API int64_t evt_time_now(void);
 /* The deadline `ns` nanoseconds from now; EVT_FOREVER if that overflows or
- * ns is EVT_FOREVER. */
+ * ns is EVT_FOREVER. Thread-safe. */
 EVT_API int64_t evt_deadline_in(int64_t ns);
 
 /* ========================================================================
@@ -273,7 +274,7 @@ typedef int (*evt_blocking_fn)(evt_token *token, void *arg);
 
 typedef struct evt_pool_opts {
         unsigned threads;       /* worker threads at most; 0: one per CPU */
-        size_t queue_max;       /* calls waiting for a thread; 0: 1024 */
+        size_t queue_max;       /* calls in flight beyond `threads`; 0: 1024 */
 } evt_pool_opts;
 
 /* A pool on `loop`; no thread starts before the first call. -EINVAL for a
@@ -302,11 +303,15 @@ typedef struct evt_call_opts {
 } evt_call_opts;
 
 /* Await point: runs fn(token, arg) on a worker thread and stores what it
- * returned in ret_result (may be NULL). While the pool holds queue_max
- * calls that wait for a thread, first waits for room (until the deadline),
- * or returns -EAGAIN with EVT_CALL_NOWAIT. A cancel or the deadline returns
+ * returned in ret_result (may be NULL). At most threads + queue_max calls
+ * are in flight (queued, running, or abandoned by their task and still
+ * running); beyond that, first waits for room (until the deadline), or
+ * returns -EAGAIN with EVT_CALL_NOWAIT. -EAGAIN too if no worker thread
+ * exists and none can be started. A cancel or the deadline returns
  * -ECANCELED or -ETIMEDOUT at once and sets the call's stop flag; a call
- * that has already returned by then reports its result instead. */
+ * that has already returned by then reports its result instead.
+ * While the loop is paused, a thread waiting at a checkpoint is not free
+ * for other calls, EVT_TASK_NOPAUSE tasks' included. */
 EVT_API int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg,
                           const evt_call_opts *opts, int64_t deadline, int *ret_result);
 
@@ -346,7 +351,9 @@ typedef struct evt_call_info {
 } evt_call_info;
 
 /* Calls fn for every call in flight in the loop's pools, oldest first in
- * each pool. fn must not make or free calls or pools. */
+ * each pool; calls whose function has returned are collected first, so
+ * each one listed was queued or running a moment ago. fn must not make or
+ * free calls or pools. */
 EVT_API int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, void *data),
                                   void *data);
 

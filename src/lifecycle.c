@@ -48,6 +48,7 @@ struct evt_lifecycle {
         evt_phase phase;
         bool forced_any;        /* a task was force-cancelled */
         bool abandoned_any;     /* blocking calls were abandoned */
+        size_t n_abandoned;     /* ... how many */
         unsigned shutdowns;     /* shutdown requests acted on */
         unsigned handled[N_PIPE_SIGNALS]; /* handler invocations accounted for */
         int pipe[2];            /* the self-pipe, both ends non-blocking */
@@ -213,6 +214,7 @@ static void force(evt_lifecycle *lc) {
 static void abandon_one(const evt_call_info *info, void *data) {
         evt_lifecycle *lc = data;
 
+        lc->n_abandoned++;
         if (lc->ops.abandoned_cb)
                 lc->ops.abandoned_cb(lc, info, lc->ops.data);
 }
@@ -224,9 +226,10 @@ static void grace_cb(struct ev_loop *ev, ev_timer *w, int revents) {
         (void) revents;
         evt__watcher_stopped(lc->loop);
         /* The calls left ignore their stop flag: they are not waited for,
-         * and the process may exit while their threads run. */
-        lc->abandoned_any = true;
+         * and the process may exit while their threads run. (The walk
+         * collects calls that returned just now: those are not left.) */
         evt_loop_foreach_call(lc->loop, abandon_one, lc);
+        lc->abandoned_any = lc->n_abandoned > 0;
         check_done(lc);
 }
 

@@ -251,14 +251,12 @@ static void call_release(evt_pool *p, call *k) {
         evt__wake_all(&p->room_waiters, 0);
 }
 
-static void async_cb(struct ev_loop *ev, ev_async *w, int revents) {
-        evt_pool *p = w->data;
+/* Takes the calls whose function has returned from the workers. */
+static void collect(evt_pool *p) {
         struct pool_core *c = p->core;
         evt__list done;
         evt__list *n;
 
-        (void) ev;
-        (void) revents;
         evt__list_init(&done);
         pthread_mutex_lock(&c->lock);
         evt__list_splice_back(&done, &c->done);
@@ -274,6 +272,12 @@ static void async_cb(struct ev_loop *ev, ev_async *w, int revents) {
                 else
                         call_release(p, k);
         }
+}
+
+static void async_cb(struct ev_loop *ev, ev_async *w, int revents) {
+        (void) ev;
+        (void) revents;
+        collect(w->data);
 }
 
 static void pause_cb(evt__loop_observer *o, bool paused) {
@@ -454,7 +458,7 @@ void evt_pool_free(evt_pool *pool) {
 }
 
 /* Queues k and makes sure a thread will take it, under lock. Fails only if
- * no thread exists and none can be started. */
+ * no thread exists and none can be started (pthread_create's error). */
 static int submit(struct pool_core *c, call *k) {
         int r = 0;
 
@@ -522,9 +526,10 @@ int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_
                 opts = &defaults;
         if (opts->flags & ~(unsigned) EVT_CALL_NOWAIT)
                 return -EINVAL;
-        r = evt__enter(&t);
-        if (r == -EINVAL || (r == 0 && t->loop != p->loop))
+        t = evt_task_current();
+        if (!t || t->loop != p->loop)
                 return -EINVAL;
+        r = evt__enter(&t);
         if (r == 0 && p->n_calls >= p->limit && (opts->flags & EVT_CALL_NOWAIT))
                 return -EAGAIN;
 
@@ -565,9 +570,12 @@ int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_
         r = submit(p->core, k);
         pthread_mutex_unlock(&p->core->lock);
         if (r < 0) {
+                /* No thread to run it: like a full queue, this takes
+                 * nothing, not even arg. */
                 evt_task_unref(t);
                 free(k);
-                goto out;
+                pool_unref(p);
+                return -EAGAIN;
         }
         arg = NULL; /* the record has it now */
         evt__list_push_back(&p->calls, &k->pool_link);
@@ -645,7 +653,7 @@ static bool is_pool(const evt__loop_observer *o) {
 
 int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, void *data),
                           void *data) {
-        int64_t now = evt_time_now();
+        int64_t now;
         evt__list *o, *n;
 
         if (!loop || !fn)
@@ -657,6 +665,10 @@ int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, 
                 if (!is_pool(obs))
                         continue;
                 p = evt__container_of(obs, evt_pool, observer);
+                /* Calls that have returned are not in flight any more, even
+                 * if their completion has not reached the loop yet. */
+                collect(p);
+                now = evt_time_now();
                 evt__list_for_each(n, &p->calls) {
                         call *k = evt__container_of(n, call, pool_link);
                         evt_call_info info = {

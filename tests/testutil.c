@@ -19,6 +19,7 @@ static void assert_nothing_left(evt_loop *loop) {
         ck_assert_uint_eq(st.tasks, 0);
         ck_assert_uint_eq(st.watchers, 0);
         ck_assert_uint_eq(st.stacks_used, 0);
+        ck_assert_uint_eq(st.calls, 0);
 }
 
 void test_loop_run(evt_loop *loop) {

@@ -14,7 +14,7 @@ Suite *evt_test_suite(void);
 evt_loop *test_loop_new(void);
 
 /* Runs the loop until every task has ended and checks that nothing is left
- * behind: no task, no active watcher, no stack in use. */
+ * behind: no task, no active watcher, no stack in use, no blocking call. */
 void test_loop_run(evt_loop *loop);
 /* The same check, then frees the loop. */
 void test_loop_free(evt_loop *loop);
