@@ -81,7 +81,8 @@ static const struct key_info {
         [KEY_SPEED] = { "speed", SECTION_TASK, KIND(EVD_KIND_TICKER) },
         [KEY_STEPS] = { "steps", SECTION_TASK, KIND(EVD_KIND_TICKER) },
         [KEY_MESSAGE] = { "message", SECTION_TASK, KIND(EVD_KIND_TICKER) },
-        [KEY_DURATION] = { "duration", SECTION_TASK, KIND(EVD_KIND_SLEEP) | KIND(EVD_KIND_BLOCKING) },
+        [KEY_DURATION] = { "duration", SECTION_TASK,
+                           KIND(EVD_KIND_SLEEP) | KIND(EVD_KIND_BLOCKING) | KIND(EVD_KIND_WEDGE) },
         [KEY_CHECK_EVERY] = { "check_every", SECTION_TASK, KIND(EVD_KIND_BLOCKING) },
 };
 
@@ -89,6 +90,7 @@ static const char *const kind_names[] = {
         [EVD_KIND_TICKER] = "ticker",
         [EVD_KIND_SLEEP] = "sleep",
         [EVD_KIND_BLOCKING] = "blocking",
+        [EVD_KIND_WEDGE] = "wedge",
 };
 
 static const char *const log_names[] = {
@@ -399,7 +401,7 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
         case KEY_KIND:
                 i = lookup(kind_names, sizeof(kind_names) / sizeof(kind_names[0]), v);
                 if (i < 0)
-                        return fail_key(p, key, line, "unknown kind '%s' (ticker, sleep or blocking)", v);
+                        return fail_key(p, key, line, "unknown kind '%s' (ticker, sleep, blocking or wedge)", v);
                 t->kind = (enum evd_kind) i;
                 return 0;
         case KEY_SPEED:
@@ -558,7 +560,8 @@ static int section_close(parser *p) {
         t = &p->config->tasks[p->task];
         if (!p->key_line[KEY_KIND])
                 return fail(p, -EINVAL, t->line,
-                            "section [%s]: missing key 'kind' (ticker, sleep or blocking)", p->section_name);
+                            "section [%s]: missing key 'kind' (ticker, sleep, blocking or wedge)",
+                            p->section_name);
         for (int k = 0; k < N_KEYS; k++)
                 if (p->key_line[k] && !(key_table[k].kinds & KIND(t->kind)) &&
                     (bad < 0 || p->key_line[k] < p->key_line[bad]))
@@ -743,13 +746,41 @@ int evd_config_load_string(const char *name, const char *text, evd_config **ret,
         return config_parse(&p, ret);
 }
 
+int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src) {
+        evd_task_conf t = *src;
+
+        t.name = strdup(src->name);
+        t.message = src->message ? strdup(src->message) : NULL;
+        if (!t.name || (src->message && !t.message)) {
+                evd_task_conf_clear(&t);
+                return -ENOMEM;
+        }
+        *dst = t;
+        return 0;
+}
+
+void evd_task_conf_clear(evd_task_conf *t) {
+        free(t->name);
+        free(t->message);
+        t->name = t->message = NULL;
+}
+
+static bool str_equal(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b) {
+        return str_equal(a->name, b->name) && a->kind == b->kind && a->shield == b->shield &&
+               a->pausable == b->pausable && a->speed == b->speed && a->steps == b->steps &&
+               str_equal(a->message, b->message) && a->duration == b->duration &&
+               a->check_every == b->check_every;
+}
+
 void evd_config_free(evd_config *c) {
         if (!c)
                 return;
-        for (size_t i = 0; i < c->n_tasks; i++) {
-                free(c->tasks[i].name);
-                free(c->tasks[i].message);
-        }
+        for (size_t i = 0; i < c->n_tasks; i++)
+                evd_task_conf_clear(&c->tasks[i]);
         free(c->tasks);
         free(c->path);
         free(c);

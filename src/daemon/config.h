@@ -17,6 +17,7 @@ enum evd_kind {
         EVD_KIND_TICKER,        /* `speed` steps per second, `steps` of them */
         EVD_KIND_SLEEP,         /* sleeps `duration`, then finishes */
         EVD_KIND_BLOCKING,      /* `duration` of CPU work in a pool thread */
+        EVD_KIND_WEDGE,         /* after `duration`, never yields again */
 };
 
 typedef struct evd_task_conf {
@@ -29,7 +30,7 @@ typedef struct evd_task_conf {
         double speed;           /* `speed`, steps per second, > 0; default 1 */
         uint64_t steps;         /* `steps`, 0 = forever; default 0 */
         char *message;          /* `message`, default NULL (none) */
-        /* kind = sleep, blocking */
+        /* kind = sleep, blocking, wedge */
         int64_t duration;       /* `duration` in ns, required */
         /* kind = blocking */
         int64_t check_every;    /* `check_every` in ns, 0 = never; default 1s */
@@ -46,6 +47,14 @@ typedef struct evd_config {
         evd_task_conf *tasks;   /* in the order of the file */
         size_t n_tasks;
 } evd_config;
+
+/* Deep copies of one task's settings, for jobs that outlive the config
+ * they came from (a reload replaces it). 0 or -ENOMEM; dst is untouched on
+ * failure. */
+int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src);
+void evd_task_conf_clear(evd_task_conf *t);
+/* Same settings (the line a task came from does not count). */
+bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b);
 
 /* Parse a file. On failure returns a negative errno (-ENOENT, -EACCES, ...
  * for a file that cannot be read, -EINVAL for any content error), writes a

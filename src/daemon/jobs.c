@@ -1,5 +1,6 @@
 /* Job kinds: ticker (the racers of the demo), sleep (a unit of work that
- * takes a while) and blocking (CPU work in a pool thread). Each kind returns
+ * takes a while), blocking (CPU work in a pool thread) and wedge (a task
+ * that hangs the loop, for watchdogs to catch). Each kind returns
  * 0 when done or a negative errno, and evd_job_run logs the outcome, so
  * every kind ends with one record. */
 #include <errno.h>
@@ -16,6 +17,8 @@ const char *evd_kind_name(enum evd_kind kind) {
                 return "sleep";
         case EVD_KIND_BLOCKING:
                 return "blocking";
+        case EVD_KIND_WEDGE:
+                return "wedge";
         }
         return "unknown";
 }
@@ -24,7 +27,7 @@ const char *evd_kind_name(enum evd_kind kind) {
  * steps is relative, so after a pause the race goes on at its pace instead
  * of catching up. */
 static int run_ticker(evd_job *job) {
-        const evd_task_conf *c = job->conf;
+        const evd_task_conf *c = &job->conf;
         int64_t interval = (int64_t) (1e9 / c->speed);
 
         for (uint64_t distance = 1; c->steps == 0 || distance <= c->steps; distance++) {
@@ -41,7 +44,7 @@ static int run_ticker(evd_job *job) {
 }
 
 static int run_sleep(evd_job *job) {
-        return evt_sleep(job->conf->duration);
+        return evt_sleep(job->conf.duration);
 }
 
 /* kind = blocking: the thread's copy of what it needs. The thread may be
@@ -100,8 +103,23 @@ static int blocking_fn(evt_token *token, void *arg) {
         return 0;
 }
 
+/* kind = wedge: a task that stops yielding, as a bug would: the loop is
+ * wedged, signals still reach the handler, and only the third shutdown
+ * signal or the service manager's watchdog ends the process. */
+static int run_wedge(evd_job *job) {
+        volatile uint64_t spins = 0;
+        int r = evt_sleep(job->conf.duration);
+
+        if (r < 0)
+                return r;
+        evd_log_emit(job->log, LOG_WARNING, "step", job->conf.name, NULL, 0, "wedging the loop now");
+        for (;;)
+                spins++;
+        return 0;
+}
+
 static int run_blocking(evd_job *job) {
-        const evd_task_conf *c = job->conf;
+        const evd_task_conf *c = &job->conf;
         size_t len = strlen(c->name);
         struct blocking_work *w = malloc(sizeof(*w) + len + 1);
         evt_call_opts opts = { .arg_free = free };
@@ -119,13 +137,26 @@ static int run_blocking(evd_job *job) {
         return r < 0 ? r : result;
 }
 
+/* A job that replaces one (a reload changed its settings) starts once that
+ * one has ended, so that the two never run at once: a shielded one may
+ * take a while. */
+static int wait_for_predecessor(evd_job *job) {
+        int r = evt_task_join(job->after, EVT_FOREVER, NULL);
+
+        evt_task_unref(job->after);
+        job->after = NULL;
+        return r;
+}
+
 int evd_job_run(void *arg) {
         evd_job *job = arg;
-        const char *name = job->conf->name;
+        const char *name = job->conf.name;
         int64_t start = evt_time_now();
-        int r;
+        int r = job->after ? wait_for_predecessor(job) : 0;
 
-        switch (job->conf->kind) {
+        if (r < 0)
+                goto out;
+        switch (job->conf.kind) {
         case EVD_KIND_TICKER:
                 r = run_ticker(job);
                 break;
@@ -135,11 +166,14 @@ int evd_job_run(void *arg) {
         case EVD_KIND_BLOCKING:
                 r = run_blocking(job);
                 break;
+        case EVD_KIND_WEDGE:
+                r = run_wedge(job);
+                break;
         default:
                 r = -EINVAL;
                 break;
         }
-
+out:
         {
                 long long ms = (evt_time_now() - start) / 1000000;
                 evd_field f[] = { EVD_NUM("duration_ms", ms), EVD_NUM("result", r) };

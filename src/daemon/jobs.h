@@ -6,10 +6,14 @@
 #include "log.h"
 
 typedef struct evd_job {
-        const evd_task_conf *conf;
+        evd_task_conf conf;     /* a copy: a job outlives the config (reload) */
         evd_log *log;
         evt_pool *pool;         /* for kind = blocking */
         evt_task *task;         /* the daemon's reference */
+        evt_task *after;        /* the job this one replaces: it starts once
+                                 * that one has ended (a reference), or NULL */
+        bool retired;           /* removed or replaced by a reload */
+        struct evd_job *next;   /* the daemon's list of jobs */
 } evd_job;
 
 /* The task function of every job: runs the job's kind, then logs how it

@@ -245,21 +245,63 @@ static void write_all(int fd, const char *p, size_t len) {
 }
 
 #if EVD_HAVE_LIBSYSTEMD
+/* A stable MESSAGE_ID per event, so that journalctl MESSAGE_ID=... finds
+ * one kind of record across versions. Never change one; add new ones. */
+static const struct {
+        const char *event;
+        const char *id;
+} message_ids[] = {
+        { "started", "e3b4cf405eac4e15ae3df1db846f8d1e" },
+        { "spawned", "f54b561b125b4d72ae8811574d8736f0" },
+        { "step", "38b56747ba144952a3a9bcb72a0b190f" },
+        { "signal", "159eeba5b7d54446963a0401525d195b" },
+        { "paused", "435b978fc3984bdabd5a92fd465d228a" },
+        { "resumed", "1472237afd1f4960bc74b26740ed2bfb" },
+        { "stopping", "effbec0e51e045a19deb30a25c1bafbb" },
+        { "draining", "dcc96cb6330645b6989cd75b404a9f83" },
+        { "cancelled", "6718d04bc65b440ea9c518e1617abb99" },
+        { "finished", "390974f86e054165b400d7e80e8d7232" },
+        { "failed", "bc7e21a11b1b476ea80eadf4d682730e" },
+        { "forcing", "91df55bb02364b588b9ae7d90526182e" },
+        { "forced", "53d53c991b034cf193c041678626c85d" },
+        { "abandoned", "3f8dfcf4981541beb191e7f4347a141b" },
+        { "drained", "2e13383d9d304c6ea18d31ecd1da28c8" },
+        { "done", "bda3f923f2974192a44e95d78492e2d2" },
+        { "exit", "cf3424bdc80a48cf8bc8a26dcfaf0c63" },
+        { "task-table", "8ba01009684646a4a80584223d4832e6" },
+        { "reloading", "1463c876532942f69f3a86af05b611a7" },
+        { "reload-failed", "18227ad5379743118ff83ae063e86b08" },
+        { "added", "2f76177990214e289c220bb94b9e2b76" },
+        { "removed", "2094d63eea784362b787fb3930e143ac" },
+        { "changed", "073621ced4d446dc8058c02a90d99c4f" },
+        { "reloaded", "744074e824d34ee88d3c3674c30e0f3a" },
+};
+
+static const char *message_id(const char *event) {
+        for (size_t i = 0; i < sizeof(message_ids) / sizeof(message_ids[0]); i++)
+                if (strcmp(message_ids[i].event, event) == 0)
+                        return message_ids[i].id;
+        return NULL;
+}
+
 static void emit_journal(int priority, const char *event, const char *task, const evd_field *fields,
                          size_t n, const char *msg) {
         enum { MAX_FIELDS = 16 };
         char message[RECORD_MAX];
-        char fixed[4][256];     /* PRIORITY, SYSLOG_IDENTIFIER, EVENT, TASK */
+        char fixed[5][256];     /* PRIORITY, SYSLOG_IDENTIFIER, MESSAGE_ID, EVENT, TASK */
         char extra[MAX_FIELDS][256];
-        struct iovec iov[1 + 4 + MAX_FIELDS];
+        struct iovec iov[1 + 5 + MAX_FIELDS];
+        const char *id = message_id(event);
         size_t k = 0, nf = 0;
 
         snprintf(message, sizeof(message), "MESSAGE=%s%s%s", task ? task : "", task ? ": " : "", msg);
         snprintf(fixed[nf++], sizeof(fixed[0]), "PRIORITY=%d", priority);
         snprintf(fixed[nf++], sizeof(fixed[0]), "SYSLOG_IDENTIFIER=evtaskd");
-        snprintf(fixed[nf++], sizeof(fixed[0]), "EVTASK_EVENT=%s", event);
+        if (id)
+                snprintf(fixed[nf++], sizeof(fixed[0]), "MESSAGE_ID=%s", id);
+        snprintf(fixed[nf++], sizeof(fixed[0]), "EVENT=%s", event);
         if (task)
-                snprintf(fixed[nf++], sizeof(fixed[0]), "EVTASK_TASK=%s", task);
+                snprintf(fixed[nf++], sizeof(fixed[0]), "TASK=%s", task);
         iov[k++] = (struct iovec) { .iov_base = message, .iov_len = strlen(message) };
         for (size_t i = 0; i < nf; i++)
                 iov[k++] = (struct iovec) { .iov_base = fixed[i], .iov_len = strlen(fixed[i]) };
@@ -272,10 +314,12 @@ static void emit_journal(int priority, const char *event, const char *task, cons
                                                  ? fields[i].key[j] - 'a' + 'A'
                                                  : fields[i].key[j]);
                 key[j] = '\0';
+                /* Field keys are [a-z0-9_]: upper-cased, valid journal
+                 * field names (SIGNAL, SENDER_PID, EXIT_CODE, ...). */
                 if (fields[i].str)
-                        snprintf(extra[i], sizeof(extra[i]), "EVTASK_%s=%s", key, fields[i].str);
+                        snprintf(extra[i], sizeof(extra[i]), "%s=%s", key, fields[i].str);
                 else
-                        snprintf(extra[i], sizeof(extra[i]), "EVTASK_%s=%lld", key, fields[i].num);
+                        snprintf(extra[i], sizeof(extra[i]), "%s=%lld", key, fields[i].num);
                 iov[k++] = (struct iovec) { .iov_base = extra[i], .iov_len = strlen(extra[i]) };
         }
         sd_journal_sendv(iov, (int) k);

@@ -14,16 +14,23 @@
 #include "evtask.h"
 #include "jobs.h"
 #include "log.h"
+#include "notify.h"
 
 #include "demo-conf.h" /* DEMO_CONF: conf/demo.conf, embedded at build time */
 
 struct daemon {
-        evd_config *config;
+        evd_config *config;     /* as loaded at the start: [daemon] settings */
+        const char *config_path; /* NULL: the built-in demo config */
         evd_log *log;
+        evd_notify *notify;
         evt_loop *loop;
         evt_pool *pool;         /* for blocking jobs; freed with the loop */
         evt_lifecycle *lc;
-        evd_job *jobs;          /* one per config task */
+        evd_job *jobs;          /* every job whose task may not have ended */
+        ev_timer tick;          /* STATUS= and EXTEND_TIMEOUT_USEC= upkeep */
+        size_t drain_total;     /* tasks when the drain began */
+        int64_t drain_deadline; /* when the drain turns to forcing */
+        int64_t stop_bound;     /* the latest a shutdown should take */
         bool shutdown_seen;     /* a shutdown was requested */
         bool abandoned;         /* threads may still run: keep what they use */
 };
@@ -101,6 +108,73 @@ static void dump_task_table(struct daemon *d) {
         evt_loop_foreach_call(d->loop, call_row, d);
 }
 
+/* ---- the service manager: STATUS= and stop-timeout extensions ---- */
+
+#define TICK_SEC 1.0
+/* Each extension covers three ticks: a loop that misses them is wedged. */
+#define EXTEND_NS EVT_SEC(3)
+
+static size_t calls_in_flight(struct daemon *d);
+static void reload(struct daemon *d);
+
+/* STATUS= says what the daemon does, in the words of systemctl status. */
+static void status_update(struct daemon *d) {
+        evt_loop_stats st;
+        char calls[48] = "";
+
+        evt_loop_stats_get(d->loop, &st);
+        if (st.calls > 0)
+                snprintf(calls, sizeof(calls), ", %zu blocking calls", st.calls);
+        switch (evt_lifecycle_phase(d->lc)) {
+        case EVT_PHASE_RUNNING:
+                if (evt_loop_is_paused(d->loop))
+                        evd_notify_status(d->notify, "paused: %zu tasks held%s; SIGINT resumes", st.tasks,
+                                          calls);
+                else
+                        evd_notify_status(d->notify, "running %zu tasks%s", st.tasks, calls);
+                break;
+        case EVT_PHASE_STOPPING:
+                evd_notify_status(d->notify, "stopping: cancelling unshielded tasks");
+                break;
+        case EVT_PHASE_DRAINING: {
+                int64_t left_ns = d->drain_deadline - evt_time_now();
+
+                evd_notify_status(d->notify, "draining: %zu of %zu tasks left%s, forcing in %lld s", st.tasks,
+                                  d->drain_total, calls, (long long) (left_ns > 0 ? left_ns / EVT_SEC(1) : 0));
+                break;
+        }
+        case EVT_PHASE_FORCING:
+                evd_notify_status(d->notify, "forcing: %zu tasks%s left", st.tasks, calls);
+                break;
+        case EVT_PHASE_DONE:
+                evd_notify_status(d->notify, "exiting");
+                break;
+        }
+}
+
+/* While a shutdown is under way, and only up to its bound (the drain
+ * deadline plus abandon_grace), systemd's stop timeout is pushed out a few
+ * seconds at a time from the loop: a drain that outlasts TimeoutStopSec
+ * completes, and a loop that wedges stops asking and is killed. */
+static void extend_stop_timeout(struct daemon *d) {
+        evt_phase phase = evt_lifecycle_phase(d->lc);
+        int64_t left = d->stop_bound - evt_time_now();
+
+        if (phase == EVT_PHASE_RUNNING || phase == EVT_PHASE_DONE || left <= 0)
+                return;
+        evd_notify_send(d->notify, "EXTEND_TIMEOUT_USEC=%lld",
+                        (long long) ((left < EXTEND_NS ? left : EXTEND_NS) + EVT_SEC(1)) / 1000);
+}
+
+static void tick_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+        struct daemon *d = w->data;
+
+        (void) ev;
+        (void) revents;
+        status_update(d);
+        extend_stop_timeout(d);
+}
+
 /* ---- lifecycle callbacks: everything the lifecycle does, logged ---- */
 
 static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) {
@@ -127,7 +201,7 @@ static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) 
                 action = "force";
                 break;
         default:
-                action = si->signo == SIGUSR1 ? "task table" : "ignored";
+                action = si->signo == SIGUSR1 ? "task table" : si->signo == SIGHUP ? "reload" : "ignored";
                 break;
         }
         f[0] = EVD_STR("signal", name);
@@ -142,12 +216,15 @@ static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) 
                              NULL, f, 4, "%s: %s", name, action);
 
         if (si->action == EVT_SIGNAL_PAUSED)
-                evd_log_emit(d->log, LOG_NOTICE, "paused", NULL, NULL, 0,
+                evd_log_emit(d->log, LOG_NOTICE, "paused", NULL, f, 4,
                              "every pausable task is paused; SIGINT resumes");
         else if (si->action == EVT_SIGNAL_RESUMED)
-                evd_log_emit(d->log, LOG_NOTICE, "resumed", NULL, NULL, 0, "tasks resumed");
+                evd_log_emit(d->log, LOG_NOTICE, "resumed", NULL, f, 4, "tasks resumed");
         else if (si->signo == SIGUSR1)
                 dump_task_table(d);
+        else if (si->signo == SIGHUP)
+                reload(d);
+        status_update(d);
 }
 
 static size_t calls_in_flight(struct daemon *d) {
@@ -165,16 +242,23 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
         switch (phase) {
         case EVT_PHASE_STOPPING:
                 d->shutdown_seen = true;
+                d->drain_deadline = evt_time_now() + d->config->drain_timeout;
+                d->stop_bound = d->drain_deadline + d->config->abandon_grace;
+                evd_notify_send(d->notify, "STOPPING=1");
                 evd_log_emit(d->log, LOG_NOTICE, "stopping", NULL, f, 2,
                              "shutting down: cancelling every unshielded task (%zu running)", left);
                 break;
         case EVT_PHASE_DRAINING:
+                d->drain_total = left;
                 evd_log_emit(d->log, LOG_NOTICE, "draining", NULL, f, 2,
                              "waiting up to %lld ms for the %zu tasks and %zu blocking calls still running",
                              (long long) (d->config->drain_timeout / 1000000), left, calls);
                 break;
         case EVT_PHASE_FORCING:
+                if (!d->shutdown_seen)
+                        evd_notify_send(d->notify, "STOPPING=1");
                 d->shutdown_seen = true;
+                d->stop_bound = evt_time_now() + d->config->abandon_grace;
                 evd_log_emit(d->log, LOG_WARNING, "forcing", NULL, f, 2,
                              "force-cancelling the %zu tasks left; %zu blocking calls get %lld ms to stop",
                              left, calls, (long long) (d->config->abandon_grace / 1000000));
@@ -192,6 +276,8 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
         default:
                 break;
         }
+        status_update(d);
+        extend_stop_timeout(d);
 }
 
 static void on_forced(evt_lifecycle *lc, evt_task *t, void *data) {
@@ -224,37 +310,218 @@ static void on_abandoned(evt_lifecycle *lc, const evt_call_info *ci, void *data)
 
 /* ---- running ---- */
 
-static int spawn_jobs(struct daemon *d) {
-        d->jobs = calloc(d->config->n_tasks ? d->config->n_tasks : 1, sizeof(*d->jobs));
-        if (!d->jobs)
-                return -ENOMEM;
-        for (size_t i = 0; i < d->config->n_tasks; i++) {
-                const evd_task_conf *c = &d->config->tasks[i];
-                evd_job *job = &d->jobs[i];
-                evt_task_opts opts = {
-                        .name = c->name,
-                        .flags = (c->shield ? EVT_TASK_SHIELDED : 0) | (c->pausable ? 0 : EVT_TASK_NOPAUSE),
-                };
-                evd_field f[] = {
-                        EVD_STR("kind", evd_kind_name(c->kind)),
-                        EVD_NUM("shielded", c->shield),
-                        EVD_NUM("pausable", c->pausable),
-                };
-                int r;
+static evd_job *jobs_last(struct daemon *d) {
+        evd_job *job = d->jobs;
 
-                job->conf = c;
-                job->log = d->log;
-                job->pool = d->pool;
-                r = evt_task_spawn(d->loop, evd_job_run, job, &opts, &job->task);
-                if (r < 0) {
-                        evd_log_emit(d->log, LOG_ERR, "failed", c->name, NULL, 0, "cannot start: %s",
-                                     strerror(-r));
-                        return r;
+        while (job && job->next)
+                job = job->next;
+        return job;
+}
+
+/* Starts a job for task settings c; with `after`, once that task has ended
+ * (a reload's replacement). Logs `spawned`. */
+static int job_start(struct daemon *d, const evd_task_conf *c, evt_task *after) {
+        evt_task_opts opts = {
+                .name = c->name,
+                .flags = (c->shield ? EVT_TASK_SHIELDED : 0) | (c->pausable ? 0 : EVT_TASK_NOPAUSE),
+        };
+        evd_field f[] = {
+                EVD_STR("kind", evd_kind_name(c->kind)),
+                EVD_NUM("shielded", c->shield),
+                EVD_NUM("pausable", c->pausable),
+        };
+        evd_job *job, **tail;
+        int r;
+
+        job = calloc(1, sizeof(*job));
+        if (!job)
+                return -ENOMEM;
+        r = evd_task_conf_copy(&job->conf, c);
+        if (r < 0) {
+                free(job);
+                return r;
+        }
+        job->log = d->log;
+        job->pool = d->pool;
+        job->after = evt_task_ref(after);
+        r = evt_task_spawn(d->loop, evd_job_run, job, &opts, &job->task);
+        if (r < 0) {
+                evd_log_emit(d->log, LOG_ERR, "failed", c->name, NULL, 0, "cannot start: %s", strerror(-r));
+                evt_task_unref(job->after);
+                evd_task_conf_clear(&job->conf);
+                free(job);
+                return r;
+        }
+        tail = d->jobs ? &jobs_last(d)->next : &d->jobs;
+        *tail = job;
+        evd_log_emit(d->log, LOG_INFO, "spawned", c->name, f, 3, "%s%s%s", evd_kind_name(c->kind),
+                     c->shield ? ", shielded" : "", c->pausable ? "" : ", not pausable");
+        return 0;
+}
+
+static void job_free(evd_job *job) {
+        evt_task_unref(job->task);
+        evt_task_unref(job->after);
+        evd_task_conf_clear(&job->conf);
+        free(job);
+}
+
+/* Jobs whose task has ended are of no more use (a replacement holds its
+ * own reference to the task it waits for). */
+static void jobs_prune(struct daemon *d) {
+        evd_job **p = &d->jobs;
+
+        while (*p) {
+                evd_job *job = *p;
+
+                if (evt_task_is_done(job->task)) {
+                        *p = job->next;
+                        job_free(job);
+                } else {
+                        p = &job->next;
                 }
-                evd_log_emit(d->log, LOG_INFO, "spawned", c->name, f, 3, "%s%s%s", evd_kind_name(c->kind),
-                             c->shield ? ", shielded" : "", c->pausable ? "" : ", not pausable");
+        }
+}
+
+static int spawn_jobs(struct daemon *d) {
+        for (size_t i = 0; i < d->config->n_tasks; i++) {
+                int r = job_start(d, &d->config->tasks[i], NULL);
+
+                if (r < 0)
+                        return r;
         }
         return 0;
+}
+
+/* ---- reload (SIGHUP) ---- */
+
+/* The job that runs task NAME now: not retired by an earlier reload. */
+static evd_job *job_find(struct daemon *d, const char *name) {
+        for (evd_job *job = d->jobs; job; job = job->next)
+                if (!job->retired && strcmp(job->conf.name, name) == 0)
+                        return job;
+        return NULL;
+}
+
+static const evd_task_conf *conf_find(const evd_config *c, const char *name) {
+        for (size_t i = 0; i < c->n_tasks; i++)
+                if (strcmp(c->tasks[i].name, name) == 0)
+                        return &c->tasks[i];
+        return NULL;
+}
+
+/* [daemon] settings are read once, at the start. */
+static void reload_daemon_keys(struct daemon *d, const evd_config *next) {
+        const evd_config *c = d->config;
+        char keys[128] = "";
+
+        if (c->drain_timeout != next->drain_timeout)
+                strcat(keys, " drain_timeout");
+        if (c->abandon_grace != next->abandon_grace)
+                strcat(keys, " abandon_grace");
+        if (c->exit_when_done != next->exit_when_done)
+                strcat(keys, " exit_when_done");
+        if (c->log != next->log)
+                strcat(keys, " log");
+        if (c->stack_size != next->stack_size)
+                strcat(keys, " stack_size");
+        if (c->threads != next->threads)
+                strcat(keys, " threads");
+        if (keys[0])
+                evd_log_emit(d->log, LOG_WARNING, "changed", NULL, NULL, 0,
+                             "[daemon] settings changed (%s ); they apply at the next start", keys);
+}
+
+/* Re-reads the config. A bad one changes nothing; a good one cancels the
+ * tasks it removed (shields respected), restarts those whose settings
+ * changed (the new run starts when the old one has ended), starts new ones
+ * and leaves the rest alone: one record per change. */
+static void reload(struct daemon *d) {
+        const char *path = d->config_path ? d->config_path : "<built-in demo.conf>";
+        unsigned added = 0, removed = 0, changed = 0, kept = 0;
+        evd_config *next = NULL;
+        char err[512];
+        int r;
+
+        if (evt_lifecycle_phase(d->lc) != EVT_PHASE_RUNNING) {
+                evd_log_emit(d->log, LOG_WARNING, "reload-failed", NULL, NULL, 0,
+                             "not reloading during a shutdown");
+                return;
+        }
+        evd_notify_send(d->notify, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long) (evt_time_now() / 1000));
+        evd_log_emit(d->log, LOG_NOTICE, "reloading", NULL, (evd_field[]) { EVD_STR("config", path) }, 1,
+                     "re-reading %s", path);
+        if (d->config_path)
+                r = evd_config_load_file(d->config_path, &next, err, sizeof(err));
+        else
+                r = evd_config_load_string(path, DEMO_CONF, &next, err, sizeof(err));
+        if (r < 0) {
+                evd_log_emit(d->log, LOG_ERR, "reload-failed", NULL, (evd_field[]) { EVD_STR("config", path) },
+                             1, "%s; still running the config loaded before", err);
+                evd_notify_send(d->notify, "READY=1");
+                status_update(d);
+                return;
+        }
+
+        jobs_prune(d);
+        /* Only the jobs there were: replacements are appended as it goes. */
+        for (evd_job *job = d->jobs, *last = jobs_last(d); job; job = job == last ? NULL : job->next) {
+                const evd_task_conf *c;
+
+                if (job->retired)
+                        continue;
+                c = conf_find(next, job->conf.name);
+                if (c && evd_task_conf_equal(c, &job->conf)) {
+                        kept++;
+                        continue;
+                }
+                job->retired = true;
+                if (!c) {
+                        removed++;
+                        evd_log_emit(d->log, LOG_NOTICE, "removed", job->conf.name, NULL, 0,
+                                     "no longer in the config: cancelling%s",
+                                     job->conf.shield ? " (shielded: it runs to its end)" : "");
+                } else {
+                        changed++;
+                        evd_log_emit(d->log, LOG_NOTICE, "changed", job->conf.name, NULL, 0,
+                                     "settings changed: restarting it%s",
+                                     job->conf.shield ? " once the shielded run has ended" : "");
+                        /* Starts when the old run ends; spawned before the
+                         * cancel so that it is there to see it end. */
+                        if (job_start(d, c, job->task) < 0)
+                                changed--;
+                }
+                evt_task_cancel(job->task, 0);
+        }
+        for (size_t i = 0; i < next->n_tasks; i++) {
+                if (job_find(d, next->tasks[i].name))
+                        continue;
+                evd_log_emit(d->log, LOG_NOTICE, "added", next->tasks[i].name, NULL, 0, "new in the config");
+                if (job_start(d, &next->tasks[i], NULL) == 0)
+                        added++;
+        }
+        reload_daemon_keys(d, next);
+        evd_config_free(next);
+
+        {
+                evd_field f[] = {
+                        EVD_NUM("added", added), EVD_NUM("removed", removed),
+                        EVD_NUM("changed", changed), EVD_NUM("unchanged", kept),
+                };
+
+                evd_log_emit(d->log, LOG_NOTICE, "reloaded", NULL, f, 4,
+                             "%u added, %u removed, %u changed, %u unchanged", added, removed, changed, kept);
+        }
+        evd_notify_send(d->notify, "READY=1");
+        status_update(d);
+}
+
+/* A failure before the tasks start: said on stderr and to the service
+ * manager. */
+static int fatal(struct daemon *d, int r, const char *what) {
+        fprintf(stderr, "evtaskd: %s: %s\n", what, strerror(-r));
+        evd_notify_send(d->notify, "ERRNO=%d", -r);
+        return EX_OSERR;
 }
 
 static int run(struct daemon *d) {
@@ -284,24 +551,25 @@ static int run(struct daemon *d) {
                 signal(handled_signals[i], SIG_IGN);
 
         r = evt_loop_new(NULL, &opts, &d->loop);
-        if (r < 0) {
-                fprintf(stderr, "evtaskd: cannot create the loop: %s\n", strerror(-r));
-                return EX_OSERR;
-        }
+        if (r < 0)
+                return fatal(d, r, "cannot create the loop");
+        r = evd_notify_new(evt_loop_ev(d->loop), &d->notify);
+        if (r < 0)
+                return fatal(d, r, "cannot set up notification");
         /* Threads start blocked on every signal, lifecycle or not. */
         r = evt_pool_new(d->loop, &(evt_pool_opts) { .threads = d->config->threads }, &d->pool);
-        if (r < 0) {
-                fprintf(stderr, "evtaskd: cannot create the thread pool: %s\n", strerror(-r));
-                return EX_OSERR;
-        }
+        if (r < 0)
+                return fatal(d, r, "cannot create the thread pool");
         if (evd_log_format(d->log, emergency, sizeof(emergency), LOG_CRIT, "exit",
                            "third shutdown signal: exiting at once") > 0)
                 lopts.emergency_message = emergency;
         r = evt_lifecycle_new(d->loop, &lopts, &ops, &d->lc);
-        if (r < 0) {
-                fprintf(stderr, "evtaskd: cannot set up signal handling: %s\n", strerror(-r));
-                return EX_OSERR;
-        }
+        if (r < 0)
+                return fatal(d, r, "cannot set up signal handling");
+        ev_timer_init(&d->tick, tick_cb, TICK_SEC, TICK_SEC);
+        d->tick.data = d;
+        ev_timer_start(evt_loop_ev(d->loop), &d->tick);
+        ev_unref(evt_loop_ev(d->loop)); /* upkeep: it keeps nothing running */
 
         {
                 evd_field f[] = {
@@ -315,7 +583,11 @@ static int run(struct daemon *d) {
         r = spawn_jobs(d);
         if (r < 0) {
                 /* Nothing half-started stays: the tasks spawned so far end. */
+                evd_notify_send(d->notify, "ERRNO=%d", -r);
                 evt_lifecycle_shutdown(d->lc, true);
+        } else {
+                evd_notify_send(d->notify, "READY=1");
+                status_update(d);
         }
 
         status = evt_lifecycle_run(d->lc);
@@ -334,13 +606,20 @@ static int run(struct daemon *d) {
 }
 
 static void daemon_free(struct daemon *d) {
-        if (d->jobs)
-                for (size_t i = 0; i < d->config->n_tasks; i++)
-                        evt_task_unref(d->jobs[i].task);
+        if (d->loop && ev_is_active(&d->tick)) {
+                ev_ref(evt_loop_ev(d->loop));
+                ev_timer_stop(evt_loop_ev(d->loop), &d->tick);
+        }
+        evd_notify_free(d->notify);
         evt_lifecycle_free(d->lc);
         /* Frees the pool too, without waiting for an abandoned thread. */
         evt_loop_free(d->loop);
-        free(d->jobs);
+        while (d->jobs) {
+                evd_job *next = d->jobs->next;
+
+                job_free(d->jobs);
+                d->jobs = next;
+        }
         /* An abandoned thread may still log; the process exit frees it. */
         if (!d->abandoned)
                 evd_log_free(d->log);
@@ -461,6 +740,7 @@ int main(int argc, char **argv) {
                 return log_arg ? EX_USAGE : EX_CONFIG;
         }
 
+        d.config_path = config_path;
         status = run(&d);
         daemon_free(&d);
         return status;
