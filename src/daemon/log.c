@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 #if EVD_HAVE_LIBSYSTEMD
+/* CODE_FILE= and CODE_LINE= would name this file in every record. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 #endif
 

@@ -645,6 +645,7 @@ static void usage(FILE *f) {
                 "  SIGTERM, SIGQUIT       graceful shutdown: cancel unshielded tasks, drain\n"
                 "                         shielded ones for up to drain_timeout; a second\n"
                 "                         signal forces at once, a third exits at once\n"
+                "  SIGHUP                 reload: re-read the config, apply what changed\n"
                 "  SIGUSR1                write the task table to the log\n"
                 "\n"
                 "Exit status:\n"
