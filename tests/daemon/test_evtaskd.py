@@ -445,6 +445,84 @@ class Blocking(DaemonTest):
         self.assertRegex(p.stdout, r"(?m)^  4  .*abandoned")
 
 
+class Reload(DaemonTest):
+    """SIGHUP re-reads the config file and applies what changed."""
+
+    def rewrite(self, d, text):
+        with open(d.conf.name, "w") as f:
+            f.write(text)
+
+    def reload_outcome(self, d):
+        """The `reloaded` or `reload-failed` record of the one reload."""
+        return d.wait_for(lambda r: r["event"] in ("reloaded", "reload-failed"), what="the reload's outcome")
+
+    def test_reload_applies_changes(self):
+        before = ("[task.a]\nkind = ticker\nspeed = 10\n"
+                  "[task.b]\nkind = sleep\nduration = 30s\n"
+                  "[task.c]\nkind = sleep\nduration = 30s\n")
+        after = ("[task.a]\nkind = ticker\nspeed = 20\n"
+                 "[task.b]\nkind = sleep\nduration = 30s\n"
+                 "[task.d]\nkind = sleep\nduration = 30s\n")
+        d = self.run_daemon(before)
+        d.event("spawned", "c")
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "a", what="a step of a")
+        self.rewrite(d, after)
+        d.kill(signal.SIGHUP)
+        done = self.reload_outcome(d)
+        self.assertEqual(done["event"], "reloaded")
+        self.assertEqual((done["added"], done["removed"], done["changed"], done["unchanged"]), (1, 1, 1, 1))
+        self.assertEqual(len(d.of("removed", "c")), 1)
+        self.assertEqual(len(d.of("changed", "a")), 1)
+        self.assertEqual(len(d.of("added", "d")), 1)
+        self.assertEqual(d.of("removed", "b") + d.of("changed", "b"), [])
+        d.event("cancelled", "c")
+        # The old a is cancelled; the new one starts over, at its new speed.
+        d.wait_for(lambda r: r["event"] == "cancelled" and r["task"] == "a", what="the old a's end")
+        restarted = d.wait_for(lambda r: r["event"] == "step" and r["task"] == "a"
+                               and r["mono_us"] > done["mono_us"] and r["distance"] == 5,
+                               what="the new a's fifth step")
+        self.assertGreater(restarted["mono_us"], done["mono_us"])
+        self.assertEqual(len(d.of("spawned", "d")), 1)
+        self.assertEqual(len(d.of("spawned", "b")), 1, "an unchanged task is left alone")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(sorted(r["task"] for r in d.of("cancelled")), ["a", "a", "b", "c", "d"])
+
+    def test_changed_shielded_task_restarts_after_its_run(self):
+        d = self.run_daemon("[task.s]\nkind = sleep\nduration = 1s\nshield = yes\n")
+        d.event("spawned", "s")
+        self.rewrite(d, "[task.s]\nkind = sleep\nduration = 2s\nshield = yes\n")
+        d.kill(signal.SIGHUP)
+        self.assertEqual(self.reload_outcome(d)["changed"], 1)
+        first = d.event("finished", "s", timeout=5)
+        second = d.wait_for(lambda r: r["event"] == "finished" and r["task"] == "s" and r is not first,
+                            timeout=10, what="the new run's end")
+        self.assertEqual(d.of("cancelled", "s"), [], "a shielded run is not cut short")
+        self.assertGreaterEqual(second["mono_us"] - first["mono_us"], 2_000_000,
+                                "the new run starts once the old one has ended")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+
+    def test_broken_config_changes_nothing(self):
+        d = self.run_daemon("[task.a]\nkind = ticker\nspeed = 20\n")
+        d.event("spawned", "a")
+        self.rewrite(d, "[task.a]\nkind = ticker\nspeed = fast\n[task.b]\nkind = sleep\nduration = 1s\n")
+        d.kill(signal.SIGHUP)
+        failed = self.reload_outcome(d)
+        self.assertEqual(failed["event"], "reload-failed")
+        self.assertIn(f"{d.conf.name}:3:", failed["msg"])
+        self.assertIn("key 'speed'", failed["msg"])
+        steps = len(d.of("step", "a"))
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "a" and r["distance"] > steps + 3,
+                   what="more steps of a")
+        self.assertEqual(d.of("spawned", "b") + d.of("cancelled", "a"), [])
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+
+
 class Config(unittest.TestCase):
     def check_bad(self, text, line, key, *words):
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
