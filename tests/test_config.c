@@ -526,6 +526,7 @@ START_TEST(error_missing_duration) {
         expect_error("[daemon]\n\n[task.nap]\nkind = sleep\n", 3, "[task.nap]", "missing key 'duration'");
         expect_error("[task.b]\nkind = blocking\ncheck_every = 1s\n", 1, "[task.b]", "missing key 'duration'",
                      "required for kind blocking");
+        expect_error("[task.w]\nkind = wedge\n", 1, "[task.w]", "missing key 'duration'", "required for kind wedge");
 }
 END_TEST
 
