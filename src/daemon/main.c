@@ -723,6 +723,8 @@ int main(int argc, char **argv) {
                 r = evd_config_load_string("<built-in demo.conf>", DEMO_CONF, &d.config, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "evtaskd: %s\n", err);
+                /* systemctl status shows it too. */
+                evd_notify_send(NULL, "STATUS=bad config: %s\nERRNO=%d", err, -r);
                 return EX_CONFIG;
         }
         if (check_only) {

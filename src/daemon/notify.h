@@ -14,7 +14,7 @@ typedef struct evd_notify evd_notify;
 int evd_notify_new(struct ev_loop *ev, evd_notify **ret);
 void evd_notify_free(evd_notify *n);
 
-/* Sends a raw notification ("READY=1\nSTATUS=..."). */
+/* Sends a raw notification ("READY=1\nSTATUS=..."); n may be NULL. */
 __attribute__((format(printf, 2, 3)))
 void evd_notify_send(evd_notify *n, const char *fmt, ...);
 /* Sends STATUS=..., unless it says what the last one said. */
