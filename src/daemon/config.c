@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -36,6 +38,8 @@
 #define THREADS_MAX 1024
 #define ABANDON_GRACE_DEFAULT NSEC_PER_SEC
 #define CHECK_EVERY_DEFAULT NSEC_PER_SEC
+#define KILL_TIMEOUT_DEFAULT (5 * NSEC_PER_SEC)
+#define RESTART_SEC_DEFAULT NSEC_PER_SEC
 
 enum section {
         SECTION_NONE,           /* before the first header */
@@ -58,6 +62,17 @@ enum key {
         KEY_MESSAGE,
         KEY_DURATION,
         KEY_CHECK_EVERY,
+        KEY_COMMAND,
+        KEY_SHELL,
+        KEY_SCHEDULE,
+        KEY_INTERVAL,
+        KEY_TIMEOUT,
+        KEY_KILL_SIGNAL,
+        KEY_KILL_TIMEOUT,
+        KEY_RESTART,
+        KEY_RESTART_SEC,
+        KEY_WORKING_DIRECTORY,
+        KEY_ENVIRONMENT,
         N_KEYS,
 };
 
@@ -84,6 +99,29 @@ static const struct key_info {
         [KEY_DURATION] = { "duration", SECTION_TASK,
                            KIND(EVD_KIND_SLEEP) | KIND(EVD_KIND_BLOCKING) | KIND(EVD_KIND_WEDGE) },
         [KEY_CHECK_EVERY] = { "check_every", SECTION_TASK, KIND(EVD_KIND_BLOCKING) },
+        [KEY_COMMAND] = { "command", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_SHELL] = { "shell", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_SCHEDULE] = { "schedule", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_INTERVAL] = { "interval", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_TIMEOUT] = { "timeout", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_KILL_SIGNAL] = { "kill_signal", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_KILL_TIMEOUT] = { "kill_timeout", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_RESTART] = { "restart", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_RESTART_SEC] = { "restart_sec", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_WORKING_DIRECTORY] = { "working_directory", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_ENVIRONMENT] = { "environment", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+};
+
+static const char *const schedule_names[] = {
+        [EVD_SCHEDULE_ONCE] = "once",
+        [EVD_SCHEDULE_INTERVAL] = "interval",
+        [EVD_SCHEDULE_ALWAYS] = "always",
+};
+
+static const char *const restart_names[] = {
+        [EVD_RESTART_NO] = "no",
+        [EVD_RESTART_ON_FAILURE] = "on-failure",
+        [EVD_RESTART_ALWAYS] = "always",
 };
 
 static const char *const kind_names[] = {
@@ -91,6 +129,7 @@ static const char *const kind_names[] = {
         [EVD_KIND_SLEEP] = "sleep",
         [EVD_KIND_BLOCKING] = "blocking",
         [EVD_KIND_WEDGE] = "wedge",
+        [EVD_KIND_EXEC] = "exec",
 };
 
 static const char *const log_names[] = {
@@ -398,10 +437,65 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                 return set_duration(p, key, v, line, &c->abandon_grace, true);
         case KEY_CHECK_EVERY:
                 return set_duration(p, key, v, line, &t->check_every, false); /* 0: never */
+        case KEY_COMMAND:
+                /* Split at the section's end, when `shell` is known. */
+                t->command = strdup(v);
+                if (!t->command)
+                        return fail(p, -ENOMEM, line, "out of memory");
+                return 0;
+        case KEY_SHELL:
+                if (evd_parse_bool(v, &t->shell) < 0)
+                        return fail_key(p, key, line,
+                                        "'%s' is not a boolean (yes/no, true/false, on/off, 1/0)", v);
+                return 0;
+        case KEY_SCHEDULE:
+                i = lookup(schedule_names, sizeof(schedule_names) / sizeof(schedule_names[0]), v);
+                if (i < 0)
+                        return fail_key(p, key, line, "unknown schedule '%s' (once, interval or always)", v);
+                t->schedule = (enum evd_schedule) i;
+                return 0;
+        case KEY_RESTART:
+                i = lookup(restart_names, sizeof(restart_names) / sizeof(restart_names[0]), v);
+                if (i < 0)
+                        return fail_key(p, key, line, "unknown restart policy '%s' (no, on-failure or always)", v);
+                t->restart = (enum evd_restart) i;
+                return 0;
+        case KEY_INTERVAL:
+                return set_duration(p, key, v, line, &t->interval, true);
+        case KEY_TIMEOUT:
+                return set_duration(p, key, v, line, &t->timeout, false); /* 0: none */
+        case KEY_KILL_TIMEOUT:
+                return set_duration(p, key, v, line, &t->kill_timeout, true);
+        case KEY_RESTART_SEC:
+                return set_duration(p, key, v, line, &t->restart_sec, false);
+        case KEY_KILL_SIGNAL:
+                if (evd_parse_signal(v, &t->kill_signal) < 0)
+                        return fail_key(p, key, line, "'%s' is not a signal (for example TERM, SIGINT, 15)", v);
+                return 0;
+        case KEY_WORKING_DIRECTORY:
+                if (v[0] != '/')
+                        return fail_key(p, key, line, "'%s' is not an absolute path", v);
+                t->working_directory = strdup(v);
+                if (!t->working_directory)
+                        return fail(p, -ENOMEM, line, "out of memory");
+                return 0;
+        case KEY_ENVIRONMENT: {
+                char why[128];
+
+                r = evd_split_command(v, &t->environment, why, sizeof(why));
+                if (r == -ENOMEM)
+                        return fail(p, r, line, "out of memory");
+                if (r < 0)
+                        return fail_key(p, key, line, "%s", why);
+                for (char **e = t->environment; *e; e++)
+                        if (!strchr(*e, '=') || **e == '=')
+                                return fail_key(p, key, line, "'%s' is not NAME=VALUE", *e);
+                return 0;
+        }
         case KEY_KIND:
                 i = lookup(kind_names, sizeof(kind_names) / sizeof(kind_names[0]), v);
                 if (i < 0)
-                        return fail_key(p, key, line, "unknown kind '%s' (ticker, sleep, blocking or wedge)", v);
+                        return fail_key(p, key, line, "unknown kind '%s' (ticker, sleep, blocking, wedge or exec)", v);
                 t->kind = (enum evd_kind) i;
                 return 0;
         case KEY_SPEED:
@@ -495,6 +589,9 @@ static int task_add(parser *p, const char *name, size_t len) {
                 .pausable = true,
                 .speed = 1,
                 .check_every = CHECK_EVERY_DEFAULT,
+                .kill_signal = SIGTERM,
+                .kill_timeout = KILL_TIMEOUT_DEFAULT,
+                .restart_sec = RESTART_SEC_DEFAULT,
         };
         /* Counted before the name is copied: evd_config_free() copes with a
          * NULL name. */
@@ -549,6 +646,65 @@ static int section_open(parser *p, const char *name, size_t len) {
         return task_add(p, tname, tlen);
 }
 
+/* Is `name` a program that exec would find (absolute or relative: itself;
+ * a bare name: on $PATH)? */
+static bool executable_found(const char *name) {
+        const char *path = getenv("PATH");
+        char buf[4096];
+
+        if (strchr(name, '/'))
+                return access(name, X_OK) == 0;
+        if (!path)
+                path = "/usr/local/bin:/usr/bin:/bin";
+        while (*path) {
+                size_t n = strcspn(path, ":");
+
+                if (snprintf(buf, sizeof(buf), "%.*s/%s", (int) n, n ? path : ".", name) < (int) sizeof(buf) &&
+                    access(buf, X_OK) == 0)
+                        return true;
+                path += n + (path[n] == ':');
+        }
+        return false;
+}
+
+/* An exec task's keys, together. */
+static int exec_check(parser *p, evd_task_conf *t) {
+        if (!p->key_line[KEY_COMMAND])
+                return fail(p, -EINVAL, t->line, "section [%s]: missing key 'command' (required for kind exec)",
+                            p->section_name);
+        if (t->schedule == EVD_SCHEDULE_INTERVAL && !p->key_line[KEY_INTERVAL])
+                return fail(p, -EINVAL, p->key_line[KEY_SCHEDULE],
+                            "key 'schedule' in [%s]: schedule = interval needs an 'interval' duration",
+                            p->section_name);
+        if (t->schedule != EVD_SCHEDULE_INTERVAL && p->key_line[KEY_INTERVAL])
+                return fail_key(p, "interval", p->key_line[KEY_INTERVAL], "only for schedule = interval");
+        if (t->shell) {
+                /* The command as it is written, for sh -c. */
+                char **argv = calloc(4, sizeof(*argv));
+
+                if (!argv || !(argv[0] = strdup("/bin/sh")) || !(argv[1] = strdup("-c")) ||
+                    !(argv[2] = strdup(t->command))) {
+                        evd_strv_free(argv);
+                        return fail(p, -ENOMEM, t->line, "out of memory");
+                }
+                t->argv = argv;
+                return 0;
+        }
+        {
+                char why[128];
+                int r = evd_split_command(t->command, &t->argv, why, sizeof(why));
+
+                if (r == -ENOMEM)
+                        return fail(p, r, t->line, "out of memory");
+                if (r < 0)
+                        return fail_key(p, "command", p->key_line[KEY_COMMAND], "%s", why);
+        }
+        if (!executable_found(t->argv[0]))
+                return fail_key(p, "command", p->key_line[KEY_COMMAND], "'%s' is not an executable program%s",
+                                t->argv[0], strchr(t->argv[0], '/') ? "" : " on $PATH");
+        return 0;
+}
+
 /* Checks what one key cannot: kind may come after the keys it rules out, and
  * a key that is missing has no line of its own, so the header's is named. */
 static int section_close(parser *p) {
@@ -560,7 +716,7 @@ static int section_close(parser *p) {
         t = &p->config->tasks[p->task];
         if (!p->key_line[KEY_KIND])
                 return fail(p, -EINVAL, t->line,
-                            "section [%s]: missing key 'kind' (ticker, sleep, blocking or wedge)",
+                            "section [%s]: missing key 'kind' (ticker, sleep, blocking, wedge or exec)",
                             p->section_name);
         for (int k = 0; k < N_KEYS; k++)
                 if (p->key_line[k] && !(key_table[k].kinds & KIND(t->kind)) &&
@@ -573,6 +729,8 @@ static int section_close(parser *p) {
                 return fail(p, -EINVAL, t->line,
                             "section [%s]: missing key 'duration' (required for kind %s)", p->section_name,
                             kind_names[t->kind]);
+        if (t->kind == EVD_KIND_EXEC)
+                return exec_check(p, t);
         return 0;
 }
 
@@ -746,12 +904,163 @@ int evd_config_load_string(const char *name, const char *text, evd_config **ret,
         return config_parse(&p, ret);
 }
 
+/* ---- words and signals ---- */
+
+void evd_strv_free(char **v) {
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+}
+
+static char **strv_copy(char *const *v) {
+        size_t n = 0;
+        char **c;
+
+        if (!v)
+                return NULL;
+        while (v[n])
+                n++;
+        c = calloc(n + 1, sizeof(*c));
+        for (size_t i = 0; c && i < n; i++)
+                if (!(c[i] = strdup(v[i]))) {
+                        evd_strv_free(c);
+                        return NULL;
+                }
+        return c;
+}
+
+static bool strv_equal(char *const *a, char *const *b) {
+        if (!a || !b)
+                return a == b;
+        for (; *a && *b; a++, b++)
+                if (strcmp(*a, *b) != 0)
+                        return false;
+        return !*a && !*b;
+}
+
+int evd_split_command(const char *s, char ***ret_argv, char *err, size_t errlen) {
+        size_t len = strlen(s), n = 0;
+        char **argv = calloc(len / 2 + 2, sizeof(*argv)); /* at most a word per two bytes, plus NULL */
+        char *word = malloc(len + 1);
+        const char *why = NULL;
+
+        if (!argv || !word) {
+                free(argv);
+                free(word);
+                return -ENOMEM;
+        }
+        while (*s && !why) {
+                size_t w = 0;
+
+                while (*s == ' ' || *s == '\t')
+                        s++;
+                if (!*s)
+                        break;
+                while (*s && *s != ' ' && *s != '\t' && !why) {
+                        if (*s == '\'') {
+                                const char *end = strchr(s + 1, '\'');
+
+                                if (!end) {
+                                        why = "unterminated ' quote";
+                                        break;
+                                }
+                                memcpy(word + w, s + 1, (size_t) (end - s - 1));
+                                w += (size_t) (end - s - 1);
+                                s = end + 1;
+                        } else if (*s == '"') {
+                                for (s++; *s && *s != '"'; s++) {
+                                        if (*s == '\\' && s[1] && strchr("\"\\$`", s[1]))
+                                                s++;
+                                        word[w++] = *s;
+                                }
+                                if (*s != '"')
+                                        why = "unterminated \" quote";
+                                else
+                                        s++;
+                        } else if (*s == '\\') {
+                                if (!s[1])
+                                        why = "a backslash at the end";
+                                else
+                                        word[w++] = s[1];
+                                s += 2;
+                        } else {
+                                word[w++] = *s++;
+                        }
+                }
+                if (why)
+                        break;
+                word[w] = '\0';
+                if (!(argv[n++] = strdup(word))) {
+                        evd_strv_free(argv);
+                        free(word);
+                        return -ENOMEM;
+                }
+        }
+        free(word);
+        if (!why && n == 0)
+                why = "no command";
+        if (why) {
+                snprintf(err, errlen, "%s", why);
+                evd_strv_free(argv);
+                return -EINVAL;
+        }
+        *ret_argv = argv;
+        return 0;
+}
+
+static const struct {
+        const char *name;
+        int signo;
+} signals[] = {
+        { "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "KILL", SIGKILL },
+        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "TERM", SIGTERM }, { "STOP", SIGSTOP },
+        { "CONT", SIGCONT }, { "ABRT", SIGABRT }, { "ALRM", SIGALRM }, { "PIPE", SIGPIPE },
+};
+
+int evd_parse_signal(const char *s, int *ret_signo) {
+        uint64_t n;
+
+        if (strncmp(s, "SIG", 3) == 0)
+                s += 3;
+        for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+                if (strcmp(s, signals[i].name) == 0) {
+                        *ret_signo = signals[i].signo;
+                        return 0;
+                }
+        if (parse_uint(s, &n) < 0 || n == 0 || n >= (uint64_t) NSIG)
+                return -EINVAL;
+        *ret_signo = (int) n;
+        return 0;
+}
+
+const char *evd_signal_name(int signo) {
+        static const char *const names[] = {
+                [SIGHUP] = "SIGHUP", [SIGINT] = "SIGINT", [SIGQUIT] = "SIGQUIT", [SIGKILL] = "SIGKILL",
+                [SIGUSR1] = "SIGUSR1", [SIGUSR2] = "SIGUSR2", [SIGTERM] = "SIGTERM", [SIGSTOP] = "SIGSTOP",
+                [SIGCONT] = "SIGCONT", [SIGABRT] = "SIGABRT", [SIGALRM] = "SIGALRM", [SIGPIPE] = "SIGPIPE",
+                [SIGSEGV] = "SIGSEGV", [SIGBUS] = "SIGBUS", [SIGFPE] = "SIGFPE", [SIGILL] = "SIGILL",
+        };
+
+        if (signo > 0 && (size_t) signo < sizeof(names) / sizeof(names[0]) && names[signo])
+                return names[signo];
+        return "signal";
+}
+
+/* ---- copies ---- */
+
 int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src) {
         evd_task_conf t = *src;
 
         t.name = strdup(src->name);
         t.message = src->message ? strdup(src->message) : NULL;
-        if (!t.name || (src->message && !t.message)) {
+        t.command = src->command ? strdup(src->command) : NULL;
+        t.argv = strv_copy(src->argv);
+        t.working_directory = src->working_directory ? strdup(src->working_directory) : NULL;
+        t.environment = strv_copy(src->environment);
+        if (!t.name || (src->message && !t.message) || (src->command && !t.command) || (src->argv && !t.argv) ||
+            (src->working_directory && !t.working_directory) || (src->environment && !t.environment)) {
                 evd_task_conf_clear(&t);
                 return -ENOMEM;
         }
@@ -762,7 +1071,12 @@ int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src) {
 void evd_task_conf_clear(evd_task_conf *t) {
         free(t->name);
         free(t->message);
-        t->name = t->message = NULL;
+        free(t->command);
+        evd_strv_free(t->argv);
+        free(t->working_directory);
+        evd_strv_free(t->environment);
+        t->name = t->message = t->command = t->working_directory = NULL;
+        t->argv = t->environment = NULL;
 }
 
 static bool str_equal(const char *a, const char *b) {
@@ -773,7 +1087,12 @@ bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b) {
         return str_equal(a->name, b->name) && a->kind == b->kind && a->shield == b->shield &&
                a->pausable == b->pausable && a->speed == b->speed && a->steps == b->steps &&
                str_equal(a->message, b->message) && a->duration == b->duration &&
-               a->check_every == b->check_every;
+               a->check_every == b->check_every && strv_equal(a->argv, b->argv) &&
+               a->schedule == b->schedule && a->interval == b->interval && a->timeout == b->timeout &&
+               a->kill_signal == b->kill_signal && a->kill_timeout == b->kill_timeout &&
+               a->restart == b->restart && a->restart_sec == b->restart_sec &&
+               str_equal(a->working_directory, b->working_directory) &&
+               strv_equal(a->environment, b->environment);
 }
 
 void evd_config_free(evd_config *c) {

@@ -18,6 +18,19 @@ enum evd_kind {
         EVD_KIND_SLEEP,         /* sleeps `duration`, then finishes */
         EVD_KIND_BLOCKING,      /* `duration` of CPU work in a pool thread */
         EVD_KIND_WEDGE,         /* after `duration`, never yields again */
+        EVD_KIND_EXEC,          /* runs a command */
+};
+
+enum evd_schedule {
+        EVD_SCHEDULE_ONCE,      /* one run (and restarts, per `restart`) */
+        EVD_SCHEDULE_INTERVAL,  /* a run every `interval`, start to start */
+        EVD_SCHEDULE_ALWAYS,    /* a new run as soon as one ends */
+};
+
+enum evd_restart {
+        EVD_RESTART_NO,
+        EVD_RESTART_ON_FAILURE,
+        EVD_RESTART_ALWAYS,
 };
 
 typedef struct evd_task_conf {
@@ -34,6 +47,19 @@ typedef struct evd_task_conf {
         int64_t duration;       /* `duration` in ns, required */
         /* kind = blocking */
         int64_t check_every;    /* `check_every` in ns, 0 = never; default 1s */
+        /* kind = exec */
+        char *command;          /* `command`, as written */
+        char **argv;            /* ... split, or sh -c COMMAND; NULL-terminated */
+        bool shell;             /* `shell`: argv is sh -c COMMAND */
+        enum evd_schedule schedule; /* `schedule`, default once */
+        int64_t interval;       /* `interval`, ns; for schedule = interval */
+        int64_t timeout;        /* `timeout` per run, ns; 0 = none */
+        int kill_signal;        /* `kill_signal`, default SIGTERM */
+        int64_t kill_timeout;   /* `kill_timeout`, ns; default 5s */
+        enum evd_restart restart; /* `restart`, default no */
+        int64_t restart_sec;    /* `restart_sec`, ns; default 1s */
+        char *working_directory; /* `working_directory`, NULL = the daemon's */
+        char **environment;     /* `environment`, K=V entries; NULL-terminated */
 } evd_task_conf;
 
 typedef struct evd_config {
@@ -47,6 +73,17 @@ typedef struct evd_config {
         evd_task_conf *tasks;   /* in the order of the file */
         size_t n_tasks;
 } evd_config;
+
+/* Splits a command line into words the way a shell would, without one:
+ * blanks separate words, '...' is literal, "..." keeps blanks and takes
+ * \" \\ \$ \` escapes, a backslash outside quotes escapes the next
+ * character. 0, -EINVAL (an unterminated quote, a trailing backslash, no
+ * word) with a message in err, or -ENOMEM. */
+int evd_split_command(const char *s, char ***ret_argv, char *err, size_t errlen);
+void evd_strv_free(char **v);
+/* A signal by name (TERM, SIGTERM) or number; 0 or -EINVAL. */
+int evd_parse_signal(const char *s, int *ret_signo);
+const char *evd_signal_name(int signo);
 
 /* Deep copies of one task's settings, for jobs that outlive the config
  * they came from (a reload replaces it). 0 or -ENOMEM; dst is untouched on

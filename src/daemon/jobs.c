@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec.h"
 #include "jobs.h"
 
 const char *evd_kind_name(enum evd_kind kind) {
@@ -19,6 +20,8 @@ const char *evd_kind_name(enum evd_kind kind) {
                 return "blocking";
         case EVD_KIND_WEDGE:
                 return "wedge";
+        case EVD_KIND_EXEC:
+                return "exec";
         }
         return "unknown";
 }
@@ -168,6 +171,12 @@ int evd_job_run(void *arg) {
                 break;
         case EVD_KIND_WEDGE:
                 r = run_wedge(job);
+                break;
+        case EVD_KIND_EXEC:
+                r = evd_exec_run(job);
+                /* Each run has logged how it ended; only a cancel is left. */
+                if (r != -ECANCELED)
+                        return r;
                 break;
         default:
                 r = -EINVAL;

@@ -1,6 +1,8 @@
 /* The job kinds evtaskd runs as tasks. */
 #pragma once
 
+#include <sys/types.h>
+
 #include "config.h"
 #include "evtask.h"
 #include "log.h"
@@ -8,7 +10,10 @@
 typedef struct evd_job {
         evd_task_conf conf;     /* a copy: a job outlives the config (reload) */
         evd_log *log;
+        evt_loop *loop;
         evt_pool *pool;         /* for kind = blocking */
+        pid_t pid;              /* kind = exec: the current run's child and
+                                 * process group, 0 between runs */
         evt_task *task;         /* the daemon's reference */
         evt_task *after;        /* the job this one replaces: it starts once
                                  * that one has ended (a reference), or NULL */

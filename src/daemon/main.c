@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "evtask.h"
+#include "exec.h"
 #include "jobs.h"
 #include "log.h"
 #include "notify.h"
@@ -28,6 +31,7 @@ struct daemon {
         evt_lifecycle *lc;
         evd_job *jobs;          /* every job whose task may not have ended */
         ev_timer tick;          /* STATUS= and EXTEND_TIMEOUT_USEC= upkeep */
+        ev_child orphans;       /* any child: those that are not a run's */
         size_t drain_total;     /* tasks when the drain began */
         int64_t drain_deadline; /* when the drain turns to forcing */
         int64_t stop_bound;     /* the latest a shutdown should take */
@@ -215,6 +219,8 @@ static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) 
                 evd_log_emit(d->log, si->action == EVT_SIGNAL_IGNORED ? LOG_WARNING : LOG_NOTICE, "signal",
                              NULL, f, 4, "%s: %s", name, action);
 
+        if (si->action == EVT_SIGNAL_PAUSED || si->action == EVT_SIGNAL_RESUMED)
+                evd_exec_pause(d->jobs, si->action == EVT_SIGNAL_PAUSED);
         if (si->action == EVT_SIGNAL_PAUSED)
                 evd_log_emit(d->log, LOG_NOTICE, "paused", NULL, f, 4,
                              "every pausable task is paused; SIGINT resumes");
@@ -245,6 +251,7 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
                 d->drain_deadline = evt_time_now() + d->config->drain_timeout;
                 d->stop_bound = d->drain_deadline + d->config->abandon_grace;
                 evd_notify_send(d->notify, "STOPPING=1");
+                evd_exec_pause(d->jobs, false); /* the shutdown resumes everything */
                 evd_log_emit(d->log, LOG_NOTICE, "stopping", NULL, f, 2,
                              "shutting down: cancelling every unshielded task (%zu running)", left);
                 break;
@@ -259,6 +266,7 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
                         evd_notify_send(d->notify, "STOPPING=1");
                 d->shutdown_seen = true;
                 d->stop_bound = evt_time_now() + d->config->abandon_grace;
+                evd_exec_pause(d->jobs, false);
                 evd_log_emit(d->log, LOG_WARNING, "forcing", NULL, f, 2,
                              "force-cancelling the %zu tasks left; %zu blocking calls get %lld ms to stop",
                              left, calls, (long long) (d->config->abandon_grace / 1000000));
@@ -342,6 +350,7 @@ static int job_start(struct daemon *d, const evd_task_conf *c, evt_task *after) 
                 return r;
         }
         job->log = d->log;
+        job->loop = d->loop;
         job->pool = d->pool;
         job->after = evt_task_ref(after);
         r = evt_task_spawn(d->loop, evd_job_run, job, &opts, &job->task);
@@ -516,6 +525,26 @@ static void reload(struct daemon *d) {
         status_update(d);
 }
 
+/* As child subreaper (and as PID 1 in a container), evtaskd inherits the
+ * processes its jobs leave behind; libev reaps every child, and those that
+ * are not a run's own are logged here. */
+static void orphan_cb(struct ev_loop *ev, ev_child *w, int revents) {
+        struct daemon *d = w->data;
+        int st = w->rstatus;
+        evd_field f[] = {
+                EVD_NUM("pid", w->rpid),
+                EVD_NUM(WIFEXITED(st) ? "exit_code" : "signal_number", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st)),
+        };
+
+        (void) ev;
+        (void) revents;
+        for (evd_job *job = d->jobs; job; job = job->next)
+                if (job->pid == w->rpid)
+                        return;
+        evd_log_emit(d->log, LOG_NOTICE, "reaped", NULL, f, 2, "reaped orphaned process %ld (%s %d)", (long) w->rpid,
+                     WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+}
+
 /* A failure before the tasks start: said on stderr and to the service
  * manager. */
 static int fatal(struct daemon *d, int r, const char *what) {
@@ -566,6 +595,13 @@ static int run(struct daemon *d) {
         r = evt_lifecycle_new(d->loop, &lopts, &ops, &d->lc);
         if (r < 0)
                 return fatal(d, r, "cannot set up signal handling");
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 && getpid() != 1)
+                evd_log_emit(d->log, LOG_WARNING, "started", NULL, NULL, 0,
+                             "cannot become child subreaper: orphans of jobs go to init");
+        ev_child_init(&d->orphans, orphan_cb, 0, 0);
+        d->orphans.data = d;
+        ev_child_start(evt_loop_ev(d->loop), &d->orphans);
+        ev_unref(evt_loop_ev(d->loop));
         ev_timer_init(&d->tick, tick_cb, TICK_SEC, TICK_SEC);
         d->tick.data = d;
         ev_timer_start(evt_loop_ev(d->loop), &d->tick);
@@ -609,6 +645,10 @@ static void daemon_free(struct daemon *d) {
         if (d->loop && ev_is_active(&d->tick)) {
                 ev_ref(evt_loop_ev(d->loop));
                 ev_timer_stop(evt_loop_ev(d->loop), &d->tick);
+        }
+        if (d->loop && ev_is_active(&d->orphans)) {
+                ev_ref(evt_loop_ev(d->loop));
+                ev_child_stop(evt_loop_ev(d->loop), &d->orphans);
         }
         evd_notify_free(d->notify);
         evt_lifecycle_free(d->lc);

@@ -1,0 +1,381 @@
+/* kind = exec: runs of a command, each in its own process group.
+ *
+ * A run is the job's task: it spawns the child (posix_spawn: a new process
+ * group, an empty signal mask, default dispositions, stdin from /dev/null,
+ * no fd of the daemon but the two pipes), logs each line of its stdout and
+ * stderr as an `output` record from two reader tasks, and awaits its exit
+ * with a child wait. A cancel (shutdown, reload, the run's timeout) sends
+ * kill_signal to the group, SIGKILL after kill_timeout, and reaps. Pausing
+ * the daemon stops every pausable job's group (SIGSTOP); a run's timeout
+ * counts only the time it was not paused. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec.h"
+
+#define LINE_MAX_BYTES 1024     /* longer lines are split */
+#define DRAIN_OUTPUT EVT_SEC(1) /* after the exit, output still coming */
+#define REAP_AFTER_KILL EVT_SEC(5)
+#define BACKOFF_MAX EVT_SEC(60)
+
+extern char **environ;
+
+/* ---- pause ---------------------------------------------------------------- */
+
+static bool paused;
+static int64_t paused_since, paused_total;
+
+/* A clock that stands still while the daemon is paused. */
+static int64_t unpaused_now(void) {
+        int64_t now = evt_time_now();
+
+        return now - paused_total - (paused ? now - paused_since : 0);
+}
+
+void evd_exec_pause(evd_job *jobs, bool pause) {
+        if (pause == paused)
+                return;
+        paused = pause;
+        if (pause)
+                paused_since = evt_time_now();
+        else
+                paused_total += evt_time_now() - paused_since;
+        for (evd_job *job = jobs; job; job = job->next)
+                if (job->pid > 0 && job->conf.pausable)
+                        killpg(job->pid, pause ? SIGSTOP : SIGCONT);
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+struct reader {
+        evd_job *job;
+        int fd;
+        const char *stream;     /* "stdout", "stderr" */
+};
+
+/* One line, with bytes that are not printable text shown as \xNN. */
+static void emit_line(struct reader *rd, const char *p, size_t n) {
+        char safe[LINE_MAX_BYTES * 4 + 1];
+        size_t k = 0;
+        evd_field f[] = { EVD_STR("stream", rd->stream), EVD_NUM("pid", rd->job->pid) };
+
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) p[i];
+
+                if (c == '\t' || (c >= 0x20 && c != 0x7f)) {
+                        safe[k++] = (char) c;
+                } else {
+                        static const char hex[] = "0123456789abcdef";
+
+                        safe[k++] = '\\';
+                        safe[k++] = 'x';
+                        safe[k++] = hex[c >> 4];
+                        safe[k++] = hex[c & 15];
+                }
+        }
+        safe[k] = '\0';
+        evd_log_emit(rd->job->log, rd->stream[3] == 'e' ? LOG_WARNING : LOG_INFO, "output", rd->job->conf.name, f,
+                     2, "%s", safe);
+}
+
+static int reader_fn(void *arg) {
+        struct reader *rd = arg;
+        char buf[LINE_MAX_BYTES];
+        size_t len = 0;
+        int r = 0;
+
+        for (;;) {
+                ssize_t n;
+                char *nl;
+
+                r = evt_fd_wait(rd->fd, EVT_READ, EVT_FOREVER, NULL);
+                if (r < 0)
+                        break;
+                n = read(rd->fd, buf + len, sizeof(buf) - len);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        continue;
+                if (n <= 0)
+                        break;
+                len += (size_t) n;
+                while ((nl = memchr(buf, '\n', len))) {
+                        size_t line = (size_t) (nl - buf);
+
+                        emit_line(rd, buf, line);
+                        len -= line + 1;
+                        memmove(buf, nl + 1, len);
+                }
+                if (len == sizeof(buf)) { /* a long line, in pieces */
+                        emit_line(rd, buf, len);
+                        len = 0;
+                }
+        }
+        if (len > 0)
+                emit_line(rd, buf, len);
+        return r;
+}
+
+/* ---- one run -------------------------------------------------------------- */
+
+static bool inherited(const char *entry, char *const *overrides) {
+        static const char *const dropped[] = {
+                /* The daemon's, not its jobs': a child must not notify,
+                 * ping or log in the daemon's name. */
+                "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "JOURNAL_STREAM=",
+                "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=",
+        };
+
+        for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+                if (strncmp(entry, dropped[i], strlen(dropped[i])) == 0)
+                        return false;
+        for (char *const *o = overrides; o && *o; o++) {
+                size_t n = strcspn(*o, "=");
+
+                if (strncmp(entry, *o, n + 1) == 0)
+                        return false;
+        }
+        return true;
+}
+
+/* The daemon's environment, cleaned, with the job's `environment`. The
+ * strings are borrowed; free only the array. */
+static char **child_environment(const evd_task_conf *c) {
+        size_t n = 0, k = 0;
+        char **env;
+
+        for (char **e = environ; *e; e++)
+                n++;
+        for (char **e = c->environment; e && *e; e++)
+                n++;
+        env = calloc(n + 1, sizeof(*env));
+        if (!env)
+                return NULL;
+        for (char **e = environ; *e; e++)
+                if (inherited(*e, c->environment))
+                        env[k++] = *e;
+        for (char **e = c->environment; e && *e; e++)
+                env[k++] = *e;
+        return env;
+}
+
+static int spawn_child(const evd_task_conf *c, int out, int err, pid_t *ret_pid) {
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, all;
+        char **env = child_environment(c);
+        int r;
+
+        if (!env)
+                return -ENOMEM;
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawn_file_actions_init(&fa);
+        posix_spawnattr_init(&attr);
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, err, STDERR_FILENO);
+        posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+        if (c->working_directory)
+                posix_spawn_file_actions_addchdir_np(&fa, c->working_directory);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        posix_spawnattr_setpgroup(&attr, 0);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &all);
+        r = posix_spawnp(ret_pid, c->argv[0], &fa, &attr, c->argv, env);
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&fa);
+        free(env);
+        return -r;
+}
+
+/* The end of a cancelled run: kill_signal to the group, SIGKILL after
+ * kill_timeout. The waits run in a shield scope, so a plain cancel lets
+ * them happen; a forced one pierces it, and the child gets SIGKILL at once
+ * (libev reaps it whenever it goes). */
+static int stop_child(evd_job *job, int *ret_status) {
+        const evd_task_conf *c = &job->conf;
+        int r;
+
+        evt_shield_push();
+        killpg(job->pid, c->kill_signal);
+        killpg(job->pid, SIGCONT); /* a stopped group cannot act on it */
+        r = evt_child_wait(job->pid, evt_deadline_in(c->kill_timeout), ret_status);
+        if (r == -ETIMEDOUT || r == -ECANCELED) {
+                killpg(job->pid, SIGKILL);
+                if (r == -ETIMEDOUT)
+                        r = evt_child_wait(job->pid, evt_deadline_in(REAP_AFTER_KILL), ret_status);
+        }
+        evt_shield_pop();
+        return r;
+}
+
+/* Waits for the child's exit; on the run's timeout (time paused not
+ * counted) or a cancel, stops it. Returns 0 and the wait status, or
+ * -ECANCELED once the child has been dealt with. */
+static int await_child(evd_job *job, int *ret_status, bool *ret_timed_out) {
+        const evd_task_conf *c = &job->conf;
+        int64_t start = unpaused_now();
+
+        for (;;) {
+                int64_t deadline = EVT_FOREVER;
+                int r;
+
+                if (c->timeout > 0) {
+                        int64_t left = c->timeout - (unpaused_now() - start);
+
+                        if (left <= 0) {
+                                *ret_timed_out = true;
+                                return stop_child(job, ret_status) < 0 ? -ETIMEDOUT : 0;
+                        }
+                        deadline = evt_deadline_in(left);
+                }
+                r = evt_child_wait(job->pid, deadline, ret_status);
+                if (r == -ETIMEDOUT)
+                        continue; /* maybe paused meanwhile: look again */
+                if (r == -ECANCELED) {
+                        stop_child(job, ret_status);
+                        return -ECANCELED;
+                }
+                return r;
+        }
+}
+
+static void log_end(evd_job *job, unsigned run, int status, bool timed_out, int64_t started) {
+        long long ms = (evt_time_now() - started) / 1000000;
+        evd_field f[] = {
+                EVD_NUM("run", run), EVD_NUM("pid", job->pid), EVD_NUM("duration_ms", ms),
+                EVD_NUM(WIFEXITED(status) ? "exit_code" : "signal_number",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)),
+        };
+        const char *name = job->conf.name;
+
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                evd_log_emit(job->log, LOG_INFO, "finished", name, f, 4, "run %u exited 0 after %lld ms", run, ms);
+        else if (WIFEXITED(status))
+                evd_log_emit(job->log, LOG_ERR, "failed", name, f, 4, "run %u exited %d after %lld ms%s", run,
+                             WEXITSTATUS(status), ms, timed_out ? " (timeout)" : "");
+        else
+                evd_log_emit(job->log, LOG_ERR, "failed", name, f, 4, "run %u killed by %s after %lld ms%s", run,
+                             evd_signal_name(WTERMSIG(status)), ms, timed_out ? " (timeout)" : "");
+}
+
+/* One run: 0 with the wait status, -ECANCELED, or another error (logged)
+ * when the command could not be started. */
+static int run_once(evd_job *job, unsigned run, int *ret_status) {
+        const evd_task_conf *c = &job->conf;
+        int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+        evt_task_opts topts = {
+                .name = c->name,
+                .flags = (c->shield ? EVT_TASK_SHIELDED : 0) | (c->pausable ? 0 : EVT_TASK_NOPAUSE),
+        };
+        struct reader rd[2] = { { job, -1, "stdout" }, { job, -1, "stderr" } };
+        int64_t started = evt_time_now();
+        bool timed_out = false;
+        evt_group *readers = NULL;
+        pid_t pid;
+        int r;
+
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto out;
+        }
+        r = spawn_child(c, out[1], err[1], &pid);
+        if (r < 0) {
+                evd_log_emit(job->log, LOG_ERR, "failed", c->name, (evd_field[]) { EVD_NUM("run", run) }, 1,
+                             "run %u: cannot start %s: %s", run, c->argv[0], strerror(-r));
+                goto out;
+        }
+        /* From here, until the child is reaped, no await point but the
+         * child wait's: libev reaps children as they exit. */
+        job->pid = pid;
+        close(out[1]);
+        close(err[1]);
+        out[1] = err[1] = -1;
+        evd_log_emit(job->log, LOG_INFO, "run", c->name,
+                     (evd_field[]) { EVD_NUM("run", run), EVD_NUM("pid", pid) }, 2, "run %u: pid %ld: %s", run,
+                     (long) pid, c->command);
+        rd[0].fd = out[0];
+        rd[1].fd = err[0];
+        fcntl(out[0], F_SETFL, O_NONBLOCK);
+        fcntl(err[0], F_SETFL, O_NONBLOCK);
+        if (evt_group_new(job->loop, &readers) == 0) {
+                evt_group_spawn(readers, reader_fn, &rd[0], &topts, NULL);
+                evt_group_spawn(readers, reader_fn, &rd[1], &topts, NULL);
+        }
+
+        r = await_child(job, ret_status, &timed_out);
+        /* Output written just before the exit is still in the pipes: it is
+         * logged before the run's end. A grandchild that keeps them open
+         * does not hold the run up. */
+        if (readers) {
+                evt_shield_push();
+                if (evt_group_wait(readers, evt_deadline_in(DRAIN_OUTPUT)) < 0)
+                        evt_group_cancel(readers, EVT_CANCEL_FORCE);
+                evt_group_wait(readers, EVT_FOREVER);
+                evt_shield_pop();
+                evt_group_free(readers);
+        }
+        if (r == 0)
+                log_end(job, run, *ret_status, timed_out, started);
+        job->pid = 0;
+out:
+        for (int i = 0; i < 2; i++) {
+                if (out[i] >= 0)
+                        close(out[i]);
+                if (err[i] >= 0)
+                        close(err[i]);
+        }
+        return r;
+}
+
+/* ---- the schedule --------------------------------------------------------- */
+
+static bool succeeded(int status) {
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int evd_exec_run(evd_job *job) {
+        const evd_task_conf *c = &job->conf;
+        int64_t backoff = c->restart_sec;
+
+        for (unsigned run = 1;; run++) {
+                int64_t started = evt_time_now(), next;
+                int status = 0, r = run_once(job, run, &status);
+                bool ok = r == 0 && succeeded(status);
+
+                if (r == -ECANCELED)
+                        return r;
+                switch (c->schedule) {
+                case EVD_SCHEDULE_INTERVAL:
+                        /* Start to start; runs that would overlap are skipped. */
+                        next = started + c->interval;
+                        while (next <= evt_time_now()) {
+                                evd_log_emit(job->log, LOG_WARNING, "skipped", c->name,
+                                             (evd_field[]) { EVD_NUM("run", run) }, 1,
+                                             "run %u outlasted the interval: the next start is skipped", run);
+                                next += c->interval;
+                        }
+                        r = evt_sleep_until(next);
+                        break;
+                case EVD_SCHEDULE_ALWAYS:
+                        r = evt_sleep(ok ? c->restart_sec : backoff);
+                        break;
+                default:
+                        if (c->restart == EVD_RESTART_NO || (c->restart == EVD_RESTART_ON_FAILURE && ok))
+                                return ok ? 0 : -EIO;
+                        r = evt_sleep(ok ? c->restart_sec : backoff);
+                        break;
+                }
+                if (r < 0)
+                        return r;
+                /* Failures in a row wait longer, up to BACKOFF_MAX. */
+                backoff = ok ? c->restart_sec : (backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2);
+                if (backoff == 0 && !ok)
+                        backoff = EVT_MSEC(100);
+        }
+}
