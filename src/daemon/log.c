@@ -277,6 +277,10 @@ static const struct {
         { "removed", "2094d63eea784362b787fb3930e143ac" },
         { "changed", "073621ced4d446dc8058c02a90d99c4f" },
         { "reloaded", "744074e824d34ee88d3c3674c30e0f3a" },
+        { "run", "796276f4b86e4905a41e8e84eec62b45" },
+        { "output", "04f17791cfc94040816ca318d43134bb" },
+        { "skipped", "1f9eb373e1b74313ba5e29b272c59de7" },
+        { "reaped", "ceae86b01fb440598f42503e7c75c49c" },
 };
 
 static const char *message_id(const char *event) {
