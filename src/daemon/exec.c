@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -53,17 +54,22 @@ void evd_exec_pause(evd_job *jobs, bool pause) {
 
 /* ---- output --------------------------------------------------------------- */
 
+/* A reader task's own state: a forced cancel may end the run while its
+ * readers still have to run once, so they share nothing with it. Each
+ * closes its pipe and frees this at its end. */
 struct reader {
-        evd_job *job;
-        int fd;
+        evd_log *log;
+        int fd;                 /* the pipe's read end */
         const char *stream;     /* "stdout", "stderr" */
+        pid_t pid;
+        char name[];            /* the job's */
 };
 
 /* One line, with bytes that are not printable text shown as \xNN. */
 static void emit_line(struct reader *rd, const char *p, size_t n) {
         char safe[LINE_MAX_BYTES * 4 + 1];
         size_t k = 0;
-        evd_field f[] = { EVD_STR("stream", rd->stream), EVD_NUM("pid", rd->job->pid) };
+        evd_field f[] = { EVD_STR("stream", rd->stream), EVD_NUM("pid", rd->pid) };
 
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) p[i];
@@ -80,8 +86,8 @@ static void emit_line(struct reader *rd, const char *p, size_t n) {
                 }
         }
         safe[k] = '\0';
-        evd_log_emit(rd->job->log, rd->stream[3] == 'e' ? LOG_WARNING : LOG_INFO, "output", rd->job->conf.name, f,
-                     2, "%s", safe);
+        evd_log_emit(rd->log, rd->stream[3] == 'e' ? LOG_WARNING : LOG_INFO, "output", rd->name, f, 2, "%s",
+                     safe);
 }
 
 static int reader_fn(void *arg) {
@@ -117,7 +123,35 @@ static int reader_fn(void *arg) {
         }
         if (len > 0)
                 emit_line(rd, buf, len);
+        close(rd->fd);
+        free(rd);
         return r;
+}
+
+/* Starts a reader of fd in `group`; it owns fd from here on, even if it
+ * cannot be started. */
+static void reader_start(evt_group *group, const evd_job *job, int fd, const char *stream,
+                         const evt_task_opts *opts) {
+        size_t len = strlen(job->conf.name);
+        struct reader *rd = malloc(sizeof(*rd) + len + 1);
+        char task_name[128];
+        evt_task_opts o = *opts;
+
+        if (!rd || !group) {
+                free(rd);
+                close(fd);
+                return;
+        }
+        *rd = (struct reader) { .log = job->log, .fd = fd, .stream = stream, .pid = job->pid };
+        memcpy(rd->name, job->conf.name, len + 1);
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        /* "NAME/stdout" in the task table and forced records. */
+        snprintf(task_name, sizeof(task_name), "%s/%s", job->conf.name, stream);
+        o.name = task_name;
+        if (evt_group_spawn(group, reader_fn, rd, &o, NULL) < 0) {
+                close(fd);
+                free(rd);
+        }
 }
 
 /* ---- one run -------------------------------------------------------------- */
@@ -273,7 +307,6 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
                 .name = c->name,
                 .flags = (c->shield ? EVT_TASK_SHIELDED : 0) | (c->pausable ? 0 : EVT_TASK_NOPAUSE),
         };
-        struct reader rd[2] = { { job, -1, "stdout" }, { job, -1, "stderr" } };
         int64_t started = evt_time_now();
         bool timed_out = false;
         evt_group *readers = NULL;
@@ -299,14 +332,11 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         evd_log_emit(job->log, LOG_INFO, "run", c->name,
                      (evd_field[]) { EVD_NUM("run", run), EVD_NUM("pid", pid) }, 2, "run %u: pid %ld: %s", run,
                      (long) pid, c->command);
-        rd[0].fd = out[0];
-        rd[1].fd = err[0];
-        fcntl(out[0], F_SETFL, O_NONBLOCK);
-        fcntl(err[0], F_SETFL, O_NONBLOCK);
-        if (evt_group_new(job->loop, &readers) == 0) {
-                evt_group_spawn(readers, reader_fn, &rd[0], &topts, NULL);
-                evt_group_spawn(readers, reader_fn, &rd[1], &topts, NULL);
-        }
+        if (evt_group_new(job->loop, &readers) < 0)
+                readers = NULL;
+        reader_start(readers, job, out[0], "stdout", &topts);
+        reader_start(readers, job, err[0], "stderr", &topts);
+        out[0] = err[0] = -1; /* the readers' now */
 
         r = await_child(job, ret_status, &timed_out);
         /* Output written just before the exit is still in the pipes: it is
