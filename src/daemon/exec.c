@@ -65,7 +65,8 @@ struct reader {
         char name[];            /* the job's */
 };
 
-/* One line, with bytes that are not printable text shown as \xNN. */
+/* One line, with bytes that are not printable text (control characters,
+ * bytes that are not UTF-8) shown as \xNN. */
 static void emit_line(struct reader *rd, const char *p, size_t n) {
         char safe[LINE_MAX_BYTES * 4 + 1];
         size_t k = 0;
@@ -73,8 +74,13 @@ static void emit_line(struct reader *rd, const char *p, size_t n) {
 
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) p[i];
+                size_t u = c >= 0x80 ? evd_utf8_len((const unsigned char *) p + i, n - i) : 0;
 
-                if (c == '\t' || (c >= 0x20 && c != 0x7f)) {
+                if (u > 0) {
+                        memcpy(safe + k, p + i, u);
+                        k += u;
+                        i += u - 1;
+                } else if (c == '\t' || (c >= 0x20 && c < 0x7f)) {
                         safe[k++] = (char) c;
                 } else {
                         static const char hex[] = "0123456789abcdef";
@@ -92,7 +98,7 @@ static void emit_line(struct reader *rd, const char *p, size_t n) {
 
 static int reader_fn(void *arg) {
         struct reader *rd = arg;
-        char buf[LINE_MAX_BYTES];
+        char buf[LINE_MAX_BYTES + 1];
         size_t len = 0;
         int r = 0;
 
@@ -116,9 +122,12 @@ static int reader_fn(void *arg) {
                         len -= line + 1;
                         memmove(buf, nl + 1, len);
                 }
-                if (len == sizeof(buf)) { /* a long line, in pieces */
-                        emit_line(rd, buf, len);
-                        len = 0;
+                /* A long line, in pieces; a line of exactly the limit is
+                 * one piece (its newline may be the next byte). */
+                if (len > LINE_MAX_BYTES) {
+                        emit_line(rd, buf, LINE_MAX_BYTES);
+                        len -= LINE_MAX_BYTES;
+                        memmove(buf, buf + LINE_MAX_BYTES, len);
                 }
         }
         if (len > 0)
@@ -375,11 +384,25 @@ int evd_exec_run(evd_job *job) {
 
         for (unsigned run = 1;; run++) {
                 int64_t started = evt_time_now(), next;
-                int status = 0, r = run_once(job, run, &status);
-                bool ok = r == 0 && succeeded(status);
+                int status = 0, r;
+                bool ok;
 
+                bool cancelled;
+
+                /* A shielded job's run completes whatever comes; a cancel
+                 * that came meanwhile ends the job after it. */
+                if (c->shield)
+                        evt_shield_push();
+                r = run_once(job, run, &status);
+                cancelled = c->shield && evt_shield_pop() < 0;
                 if (r == -ECANCELED)
                         return r;
+                ok = r == 0 && succeeded(status);
+                if (c->schedule == EVD_SCHEDULE_ONCE &&
+                    (c->restart == EVD_RESTART_NO || (c->restart == EVD_RESTART_ON_FAILURE && ok)))
+                        return ok ? 0 : -EIO; /* done anyway: the cancel cut nothing short */
+                if (cancelled)
+                        return -ECANCELED;
                 switch (c->schedule) {
                 case EVD_SCHEDULE_INTERVAL:
                         /* Start to start; runs that would overlap are skipped. */
@@ -395,9 +418,7 @@ int evd_exec_run(evd_job *job) {
                 case EVD_SCHEDULE_ALWAYS:
                         r = evt_sleep(ok ? c->restart_sec : backoff);
                         break;
-                default:
-                        if (c->restart == EVD_RESTART_NO || (c->restart == EVD_RESTART_ON_FAILURE && ok))
-                                return ok ? 0 : -EIO;
+                default: /* once, with a restart due */
                         r = evt_sleep(ok ? c->restart_sec : backoff);
                         break;
                 }

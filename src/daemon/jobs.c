@@ -26,6 +26,12 @@ const char *evd_kind_name(enum evd_kind kind) {
         return "unknown";
 }
 
+unsigned evd_job_task_flags(const evd_task_conf *c) {
+        bool shielded = c->shield && c->kind != EVD_KIND_EXEC;
+
+        return (shielded ? EVT_TASK_SHIELDED : 0) | (c->pausable ? 0 : EVT_TASK_NOPAUSE);
+}
+
 /* `speed` steps per second, one `step` record each. The pause between two
  * steps is relative, so after a pause the race goes on at its pace instead
  * of catching up. */

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -109,10 +110,11 @@ static void put(struct buf *b, const char *fmt, ...) {
         b->len += (size_t) n;
 }
 
-/* The length of the valid UTF-8 sequence at s, or 0 if there is none. */
-static size_t utf8_len(const unsigned char *s) {
+size_t evd_utf8_len(const unsigned char *s, size_t avail) {
         size_t n;
 
+        if (avail == 0)
+                return 0;
         if (s[0] < 0x80)
                 return 1;
         if ((s[0] & 0xe0) == 0xc0 && s[0] >= 0xc2)
@@ -122,6 +124,8 @@ static size_t utf8_len(const unsigned char *s) {
         else if ((s[0] & 0xf8) == 0xf0 && s[0] <= 0xf4)
                 n = 4;
         else
+                return 0;
+        if (n > avail)
                 return 0;
         for (size_t i = 1; i < n; i++)
                 if ((s[i] & 0xc0) != 0x80)
@@ -138,7 +142,7 @@ static void put_json_string(struct buf *b, const char *str, size_t max) {
 
         put(b, "\"");
         while (*s) {
-                size_t n = utf8_len(s);
+                size_t n = evd_utf8_len(s, SIZE_MAX); /* NUL-terminated: the NUL stops it */
                 char esc[8];
                 const char *out = esc;
                 size_t out_len;

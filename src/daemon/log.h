@@ -33,6 +33,10 @@ __attribute__((format(printf, 7, 8)))
 void evd_log_emit(evd_log *log, int priority, const char *event, const char *task,
                   const evd_field *fields, size_t n_fields, const char *fmt, ...);
 
+/* The length of the valid UTF-8 sequence at s (at most avail bytes), or 0
+ * if there is none. */
+size_t evd_utf8_len(const unsigned char *s, size_t avail);
+
 /* Formats a record the way the sink would write it, for a message that must
  * later be written without formatting (from a signal handler). Returns the
  * length, or -ENOSPC. The journal sink formats for stderr's console. */

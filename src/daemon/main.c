@@ -329,10 +329,7 @@ static evd_job *jobs_last(struct daemon *d) {
 /* Starts a job for task settings c; with `after`, once that task has ended
  * (a reload's replacement). Logs `spawned`. */
 static int job_start(struct daemon *d, const evd_task_conf *c, evt_task *after) {
-        evt_task_opts opts = {
-                .name = c->name,
-                .flags = (c->shield ? EVT_TASK_SHIELDED : 0) | (c->pausable ? 0 : EVT_TASK_NOPAUSE),
-        };
+        evt_task_opts opts = { .name = c->name, .flags = evd_job_task_flags(c) };
         evd_field f[] = {
                 EVD_STR("kind", evd_kind_name(c->kind)),
                 EVD_NUM("shielded", c->shield),

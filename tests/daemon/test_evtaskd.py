@@ -8,6 +8,9 @@ moment a signal was sent.
 """
 import json
 import os
+import random
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -38,12 +41,13 @@ def sleepers(n_shielded, n_plain, duration, extra=""):
 class Daemon:
     """evtaskd on a config text, with its JSON records collected as they come."""
 
-    def __init__(self, config_text, args=(), program=None):
+    def __init__(self, config_text, args=(), program=None, env=None, pass_fds=()):
         self.conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
         self.conf.write(config_text)
         self.conf.close()
         cmd = [program] if program else [EVTASKD, "--config", self.conf.name, "--log", "json", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                     pass_fds=pass_fds)
         self.records = []
         self.bad_lines = []
         self.cond = threading.Condition()
@@ -110,6 +114,7 @@ class DaemonTest(unittest.TestCase):
     def run_daemon(self, *a, **kw):
         d = Daemon(*a, **kw)
         self.addCleanup(lambda: d.proc.poll() is None and (d.proc.kill(), d.proc.wait()))
+        self.addCleanup(lambda: os.path.exists(d.conf.name) and os.unlink(d.conf.name))
         return d
 
     def assert_clean_log(self, d):
@@ -596,6 +601,500 @@ class CommandLine(unittest.TestCase):
             p = subprocess.run([EVTASKD, *args], capture_output=True, text=True, timeout=10)
             self.assertEqual(p.returncode, 64, args)
             self.assertNotEqual(p.stderr, "")
+
+
+PYTHON = shlex.quote(sys.executable)
+
+
+def exec_task(name, command, **keys):
+    """An exec task's section: its command, then the keys given."""
+    text = f"[task.{name}]\nkind = exec\ncommand = {command}\n"
+    for key, value in keys.items():
+        text += f"{key} = {value}\n"
+    return text + "\n"
+
+
+def proc_stat(pid):
+    """(state, ppid) from /proc/PID/stat, or None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return fields[0], int(fields[1])
+
+
+def wait_gone(pid, timeout):
+    """True once /proc/PID is gone, False if it is still there after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while proc_stat(pid) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def children_of(ppid):
+    """(pid, state) of every process whose parent is ppid."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = proc_stat(int(entry))
+            if st and st[1] == ppid:
+                found.append((int(entry), st[0]))
+    return found
+
+
+def file_size(path):
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+class Exec(DaemonTest):
+    """kind = exec: commands run as child processes, their output logged."""
+    HEAD = "[daemon]\nexit_when_done = yes\n\n"
+
+    def tmpdir(self):
+        d = tempfile.TemporaryDirectory(prefix="evtaskd-exec-")
+        self.addCleanup(d.cleanup)
+        return d.name
+
+    def kill_if_left(self, pid, word):
+        """At the test's end, SIGKILL pid if it is still a process with word in its command line."""
+        def kill():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if word.encode() in f.read():
+                        os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.addCleanup(kill)
+
+    def index(self, d, rec):
+        return next(i for i, r in enumerate(d.records) if r is rec)
+
+    def wait_lines(self, path, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while len(read_lines(path)) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path}: fewer than {n} lines within {timeout}s: {read_lines(path)}")
+            time.sleep(0.02)
+
+    # ---- output and exit status ----
+
+    def test_output_lines_and_exit_codes(self):
+        three = ("for i in 1 2 3 4 5; do echo \"line $i\"; done; echo 'to stderr' >&2; "
+                 "printf 'bin:\\001\\033[1m\\177\\t\\r:end\\n'; exit 3")
+        d = self.run_daemon(self.HEAD + exec_task("three", three, shell="yes")
+                            + exec_task("zero", "sh -c 'echo zero; exit 0'"))
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+
+        runs = d.of("run", "three")
+        self.assertEqual(len(runs), 1)
+        run = runs[0]
+        self.assertEqual(run["run"], 1)
+        self.assertIn(three, run["msg"])
+        out = d.of("output", "three")
+        for r in out:
+            self.assertEqual(r["pid"], run["pid"])
+        self.assertEqual([r["msg"] for r in out if r["stream"] == "stdout"],
+                         [f"line {i}" for i in range(1, 6)] + ["bin:\\x01\\x1b[1m\\x7f\t\\x0d:end"])
+        self.assertEqual([r["msg"] for r in out if r["stream"] == "stderr"], ["to stderr"])
+        self.assertEqual(len(out), 7)
+        failed = d.of("failed", "three")
+        self.assertEqual(len(failed), 1)
+        end = failed[0]
+        self.assertEqual((end["run"], end["pid"], end["exit_code"]), (1, run["pid"], 3))
+        self.assertNotIn("signal_number", end)
+        self.assertGreaterEqual(end["duration_ms"], 0)
+        self.assertEqual(d.of("finished", "three"), [])
+        last_output = max(self.index(d, r) for r in out)
+        self.assertGreater(self.index(d, end), last_output, "the run's end before its output")
+        self.assertGreater(self.index(d, out[0]), self.index(d, run))
+
+        zero_run = d.of("run", "zero")
+        self.assertEqual(len(zero_run), 1)
+        self.assertEqual([r["msg"] for r in d.of("output", "zero")], ["zero"])
+        finished = d.of("finished", "zero")
+        self.assertEqual(len(finished), 1)
+        self.assertEqual((finished[0]["exit_code"], finished[0]["pid"]), (0, zero_run[0]["pid"]))
+        self.assertEqual(d.of("failed", "zero"), [])
+        self.assertGreater(self.index(d, finished[0]), self.index(d, d.of("output", "zero")[0]))
+
+    def test_long_lines_are_split(self):
+        cmd = f"{PYTHON} -c \"import sys; sys.stdout.write('b' * 3000 + '\\n' + 'last, with no newline')\""
+        d = self.run_daemon(self.HEAD + exec_task("long", cmd))
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual([r["msg"] for r in d.of("output", "long")],
+                         ["b" * 1024, "b" * 1024, "b" * 952, "last, with no newline"])
+        self.assertEqual(len(d.of("finished", "long")), 1)
+
+    def test_a_line_of_exactly_1024_bytes_is_one_record(self):
+        cmd = f"{PYTHON} -c \"import sys; sys.stdout.write('a' * 1024 + '\\n' + 'b' * 2048 + '\\n' + 'next\\n')\""
+        d = self.run_daemon(self.HEAD + exec_task("edge", cmd))
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        lines = [r["msg"] for r in d.of("output", "edge")]
+        self.assertEqual([len(line) for line in lines], [1024, 1024, 1024, 4],
+                         "a line that fills the buffer exactly is followed by an empty record")
+        self.assertEqual(lines, ["a" * 1024, "b" * 1024, "b" * 1024, "next"])
+
+    def test_bytes_that_are_not_utf8_are_escaped(self):
+        cmd = "printf 'raw:\\200\\377:end\\n'; printf 'caf\\303\\251\\n'"
+        d = self.run_daemon(self.HEAD + exec_task("raw", cmd, shell="yes"))
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual([r["msg"] for r in d.of("output", "raw")], ["raw:\\x80\\xff:end", "caf\u00e9"])
+
+    # ---- schedules, timeouts ----
+
+    def test_interval_runs_never_overlap(self):
+        marks = os.path.join(self.tmpdir(), "marks")
+        cmd = (f"echo start $(date +%s.%N) >> {marks}; sleep 0.7; "
+               f"echo end $(date +%s.%N) >> {marks}")
+        d = self.run_daemon(exec_task("tick", cmd, shell="yes", schedule="interval", interval="300ms"))
+        d.wait_for(lambda r: r["event"] == "finished" and r["task"] == "tick" and r["run"] == 3,
+                   timeout=20, what="the end of the third run")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(len(d.of("cancelled", "tick")), 1)
+
+        # From the file: start, end, start, end, ...; each start after the previous end.
+        lines = [line.split() for line in read_lines(marks)]
+        kinds = [w[0] for w in lines]
+        self.assertGreaterEqual(len(lines), 6)
+        self.assertEqual(kinds, ["start", "end"] * (len(kinds) // 2) + ["start"] * (len(kinds) % 2), kinds)
+        stamps = [float(w[1]) for w in lines]
+        self.assertEqual(stamps, sorted(stamps), "runs overlapped")
+        for i in range(0, len(stamps) - 1, 2):
+            self.assertGreaterEqual(stamps[i + 1] - stamps[i], 0.7)
+
+        # From the log: a run starts after the one before has ended, and
+        # each run that outlasted the interval skipped the starts it covered.
+        runs = d.of("run", "tick")
+        ends = {r["run"]: r for r in d.of("finished", "tick")}
+        self.assertEqual([r["run"] for r in runs], list(range(1, len(runs) + 1)))
+        for prev, nxt in zip(runs, runs[1:]):
+            self.assertIn(prev["run"], ends)
+            self.assertGreater(self.index(d, nxt), self.index(d, ends[prev["run"]]))
+            self.assertGreaterEqual(nxt["mono_us"] - prev["mono_us"], 700_000)
+            skipped = [r for r in d.of("skipped", "tick") if r["run"] == prev["run"]]
+            self.assertGreaterEqual(len(skipped), 2, f"run {prev['run']}: 0.7 s covers two starts")
+            for r in skipped:
+                self.assertLess(self.index(d, r), self.index(d, nxt))
+        for r in ends.values():
+            self.assertGreaterEqual(r["duration_ms"], 700)
+
+    def test_timeout_kills_the_run(self):
+        d = self.run_daemon(self.HEAD + exec_task("sleeper", "sleep 100", timeout="1s")
+                            + exec_task("stubborn", "trap '' TERM; while :; do sleep 0.1; done", shell="yes",
+                                        timeout="500ms", kill_timeout="500ms"))
+        pids = {name: d.event("run", name)["pid"] for name in ("sleeper", "stubborn")}
+        self.kill_if_left(pids["sleeper"], "sleep")
+        self.kill_if_left(pids["stubborn"], "trap")
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(d.of("cancelled"), [])
+        for name, signo in (("sleeper", signal.SIGTERM), ("stubborn", signal.SIGKILL)):
+            failed = d.of("failed", name)
+            self.assertEqual(len(failed), 1, name)
+            end = failed[0]
+            self.assertEqual(end["signal_number"], signo, name)
+            self.assertNotIn("exit_code", end)
+            self.assertIn("(timeout)", end["msg"])
+            self.assertEqual(end["pid"], pids[name])
+            self.assertGreaterEqual(end["duration_ms"], 1000, name)
+            self.assertLess(end["duration_ms"], 1000 + 5000, name)
+            self.assertTrue(wait_gone(pids[name], 5), f"{name}'s process is still there")
+
+    def test_time_paused_does_not_count_toward_the_timeout(self):
+        d = self.run_daemon(self.HEAD + exec_task("sleeper", "sleep 100", timeout="1s"))
+        run = d.event("run", "sleeper")
+        self.kill_if_left(run["pid"], "sleep")
+        time.sleep(0.3)
+        d.kill(signal.SIGINT)
+        paused = d.event("paused")
+        time.sleep(1.5)
+        self.assertEqual(d.of("failed"), [], "the timeout counted time paused")
+        d.kill(signal.SIGINT)
+        resumed = d.event("resumed")
+        failed = d.event("failed", "sleeper")
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(failed["signal_number"], signal.SIGTERM)
+        self.assertIn("(timeout)", failed["msg"])
+        unpaused = (failed["mono_us"] - run["mono_us"]) - (resumed["mono_us"] - paused["mono_us"])
+        self.assertGreaterEqual(unpaused, 1_000_000 - 20_000)
+        self.assertLess(unpaused, 1_000_000 + 3_000_000)
+        self.assertGreaterEqual(failed["duration_ms"], 2500)
+
+    # ---- pause and shutdown ----
+
+    def test_pause_stops_the_process_group(self):
+        out = os.path.join(self.tmpdir(), "ticks")
+        d = self.run_daemon(exec_task("writer", f"while :; do echo tick >> {out}; sleep 0.05; done", shell="yes"))
+        pid = d.event("run", "writer")["pid"]
+        self.kill_if_left(pid, "tick")
+        self.wait_lines(out, 3)
+        d.kill(signal.SIGINT)
+        d.event("paused")
+        time.sleep(0.2)  # a write under way when SIGSTOP came lands
+        held = file_size(out)
+        time.sleep(0.5)
+        self.assertEqual(file_size(out), held, "the file grew while paused")
+        self.assertEqual(proc_stat(pid)[0], "T", "the run's process is not stopped")
+        d.kill(signal.SIGINT)
+        d.event("resumed")
+        deadline = time.monotonic() + 5
+        while file_size(out) <= held and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertGreater(file_size(out), held, "the file did not grow after the resume")
+        self.assertNotEqual(proc_stat(pid)[0], "T")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(len(d.of("cancelled", "writer")), 1)
+        self.assertTrue(wait_gone(pid, 5))
+
+    def test_term_drains_shielded_runs_and_stops_the_others(self):
+        out = os.path.join(self.tmpdir(), "lines")
+        writer = f"i=0; while [ $i -lt 20 ]; do i=$((i+1)); echo \"line $i of 20\" >> {out}; sleep 0.05; done"
+        d = self.run_daemon(exec_task("keeper", writer, shell="yes", shield="yes")
+                            + exec_task("sleeper", "sleep 100", kill_timeout="2s")
+                            + exec_task("stubborn", "trap '' TERM; while :; do sleep 0.1; done", shell="yes",
+                                        kill_timeout="1s"))
+        pids = {name: d.event("run", name)["pid"] for name in ("keeper", "sleeper", "stubborn")}
+        self.kill_if_left(pids["sleeper"], "sleep")
+        self.kill_if_left(pids["stubborn"], "trap")
+        self.wait_lines(out, 3)
+        sent = d.kill(signal.SIGTERM)
+        self.assertTrue(wait_gone(pids["sleeper"], 2 + 3), "the unshielded run outlived its kill_timeout")
+        self.assertTrue(wait_gone(pids["stubborn"], 1 + 3), "the unshielded run outlived its kill_timeout")
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(read_lines(out), [f"line {i} of 20" for i in range(1, 21)])
+        finished = d.of("finished", "keeper")
+        self.assertEqual(len(finished), 1)
+        self.assertEqual(finished[0]["exit_code"], 0)
+        self.assertGreater(finished[0]["mono_us"], sent)
+        self.assertEqual(d.of("cancelled", "keeper"), [])
+        sleeper = d.of("cancelled", "sleeper")
+        self.assertEqual(len(sleeper), 1)
+        self.assertLess(sleeper[0]["mono_us"] - sent, 2_000_000 + 3_000_000)
+        stubborn = d.of("cancelled", "stubborn")
+        self.assertEqual(len(stubborn), 1)
+        self.assertGreaterEqual(stubborn[0]["mono_us"] - sent, 1_000_000, "SIGKILL before kill_timeout")
+        self.assertLess(stubborn[0]["mono_us"] - sent, 1_000_000 + 3_000_000)
+        self.assertEqual(d.of("forced"), [])
+        self.assertEqual(d.of("exit")[-1]["exit_code"], 0)
+        for pid in pids.values():
+            self.assertTrue(wait_gone(pid, 5))
+
+    def test_shielded_repeating_job_starts_no_run_during_the_drain(self):
+        d = self.run_daemon("[daemon]\ndrain_timeout = 3s\n\n" + exec_task(
+            "keeper", "sleep 0.5", shield="yes", schedule="interval", interval="700ms"))
+        d.wait_for(lambda r: r["event"] == "run" and r["task"] == "keeper" and r["run"] == 2,
+                   what="the second run")
+        sent = d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0, "the drain was forced")
+        self.assert_clean_log(d)
+        self.assertEqual(d.of("forced"), [])
+        late = [r for r in d.of("run", "keeper") if r["mono_us"] > sent]
+        self.assertEqual(late, [], "a shielded job started a new run during the drain")
+        ended = d.of("finished", "keeper")
+        self.assertEqual([r["run"] for r in ended], [1, 2], "the run under way at the SIGTERM runs to its end")
+
+    def test_changed_shielded_repeating_job_restarts_after_its_run(self):
+        def keeper(command):
+            return exec_task("keeper", command, shield="yes", schedule="interval", interval="700ms")
+
+        d = self.run_daemon(keeper("sleep 0.3"))
+        d.event("run", "keeper")
+        with open(d.conf.name, "w") as f:
+            f.write(keeper("sleep 0.4"))
+        d.kill(signal.SIGHUP)
+        done = d.event("reloaded")
+        self.assertEqual(done["changed"], 1)
+        new = d.wait_for(lambda r: r["event"] == "run" and r["task"] == "keeper" and "sleep 0.4" in r["msg"],
+                         timeout=5, what="a run of the new settings")
+        old = [r for r in d.of("run", "keeper") if "sleep 0.3" in r["msg"]]
+        self.assertLess(old[-1]["mono_us"], done["mono_us"], "the old job started a run after the reload")
+        self.assertEqual(new["run"], 1)
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+
+    def test_torture_term_at_random_moments(self):
+        runs = int(os.environ.get("EVTASK_TORTURE_RUNS", "20"))
+        seed = int(os.environ.get("EVTASK_TORTURE_SEED", str(time.time_ns() % 1_000_000_007)))
+        print(f"\ntorture: {runs} runs, seed {seed} (EVTASK_TORTURE_SEED={seed} repeats it)",
+              file=sys.stderr, flush=True)
+        rng = random.Random(seed)
+        n = 30
+        record = re.compile(r"record (\d{3}) of 030 ([a-z]{48}) (\d{3})")
+        for i in range(runs):
+            delay = rng.uniform(0, 0.6)
+            with self.subTest(run=i, seed=seed, delay=round(delay, 3)):
+                out = os.path.join(self.tmpdir(), "records")
+                payload = "abcdefghijklmnopqrstuvwxyz" + "abcdefghijklmnopqrstuv"
+                writer = (f"i=0; while [ $i -lt {n} ]; do i=$((i+1)); "
+                          f"printf 'record %03d of 030 {payload} %03d\\n' $i $i >> {out}; sleep 0.01; done")
+                d = self.run_daemon(exec_task("writer", writer, shell="yes", shield="yes")
+                                    + exec_task("sleeper", "sleep 100 & echo $!; wait", shell="yes"))
+                d.event("started")
+                time.sleep(delay)
+                d.kill(signal.SIGTERM)
+                self.assertEqual(d.finish(), 0)
+                self.assert_clean_log(d)
+                pids = [r["pid"] for r in d.of("run")]
+                pids += [int(r["msg"]) for r in d.of("output", "sleeper") if r["msg"].isdigit()]
+                for pid in pids:
+                    self.kill_if_left(pid, "sleep")
+                with open(out) as f:
+                    text = f.read()
+                self.assertTrue(text.endswith("\n"), "the last record is cut short")
+                numbers = []
+                for line in text.splitlines():
+                    m = record.fullmatch(line)
+                    self.assertIsNotNone(m, f"a torn record: {line!r}")
+                    self.assertEqual(m.group(1), m.group(3), f"a torn record: {line!r}")
+                    self.assertEqual(m.group(2), payload, f"a torn record: {line!r}")
+                    numbers.append(int(m.group(1)))
+                self.assertEqual(numbers, list(range(1, n + 1)), "records missing or out of order")
+                self.assertEqual(len(d.of("finished", "writer")), 1)
+                for pid in pids:
+                    self.assertTrue(wait_gone(pid, 5), f"process {pid} outlived the daemon")
+
+    # ---- processes left behind ----
+
+    def test_orphans_are_reaped(self):
+        d = self.run_daemon(
+            exec_task("orphan", "(sleep 0.5; exit 7) >/dev/null 2>&1 & echo $!", shell="yes")
+            + exec_task("double", "sh -c 'sleep 0.5 >/dev/null 2>&1 & echo $!'", shell="yes"))
+        daemon_pid = d.event("started")["pid"]
+        orphan = int(d.event("output", "orphan")["msg"])
+        double = int(d.event("output", "double")["msg"])
+        for pid in (orphan, double):
+            self.kill_if_left(pid, "sleep")
+        reaped = {pid: d.wait_for(lambda r, pid=pid: r["event"] == "reaped" and r["pid"] == pid,
+                                  what=f"the reaped record of {pid}") for pid in (orphan, double)}
+        self.assertEqual(reaped[orphan]["exit_code"], 7)
+        self.assertEqual(reaped[double]["exit_code"], 0)
+        for name in ("orphan", "double"):
+            ended = d.of("finished", name)
+            self.assertEqual(len(ended), 1)
+            self.assertEqual(ended[0]["exit_code"], 0)
+        self.assertLess(self.index(d, d.of("finished", "orphan")[0]), self.index(d, reaped[orphan]),
+                        "the run waited for its grandchild")
+        time.sleep(0.3)
+        self.assertEqual([c for c in children_of(daemon_pid) if c[1] == "Z"], [], "a zombie child of the daemon")
+        self.assertEqual(children_of(daemon_pid), [])
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        for pid in (orphan, double):
+            self.assertEqual(len([r for r in d.of("reaped") if r["pid"] == pid]), 1)
+
+    def test_a_grandchild_holding_the_output_does_not_hold_the_run(self):
+        d = self.run_daemon(exec_task("holder", "sleep 3 & echo $!", shell="yes"))
+        grandchild = int(d.event("output", "holder")["msg"])
+        self.kill_if_left(grandchild, "sleep")
+        ended = d.event("finished", "holder")
+        self.assertLess(ended["duration_ms"], 2500, "the run's end waited for the grandchild")
+        reaped = d.wait_for(lambda r: r["event"] == "reaped" and r["pid"] == grandchild, timeout=10,
+                            what="the grandchild's reaped record")
+        self.assertEqual(reaped["exit_code"], 0)
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+
+    # ---- bad settings ----
+
+    def test_bad_config(self):
+        head = "[task.a]\nkind = exec\n"
+        cases = [
+            (head + "command = /nonexistent/prog\n", 3, "'command'", "/nonexistent/prog"),
+            (head + "command = no-such-program-xyz --flag\n", 3, "'command'", "no-such-program-xyz"),
+            (head + "command = echo 'unterminated\n", 3, "'command'", "unterminated"),
+            (head + "command = sleep 1\nschedule = interval\n", 4, "'schedule'", "interval"),
+            (head + "command = sleep 1\ninterval = 1s\n", 4, "'interval'"),
+            (head + "command = sleep 1\nschedule = once\ninterval = 1s\n", 5, "'interval'"),
+            (head + "command = sleep 1\nkill_signal = NOPE\n", 4, "'kill_signal'", "NOPE"),
+            (head + "command = sleep 1\nenvironment = FOO=1 NOEQUALS\n", 4, "'environment'", "NOEQUALS"),
+            (head + "command = sleep 1\nworking_directory = relative/dir\n", 4, "'working_directory'",
+             "relative/dir"),
+            (head + "shell = yes\n", 1, None, "'command'"),
+            ("[task.a]\nkind = sleep\nduration = 1s\ncommand = sleep 1\n", 4, "'command'",
+             "not valid for kind sleep"),
+        ]
+        for text, line, key, *words in cases:
+            with self.subTest(config=text):
+                Config.check_bad(self, text, line, key, *words)
+
+    def test_missing_working_directory_fails_the_run_only(self):
+        here = self.tmpdir()
+        d = self.run_daemon(self.HEAD + exec_task("lost", "pwd", working_directory="/nonexistent-dir")
+                            + exec_task("fine", "pwd", working_directory=here))
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        failed = d.of("failed", "lost")
+        self.assertEqual(len(failed), 1)
+        self.assertIn("cannot start", failed[0]["msg"])
+        self.assertEqual(failed[0]["run"], 1)
+        self.assertEqual(d.of("run", "lost") + d.of("output", "lost"), [])
+        self.assertEqual([r["msg"] for r in d.of("output", "fine")], [here])
+        self.assertEqual(len(d.of("finished", "fine")), 1)
+
+    # ---- what a child inherits ----
+
+    def test_child_gets_no_daemon_fd_and_a_clean_environment(self):
+        tmp = self.tmpdir()
+        env = dict(os.environ, NOTIFY_SOCKET=os.path.join(tmp, "notify"), JOURNAL_STREAM="8:12345",
+                   LISTEN_FDS="1", LISTEN_PID="1", LISTEN_FDNAMES="x", WATCHDOG_PID="1", WATCHDOG_USEC="60000000",
+                   FOO="from-the-daemon", EVTASK_KEPT="kept")
+        with open(os.path.join(tmp, "held"), "w") as held:
+            d = self.run_daemon(self.HEAD + exec_task("fds", "ls -l /proc/self/fd", shell="yes")
+                                + exec_task("env", "env", environment="FOO=bar \"SPACED=a b\""),
+                                env=env, pass_fds=(held.fileno(),))
+            self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+
+        fds = {}
+        for r in d.of("output", "fds"):
+            m = re.search(r" (\d+) -> (.*)$", r["msg"])
+            if m:
+                fds[int(m.group(1))] = m.group(2)
+        self.assertEqual(fds.get(0), "/dev/null")
+        self.assertRegex(fds.get(1, ""), r"^pipe:")
+        self.assertRegex(fds.get(2, ""), r"^pipe:")
+        extra = {fd: target for fd, target in fds.items() if fd > 2}
+        self.assertLessEqual(len(extra), 1, f"daemon fds open in the child: {fds}")
+        for fd, target in extra.items():
+            self.assertRegex(target, r"^/proc/\d+/fd$", f"fd {fd} is the daemon's: {fds}")
+
+        lines = [r["msg"] for r in d.of("output", "env")]
+        names = [line.split("=", 1)[0] for line in lines if "=" in line]
+        for name in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+                     "WATCHDOG_PID", "WATCHDOG_USEC"):
+            self.assertNotIn(name, names)
+        self.assertIn("FOO=bar", lines)
+        self.assertEqual(names.count("FOO"), 1, "the job's FOO replaces the daemon's")
+        self.assertIn("SPACED=a b", lines)
+        self.assertIn("EVTASK_KEPT=kept", lines)
 
 
 if __name__ == "__main__":
