@@ -532,7 +532,7 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
 static int config_handler(void *user, const char *section, const char *name, const char *value) {
         parser *p = user;
         unsigned line = p->line;
-        char known[128] = "";
+        char known[512] = "";
         int k;
 
         (void) section; /* the reader's copy is whole; inih's is cut at 49 bytes */
@@ -549,12 +549,12 @@ static int config_handler(void *user, const char *section, const char *name, con
                 if (key_table[k].section == p->section && strcmp(key_table[k].name, name) == 0)
                         break;
         if (k == N_KEYS) {
+                size_t len = 0;
+
                 for (k = 0; k < N_KEYS; k++)
-                        if (key_table[k].section == p->section) {
-                                if (known[0])
-                                        strcat(known, ", ");
-                                strcat(known, key_table[k].name);
-                        }
+                        if (key_table[k].section == p->section && len < sizeof(known))
+                                len += (size_t) snprintf(known + len, sizeof(known) - len, "%s%s",
+                                                         len ? ", " : "", key_table[k].name);
                 return fail_key(p, name, line, "unknown key (known: %s)", known) == 0;
         }
         if (p->key_line[k])
