@@ -1010,13 +1010,15 @@ int evd_split_command(const char *s, char ***ret_argv, char *err, size_t errlen)
         return 0;
 }
 
+/* The signals known by name, for kill_signal and for records. */
 static const struct {
         const char *name;
         int signo;
 } signals[] = {
-        { "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "KILL", SIGKILL },
-        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "TERM", SIGTERM }, { "STOP", SIGSTOP },
-        { "CONT", SIGCONT }, { "ABRT", SIGABRT }, { "ALRM", SIGALRM }, { "PIPE", SIGPIPE },
+        { "SIGHUP", SIGHUP }, { "SIGINT", SIGINT }, { "SIGQUIT", SIGQUIT }, { "SIGKILL", SIGKILL },
+        { "SIGUSR1", SIGUSR1 }, { "SIGUSR2", SIGUSR2 }, { "SIGTERM", SIGTERM }, { "SIGSTOP", SIGSTOP },
+        { "SIGCONT", SIGCONT }, { "SIGABRT", SIGABRT }, { "SIGALRM", SIGALRM }, { "SIGPIPE", SIGPIPE },
+        { "SIGSEGV", SIGSEGV }, { "SIGBUS", SIGBUS }, { "SIGFPE", SIGFPE }, { "SIGILL", SIGILL },
 };
 
 int evd_parse_signal(const char *s, int *ret_signo) {
@@ -1025,7 +1027,7 @@ int evd_parse_signal(const char *s, int *ret_signo) {
         if (strncmp(s, "SIG", 3) == 0)
                 s += 3;
         for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
-                if (strcmp(s, signals[i].name) == 0) {
+                if (strcmp(s, signals[i].name + 3) == 0) {
                         *ret_signo = signals[i].signo;
                         return 0;
                 }
@@ -1036,16 +1038,16 @@ int evd_parse_signal(const char *s, int *ret_signo) {
 }
 
 const char *evd_signal_name(int signo) {
-        static const char *const names[] = {
-                [SIGHUP] = "SIGHUP", [SIGINT] = "SIGINT", [SIGQUIT] = "SIGQUIT", [SIGKILL] = "SIGKILL",
-                [SIGUSR1] = "SIGUSR1", [SIGUSR2] = "SIGUSR2", [SIGTERM] = "SIGTERM", [SIGSTOP] = "SIGSTOP",
-                [SIGCONT] = "SIGCONT", [SIGABRT] = "SIGABRT", [SIGALRM] = "SIGALRM", [SIGPIPE] = "SIGPIPE",
-                [SIGSEGV] = "SIGSEGV", [SIGBUS] = "SIGBUS", [SIGFPE] = "SIGFPE", [SIGILL] = "SIGILL",
-        };
-
-        if (signo > 0 && (size_t) signo < sizeof(names) / sizeof(names[0]) && names[signo])
-                return names[signo];
+        for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+                if (signals[i].signo == signo)
+                        return signals[i].name;
         return "signal";
+}
+
+const char *evd_kind_name(enum evd_kind kind) {
+        if ((size_t) kind < sizeof(kind_names) / sizeof(kind_names[0]) && kind_names[kind])
+                return kind_names[kind];
+        return "unknown";
 }
 
 /* ---- copies ---- */

@@ -84,6 +84,7 @@ void evd_strv_free(char **v);
 /* A signal by name (TERM, SIGTERM) or number; 0 or -EINVAL. */
 int evd_parse_signal(const char *s, int *ret_signo);
 const char *evd_signal_name(int signo);
+const char *evd_kind_name(enum evd_kind kind);
 
 /* Deep copies of one task's settings, for jobs that outlive the config
  * they came from (a reload replaces it). 0 or -ENOMEM; dst is untouched on

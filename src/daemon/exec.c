@@ -288,6 +288,10 @@ static int await_child(evd_job *job, int *ret_status, bool *ret_timed_out) {
         }
 }
 
+static bool succeeded(int status) {
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 static void log_end(evd_job *job, unsigned run, int status, bool timed_out, int64_t started) {
         long long ms = (evt_time_now() - started) / 1000000;
         evd_field f[] = {
@@ -297,7 +301,7 @@ static void log_end(evd_job *job, unsigned run, int status, bool timed_out, int6
         };
         const char *name = job->conf.name;
 
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        if (succeeded(status))
                 evd_log_emit(job->log, LOG_INFO, "finished", name, f, 4, "run %u exited 0 after %lld ms", run, ms);
         else if (WIFEXITED(status))
                 evd_log_emit(job->log, LOG_ERR, "failed", name, f, 4, "run %u exited %d after %lld ms%s", run,
@@ -373,10 +377,6 @@ out:
 }
 
 /* ---- the schedule --------------------------------------------------------- */
-
-static bool succeeded(int status) {
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 
 int evd_exec_run(evd_job *job) {
         const evd_task_conf *c = &job->conf;

@@ -10,22 +10,6 @@
 #include "exec.h"
 #include "jobs.h"
 
-const char *evd_kind_name(enum evd_kind kind) {
-        switch (kind) {
-        case EVD_KIND_TICKER:
-                return "ticker";
-        case EVD_KIND_SLEEP:
-                return "sleep";
-        case EVD_KIND_BLOCKING:
-                return "blocking";
-        case EVD_KIND_WEDGE:
-                return "wedge";
-        case EVD_KIND_EXEC:
-                return "exec";
-        }
-        return "unknown";
-}
-
 unsigned evd_job_task_flags(const evd_task_conf *c) {
         bool shielded = c->shield && c->kind != EVD_KIND_EXEC;
 

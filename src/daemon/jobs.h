@@ -24,7 +24,6 @@ typedef struct evd_job {
 /* The task function of every job: runs the job's kind, then logs how it
  * ended (finished, cancelled, failed). arg is the evd_job. */
 int evd_job_run(void *arg);
-const char *evd_kind_name(enum evd_kind kind);
 /* The flags of a job's task. An exec job shields each run, not the task:
  * a cancel lets the current run complete and starts no other. */
 unsigned evd_job_task_flags(const evd_task_conf *c);

@@ -42,24 +42,6 @@ struct daemon {
 /* The signals the lifecycle handles. */
 static const int handled_signals[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
 
-static const char *signal_name(int signo) {
-        switch (signo) {
-        case SIGINT:
-                return "SIGINT";
-        case SIGTERM:
-                return "SIGTERM";
-        case SIGQUIT:
-                return "SIGQUIT";
-        case SIGHUP:
-                return "SIGHUP";
-        case SIGUSR1:
-                return "SIGUSR1";
-        case SIGUSR2:
-                return "SIGUSR2";
-        }
-        return "signal";
-}
-
 /* ---- the task table (SIGUSR1) ---- */
 
 static void table_row(evt_task *t, void *data) {
@@ -183,7 +165,7 @@ static void tick_cb(struct ev_loop *ev, ev_timer *w, int revents) {
 
 static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) {
         struct daemon *d = data;
-        const char *name = signal_name(si->signo);
+        const char *name = evd_signal_name(si->signo);
         const char *action;
         evd_field f[4];
 
