@@ -17,6 +17,8 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +75,8 @@ enum key {
         KEY_RESTART_SEC,
         KEY_WORKING_DIRECTORY,
         KEY_ENVIRONMENT,
+        KEY_USER,
+        KEY_GROUP,
         N_KEYS,
 };
 
@@ -110,6 +114,8 @@ static const struct key_info {
         [KEY_RESTART_SEC] = { "restart_sec", SECTION_TASK, KIND(EVD_KIND_EXEC) },
         [KEY_WORKING_DIRECTORY] = { "working_directory", SECTION_TASK, KIND(EVD_KIND_EXEC) },
         [KEY_ENVIRONMENT] = { "environment", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_USER] = { "user", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_GROUP] = { "group", SECTION_TASK, KIND(EVD_KIND_EXEC) },
 };
 
 static const char *const schedule_names[] = {
@@ -391,6 +397,66 @@ static int set_duration(parser *p, const char *key, const char *v, unsigned line
         return 0;
 }
 
+static bool all_digits(const char *s) {
+        return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+int evd_lookup_user(const char *s, struct passwd *pw, char *buf, size_t len, struct passwd **ret) {
+        int r;
+
+        *ret = NULL;
+        if (all_digits(s))
+                r = getpwuid_r((uid_t) strtoul(s, NULL, 10), pw, buf, len, ret);
+        else
+                r = getpwnam_r(s, pw, buf, len, ret);
+        return r == 0 || r == ENOENT || r == ESRCH ? 0 : -r;
+}
+
+int evd_lookup_group(const char *s, struct group *gr, char *buf, size_t len, struct group **ret) {
+        int r;
+
+        *ret = NULL;
+        if (all_digits(s))
+                r = getgrgid_r((gid_t) strtoul(s, NULL, 10), gr, buf, len, ret);
+        else
+                r = getgrnam_r(s, gr, buf, len, ret);
+        return r == 0 || r == ENOENT || r == ESRCH ? 0 : -r;
+}
+
+/* `user` and `group`: they must exist, and only root can become another. */
+static int set_identity(parser *p, const char *key, const char *v, unsigned line, char **dst) {
+        bool user = strcmp(key, "user") == 0;
+        char buf[16384];
+        unsigned long id, own = user ? (unsigned long) geteuid() : (unsigned long) getegid();
+        int r;
+
+        if (user) {
+                struct passwd pw, *pwp;
+
+                r = evd_lookup_user(v, &pw, buf, sizeof(buf), &pwp);
+                id = pwp ? pwp->pw_uid : 0;
+                if (r == 0 && !pwp)
+                        return fail_key(p, key, line, "unknown user '%s'", v);
+        } else {
+                struct group gr, *grp;
+
+                r = evd_lookup_group(v, &gr, buf, sizeof(buf), &grp);
+                id = grp ? grp->gr_gid : 0;
+                if (r == 0 && !grp)
+                        return fail_key(p, key, line, "unknown group '%s'", v);
+        }
+        if (r < 0)
+                return fail_key(p, key, line, "cannot look up '%s': %s", v, strerror(-r));
+        if (geteuid() != 0 && id != own)
+                return fail_key(p, key, line, "'%s' is %s %lu: only a daemon running as root can switch to it",
+                                v, user ? "uid" : "gid", id);
+        free(*dst);
+        *dst = strdup(v);
+        if (!*dst)
+                return fail(p, -ENOMEM, line, "out of memory");
+        return 0;
+}
+
 static int set_key(parser *p, enum key k, const char *v, unsigned line) {
         evd_config *c = p->config;
         evd_task_conf *t = p->section == SECTION_TASK ? &c->tasks[p->task] : NULL;
@@ -479,6 +545,9 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                 if (!t->working_directory)
                         return fail(p, -ENOMEM, line, "out of memory");
                 return 0;
+        case KEY_USER:
+        case KEY_GROUP:
+                return set_identity(p, key, v, line, k == KEY_USER ? &t->user : &t->group);
         case KEY_ENVIRONMENT: {
                 char why[128];
 
@@ -1061,7 +1130,9 @@ int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src) {
         t.argv = strv_copy(src->argv);
         t.working_directory = src->working_directory ? strdup(src->working_directory) : NULL;
         t.environment = strv_copy(src->environment);
-        if (!t.name || (src->message && !t.message) || (src->command && !t.command) || (src->argv && !t.argv) ||
+        t.user = src->user ? strdup(src->user) : NULL;
+        t.group = src->group ? strdup(src->group) : NULL;
+        if ((src->user && !t.user) || (src->group && !t.group) || !t.name || (src->message && !t.message) || (src->command && !t.command) || (src->argv && !t.argv) ||
             (src->working_directory && !t.working_directory) || (src->environment && !t.environment)) {
                 evd_task_conf_clear(&t);
                 return -ENOMEM;
@@ -1077,7 +1148,9 @@ void evd_task_conf_clear(evd_task_conf *t) {
         evd_strv_free(t->argv);
         free(t->working_directory);
         evd_strv_free(t->environment);
-        t->name = t->message = t->command = t->working_directory = NULL;
+        free(t->user);
+        free(t->group);
+        t->name = t->message = t->command = t->working_directory = t->user = t->group = NULL;
         t->argv = t->environment = NULL;
 }
 
@@ -1094,7 +1167,8 @@ bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b) {
                a->kill_signal == b->kill_signal && a->kill_timeout == b->kill_timeout &&
                a->restart == b->restart && a->restart_sec == b->restart_sec &&
                str_equal(a->working_directory, b->working_directory) &&
-               strv_equal(a->environment, b->environment);
+               strv_equal(a->environment, b->environment) && str_equal(a->user, b->user) &&
+               str_equal(a->group, b->group);
 }
 
 void evd_config_free(evd_config *c) {

@@ -60,6 +60,8 @@ typedef struct evd_task_conf {
         int64_t restart_sec;    /* `restart_sec`, ns; default 1s */
         char *working_directory; /* `working_directory`, NULL = the daemon's */
         char **environment;     /* `environment`, K=V entries; NULL-terminated */
+        char *user;             /* `user` (name or uid), NULL = the daemon's */
+        char *group;            /* `group` (name or gid), NULL = the user's */
 } evd_task_conf;
 
 typedef struct evd_config {
@@ -85,6 +87,14 @@ void evd_strv_free(char **v);
 int evd_parse_signal(const char *s, int *ret_signo);
 const char *evd_signal_name(int signo);
 const char *evd_kind_name(enum evd_kind kind);
+
+/* A user or group by name or number, from the system's databases: 0 with
+ * *ret set (found) or NULL (there is none), or -errno when the lookup
+ * itself failed. */
+struct passwd;
+struct group;
+int evd_lookup_user(const char *s, struct passwd *pw, char *buf, size_t len, struct passwd **ret);
+int evd_lookup_group(const char *s, struct group *gr, char *buf, size_t len, struct group **ret);
 
 /* Deep copies of one task's settings, for jobs that outlive the config
  * they came from (a reload replaces it). 0 or -ENOMEM; dst is untouched on

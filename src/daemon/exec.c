@@ -2,7 +2,8 @@
  *
  * A run is the job's task: it spawns the child (posix_spawn: a new process
  * group, an empty signal mask, default dispositions, stdin from /dev/null,
- * no fd of the daemon but the two pipes), logs each line of its stdout and
+ * no fd of the daemon but the two pipes; fork and exec instead when the
+ * job has a `user` or `group` to switch to), logs each line of its stdout and
  * stderr as an `output` record from two reader tasks, and awaits its exit
  * with a child wait. A cancel (shutdown, reload, the run's timeout) sends
  * kill_signal to the group, SIGKILL after kill_timeout, and reaps. Pausing
@@ -10,6 +11,8 @@
  * counts only the time it was not paused. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -165,30 +168,101 @@ static void reader_start(evt_group *group, const evd_job *job, int fd, const cha
 
 /* ---- one run -------------------------------------------------------------- */
 
-static bool inherited(const char *entry, char *const *overrides) {
+/* Who a run runs as, when the job names a `user` or a `group`: looked up
+ * again for each run (in the daemon, before the fork: the child only makes
+ * system calls), so a user removed since the config was read fails the run,
+ * not the daemon. */
+struct creds {
+        bool set_uid;
+        uid_t uid;
+        gid_t gid;
+        int n_groups;
+        gid_t groups[256];
+        char *env[4];           /* USER, LOGNAME, HOME, SHELL; with set_uid */
+};
+
+static void creds_done(struct creds *cr) {
+        for (size_t i = 0; i < sizeof(cr->env) / sizeof(cr->env[0]); i++)
+                free(cr->env[i]);
+}
+
+/* 0, or -errno with the reason in why. */
+static int creds_get(const evd_task_conf *c, struct creds *cr, char *why, size_t whylen) {
+        struct passwd pw, *pwp = NULL;
+        struct group gr, *grp = NULL;
+        char buf[16384];
+        int r;
+
+        *cr = (struct creds) { .uid = geteuid(), .gid = getegid() };
+        if (c->group) {
+                r = evd_lookup_group(c->group, &gr, buf, sizeof(buf), &grp);
+                if (r < 0 || !grp) {
+                        snprintf(why, whylen, "unknown group '%s'", c->group);
+                        return r < 0 ? r : -ENOENT;
+                }
+                cr->gid = grp->gr_gid;
+                cr->groups[0] = cr->gid;
+                cr->n_groups = 1;
+        }
+        if (!c->user)
+                return 0;
+        r = evd_lookup_user(c->user, &pw, buf, sizeof(buf), &pwp);
+        if (r < 0 || !pwp) {
+                snprintf(why, whylen, "unknown user '%s'", c->user);
+                return r < 0 ? r : -ENOENT;
+        }
+        cr->set_uid = true;
+        cr->uid = pwp->pw_uid;
+        if (!c->group)
+                cr->gid = pwp->pw_gid;
+        cr->n_groups = sizeof(cr->groups) / sizeof(cr->groups[0]);
+        if (getgrouplist(pwp->pw_name, cr->gid, cr->groups, &cr->n_groups) < 0) {
+                snprintf(why, whylen, "user '%s' is in more than %zu groups", c->user,
+                         sizeof(cr->groups) / sizeof(cr->groups[0]));
+                return -E2BIG;
+        }
+        if (asprintf(&cr->env[0], "USER=%s", pwp->pw_name) < 0 ||
+            asprintf(&cr->env[1], "LOGNAME=%s", pwp->pw_name) < 0 ||
+            asprintf(&cr->env[2], "HOME=%s", pwp->pw_dir) < 0 ||
+            asprintf(&cr->env[3], "SHELL=%s", pwp->pw_shell && *pwp->pw_shell ? pwp->pw_shell : "/bin/sh") < 0) {
+                snprintf(why, whylen, "out of memory");
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static bool overridden(const char *entry, char *const *overrides) {
+        size_t n = strcspn(entry, "=");
+
+        for (char *const *o = overrides; o && *o; o++)
+                if (strncmp(entry, *o, n + 1) == 0)
+                        return true;
+        return false;
+}
+
+static bool inherited(const char *entry, char *const *overrides, bool new_user) {
         static const char *const dropped[] = {
                 /* The daemon's, not its jobs': a child must not notify,
                  * ping or log in the daemon's name. */
                 "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "JOURNAL_STREAM=",
                 "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=",
         };
+        static const char *const users[] = { "USER=", "LOGNAME=", "HOME=", "SHELL=" };
 
         for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
                 if (strncmp(entry, dropped[i], strlen(dropped[i])) == 0)
                         return false;
-        for (char *const *o = overrides; o && *o; o++) {
-                size_t n = strcspn(*o, "=");
-
-                if (strncmp(entry, *o, n + 1) == 0)
+        for (size_t i = 0; new_user && i < sizeof(users) / sizeof(users[0]); i++)
+                if (strncmp(entry, users[i], strlen(users[i])) == 0)
                         return false;
-        }
-        return true;
+        return !overridden(entry, overrides);
 }
 
-/* The daemon's environment, cleaned, with the job's `environment`. The
- * strings are borrowed; free only the array. */
-static char **child_environment(const evd_task_conf *c) {
-        size_t n = 0, k = 0;
+/* The daemon's environment, cleaned, with the user's (when the run
+ * switches to one) and the job's `environment`. The strings are borrowed;
+ * free only the array. */
+static char **child_environment(const evd_task_conf *c, const struct creds *cr) {
+        size_t n = 4, k = 0;
         char **env;
 
         for (char **e = environ; *e; e++)
@@ -199,22 +273,123 @@ static char **child_environment(const evd_task_conf *c) {
         if (!env)
                 return NULL;
         for (char **e = environ; *e; e++)
-                if (inherited(*e, c->environment))
+                if (inherited(*e, c->environment, cr->set_uid))
                         env[k++] = *e;
+        for (size_t i = 0; cr->set_uid && i < sizeof(cr->env) / sizeof(cr->env[0]); i++)
+                if (!overridden(cr->env[i], c->environment))
+                        env[k++] = cr->env[i];
         for (char **e = c->environment; e && *e; e++)
                 env[k++] = *e;
         return env;
 }
 
-static int spawn_child(const evd_task_conf *c, int out, int err, pid_t *ret_pid) {
+/* What a forked child was doing when it failed. */
+enum child_step {
+        STEP_STDIO,
+        STEP_IDENTITY,
+        STEP_DIRECTORY,
+        STEP_EXEC,
+};
+
+/* The child of fork_child: only system calls from here to the exec. A
+ * failure on the way writes its step and errno to the report pipe. */
+static _Noreturn void child_exec(const evd_task_conf *c, const struct creds *cr, char **env, int out, int err,
+                                 int report) {
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigset_t none;
+        int failure[2], null;
+
+        setpgid(0, 0);
+        for (int sig = 1; sig < NSIG; sig++)
+                sigaction(sig, &dfl, NULL); /* fails, harmlessly, for KILL, STOP and glibc's own */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* A pipe that already is fd 1 or 2 only loses its CLOEXEC. */
+        if (out == STDOUT_FILENO)
+                fcntl(out, F_SETFD, 0);
+        if (err == STDERR_FILENO)
+                fcntl(err, F_SETFD, 0);
+        failure[0] = STEP_STDIO;
+        null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+            dup2(err, STDERR_FILENO) < 0)
+                goto fail;
+        /* Not root: only its own ids pass the config check; nothing to do. */
+        failure[0] = STEP_IDENTITY;
+        if (geteuid() == 0) {
+                if (setgroups((size_t) cr->n_groups, cr->groups) < 0 || setgid(cr->gid) < 0 ||
+                    setuid(cr->uid) < 0)
+                        goto fail;
+        } else if ((cr->gid != getegid() && setgid(cr->gid) < 0) || (cr->uid != geteuid() && setuid(cr->uid) < 0)) {
+                goto fail;
+        }
+        /* As the user: a directory only root may enter fails the run. */
+        failure[0] = STEP_DIRECTORY;
+        if (c->working_directory && chdir(c->working_directory) < 0)
+                goto fail;
+        failure[0] = STEP_EXEC;
+        close_range(STDERR_FILENO + 1, report - 1, 0);
+        close_range(report + 1, ~0u, 0);
+        execvpe(c->argv[0], c->argv, env);
+fail:
+        failure[1] = errno;
+        (void) !write(report, failure, sizeof(failure));
+        _exit(127);
+}
+
+static int fork_child(const evd_task_conf *c, const struct creds *cr, char **env, int out, int err,
+                      pid_t *ret_pid, char *why, size_t whylen) {
+        static const char *const steps[] = {
+                [STEP_STDIO] = "cannot set up stdin, stdout and stderr",
+                [STEP_IDENTITY] = "cannot switch user and group",
+                [STEP_DIRECTORY] = "cannot enter the working directory",
+                [STEP_EXEC] = "cannot execute it",
+        };
+        int report[2], failure[2];
+        ssize_t n;
+        pid_t pid;
+
+        if (pipe2(report, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid == 0)
+                child_exec(c, cr, env, out, err, report[1]);
+        close(report[1]);
+        if (pid < 0) {
+                close(report[0]);
+                return -errno;
+        }
+        /* The exec closes the pipe; a failure writes to it first. */
+        do
+                n = read(report[0], failure, sizeof(failure));
+        while (n < 0 && errno == EINTR);
+        close(report[0]);
+        if (n == (ssize_t) sizeof(failure)) {
+                /* Reaped here, before the loop runs again: not an orphan. */
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                snprintf(why, whylen, "%s: %s", steps[failure[0]], strerror(failure[1]));
+                return -failure[1];
+        }
+        *ret_pid = pid;
+        return 0;
+}
+
+static int spawn_child(const evd_task_conf *c, const struct creds *cr, int out, int err, pid_t *ret_pid,
+                       char *why, size_t whylen) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, all;
-        char **env = child_environment(c);
+        char **env = child_environment(c, cr);
         int r;
 
         if (!env)
                 return -ENOMEM;
+        if (c->user || c->group) {
+                r = fork_child(c, cr, env, out, err, ret_pid, why, whylen);
+                free(env);
+                return r;
+        }
         sigemptyset(&none);
         sigfillset(&all);
         posix_spawn_file_actions_init(&fa);
@@ -323,17 +498,20 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         int64_t started = evt_time_now();
         bool timed_out = false;
         evt_group *readers = NULL;
+        struct creds cr;
+        char why[160] = "";
         pid_t pid;
         int r;
 
-        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+        r = creds_get(c, &cr, why, sizeof(why));
+        if (r == 0 && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0))
                 r = -errno;
-                goto out;
-        }
-        r = spawn_child(c, out[1], err[1], &pid);
+        if (r == 0)
+                r = spawn_child(c, &cr, out[1], err[1], &pid, why, sizeof(why));
+        creds_done(&cr);
         if (r < 0) {
                 evd_log_emit(job->log, LOG_ERR, "failed", c->name, (evd_field[]) { EVD_NUM("run", run) }, 1,
-                             "run %u: cannot start %s: %s", run, c->argv[0], strerror(-r));
+                             "run %u: cannot start %s: %s", run, c->argv[0], why[0] ? why : strerror(-r));
                 goto out;
         }
         /* From here, until the child is reaped, no await point but the

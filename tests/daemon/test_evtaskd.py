@@ -939,7 +939,7 @@ class Exec(DaemonTest):
         self.assert_clean_log(d)
 
     def test_torture_term_at_random_moments(self):
-        runs = int(os.environ.get("EVTASK_TORTURE_RUNS", "20"))
+        runs = int(os.environ.get("EVTASK_TORTURE_RUNS", "100"))
         seed = int(os.environ.get("EVTASK_TORTURE_SEED", str(time.time_ns() % 1_000_000_007)))
         print(f"\ntorture: {runs} runs, seed {seed} (EVTASK_TORTURE_SEED={seed} repeats it)",
               file=sys.stderr, flush=True)
@@ -1040,6 +1040,10 @@ class Exec(DaemonTest):
             (head + "shell = yes\n", 1, None, "'command'"),
             ("[task.a]\nkind = sleep\nduration = 1s\ncommand = sleep 1\n", 4, "'command'",
              "not valid for kind sleep"),
+            (head + "command = sleep 1\nuser = no-such-user-xyz\n", 4, "'user'", "unknown user 'no-such-user-xyz'"),
+            (head + "command = sleep 1\ngroup = no-such-group-xyz\n", 4, "'group'",
+             "unknown group 'no-such-group-xyz'"),
+            (head + "command = sleep 1\nuser = 4242424\n", 4, "'user'", "unknown user '4242424'"),
         ]
         for text, line, key, *words in cases:
             with self.subTest(config=text):
@@ -1058,6 +1062,65 @@ class Exec(DaemonTest):
         self.assertEqual(d.of("run", "lost") + d.of("output", "lost"), [])
         self.assertEqual([r["msg"] for r in d.of("output", "fine")], [here])
         self.assertEqual(len(d.of("finished", "fine")), 1)
+
+    # ---- who a child runs as ----
+
+    def test_user_and_group(self):
+        if os.geteuid() != 0:
+            self.skipTest("switching users needs root")
+        here = self.tmpdir()
+        os.chmod(here, 0o700)  # root's only: the user cannot enter it
+        probe = "id -u; id -g; id -G; echo \"$USER $LOGNAME $HOME\"; pwd"
+        d = self.run_daemon(self.HEAD
+                            + exec_task("as-nobody", probe, shell="yes", user="nobody", working_directory="/")
+                            + exec_task("as-group", "sh -c 'id -u; id -g; id -G'", group="daemon")
+                            + exec_task("by-number", "id -u", user="65534", group="0")
+                            + exec_task("mine", "env", user="nobody", environment="HOME=/srv/x")
+                            + exec_task("locked-out", "pwd", user="nobody", working_directory=here)
+                            + exec_task("root-again", "id -u"))
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        out = lambda name: [r["msg"] for r in d.of("output", name)]
+        self.assertEqual(out("as-nobody"), ["65534", "65534", "65534", "nobody nobody /nonexistent", "/"])
+        self.assertEqual(out("as-group"), ["0", "1", "1"])
+        self.assertEqual(out("by-number"), ["65534"])
+        env = out("mine")
+        self.assertIn("HOME=/srv/x", env, "the job's environment wins over the user's")
+        self.assertIn("USER=nobody", env)
+        self.assertEqual([e for e in env if e.startswith("HOME=")], ["HOME=/srv/x"])
+        self.assertEqual(out("root-again"), ["0"], "one job's user is not another's")
+        failed = d.of("failed", "locked-out")
+        self.assertEqual(len(failed), 1)
+        self.assertIn("cannot enter the working directory: Permission denied", failed[0]["msg"])
+        self.assertEqual(d.of("run", "locked-out"), [])
+        self.assertEqual(d.of("reaped"), [], "a run that failed to start is not an orphan")
+
+    def test_only_root_switches_users(self):
+        if os.geteuid() != 0:
+            self.skipTest("runs the daemon as nobody, from root")
+        runs_as_nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                         EVTASKD, "--version"], capture_output=True)
+        if runs_as_nobody.returncode != 0:
+            self.skipTest("nobody cannot run the build's evtaskd here")
+        here = self.tmpdir()
+        os.chmod(here, 0o755)
+        conf = os.path.join(here, "c.conf")
+        with open(conf, "w") as f:
+            f.write("[daemon]\nexit_when_done = yes\n\n" + exec_task("own", "id -u", user="nobody", group="nogroup")
+                    + exec_task("root", "id -u", user="root"))
+        os.chmod(conf, 0o644)
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            EVTASKD, "--config", conf, "--log", "json"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertEqual(p.stdout, "")
+        self.assertIn(f"{conf}:13: key 'user' in [task.root]: 'root' is uid 0: only a daemon running as root",
+                      p.stderr)
+        with open(conf, "w") as f:
+            f.write("[daemon]\nexit_when_done = yes\n\n" + exec_task("own", "id -u", user="nobody", group="nogroup"))
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            EVTASKD, "--config", conf, "--log", "json"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('"msg":"65534"', p.stdout.replace(" ", ""), "its own user needs no switch")
 
     # ---- what a child inherits ----
 

@@ -343,13 +343,14 @@ class ServiceTest(unittest.TestCase):
             f.write(text)
         os.chmod(host(path), 0o644)
 
-    def configure(self, name, text, **service):
+    def configure(self, name, text, extra="", **service):
         """/etc/evtaskd-test/NAME.conf, and a drop-in that runs evtaskd on it
-        with the [Service] settings given (TimeoutStopSec="2s", ...)."""
+        with the [Service] settings given (TimeoutStopSec="2s", ...) and the
+        lines of extra."""
         self.conf = f"{CONF_DIR}/{name}.conf"
         self.write(self.conf, text)
         dropin = f"[Service]\nExecStart=\nExecStart={DAEMON_PATH} --config {self.conf}\n"
-        dropin += "".join(f"{key}={value}\n" for key, value in service.items())
+        dropin += "".join(f"{key}={value}\n" for key, value in service.items()) + extra
         self.write(DROPIN, dropin)
         CT.systemctl("daemon-reload")
         CT.systemctl("reset-failed", UNIT, check=False)
@@ -709,6 +710,33 @@ class Cancelled(ServiceTest):
         by_id = CT.run("journalctl", "--no-pager", "-o", "json", f"MESSAGE_ID={records[0]['MESSAGE_ID']}",
                        f"_SYSTEMD_INVOCATION_ID={self.invocation}").stdout.splitlines()
         self.assertEqual(len(by_id), 2, "journalctl MESSAGE_ID=... finds the cancelled records")
+        self.assertEqual(self.show("Result")["Result"], "success")
+
+
+class Users(ServiceTest):
+    def test_exec_jobs_as_other_users(self):
+        """With the shipped drop-in, exec jobs run as the users they name, and
+        a stop still reaches their processes."""
+        text = ("[task.who]\nkind = exec\ncommand = id -u\nuser = nobody\n\n"
+                "[task.long]\nkind = exec\ncommand = sleep 600\nuser = nobody\nkill_timeout = 30s\n")
+        self.configure("users", text)
+        p = self.start(check=False)
+        self.assertNotEqual(p.returncode, 0, "the unit's dynamic user cannot switch users")
+        self.wait_unit(lambda v: v["ExecMainStatus"] == "78", ["ExecMainStatus"], what="exit status 78")
+        self.assertIn("only a daemon running as root can switch to it", self.unit_log())
+
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "systemd",
+                               "run-jobs-as-users.conf")) as f:
+            users = "".join(line for line in f if line.strip() != "[Service]")
+        self.configure("users", text, extra=users)
+        self.start()
+        out = self.event("output", "who")
+        self.assertEqual(out["MESSAGE"], "who: 65534")
+        self.event("run", "long")
+        started = time.monotonic()
+        CT.systemctl("stop", UNIT, timeout=60)
+        self.assertLess(time.monotonic() - started, 10, "SIGTERM reached the job's process (CAP_KILL)")
+        self.assertEqual([r["TASK"] for r in self.records("cancelled", sync=True)], ["long"])
         self.assertEqual(self.show("Result")["Result"], "success")
 
 
