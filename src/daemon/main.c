@@ -48,16 +48,27 @@ static void table_row(evt_task *t, void *data) {
         struct daemon *d = data;
         unsigned flags = evt_task_flags(t);
         long long age_ms = evt_task_age(t) / 1000000;
+        pid_t pid = 0;
+        char child[32] = "";
+
+        for (evd_job *job = d->jobs; job; job = job->next)
+                if (job->task == t)
+                        pid = job->pid;
+        if (pid > 0)
+                snprintf(child, sizeof(child), ", child %ld", (long) pid);
+
         evd_field f[] = {
                 EVD_STR("state", evt_task_state_name(t)),
                 EVD_NUM("shielded", (flags & EVT_TASK_SHIELDED) != 0),
                 EVD_NUM("pausable", (flags & EVT_TASK_NOPAUSE) == 0),
                 EVD_NUM("age_ms", age_ms),
+                EVD_NUM("pid", pid),
         };
 
-        evd_log_emit(d->log, LOG_INFO, "task-table", evt_task_name(t), f, 4, "%s, %s, %s, age %lld ms",
-                     evt_task_state_name(t), (flags & EVT_TASK_SHIELDED) ? "shielded" : "unshielded",
-                     (flags & EVT_TASK_NOPAUSE) ? "not pausable" : "pausable", age_ms);
+        evd_log_emit(d->log, LOG_INFO, "task-table", evt_task_name(t), f, pid > 0 ? 5 : 4,
+                     "%s, %s, %s, age %lld ms%s", evt_task_state_name(t),
+                     (flags & EVT_TASK_SHIELDED) ? "shielded" : "unshielded",
+                     (flags & EVT_TASK_NOPAUSE) ? "not pausable" : "pausable", age_ms, child);
 }
 
 /* A blocking call, under the name of the task that made it (which may have
