@@ -7,15 +7,29 @@
  * yield   W1: 100 tasks, each yields 10,000 times (1,000,000 yields)
  * spawn   W2: one task spawns 100,000 tasks that return at once and joins
  *         them, in batches of 10,000; ns per task and peak RSS
+ * park    W3: N tasks (argument, default 100,000) wait on one event that
+ *         is never set; RSS per parked task; then all are cancelled: ns per
+ *         cancelled task until all have ended
+ * timers  W4: 100,000 tasks sleep uniform [0, 1 s); total time, lateness
+ * shutdown W5: 10,000 unshielded tasks parked, 1,000 shielded ones sleep
+ *         200 ms and append a line to a file; SIGTERM to itself at 50 ms,
+ *         through a lifecycle
+ * pause   W6: 1,000 tasks sleep 1 ms and tick, in a loop; SIGINT pauses
+ *         at 200 ms and resumes 200 ms later
  * call    one task awaits 100,000 empty blocking calls one after another:
  *         the round trip (submit, run on a worker, complete through
  *         ev_async, resume the task); then 100 tasks do so at once on a
  *         pool of 2 threads: ns per call */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <ev.h>
 
 #include "coro.h"
 #include "evtask.h"
@@ -24,6 +38,19 @@ static void result(const char *workload, const char *metric, double value) {
         printf("{\"impl\":\"evtask\",\"workload\":\"%s\",\"metric\":\"%s\",\"value\":%.2f}\n",
                workload, metric, value);
         fflush(stdout);
+}
+
+static long rss_bytes(void) {
+        char line[256];
+        long kb = -1;
+        FILE *f = fopen("/proc/self/status", "r");
+
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return kb * 1024;
 }
 
 static evt_loop *loop_new(void) {
@@ -93,7 +120,7 @@ static void bench_yield(void) {
                 check(evt_task_spawn(loop, yielder, NULL, NULL, NULL), "spawn");
         start = evt_time_now();
         check(evt_loop_run(loop), "run");
-        result("W1-yield", "ns_per_yield", (double) (evt_time_now() - start) / (W1_TASKS * W1_YIELDS));
+        result("W1", "ns_per_yield", (double) (evt_time_now() - start) / (W1_TASKS * W1_YIELDS));
         evt_loop_free(loop);
 }
 
@@ -143,8 +170,233 @@ static void bench_spawn(const char *workload, int batch) {
         check(evt_loop_run(sp.loop), "run");
         getrusage(RUSAGE_SELF, &ru);
         result(workload, "ns_per_task", (double) sp.elapsed / W2_TASKS);
-        result(workload, "peak_rss_kib", (double) ru.ru_maxrss);
+        result(workload, "peak_rss_bytes", (double) ru.ru_maxrss * 1024);
         evt_loop_free(sp.loop);
+}
+
+/* ---- W3 park ---- */
+
+struct park {
+        evt_loop *loop;
+        long n;
+        evt_event *never;
+};
+
+static int parked(void *arg) {
+        return evt_event_wait(arg, EVT_FOREVER) == -ECANCELED ? 0 : -EPROTO;
+}
+
+static int park_main(void *arg) {
+        struct park *pk = arg;
+        evt_group *g;
+        evt_loop_stats st;
+        long before = rss_bytes(), cancelled = 0;
+        int64_t start;
+
+        check(evt_event_new(pk->loop, &pk->never), "event");
+        check(evt_group_new(pk->loop, &g), "group");
+        for (long i = 0; i < pk->n; i++)
+                check(evt_group_spawn(g, parked, pk->never, NULL, NULL), "spawn");
+        check(evt_yield(), "yield"); /* every task runs to its wait */
+        evt_loop_stats_get(pk->loop, &st);
+        result("W3", "parked", (double) st.tasks - 1);
+        result("W3", "bytes_per_task", (double) (rss_bytes() - before) / (double) pk->n);
+        start = evt_time_now();
+        check(evt_group_cancel(g, 0), "cancel");
+        check(evt_group_wait(g, EVT_FOREVER), "wait");
+        result("W3", "ns_per_cancel", (double) (evt_time_now() - start) / (double) pk->n);
+        evt_loop_stats_get(pk->loop, &st);
+        cancelled = pk->n - ((long) st.tasks - 1);
+        evt_group_free(g);
+        evt_event_free(pk->never);
+        if (cancelled != pk->n) {
+                fprintf(stderr, "evtask-bench: W3: %ld of %ld tasks ended\n", cancelled, pk->n);
+                exit(1);
+        }
+        return 0;
+}
+
+static void bench_park(long n) {
+        struct park pk = { .loop = loop_new(), .n = n };
+
+        check(evt_task_spawn(pk.loop, park_main, &pk, NULL, NULL), "spawn");
+        check(evt_loop_run(pk.loop), "run");
+        evt_loop_free(pk.loop);
+}
+
+/* ---- W4 timers ---- */
+
+#define W4_TASKS 100000
+
+static int64_t w4_start, w4_late[W4_TASKS];
+
+static int sleeper(void *arg) {
+        long i = (long) (intptr_t) arg;
+        int64_t due = w4_start + (int64_t) ((uint64_t) (i * 2654435761u) % 1000000u) * 1000;
+
+        /* A fixed, spread permutation of [0, 1 s) in microseconds. */
+        check(evt_sleep_until(due), "sleep");
+        w4_late[i] = evt_time_now() - due;
+        return 0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+
+        return (x > y) - (x < y);
+}
+
+static void bench_timers(void) {
+        evt_loop *loop = loop_new();
+        double sum = 0;
+
+        w4_start = evt_time_now();
+        for (long i = 0; i < W4_TASKS; i++)
+                check(evt_task_spawn(loop, sleeper, (void *) (intptr_t) i, NULL, NULL), "spawn");
+        check(evt_loop_run(loop), "run");
+        result("W4", "total_ms", (double) (evt_time_now() - w4_start) / 1e6);
+        qsort(w4_late, W4_TASKS, sizeof(w4_late[0]), cmp_i64);
+        for (long i = 0; i < W4_TASKS; i++)
+                sum += (double) w4_late[i];
+        result("W4", "mean_late_ms", sum / W4_TASKS / 1e6);
+        result("W4", "p99_late_ms", (double) w4_late[W4_TASKS * 99 / 100] / 1e6);
+        result("W4", "max_late_ms", (double) w4_late[W4_TASKS - 1] / 1e6);
+        evt_loop_free(loop);
+}
+
+/* ---- W5 shutdown ---- */
+
+#define W5_PARKED 10000
+#define W5_SHIELDED 1000
+
+static int w5_fd;
+static int64_t w5_request, w5_unshielded_done;
+static evt_group *w5_unshielded;
+
+static int appender(void *arg) {
+        char line[32];
+        int n = snprintf(line, sizeof(line), "line %ld\n", (long) (intptr_t) arg);
+
+        check(evt_sleep(EVT_MSEC(200)), "sleep");
+        return write(w5_fd, line, (size_t) n) == n ? 0 : -errno;
+}
+
+static int requester(void *arg) {
+        (void) arg;
+        check(evt_sleep(EVT_MSEC(50)), "sleep");
+        w5_request = evt_time_now();
+        printf("{\"impl\":\"evtask\",\"workload\":\"W5\",\"metric\":\"request_ns\",\"value\":%lld}\n",
+               (long long) w5_request);
+        fflush(stdout);
+        kill(getpid(), SIGTERM);
+        return 0;
+}
+
+/* The library only tells how many tasks are left; the unshielded group
+ * tells when they are all done. */
+static int watcher(void *arg) {
+        (void) arg;
+        evt_group_wait(w5_unshielded, EVT_FOREVER);
+        w5_unshielded_done = evt_time_now();
+        return 0;
+}
+
+static void bench_shutdown(void) {
+        char path[] = "/tmp/evtask-bench-w5-XXXXXX";
+        evt_loop *loop = loop_new();
+        evt_lifecycle *lc;
+        evt_event *never;
+        evt_group *shielded;
+        char buf[65536];
+        long lines = 0;
+        ssize_t n;
+        int status;
+
+        w5_fd = mkstemp(path);
+        if (w5_fd < 0) {
+                perror("evtask-bench: W5: mkstemp");
+                exit(1);
+        }
+        check(evt_lifecycle_new(loop, NULL, NULL, &lc), "lifecycle");
+        check(evt_event_new(loop, &never), "event");
+        check(evt_group_new(loop, &w5_unshielded), "group");
+        check(evt_group_new(loop, &shielded), "group");
+        for (int i = 0; i < W5_PARKED; i++)
+                check(evt_group_spawn(w5_unshielded, parked, never, NULL, NULL), "spawn");
+        for (long i = 0; i < W5_SHIELDED; i++)
+                check(evt_group_spawn(shielded, appender, (void *) (intptr_t) i,
+                                      &(evt_task_opts) { .flags = EVT_TASK_SHIELDED }, NULL), "spawn");
+        check(evt_task_spawn(loop, watcher, NULL, &(evt_task_opts) { .flags = EVT_TASK_SHIELDED }, NULL), "spawn");
+        check(evt_task_spawn(loop, requester, NULL, NULL, NULL), "spawn");
+        status = evt_lifecycle_run(lc);
+        result("W5", "unshielded_done_ms", (double) (w5_unshielded_done - w5_request) / 1e6);
+        lseek(w5_fd, 0, SEEK_SET);
+        while ((n = read(w5_fd, buf, sizeof(buf))) > 0)
+                for (ssize_t i = 0; i < n; i++)
+                        lines += buf[i] == '\n';
+        result("W5", "lines", (double) lines);
+        close(w5_fd);
+        unlink(path);
+        evt_group_free(w5_unshielded);
+        evt_group_free(shielded);
+        evt_event_free(never);
+        evt_lifecycle_free(lc);
+        evt_loop_free(loop);
+        if (status != 0 || lines != W5_SHIELDED) {
+                fprintf(stderr, "evtask-bench: W5: exit status %d, %ld lines\n", status, lines);
+                exit(1);
+        }
+        /* bench/run takes the time to the process's exit from here. */
+        fflush(stdout);
+        _exit(0);
+}
+
+/* ---- W6 pause ---- */
+
+#define W6_TASKS 1000
+
+static long w6_ticks;
+
+static int ticker(void *arg) {
+        (void) arg;
+        while (evt_sleep(EVT_MSEC(1)) == 0)
+                w6_ticks++;
+        return 0;
+}
+
+static int pauser(void *arg) {
+        evt_loop *loop = arg;
+        long at_pause, at_resume;
+
+        check(evt_sleep(EVT_MSEC(200)), "sleep");
+        kill(getpid(), SIGINT); /* handled by the lifecycle: the loop pauses */
+        at_pause = w6_ticks;
+        while (!evt_loop_is_paused(loop))
+                check(evt_yield(), "yield");
+        check(evt_sleep(EVT_MSEC(200)), "sleep");
+        result("W6", "ticks_after_pause", (double) (w6_ticks - at_pause));
+        kill(getpid(), SIGINT);
+        while (evt_loop_is_paused(loop))
+                check(evt_yield(), "yield");
+        at_resume = w6_ticks;
+        check(evt_sleep(EVT_MSEC(200)), "sleep");
+        result("W6", "ticks_after_resume", (double) (w6_ticks - at_resume));
+        kill(getpid(), SIGTERM);
+        return 0;
+}
+
+static void bench_pause(void) {
+        evt_loop *loop = loop_new();
+        evt_lifecycle *lc;
+
+        check(evt_lifecycle_new(loop, NULL, NULL, &lc), "lifecycle");
+        for (int i = 0; i < W6_TASKS; i++)
+                check(evt_task_spawn(loop, ticker, NULL, NULL, NULL), "spawn");
+        check(evt_task_spawn(loop, pauser, loop, &(evt_task_opts) { .flags = EVT_TASK_NOPAUSE | EVT_TASK_SHIELDED },
+                             NULL), "spawn");
+        check(evt_lifecycle_run(lc), "lifecycle");
+        evt_lifecycle_free(lc);
+        evt_loop_free(loop);
 }
 
 /* ---- blocking calls ---- */
@@ -189,8 +441,23 @@ int main(int argc, char **argv) {
         bool all = strcmp(which, "all") == 0;
 
         if (strcmp(which, "--help") == 0 || reps < 1) {
-                printf("usage: evtask-bench [switch|yield|spawn|call|all] [repetitions]\n");
+                printf("usage: evtask-bench [switch|yield|spawn|call|all] [repetitions]\n"
+                       "       evtask-bench W1|W2|W3|W4|W5|W6 [N]   (bench/peers/README.md)\n");
                 return reps < 1 ? 64 : 0;
+        }
+        /* The workloads of bench/peers/README.md, one run each. */
+        if (which[0] == 'W' && which[1] >= '1' && which[1] <= '6' && !which[2]) {
+                long n = argc > 2 ? atol(argv[2]) : 100000;
+
+                switch (which[1]) {
+                case '1': bench_yield(); break;
+                case '2': bench_spawn("W2", W2_BATCH); break;
+                case '3': bench_park(n); break;
+                case '4': bench_timers(); break;
+                case '5': bench_shutdown(); break;
+                case '6': bench_pause(); break;
+                }
+                return 0;
         }
         for (int i = 0; i < reps; i++) {
                 if (all || strcmp(which, "switch") == 0)

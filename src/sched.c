@@ -7,9 +7,11 @@
  * other directly. */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sanitizer.h"
 #include "scheduler.h"
@@ -154,12 +156,18 @@ static void task_end(evt_task *t, int result) {
         }
 }
 
+static void task_main(void *arg);
+
 static void task_release(evt_task *t) {
         evt_loop *l = t->loop;
 
         if (t->stack) {
                 evt__stack_put(&l->stacks, t->stack);
                 t->stack = NULL;
+                if (evt__stack_pool_over(&l->stacks) && !ev_is_active(&l->trim_watcher)) {
+                        ev_idle_start(l->ev, &l->trim_watcher);
+                        ev_unref(l->ev); /* housekeeping keeps no loop alive */
+                }
         }
         /* Inside evt_loop_run, the last task's end is the run's end, even if
          * the caller's own watchers would keep libev going. */
@@ -168,47 +176,52 @@ static void task_release(evt_task *t) {
         evt_task_unref(t);
 }
 
-static void task_main(void *arg) {
-        evt_task *t = arg;
+/* A task that ended switched away from its stack for good: whoever runs
+ * next releases it, on a stack of its own. */
+static void release_dead(evt_loop *l) {
+        evt_task *t = l->dead;
 
-        task_end(t, t->fn(t->arg));
-        evt__coro_switch_final(&t->coro, &t->loop->main);
-}
-
-static void task_run(evt_loop *l, evt_task *t) {
-        assert(t->state == EVT__TASK_NEW || t->state == EVT__TASK_RUNNABLE);
-
-        if (t->state == EVT__TASK_NEW && evt__cancel_deliverable(t)) {
-                /* Cancelled before it started: it never runs. */
-                task_end(t, -ECANCELED);
+        if (t) {
+                l->dead = NULL;
                 task_release(t);
-                return;
         }
-
-        t->state = EVT__TASK_RUNNING;
-        current = t;
-        l->switches++;
-        evt__coro_switch(&l->main, &t->coro);
-        current = NULL;
-
-        if (t->state == EVT__TASK_DONE)
-                task_release(t);
 }
 
-static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
+/* Free stacks beyond the pool's bound go back to the system when the loop
+ * has nothing else to do, a few mappings at a time. */
+static void trim_cb(struct ev_loop *ev, ev_idle *w, int revents) {
         evt_loop *l = w->data;
-        evt__list round;
+
+        (void) revents;
+        if (!evt__stack_pool_trim(&l->stacks, 16)) {
+                ev_ref(ev);
+                ev_idle_stop(ev, w);
+        }
+}
+
+/* A task whose stack overflowed past its canary: memory beyond it may be
+ * corrupt, so nothing more can be trusted to run. */
+static _Noreturn void overflowed(const evt_task *t) {
+        char msg[400];
+        int n = snprintf(msg, sizeof(msg),
+                         "evtask: task '%s' overflowed its stack (%zu bytes; give it a larger stack_size)\n",
+                         t->name, t->stack->size);
+
+        if (n > 0)
+                (void) !write(STDERR_FILENO, msg, (size_t) n < sizeof(msg) ? (size_t) n : sizeof(msg) - 1);
+        abort();
+}
+
+/* The next task of the round, made ready to run: held tasks go to the held
+ * list, a task cancelled before it started ends without running, and a new
+ * task gets its stack now (a task that never ran holds none, so spawning
+ * many costs little until they run). NULL once the round is over. */
+static evt_task *round_next(evt_loop *l) {
         evt__list *n;
 
-        (void) ev;
-        (void) revents;
-
-        /* One round runs the tasks ready now; tasks that become ready during
-         * the round run in the next, after libev has polled for I/O. */
-        evt__list_init(&round);
-        evt__list_splice_back(&round, &l->run);
-        while ((n = evt__list_pop_front(&round))) {
+        while ((n = evt__list_pop_front(&l->round))) {
                 evt_task *t = evt__container_of(n, evt_task, queue_link);
+                int r;
 
                 /* The gate is checked here and not only at enqueue: a task
                  * running in this round may have paused the loop. */
@@ -217,7 +230,68 @@ static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
                         evt__list_push_back(&l->held, n);
                         continue;
                 }
-                task_run(l, t);
+                if (t->state == EVT__TASK_NEW) {
+                        if (evt__cancel_deliverable(t)) {
+                                /* Cancelled before it started: it never runs. */
+                                task_end(t, -ECANCELED);
+                                task_release(t);
+                                continue;
+                        }
+                        r = evt__stack_get(&l->stacks, t->stack_size, &t->stack);
+                        if (r < 0) {
+                                task_end(t, r);
+                                task_release(t);
+                                continue;
+                        }
+                        evt__coro_init(&t->coro, t->stack, task_main, t);
+                }
+                t->state = EVT__TASK_RUNNING;
+                l->switches++;
+                return t;
+        }
+        return NULL;
+}
+
+/* Leaves the running task for the next one of the round (one switch, not
+ * two through the scheduler), or for the scheduler at the round's end. */
+static void switch_next(evt_loop *l, evt__coro *from, bool final) {
+        evt_task *next = round_next(l);
+        evt__coro *to = next ? &next->coro : &l->main;
+
+        current = next;
+        if (final)
+                evt__coro_switch_final(from, to);
+        evt__coro_switch(from, to);
+}
+
+static void task_main(void *arg) {
+        evt_task *t = arg;
+        evt_loop *l = t->loop;
+
+        release_dead(l);
+        task_end(t, t->fn(t->arg));
+        if (!evt__stack_intact(t->stack))
+                overflowed(t);
+        l->dead = t;
+        switch_next(l, &t->coro, true);
+}
+
+static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
+        evt_loop *l = w->data;
+        evt_task *t;
+
+        (void) ev;
+        (void) revents;
+
+        /* One round runs the tasks ready now; tasks that become ready during
+         * the round run in the next, after libev has polled for I/O. Each
+         * task hands the CPU to the next; the last comes back here. */
+        evt__list_splice_back(&l->round, &l->run);
+        while ((t = round_next(l))) {
+                current = t;
+                evt__coro_switch(&l->main, &t->coro);
+                current = NULL;
+                release_dead(l);
         }
         run_watcher_update(l);
 }
@@ -229,7 +303,6 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         const char *name;
         size_t len;
         evt_task *t;
-        int r;
 
         if (!loop || !fn)
                 return -EINVAL;
@@ -249,11 +322,6 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         t = calloc(1, sizeof(*t) + len + 1);
         if (!t)
                 return -ENOMEM;
-        r = evt__stack_get(&loop->stacks, opts->stack_size, &t->stack);
-        if (r < 0) {
-                free(t);
-                return r;
-        }
 
         t->loop = loop;
         t->fn = fn;
@@ -261,6 +329,7 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         t->id = ++loop->next_id;
         t->spawned_at = evt_time_now();
         t->flags = opts->flags;
+        t->stack_size = opts->stack_size;
         t->state = EVT__TASK_NEW;
         t->refs = 1 + (ret_task != NULL); /* the running reference, and the caller's */
         memcpy(t->name, name, len + 1);
@@ -269,7 +338,6 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         evt__list_init(&t->set_link);
         evt__list_init(&t->joiners);
         ev_init(&t->deadline_timer, NULL);
-        evt__coro_init(&t->coro, t->stack, task_main, t);
 
         evt__list_push_back(&loop->tasks, &t->link);
         loop->n_tasks++;
@@ -308,7 +376,10 @@ int evt__enter(evt_task **ret_task) {
 static void suspend(evt_task *t) {
         int saved_errno = errno;
 
-        evt__coro_switch(&t->coro, &t->loop->main);
+        if (!evt__stack_intact(t->stack))
+                overflowed(t);
+        switch_next(t->loop, &t->coro, false);
+        release_dead(t->loop);
         errno = saved_errno;
 }
 
@@ -565,12 +636,16 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
         evt__stack_pool_init(&l->stacks, stack_size,
                              opts->stack_pool_max ? opts->stack_pool_max : DEFAULT_STACK_POOL_MAX);
         evt__list_init(&l->run);
+        evt__list_init(&l->round);
         evt__list_init(&l->held);
         evt__list_init(&l->tasks);
         evt__list_init(&l->observers);
         ev_idle_init(&l->run_watcher, run_cb);
         ev_set_priority(&l->run_watcher, EV_MAXPRI);
         l->run_watcher.data = l;
+        ev_idle_init(&l->trim_watcher, trim_cb);
+        ev_set_priority(&l->trim_watcher, EV_MINPRI);
+        l->trim_watcher.data = l;
 
         *ret_loop = l;
         return 0;
@@ -602,6 +677,10 @@ void evt_loop_free(evt_loop *loop) {
         }
 
         assert(loop->n_watchers == 0);
+        if (ev_is_active(&loop->trim_watcher)) {
+                ev_ref(loop->ev);
+                ev_idle_stop(loop->ev, &loop->trim_watcher);
+        }
         evt__stack_pool_done(&loop->stacks);
         free(loop);
 }
@@ -614,6 +693,9 @@ int evt_loop_run(evt_loop *loop) {
         loop->run_depth++;
         ev_run(loop->ev, 0);
         loop->run_depth--;
+        /* Done: what the idle trim had no time for is given back now. */
+        while (evt__stack_pool_trim(&loop->stacks, UINT_MAX))
+                ;
         return loop->n_tasks == 0 ? 0 : -EDEADLK;
 }
 

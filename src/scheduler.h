@@ -43,6 +43,9 @@ struct evt_loop {
         evt__stack_pool stacks; /* free stacks of the default size */
         ev_idle run_watcher;    /* active while `run` is not empty */
         evt__list run;          /* ready tasks, in order (queue_link) */
+        evt__list round;        /* the tasks of the round being run */
+        evt_task *dead;         /* ended, its stack not yet released */
+        ev_idle trim_watcher;   /* gives free stacks back, when idle */
         evt__list held;         /* ready tasks the pause gate holds */
         evt__list tasks;        /* every task not yet ended (link) */
         size_t n_tasks;         /* length of tasks */
@@ -58,7 +61,8 @@ struct evt_loop {
 struct evt_task {
         evt_loop *loop;
         evt__coro coro;         /* the task's context */
-        evt__stack *stack;      /* NULL once the task has ended */
+        evt__stack *stack;      /* from its first run until it has ended */
+        size_t stack_size;      /* asked for at spawn; 0: the loop's */
         evt_task_fn fn;
         void *arg;
         uint64_t id;

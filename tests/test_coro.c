@@ -49,8 +49,64 @@ START_TEST(stack_pool_bounded) {
                 ck_assert_int_eq(evt__stack_get(&pool, 0, &s[i]), 0);
         for (int i = 0; i < 5; i++)
                 evt__stack_put(&pool, s[i]);
+        /* Kept until a trim gives the rest back (the scheduler's, when idle). */
+        ck_assert_uint_eq(pool.n_free, 5);
+        ck_assert(evt__stack_pool_over(&pool));
+        ck_assert(!evt__stack_pool_trim(&pool, 16));
         ck_assert_uint_eq(pool.n_free, 2);
+        ck_assert(!evt__stack_pool_over(&pool));
         evt__stack_pool_done(&pool);
+}
+END_TEST
+
+/* Past the budget of guarded stacks, stacks come from slabs, each with a
+ * canary below it; a whole slab goes back to the system once it is free. */
+START_TEST(stack_slabs_beyond_the_guard_budget) {
+        size_t before = evt__stack_guarded_now();
+        evt__stack_pool pool;
+        evt__stack *s[EVT__SLAB_STACKS + 3];
+        size_t n = sizeof(s) / sizeof(s[0]);
+
+        evt__stack_guarded_max_set(before + 2);
+        evt__stack_pool_init(&pool, 32 * 1024, 0);
+        for (size_t i = 0; i < n; i++) {
+                ck_assert_int_eq(evt__stack_get(&pool, 0, &s[i]), 0);
+                ck_assert_uint_ge(s[i]->size, 31 * 1024);
+                memset(s[i]->lo, 0xa5, s[i]->size); /* usable, all of it */
+                ck_assert(evt__stack_intact(s[i]));
+        }
+        ck_assert_uint_eq(evt__stack_guarded_now(), before + 2);
+        ck_assert_ptr_null(s[0]->slab);
+        ck_assert_ptr_null(s[1]->slab);
+        for (size_t i = 2; i < n; i++)
+                ck_assert_ptr_nonnull(s[i]->slab);
+        ck_assert_ptr_eq(s[2]->slab, s[EVT__SLAB_STACKS + 1]->slab);
+        ck_assert_ptr_ne(s[2]->slab, s[EVT__SLAB_STACKS + 2]->slab);
+
+        /* One byte below the usable range breaks the canary. */
+        {
+                char was = ((char *) s[5]->lo)[-1];
+
+                ((char *) s[5]->lo)[-1] = (char) ~was;
+                ck_assert(!evt__stack_intact(s[5]));
+                ((char *) s[5]->lo)[-1] = was;
+                ck_assert(evt__stack_intact(s[5]));
+        }
+
+        /* The first slab empties but for one stack: it stays. */
+        for (size_t i = 0; i < n; i++)
+                if (i != 3)
+                        evt__stack_put(&pool, s[i]);
+        while (evt__stack_pool_trim(&pool, 1))
+                ;
+        ck_assert_uint_eq(evt__stack_guarded_now(), before);
+        ck_assert_uint_eq(pool.n_free, EVT__SLAB_STACKS - 1);
+        evt__stack_put(&pool, s[3]);
+        ck_assert(!evt__stack_pool_trim(&pool, 16));
+        ck_assert_uint_eq(pool.n_free, 0);
+        ck_assert(evt__list_empty(&pool.slabs));
+        evt__stack_pool_done(&pool);
+        evt__stack_guarded_max_set(SIZE_MAX);
 }
 END_TEST
 
@@ -205,6 +261,7 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, stack_pool_bounded);
         tcase_add_test(tc, stack_other_size_not_pooled);
         tcase_add_test(tc, stack_size_limits);
+        tcase_add_test(tc, stack_slabs_beyond_the_guard_budget);
         suite_add_tcase(s, tc);
 
         /* Needs a fork to survive the fault: not under CK_FORK=no. */

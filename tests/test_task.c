@@ -1,7 +1,13 @@
 /* Layer 2: loops, tasks, the run queue, wait and wake. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "coro.h"
+#include "sanitizer.h"
 
 #include "testutil.h"
 
@@ -366,7 +372,7 @@ START_TEST(many_tasks) {
                 ck_assert_int_eq(evt_task_spawn(loop, yield_twice, &runs, NULL, NULL), 0);
         ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
         ck_assert_uint_eq(st.tasks, 10000);
-        ck_assert_uint_eq(st.stacks_used, 10000);
+        ck_assert_uint_eq(st.stacks_used, 0); /* a task's stack comes at its first run */
         test_loop_run(loop);
         ck_assert_int_eq(runs, 10000);
         ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
@@ -422,6 +428,96 @@ START_TEST(free_ends_running_tasks) {
 }
 END_TEST
 
+/* ---- stacks beyond the guard budget ---- */
+
+static int park_on(void *arg) {
+        return evt_event_wait(arg, EVT_FOREVER);
+}
+
+/* With the budget of guarded stacks used up, tasks run on slab stacks, as
+ * the millionth task of a process would. */
+START_TEST(tasks_on_slab_stacks) {
+        size_t guarded = evt__stack_guarded_now();
+        evt_loop *loop = test_loop_new();
+        evt_event *ev;
+        evt_loop_stats st;
+        evt_task *t[300];
+        int result;
+
+        evt__stack_guarded_max_set(guarded + 10);
+        ck_assert_int_eq(evt_event_new(loop, &ev), 0);
+        for (int i = 0; i < 300; i++)
+                ck_assert_int_eq(evt_task_spawn(loop, park_on, ev, NULL, &t[i]), 0);
+        while (evt_loop_stats_get(loop, &st), st.stacks_used < 300)
+                ev_run(evt_loop_ev(loop), EVRUN_NOWAIT);
+        ck_assert_uint_eq(evt__stack_guarded_now(), guarded + 10);
+        evt_event_set(ev);
+        test_loop_run(loop);
+        for (int i = 0; i < 300; i++) {
+                ck_assert_int_eq(evt_task_result(t[i], &result), 0);
+                ck_assert_int_eq(result, 0);
+                evt_task_unref(t[i]);
+        }
+        evt_event_free(ev);
+        test_loop_free(loop);
+        evt__stack_guarded_max_set(SIZE_MAX);
+        ck_assert_uint_eq(evt__stack_guarded_now(), guarded);
+}
+END_TEST
+
+#if !EVT__ASAN
+static int recurse(int depth) {
+        volatile char frame[1024];
+
+        memset((char *) frame, depth, sizeof(frame));
+        if (depth == 0)
+                return evt_yield();
+        return recurse(depth - 1) + frame[0];
+}
+
+static int dive(void *arg) {
+        return recurse(*(int *) arg);
+}
+
+/* A task that overflows a slab stack (no guard page) is caught at its next
+ * await point by the canary: named on stderr, then abort. Run in a child of
+ * its own, so the abort is observed and the message read. */
+START_TEST(slab_stack_overflow_is_named) {
+        int out[2], status;
+        char msg[512] = "";
+        ssize_t n, got = 0;
+        pid_t pid;
+
+        ck_assert_int_eq(pipe(out), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                evt_loop *loop;
+                evt_event *ev;
+                int depth = 48; /* 48 KiB of frames on a 32 KiB stack */
+
+                dup2(out[1], STDERR_FILENO);
+                evt__stack_guarded_max_set(evt__stack_guarded_now()); /* no guard pages */
+                if (evt_loop_new(NULL, &(evt_loop_opts) { .stack_size = 32 * 1024 }, &loop) < 0 ||
+                    evt_event_new(loop, &ev) < 0)
+                        _exit(2);
+                /* The first stack of the slab: the diver's overflow lands in it. */
+                evt_task_spawn(loop, park_on, ev, NULL, NULL);
+                evt_task_spawn(loop, dive, &depth, &(evt_task_opts) { .name = "deep-diver" }, NULL);
+                evt_loop_run(loop);
+                _exit(3); /* not reached */
+        }
+        close(out[1]);
+        while ((n = read(out[0], msg + got, sizeof(msg) - 1 - (size_t) got)) > 0)
+                got += n;
+        close(out[0]);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x, stderr: %s", status, msg);
+        ck_assert_msg(strstr(msg, "task 'deep-diver' overflowed its stack") != NULL, "stderr: %s", msg);
+}
+END_TEST
+#endif
+
 /* The backend LIBEV_FLAGS asks for is the one in use, so that the suite's
  * poll and select runs really test those backends. */
 START_TEST(backend_from_environment) {
@@ -454,6 +550,13 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, task_drops_own_reference);
         tcase_add_test(tc, stack_size_option);
         tcase_add_test(tc, many_tasks);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("stacks");
+        tcase_add_test(tc, tasks_on_slab_stacks);
+#if !EVT__ASAN
+        tcase_add_test(tc, slab_stack_overflow_is_named);
+#endif
         suite_add_tcase(s, tc);
 
         tc = tcase_create("schedule");
