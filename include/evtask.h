@@ -452,7 +452,7 @@ EVT_API const char *evt_phase_name(evt_phase phase);
 /* Calls fn for every task that has not ended, in spawn order. fn may
  * cancel tasks; it must not free any. */
 EVT_API int evt_loop_foreach_task(evt_loop *loop, void (*fn)(evt_task *task, void *data), void *data);
-/* Nanoseconds since the task was spawned. */
+/* Nanoseconds since the task was spawned, to within a few milliseconds. */
 EVT_API int64_t evt_task_age(const evt_task *task);
 /* "new", "ready", "running", "waiting", "held" (by the pause gate), "done". */
 EVT_API const char *evt_task_state_name(const evt_task *task);

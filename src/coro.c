@@ -111,38 +111,22 @@ static void raw_switch(evt__coro *from, evt__coro *to) {
  * in *save_sp, load load_sp, restore the registers found there, return. */
 void evt__coro_switch_asm(void **save_sp, void *load_sp);
 
-/* A template for makecontext, which wants an initialised ucontext_t.
- * getcontext makes a system call, so it runs once per thread. */
-static __thread ucontext_t template;
-static __thread bool have_template;
-
-/* makecontext lays out the new stack as the C library wants it; this turns
- * its result into the frame evt__coro_switch_asm pops: the callee-saved
- * registers, then the address to `ret` to. */
+/* The new stack gets, at its top, the frame evt__coro_switch_asm pops: the
+ * six callee-saved registers (zero; a zero rbp ends backtraces), then the
+ * address to `ret` to, coro_entry; above that a null return address for
+ * coro_entry itself, which never returns. After the pops and the ret, the
+ * stack pointer is 8 below a 16-byte boundary, as at any function entry.
+ * No makecontext: it wants an initialised ucontext_t, kilobytes to copy. */
 void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
-        ucontext_t uc;
-        uintptr_t *frame;
+        uintptr_t top = ((uintptr_t) s->lo + s->size) & ~(uintptr_t) 15;
+        uintptr_t *frame = (uintptr_t *) top - 8;
 
         *c = (evt__coro) { .fn = fn, .arg = arg, .stack_lo = s->lo, .stack_size = s->size };
-        if (!have_template) {
-                getcontext(&template);
-                have_template = true;
-        }
-        memcpy(&uc, &template, sizeof(uc));
-        uc.uc_stack.ss_sp = s->lo;
-        uc.uc_stack.ss_size = s->size;
-        uc.uc_link = NULL;
-        makecontext(&uc, (void (*)(void)) coro_entry, 0);
-
 #if defined(__x86_64__)
-        frame = (uintptr_t *) uc.uc_mcontext.gregs[REG_RSP] - 7;
-        frame[0] = 0;                                   /* r15 */
-        frame[1] = 0;                                   /* r14 */
-        frame[2] = 0;                                   /* r13 */
-        frame[3] = 0;                                   /* r12 */
-        frame[4] = uc.uc_mcontext.gregs[REG_RBX];       /* rbx: makecontext's */
-        frame[5] = 0;                                   /* rbp */
-        frame[6] = uc.uc_mcontext.gregs[REG_RIP];       /* return address */
+        for (int i = 0; i < 6; i++)
+                frame[i] = 0;                   /* r15 r14 r13 r12 rbx rbp */
+        frame[6] = (uintptr_t) coro_entry;      /* ret */
+        frame[7] = 0;                           /* coro_entry's return address */
         c->sp = frame;
 #else
 #error "no register-only switch for this architecture: build with -Dcoro_switch=ucontext"

@@ -708,7 +708,7 @@ int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, 
                 evt__list_for_each(n, &p->calls) {
                         call *k = evt__container_of(n, call, pool_link);
                         evt_call_info info = {
-                                .task = k->task->name,
+                                .task = evt_task_name(k->task),
                                 .age = now - k->made_at,
                                 .awaited = k->awaited,
                         };

@@ -66,7 +66,7 @@ struct evt_task {
         evt_task_fn fn;
         void *arg;
         uint64_t id;
-        int64_t spawned_at;     /* evt_time_now() at spawn */
+        int64_t spawned_at;     /* CLOCK_MONOTONIC_COARSE at spawn, in ns */
         unsigned flags;         /* EVT_TASK_* */
         enum evt__task_state state;
         int result;             /* fn's return value, once DONE */
