@@ -288,8 +288,11 @@ static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
         int64_t start = 0;
         evt_task *t;
 
-        (void) ev;
         (void) revents;
+
+        /* Timers armed from here on count from this moment (deadline_arm). */
+        ev_now_update(ev);
+        l->ev_mono = evt_time_now();
 
         /* One round runs the tasks ready now; tasks that become ready during
          * the round run in the next. Each task hands the CPU to the next;
@@ -400,8 +403,10 @@ static void suspend(evt_task *t) {
         errno = saved_errno;
 }
 
-static void deadline_arm(evt_task *t, int64_t now) {
-        ev_timer_set(&t->deadline_timer, (double) (t->deadline - now) / 1e9, 0.);
+/* libev counts a timer from the time it cached at the start of its
+ * iteration; `base` is that time, as evt_time_now() would have read it. */
+static void deadline_arm(evt_task *t, int64_t base) {
+        ev_timer_set(&t->deadline_timer, (double) (t->deadline - base) / 1e9, 0.);
         ev_timer_start(t->loop->ev, &t->deadline_timer);
         evt__watcher_started(t->loop);
 }
@@ -414,8 +419,7 @@ static void deadline_cb(struct ev_loop *ev, ev_timer *w, int revents) {
         (void) revents;
         evt__watcher_stopped(t->loop); /* a one-shot timer stops itself */
 
-        /* libev measures from the time it cached at the start of its
-         * iteration, so it may fire a little early: never wake early. */
+        /* Rounding may fire it a little early: never wake early. */
         if (now < t->deadline) {
                 deadline_arm(t, now);
                 return;
@@ -434,7 +438,9 @@ int evt__wait(evt_task *t, int64_t deadline) {
                 t->deadline = deadline;
                 ev_init(&t->deadline_timer, deadline_cb);
                 t->deadline_timer.data = t;
-                deadline_arm(t, now);
+                /* Tasks run inside run_cb, which synced libev's clock with
+                 * ours when it began: a round may have run long since. */
+                deadline_arm(t, t->loop->ev_mono);
         }
         t->state = EVT__TASK_WAITING;
         suspend(t);

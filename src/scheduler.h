@@ -46,6 +46,8 @@ struct evt_loop {
         evt__list round;        /* the tasks of the round being run */
         evt_task *dead;         /* ended, its stack not yet released */
         ev_idle trim_watcher;   /* gives free stacks back, when idle */
+        int64_t ev_mono;        /* libev's cached time, in evt_time_now()
+                                 * terms, while run_cb runs */
         evt__list held;         /* ready tasks the pause gate holds */
         evt__list tasks;        /* every task not yet ended (link) */
         size_t n_tasks;         /* length of tasks */
