@@ -12,6 +12,7 @@ import random
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -185,6 +186,32 @@ steps = 10
 
 
 class Shutdown(DaemonTest):
+    def test_a_notify_socket_nobody_reads_stops_nothing(self):
+        """A full notify queue drops messages; it never blocks the loop."""
+        tmp = tempfile.TemporaryDirectory(prefix="evtaskd-notify-")
+        self.addCleanup(tmp.cleanup)
+        path = os.path.join(tmp.name, "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        d = self.run_daemon(sleepers(2, 2, "30s", "drain_timeout = 1s\n"),
+                            env=dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="20000"))
+        d.event("spawned", "worker-1")
+        time.sleep(0.5)  # 50 watchdog pings, and more: the queue is full
+        for _ in range(5):
+            d.kill(signal.SIGUSR1)  # the status table, more messages
+        d.kill(signal.SIGTERM)
+        d.event("stopping", timeout=5)
+        self.assertEqual(d.finish(timeout=10), 3, "the drain ends at drain_timeout, forced")
+        sock.setblocking(False)
+        queued = []
+        try:
+            while True:
+                queued.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            pass
+        self.assertIn("READY=1", queued, "the messages before the queue filled up")
+
     def test_term_cancels_unshielded_and_drains_shielded(self):
         d = self.run_daemon(sleepers(3, 3, "2s"))
         spawned = [d.event("spawned", f"worker-{i}") for i in range(3)]
