@@ -2,6 +2,8 @@
  * per result. Not part of the test suite: timings belong here, not in tests.
  *
  *   evtask-bench [switch|yield|spawn|call|all] [repetitions]
+ *   evtask-bench W1|W2|W3|W4|W5|W6 [N]
+ *   evtask-bench signal [R]
  *
  * switch  one context switch, raw (layer 1), no scheduler
  * yield   W1: 100 tasks, each yields 10,000 times (1,000,000 yields)
@@ -16,6 +18,11 @@
  *         through a lifecycle
  * pause   W6: 1,000 tasks sleep 1 ms and tick, in a loop; SIGINT pauses
  *         at 200 ms and resumes 200 ms later
+ * signal  100,000 tasks parked, 1,000 ticking every 1 ms; another process
+ *         sends SIGINT 1,000 times (pause, resume, ...) and SIGTERM once
+ *         per run, over R runs (argument, default 20): latency from kill()
+ *         to the lifecycle's pause or resume, and to the STOPPING phase
+ *         (over R = 20 runs, the p99 is the maximum)
  * call    one task awaits 100,000 empty blocking calls one after another:
  *         the round trip (submit, run on a worker, complete through
  *         ev_async, resume the task); then 100 tasks do so at once on a
@@ -27,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -361,17 +370,26 @@ static int ticker(void *arg) {
         return 0;
 }
 
+/* The ticks when the lifecycle acted on SIGINT: the pause took effect. */
+static long w6_at_pause = -1;
+
+static void w6_signal(evt_lifecycle *lc, const evt_signal_info *info, void *data) {
+        (void) lc;
+        (void) data;
+        if (info->action == EVT_SIGNAL_PAUSED)
+                w6_at_pause = w6_ticks;
+}
+
 static int pauser(void *arg) {
         evt_loop *loop = arg;
-        long at_pause, at_resume;
+        long at_resume;
 
         check(evt_sleep(EVT_MSEC(200)), "sleep");
         kill(getpid(), SIGINT); /* handled by the lifecycle: the loop pauses */
-        at_pause = w6_ticks;
         while (!evt_loop_is_paused(loop))
                 check(evt_yield(), "yield");
         check(evt_sleep(EVT_MSEC(200)), "sleep");
-        result("W6", "ticks_after_pause", (double) (w6_ticks - at_pause));
+        result("W6", "ticks_after_pause", (double) (w6_ticks - w6_at_pause));
         kill(getpid(), SIGINT);
         while (evt_loop_is_paused(loop))
                 check(evt_yield(), "yield");
@@ -386,7 +404,7 @@ static void bench_pause(void) {
         evt_loop *loop = loop_new();
         evt_lifecycle *lc;
 
-        check(evt_lifecycle_new(loop, NULL, NULL, &lc), "lifecycle");
+        check(evt_lifecycle_new(loop, NULL, &(evt_lifecycle_ops) { .signal_cb = w6_signal }, &lc), "lifecycle");
         for (int i = 0; i < W6_TASKS; i++)
                 check(evt_task_spawn(loop, ticker, NULL, NULL, NULL), "spawn");
         check(evt_task_spawn(loop, pauser, loop, &(evt_task_opts) { .flags = EVT_TASK_NOPAUSE | EVT_TASK_SHIELDED },
@@ -394,6 +412,170 @@ static void bench_pause(void) {
         check(evt_lifecycle_run(lc), "lifecycle");
         evt_lifecycle_free(lc);
         evt_loop_free(loop);
+}
+
+/* ---- signal latency ---- */
+
+/* Signals come from another process, as in production. A child, forked
+ * before any loop exists, sends them; the parent answers each at the
+ * lifecycle's callback with its clock, through a pipe. CLOCK_MONOTONIC is
+ * one clock for both, so the child can take the differences. */
+#define SIG_PARKED 100000
+#define SIG_TICKERS 1000
+#define SIG_INTS 1000
+
+static int sig_fd = -1;         /* parent -> child: int64 times */
+
+static void sig_tell(int64_t t) {
+        if (write(sig_fd, &t, sizeof(t)) != (ssize_t) sizeof(t)) {
+                perror("evtask-bench: signal: write");
+                exit(1);
+        }
+}
+
+static void sig_signal_cb(evt_lifecycle *lc, const evt_signal_info *info, void *data) {
+        int64_t now = evt_time_now();
+
+        (void) lc;
+        (void) data;
+        if (info->action == EVT_SIGNAL_PAUSED || info->action == EVT_SIGNAL_RESUMED)
+                sig_tell(now);
+}
+
+static void sig_phase_cb(evt_lifecycle *lc, evt_phase phase, size_t tasks_left, void *data) {
+        int64_t now = evt_time_now();
+
+        (void) lc;
+        (void) tasks_left;
+        (void) data;
+        if (phase == EVT_PHASE_STOPPING)
+                sig_tell(now);
+}
+
+/* Every task has reached its wait and the tickers tick: the child may
+ * start. */
+static int sig_ready(void *arg) {
+        (void) arg;
+        check(evt_sleep(EVT_MSEC(50)), "sleep");
+        sig_tell(0);
+        return 0;
+}
+
+static void signal_run(void) {
+        evt_lifecycle_ops ops = { .signal_cb = sig_signal_cb, .phase_cb = sig_phase_cb };
+        evt_loop *loop = loop_new();
+        evt_lifecycle *lc;
+        evt_event *never;
+        int status;
+
+        check(evt_lifecycle_new(loop, NULL, &ops, &lc), "lifecycle");
+        check(evt_event_new(loop, &never), "event");
+        for (int i = 0; i < SIG_PARKED; i++)
+                check(evt_task_spawn(loop, parked, never, NULL, NULL), "spawn");
+        for (int i = 0; i < SIG_TICKERS; i++)
+                check(evt_task_spawn(loop, ticker, NULL, NULL, NULL), "spawn");
+        check(evt_task_spawn(loop, sig_ready, NULL, NULL, NULL), "spawn");
+        alarm(60); /* a child that died sends no SIGTERM */
+        status = evt_lifecycle_run(lc);
+        alarm(0);
+        evt_event_free(never);
+        evt_lifecycle_free(lc);
+        evt_loop_free(loop);
+        if (status != 0) {
+                fprintf(stderr, "evtask-bench: signal: exit status %d\n", status);
+                exit(1);
+        }
+}
+
+static int64_t sig_read(int fd) {
+        int64_t t;
+
+        if (read(fd, &t, sizeof(t)) != (ssize_t) sizeof(t)) {
+                fprintf(stderr, "evtask-bench: signal: the parent has gone\n");
+                _exit(1);
+        }
+        return t;
+}
+
+/* 1 to 3 ms: the loop is back to ticking before the next signal. */
+static void sig_gap(unsigned *seed) {
+        struct timespec ts = { 0, (1000 + rand_r(seed) % 2001) * 1000L };
+
+        nanosleep(&ts, NULL);
+}
+
+static void sig_report(const char *metric, int64_t *v, long n) {
+        char name[64];
+
+        qsort(v, (size_t) n, sizeof(v[0]), cmp_i64);
+        snprintf(name, sizeof(name), "%s_p50_us", metric);
+        result("signal", name, (double) v[n / 2] / 1e3);
+        snprintf(name, sizeof(name), "%s_p99_us", metric);
+        result("signal", name, (double) v[n * 99 / 100] / 1e3);
+        snprintf(name, sizeof(name), "%s_max_us", metric);
+        result("signal", name, (double) v[n - 1] / 1e3);
+}
+
+static void sig_child(pid_t parent, int fd, int runs) {
+        static int64_t ints[SIG_INTS];
+        int64_t *terms = calloc((size_t) runs, sizeof(*terms));
+        unsigned seed = 1;
+        int64_t t0;
+
+        if (!terms)
+                _exit(1);
+        for (int r = 0; r < runs; r++) {
+                sig_read(fd); /* ready */
+                /* All the SIGINTs in the first run: an even number, so the
+                 * loop runs when the SIGTERM comes. */
+                for (int i = 0; r == 0 && i < SIG_INTS; i++) {
+                        sig_gap(&seed);
+                        t0 = evt_time_now();
+                        kill(parent, SIGINT);
+                        ints[i] = sig_read(fd) - t0;
+                }
+                sig_gap(&seed);
+                t0 = evt_time_now();
+                kill(parent, SIGTERM);
+                terms[r] = sig_read(fd) - t0;
+        }
+        sig_report("int_to_paused", ints, SIG_INTS);
+        sig_report("term_to_stopping", terms, runs);
+        result("signal", "term_runs", runs);
+        /* libev's default loop reaps every child while it runs: stay until
+         * the parent is out of its last loop, so that it gets our status. */
+        sig_read(fd);
+        _exit(0);
+}
+
+static void bench_signal(int runs) {
+        pid_t parent = getpid(), child;
+        int fds[2], status;
+
+        if (pipe(fds) < 0) {
+                perror("evtask-bench: signal: pipe");
+                exit(1);
+        }
+        fflush(stdout);
+        child = fork();
+        if (child < 0) {
+                perror("evtask-bench: signal: fork");
+                exit(1);
+        }
+        if (child == 0) {
+                close(fds[1]);
+                sig_child(parent, fds[0], runs);
+        }
+        close(fds[0]);
+        sig_fd = fds[1];
+        for (int r = 0; r < runs; r++)
+                signal_run();
+        sig_tell(0);
+        close(sig_fd);
+        if (waitpid(child, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "evtask-bench: signal: the child failed\n");
+                exit(1);
+        }
 }
 
 /* ---- blocking calls ---- */
@@ -439,8 +621,13 @@ int main(int argc, char **argv) {
 
         if (strcmp(which, "--help") == 0 || reps < 1) {
                 printf("usage: evtask-bench [switch|yield|spawn|call|all] [repetitions]\n"
-                       "       evtask-bench W1|W2|W3|W4|W5|W6 [N]   (bench/peers/README.md)\n");
+                       "       evtask-bench W1|W2|W3|W4|W5|W6 [N]   (bench/peers/README.md)\n"
+                       "       evtask-bench signal [R]   (R runs, default 20)\n");
                 return reps < 1 ? 64 : 0;
+        }
+        if (strcmp(which, "signal") == 0) {
+                bench_signal(argc > 2 ? reps : 20);
+                return 0;
         }
         /* The workloads of bench/peers/README.md, one run each. */
         if (which[0] == 'W' && which[1] >= '1' && which[1] <= '6' && !which[2]) {

@@ -1,0 +1,3 @@
+module evtask-bench-peer
+
+go 1.19
