@@ -61,7 +61,14 @@ EVT_API int64_t evt_deadline_in(int64_t ns);
 
 typedef struct evt_loop evt_loop;
 
-/* Settings of a loop; a zeroed struct (or NULL) gives the defaults. */
+/* Settings of a loop; a zeroed struct (or NULL) gives the defaults.
+ *
+ * Stacks are committed page by page as tasks touch them. The first stacks
+ * of the process (a quarter of vm.max_map_count, 16,382 by default) have a
+ * guard page: an overflow faults. Beyond that budget, stacks come from
+ * slabs and have a canary, checked each time a task leaves the CPU: an
+ * overflow is named on stderr and the process aborts. Free stacks beyond
+ * stack_pool_max are given back to the system when the loop is idle. */
 typedef struct evt_loop_opts {
         size_t stack_size;      /* usable bytes per task stack; 0: 64 KiB */
         size_t stack_pool_max;  /* free stacks kept for reuse; 0: 1024 */
@@ -134,7 +141,9 @@ typedef struct evt_task_opts {
 
 /* Creates a task that runs fn(arg) from the loop's next iteration on. With
  * ret_task, the caller holds a reference (see evt_task_unref); without, the
- * task is detached. -EINVAL for a bad option, -ENOMEM. */
+ * task is detached. -EINVAL for a bad option, -ENOMEM. The task gets its
+ * stack when it first runs: if none can be had then, it ends with -ENOMEM
+ * as its result, without running. */
 EVT_API int evt_task_spawn(evt_loop *loop, evt_task_fn fn, void *arg,
                            const evt_task_opts *opts, evt_task **ret_task);
 
