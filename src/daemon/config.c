@@ -16,8 +16,10 @@
  */
 #include <assert.h>
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "evtask-module.h"
 
 #define NSEC_PER_SEC ((int64_t) 1000000000)
 #define DRAIN_TIMEOUT_DEFAULT (20 * NSEC_PER_SEC)
@@ -77,6 +80,8 @@ enum key {
         KEY_ENVIRONMENT,
         KEY_USER,
         KEY_GROUP,
+        KEY_PATH,
+        KEY_ENTRY,
         N_KEYS,
 };
 
@@ -116,7 +121,12 @@ static const struct key_info {
         [KEY_ENVIRONMENT] = { "environment", SECTION_TASK, KIND(EVD_KIND_EXEC) },
         [KEY_USER] = { "user", SECTION_TASK, KIND(EVD_KIND_EXEC) },
         [KEY_GROUP] = { "group", SECTION_TASK, KIND(EVD_KIND_EXEC) },
+        [KEY_PATH] = { "path", SECTION_TASK, KIND(EVD_KIND_MODULE) },
+        [KEY_ENTRY] = { "entry", SECTION_TASK, KIND(EVD_KIND_MODULE) },
 };
+
+#define ARG_PREFIX "arg."       /* a module's own keys: arg.KEY */
+#define ENTRY_DEFAULT "evtask_task"
 
 static const char *const schedule_names[] = {
         [EVD_SCHEDULE_ONCE] = "once",
@@ -136,6 +146,7 @@ static const char *const kind_names[] = {
         [EVD_KIND_BLOCKING] = "blocking",
         [EVD_KIND_WEDGE] = "wedge",
         [EVD_KIND_EXEC] = "exec",
+        [EVD_KIND_MODULE] = "module",
 };
 
 static const char *const log_names[] = {
@@ -162,6 +173,7 @@ typedef struct parser {
         size_t task;            /* index of its task in config->tasks (the
                                  * array moves as it grows: no pointers) */
         unsigned key_line[N_KEYS]; /* where each key was set in it; 0 = not */
+        unsigned args_line;     /* its first arg.KEY line; 0 = none */
 
         int error;              /* 0 or the first error, a negative errno */
         unsigned error_at;      /* the line being read when it was found */
@@ -545,6 +557,20 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                 if (!t->working_directory)
                         return fail(p, -ENOMEM, line, "out of memory");
                 return 0;
+        case KEY_PATH:
+                if (v[0] != '/')
+                        return fail_key(p, key, line, "'%s' is not an absolute path", v);
+                t->path = strdup(v);
+                if (!t->path)
+                        return fail(p, -ENOMEM, line, "out of memory");
+                return 0;
+        case KEY_ENTRY:
+                if (!v[0] || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(v))
+                        return fail_key(p, key, line, "'%s' is not a C identifier", v);
+                t->entry = strdup(v);
+                if (!t->entry)
+                        return fail(p, -ENOMEM, line, "out of memory");
+                return 0;
         case KEY_USER:
         case KEY_GROUP:
                 return set_identity(p, key, v, line, k == KEY_USER ? &t->user : &t->group);
@@ -564,7 +590,7 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
         case KEY_KIND:
                 i = lookup(kind_names, sizeof(kind_names) / sizeof(kind_names[0]), v);
                 if (i < 0)
-                        return fail_key(p, key, line, "unknown kind '%s' (ticker, sleep, blocking, wedge or exec)", v);
+                        return fail_key(p, key, line, "unknown kind '%s' (ticker, sleep, blocking, wedge, exec or module)", v);
                 t->kind = (enum evd_kind) i;
                 return 0;
         case KEY_SPEED:
@@ -598,6 +624,33 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
         return -EINVAL;
 }
 
+/* arg.KEY = VALUE: kept for the module as KEY=VALUE (whether the section
+ * is a module's is known at its end). */
+static int module_arg(parser *p, const char *name, const char *value, unsigned line) {
+        evd_task_conf *t = &p->config->tasks[p->task];
+        const char *key = name + strlen(ARG_PREFIX);
+        size_t n = 0, klen = strlen(key);
+        char **args;
+
+        if (!key[0])
+                return fail_key(p, name, line, "no KEY after 'arg.'");
+        for (char **a = t->args; a && *a; a++, n++)
+                if (strncmp(*a, key, klen) == 0 && (*a)[klen] == '=')
+                        return fail_key(p, name, line, "set twice");
+        args = reallocarray(t->args, n + 2, sizeof(*args));
+        if (!args)
+                return fail(p, -ENOMEM, line, "out of memory");
+        t->args = args;
+        if (asprintf(&args[n], "%s=%s", key, value) < 0) {
+                args[n] = NULL;
+                return fail(p, -ENOMEM, line, "out of memory");
+        }
+        args[n + 1] = NULL;
+        if (!p->args_line)
+                p->args_line = line;
+        return 0;
+}
+
 static int config_handler(void *user, const char *section, const char *name, const char *value) {
         parser *p = user;
         unsigned line = p->line;
@@ -614,6 +667,8 @@ static int config_handler(void *user, const char *section, const char *name, con
         if (p->section == SECTION_NONE)
                 return fail(p, -EINVAL, line, "key '%s' is outside any section", name) == 0;
 
+        if (p->section == SECTION_TASK && strncmp(name, ARG_PREFIX, strlen(ARG_PREFIX)) == 0)
+                return module_arg(p, name, value, line) == 0;
         for (k = 0; k < N_KEYS; k++)
                 if (key_table[k].section == p->section && strcmp(key_table[k].name, name) == 0)
                         break;
@@ -678,6 +733,7 @@ static int section_open(parser *p, const char *name, size_t len) {
         size_t tlen;
 
         memset(p->key_line, 0, sizeof(p->key_line));
+        p->args_line = 0;
         if (len == 6 && memcmp(name, "daemon", 6) == 0) {
                 if (p->daemon_line)
                         return fail(p, -EINVAL, p->line, "duplicate section [daemon] (first at line %u)",
@@ -736,6 +792,53 @@ static bool executable_found(const char *name) {
         return false;
 }
 
+/* A module's keys: it must load, be built for this ABI, and export its
+ * entry function. */
+static int module_check(parser *p, evd_task_conf *t) {
+        char why[PATH_MAX + 256];
+        void *fn, *handle;
+
+        if (!p->key_line[KEY_PATH])
+                return fail(p, -EINVAL, t->line, "section [%s]: missing key 'path' (required for kind module)",
+                            p->section_name);
+        if (!t->entry && !(t->entry = strdup(ENTRY_DEFAULT)))
+                return fail(p, -ENOMEM, t->line, "out of memory");
+        handle = evd_module_open(t->path, t->entry, &fn, why, sizeof(why));
+        if (!handle)
+                return fail_key(p, p->key_line[KEY_ENTRY] && strstr(why, "no entry") ? "entry" : "path",
+                                p->key_line[KEY_ENTRY] && strstr(why, "no entry") ? p->key_line[KEY_ENTRY]
+                                                                                 : p->key_line[KEY_PATH],
+                                "%s", why);
+        dlclose(handle);
+        return 0;
+}
+
+void *evd_module_open(const char *path, const char *entry, void **ret_fn, char *err, size_t errlen) {
+        const unsigned *abi;
+        void *handle;
+
+        /* RTLD_NOW: a symbol the daemon lacks is an error here, not a crash
+         * in the middle of a run. */
+        handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!handle) {
+                snprintf(err, errlen, "cannot load: %s", dlerror());
+                return NULL;
+        }
+        abi = dlsym(handle, "evtask_module_abi");
+        if (!abi)
+                snprintf(err, errlen, "'%s' is not an evtask module (no evtask_module_abi: declare EVTASK_MODULE())",
+                         path);
+        else if (*abi != EVTASK_MODULE_ABI)
+                snprintf(err, errlen, "'%s' was built for module ABI %u; this evtaskd has ABI %u: rebuild it", path,
+                         *abi, EVTASK_MODULE_ABI);
+        else if (!(*ret_fn = dlsym(handle, entry)))
+                snprintf(err, errlen, "'%s' has no entry function '%s'", path, entry);
+        else
+                return handle;
+        dlclose(handle);
+        return NULL;
+}
+
 /* An exec task's keys, together. */
 static int exec_check(parser *p, evd_task_conf *t) {
         if (!p->key_line[KEY_COMMAND])
@@ -785,7 +888,7 @@ static int section_close(parser *p) {
         t = &p->config->tasks[p->task];
         if (!p->key_line[KEY_KIND])
                 return fail(p, -EINVAL, t->line,
-                            "section [%s]: missing key 'kind' (ticker, sleep, blocking, wedge or exec)",
+                            "section [%s]: missing key 'kind' (ticker, sleep, blocking, wedge, exec or module)",
                             p->section_name);
         for (int k = 0; k < N_KEYS; k++)
                 if (p->key_line[k] && !(key_table[k].kinds & KIND(t->kind)) &&
@@ -798,8 +901,13 @@ static int section_close(parser *p) {
                 return fail(p, -EINVAL, t->line,
                             "section [%s]: missing key 'duration' (required for kind %s)", p->section_name,
                             kind_names[t->kind]);
+        if (p->args_line && t->kind != EVD_KIND_MODULE)
+                return fail(p, -EINVAL, p->args_line, "key 'arg.*' in [%s]: only for kind module",
+                            p->section_name);
         if (t->kind == EVD_KIND_EXEC)
                 return exec_check(p, t);
+        if (t->kind == EVD_KIND_MODULE)
+                return module_check(p, t);
         return 0;
 }
 
@@ -1132,7 +1240,11 @@ int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src) {
         t.environment = strv_copy(src->environment);
         t.user = src->user ? strdup(src->user) : NULL;
         t.group = src->group ? strdup(src->group) : NULL;
-        if ((src->user && !t.user) || (src->group && !t.group) || !t.name || (src->message && !t.message) || (src->command && !t.command) || (src->argv && !t.argv) ||
+        t.path = src->path ? strdup(src->path) : NULL;
+        t.entry = src->entry ? strdup(src->entry) : NULL;
+        t.args = strv_copy(src->args);
+        if ((src->user && !t.user) || (src->group && !t.group) || (src->path && !t.path) ||
+            (src->entry && !t.entry) || (src->args && !t.args) || !t.name || (src->message && !t.message) || (src->command && !t.command) || (src->argv && !t.argv) ||
             (src->working_directory && !t.working_directory) || (src->environment && !t.environment)) {
                 evd_task_conf_clear(&t);
                 return -ENOMEM;
@@ -1150,8 +1262,12 @@ void evd_task_conf_clear(evd_task_conf *t) {
         evd_strv_free(t->environment);
         free(t->user);
         free(t->group);
+        free(t->path);
+        free(t->entry);
+        evd_strv_free(t->args);
         t->name = t->message = t->command = t->working_directory = t->user = t->group = NULL;
-        t->argv = t->environment = NULL;
+        t->path = t->entry = NULL;
+        t->argv = t->environment = t->args = NULL;
 }
 
 static bool str_equal(const char *a, const char *b) {
@@ -1168,7 +1284,8 @@ bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b) {
                a->restart == b->restart && a->restart_sec == b->restart_sec &&
                str_equal(a->working_directory, b->working_directory) &&
                strv_equal(a->environment, b->environment) && str_equal(a->user, b->user) &&
-               str_equal(a->group, b->group);
+               str_equal(a->group, b->group) && str_equal(a->path, b->path) &&
+               str_equal(a->entry, b->entry) && strv_equal(a->args, b->args);
 }
 
 void evd_config_free(evd_config *c) {

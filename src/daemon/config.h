@@ -19,6 +19,7 @@ enum evd_kind {
         EVD_KIND_BLOCKING,      /* `duration` of CPU work in a pool thread */
         EVD_KIND_WEDGE,         /* after `duration`, never yields again */
         EVD_KIND_EXEC,          /* runs a command */
+        EVD_KIND_MODULE,        /* a shared object's entry function */
 };
 
 enum evd_schedule {
@@ -62,6 +63,10 @@ typedef struct evd_task_conf {
         char **environment;     /* `environment`, K=V entries; NULL-terminated */
         char *user;             /* `user` (name or uid), NULL = the daemon's */
         char *group;            /* `group` (name or gid), NULL = the user's */
+        /* kind = module */
+        char *path;             /* `path` of the shared object, required */
+        char *entry;            /* `entry` symbol; default evtask_task */
+        char **args;            /* the arg.KEY lines, as KEY=VALUE; NULL-terminated */
 } evd_task_conf;
 
 typedef struct evd_config {
@@ -87,6 +92,10 @@ void evd_strv_free(char **v);
 int evd_parse_signal(const char *s, int *ret_signo);
 const char *evd_signal_name(int signo);
 const char *evd_kind_name(enum evd_kind kind);
+
+/* Opens a module and checks it (its ABI, its entry symbol): the handle,
+ * or NULL with the reason in err. */
+void *evd_module_open(const char *path, const char *entry, void **ret_fn, char *err, size_t errlen);
 
 /* A user or group by name or number, from the system's databases: 0 with
  * *ret set (found) or NULL (there is none), or -errno when the lookup

@@ -1,12 +1,17 @@
 /* Job kinds: ticker (the racers of the demo), sleep (a unit of work that
- * takes a while), blocking (CPU work in a pool thread) and wedge (a task
- * that hangs the loop, for watchdogs to catch). Each kind returns
+ * takes a while), blocking (CPU work in a pool thread), wedge (a task that
+ * hangs the loop, for watchdogs to catch) and module (a shared object's
+ * entry function as the task's body); exec is in exec.c. Each kind returns
  * 0 when done or a negative errno, and evd_job_run logs the outcome, so
  * every kind ends with one record. */
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "evtask-module.h"
 #include "exec.h"
 #include "jobs.h"
 
@@ -130,6 +135,64 @@ static int run_blocking(evd_job *job) {
         return r < 0 ? r : result;
 }
 
+/* kind = module. The shared object is opened for the run and closed after
+ * it, so that a reload after the file changed loads the new code. */
+static void module_log(const evtask_module_ctx *ctx, int priority, const char *fmt, ...) {
+        evd_job *job = ctx->daemon;
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (priority < LOG_EMERG || priority > LOG_DEBUG)
+                priority = LOG_INFO;
+        evd_log_emit(job->log, priority, "log", job->conf.name, NULL, 0, "%s", msg);
+}
+
+static int run_module(evd_job *job) {
+        const evd_task_conf *c = &job->conf;
+        evtask_module_arg *args = NULL;
+        evtask_module_fn *entry;
+        size_t n = 0;
+        char why[512];
+        void *handle, *fn;
+        int r = -ENOMEM;
+
+        handle = evd_module_open(c->path, c->entry, &fn, why, sizeof(why));
+        if (!handle) {
+                /* The file changed since the config was read. */
+                evd_log_emit(job->log, LOG_ERR, "log", c->name, NULL, 0, "%s", why);
+                return -ENOEXEC;
+        }
+        *(void **) &entry = fn; /* dlsym's object pointer, as a function */
+        for (char **a = c->args; a && *a; a++)
+                n++;
+        if (n && !(args = calloc(n, sizeof(*args))))
+                goto out;
+        for (size_t i = 0; i < n; i++) {
+                const char *eq = strchr(c->args[i], '=');
+
+                args[i].key = strndup(c->args[i], (size_t) (eq - c->args[i]));
+                args[i].value = eq + 1;
+                if (!args[i].key)
+                        goto out;
+        }
+        r = entry(&(evtask_module_ctx) {
+                .task = c->name,
+                .args = args,
+                .n_args = n,
+                .log = module_log,
+                .daemon = job,
+        });
+out:
+        for (size_t i = 0; args && i < n; i++)
+                free((char *) args[i].key);
+        free(args);
+        dlclose(handle);
+        return r;
+}
+
 /* A job that replaces one (a reload changed its settings) starts once that
  * one has ended, so that the two never run at once: a shielded one may
  * take a while. */
@@ -161,6 +224,9 @@ int evd_job_run(void *arg) {
                 break;
         case EVD_KIND_WEDGE:
                 r = run_wedge(job);
+                break;
+        case EVD_KIND_MODULE:
+                r = run_module(job);
                 break;
         case EVD_KIND_EXEC:
                 r = evd_exec_run(job);

@@ -6,6 +6,7 @@ built programs. Times in the daemon's records (mono_us) are CLOCK_MONOTONIC,
 the clock of time.monotonic_ns() here, so a record can be set against the
 moment a signal was sent.
 """
+import errno
 import json
 import os
 import random
@@ -1190,6 +1191,95 @@ class Exec(DaemonTest):
         self.assertIn("SPACED=a b", lines)
         self.assertIn("EVTASK_KEPT=kept", lines)
 
+
+
+def module_task(name, path=None, **keys):
+    """A module task's section: the hello example unless path is given."""
+    text = f"[task.{name}]\nkind = module\npath = {path or os.environ.get('MODULE_HELLO')}\n"
+    for key, value in keys.items():
+        text += f"{key.replace('arg_', 'arg.')} = {value}\n"
+    return text + "\n"
+
+
+class Module(DaemonTest):
+    """kind = module: a shared object's entry function as the task's body."""
+
+    def setUp(self):
+        if not os.environ.get("MODULE_HELLO"):
+            self.skipTest("MODULE_HELLO is not set: run through meson test")
+
+    def logs(self, d, task):
+        return [r["msg"] for r in d.of("log", task)]
+
+    def test_runs_with_its_args_and_logs_under_its_name(self):
+        d = self.run_daemon("[daemon]\nexit_when_done = yes\n\n"
+                            + module_task("greeter", entry="hello_task", arg_greeting="hi", arg_every=20,
+                                          arg_times=5)
+                            + module_task("bad-args", entry="hello_task", arg_every="soon"))
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(self.logs(d, "greeter"), [f"hi {i} from greeter" for i in range(1, 6)]
+                         + ["goodbye from greeter"])
+        self.assertEqual(len(d.of("finished", "greeter")), 1)
+        self.assertEqual(self.logs(d, "bad-args"), ["arg.every must be a positive number of ms, arg.times a count"])
+        failed = d.of("failed", "bad-args")
+        self.assertEqual(len(failed), 1)
+        self.assertEqual(failed[0]["result"], -errno.EINVAL)
+
+    def test_pauses_and_is_cancelled_like_a_builtin_task(self):
+        d = self.run_daemon(module_task("greeter", entry="hello_task", arg_every=20))
+        d.wait_for(lambda r: r["event"] == "log" and r["msg"] == "hello 3 from greeter")
+        d.kill(signal.SIGINT)
+        d.event("paused")
+        time.sleep(0.5)  # 25 greetings' worth
+        d.kill(signal.SIGINT)
+        d.event("resumed")
+        d.wait_for(lambda r: r["event"] == "log" and r["task"] == "greeter" and r["msg"].startswith("hello")
+                   and self.index(d, r) > self.index(d, d.of("resumed")[0]))
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        records = d.records
+        paused = self.index(d, d.of("paused")[0])
+        resumed = self.index(d, d.of("resumed")[0])
+        between = [r for r in records[paused:resumed] if r["event"] == "log"]
+        self.assertEqual(between, [], "a greeting while paused")
+        self.assertEqual(self.logs(d, "greeter")[-1], "goodbye from greeter (cancelled)",
+                         "the module's cleanup runs after the cancel")
+        self.assertEqual(len(d.of("cancelled", "greeter")), 1)
+
+    def test_a_shielded_module_drains(self):
+        d = self.run_daemon(module_task("keeper", entry="hello_task", shield="yes", arg_every=100, arg_times=6)
+                            + module_task("leaver", entry="hello_task", arg_every=100))
+        d.wait_for(lambda r: r["event"] == "log" and r["msg"] == "hello 1 from keeper")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(self.logs(d, "keeper"), [f"hello {i} from keeper" for i in range(1, 7)]
+                         + ["goodbye from keeper"])
+        self.assertEqual(len(d.of("finished", "keeper")), 1)
+        self.assertEqual(self.logs(d, "leaver")[-1], "goodbye from leaver (cancelled)")
+        self.assertEqual(len(d.of("cancelled", "leaver")), 1)
+
+    def test_bad_modules_are_config_errors(self):
+        wrong, notmod = os.environ["MODULE_WRONG_ABI"], os.environ["MODULE_NOT_A_MODULE"]
+        cases = [
+            (module_task("a", path=wrong), 3, "'path'", "built for module ABI 2", "this evtaskd has ABI 1"),
+            (module_task("a", path=notmod), 3, "'path'", "not an evtask module", "EVTASK_MODULE()"),
+            (module_task("a", entry="no_such_function"), 4, "'entry'", "no entry function 'no_such_function'"),
+            (module_task("a", entry="bad name"), 4, "'entry'", "not a C identifier"),
+            (module_task("a", path="/nonexistent/m.so"), 3, "'path'", "cannot load"),
+            (module_task("a", path="relative.so"), 3, "'path'", "not an absolute path"),
+            ("[task.a]\nkind = module\n", 1, None, "missing key 'path'"),
+            ("[task.a]\nkind = sleep\nduration = 1s\narg.x = 1\n", 4, "'arg.*'", "only for kind module"),
+            (module_task("a", entry="hello_task", arg_x=1, **{"arg.x": 2}), 6, "'arg.x'", "set twice"),
+        ]
+        for text, line, key, *words in cases:
+            with self.subTest(config=text):
+                Config.check_bad(self, text, line, key, *words)
+
+    def index(self, d, rec):
+        return next(i for i, r in enumerate(d.records) if r is rec)
 
 if __name__ == "__main__":
     unittest.main(argv=sys.argv[:1] + sys.argv[1:], verbosity=2)
