@@ -76,16 +76,20 @@ typedef struct evt_loop_opts {
 
 /* A scheduler on the libev loop `ev`, or on libev's default loop if ev is
  * NULL (the only loop that can wait for children). The default loop honours
- * LIBEV_FLAGS to choose its backend. -EINVAL for a bad option, -ENOMEM. */
+ * LIBEV_FLAGS to choose its backend. -EINVAL for a bad option (stack_size
+ * outside 16 KiB to 1 GiB) or a NULL ret_loop, -ENOMEM. */
 EVT_API int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_loop);
 /* Force-cancels every task, runs them until they have ended, frees the
  * thread pools left (evt_pool_free) and the loop. A libev loop passed to
- * evt_loop_new is left alive. Accepts NULL. */
+ * evt_loop_new is left alive. Not from inside a task; a lifecycle on the
+ * loop must be freed first. Accepts NULL. */
 EVT_API void evt_loop_free(evt_loop *loop);
 /* Runs the libev loop until every task has ended: 0. If tasks remain but no
- * watcher is left that could wake them: -EDEADLK. Not from inside a task. */
+ * watcher is left that could wake them: -EDEADLK. -EINVAL from inside a
+ * task. Does not return while the loop is paused. */
 EVT_API int evt_loop_run(evt_loop *loop);
-/* The libev loop underneath, for the caller's own watchers. */
+/* The libev loop underneath, for the caller's own watchers; NULL for a NULL
+ * loop. */
 EVT_API struct ev_loop *evt_loop_ev(evt_loop *loop);
 
 /* Counts, for tests and status pages: every loop test ends with tasks,
@@ -99,6 +103,8 @@ typedef struct evt_loop_stats {
         uint64_t switches;      /* context switches into tasks so far */
 } evt_loop_stats;
 
+/* Fills ret_stats with the loop's counts: 0, or -EINVAL for a NULL
+ * argument. */
 EVT_API int evt_loop_stats_get(evt_loop *loop, evt_loop_stats *ret_stats);
 
 /* ========================================================================
@@ -113,8 +119,13 @@ EVT_API int evt_loop_stats_get(evt_loop *loop, evt_loop_stats *ret_stats);
  * evt_loop_run from returning) until it is resumed.
  * ======================================================================== */
 
-EVT_API int evt_loop_pause(evt_loop *loop);   /* idempotent */
-EVT_API int evt_loop_resume(evt_loop *loop);  /* idempotent */
+/* Closes the gate: from the return on, no pausable task is resumed. 0,
+ * also if the loop is paused already; -EINVAL for NULL. */
+EVT_API int evt_loop_pause(evt_loop *loop);
+/* Opens the gate: held tasks become ready, in the order they were held. 0,
+ * also if the loop is not paused; -EINVAL for NULL. */
+EVT_API int evt_loop_resume(evt_loop *loop);
+/* True from evt_loop_pause until evt_loop_resume; false for NULL. */
 EVT_API bool evt_loop_is_paused(const evt_loop *loop);
 
 /* ========================================================================
@@ -141,26 +152,31 @@ typedef struct evt_task_opts {
 
 /* Creates a task that runs fn(arg) from the loop's next iteration on. With
  * ret_task, the caller holds a reference (see evt_task_unref); without, the
- * task is detached. -EINVAL for a bad option, -ENOMEM. The task gets its
- * stack when it first runs: if none can be had then, it ends with -ENOMEM
- * as its result, without running. */
+ * task is detached. -EINVAL for a bad option (an unknown flag, a stack_size
+ * outside 16 KiB to 1 GiB), -ENOMEM. The task gets its stack when it first
+ * runs: if none can be had then, it ends with -ENOMEM, without running. */
 EVT_API int evt_task_spawn(evt_loop *loop, evt_task_fn fn, void *arg,
                            const evt_task_opts *opts, evt_task **ret_task);
 
-/* Await point: waits until `task` has ended and stores its result. Returns
- * at once for a task that already ended. -EDEADLK for the calling task. */
+/* Await point: waits until `task` has ended and stores its result
+ * (ret_result may be NULL). Returns at once for a task that already ended.
+ * -EDEADLK for the calling task, -EINVAL for NULL. */
 EVT_API int evt_task_join(evt_task *task, int64_t deadline, int *ret_result);
-/* The result of a task that has ended, without waiting: 0 or -EBUSY. */
+/* The result of a task that has ended, without waiting (ret_result may be
+ * NULL): 0, or -EBUSY while it has not ended, -EINVAL for NULL. */
 EVT_API int evt_task_result(const evt_task *task, int *ret_result);
 
 enum {
         EVT_CANCEL_FORCE = 1 << 0,  /* pierce shields */
 };
 /* Requests cancellation, delivered at the task's next await point (now, if
- * it is waiting). A task that has not started yet never runs; its result
- * is -ECANCELED. Cancelling an ended task does nothing. */
+ * it is waiting). A task that has not started never runs (unless shielded
+ * and the cancel is not forced): its result is -ECANCELED. For an ended
+ * task, nothing happens: 0. -EINVAL for an unknown flag. */
 EVT_API int evt_task_cancel(evt_task *task, unsigned flags);
 
+/* Takes a reference, which keeps the task's memory (not the task) alive
+ * until evt_task_unref. Returns task; accepts NULL. */
 EVT_API evt_task *evt_task_ref(evt_task *task);
 /* Drops a reference. The task runs on; its memory goes once it has ended
  * and no reference is left. Accepts NULL. */
@@ -168,19 +184,27 @@ EVT_API void evt_task_unref(evt_task *task);
 
 /* The running task, or NULL outside tasks. */
 EVT_API evt_task *evt_task_current(void);
+/* The name given at spawn, or "task-<id>"; it lives as long as the task's
+ * memory (see evt_task_unref). NULL for NULL. */
 EVT_API const char *evt_task_name(const evt_task *task);
+/* The EVT_TASK_* flags it was spawned with; 0 for NULL. */
 EVT_API unsigned evt_task_flags(const evt_task *task);
-/* True once a cancel has been requested, shielded or not. */
+/* True once a cancel has been requested, shielded or not, delivered or not;
+ * false for NULL. */
 EVT_API bool evt_task_is_cancelled(const evt_task *task);
+/* True once the task has ended: its function returned, or it never ran
+ * (cancelled before it started, or no stack); false for NULL. */
 EVT_API bool evt_task_is_done(const evt_task *task);
 
 /* ========================================================================
  * Await points: yield, sleep
  * ======================================================================== */
 
-/* Lets every other ready task run once, then continues. */
+/* Await point: lets every other ready task run once, then continues. 0, or
+ * -ECANCELED, also for a cancel that came while the task waited its turn. */
 EVT_API int evt_yield(void);
-/* Sleeps until the deadline: 0 when it has passed. */
+/* Await point: sleeps until the deadline: 0 when it has passed, never
+ * -ETIMEDOUT. A deadline that has passed already still yields. */
 EVT_API int evt_sleep_until(int64_t deadline);
 /* Sleeps `ns` nanoseconds: evt_sleep_until(evt_deadline_in(ns)). */
 EVT_API int evt_sleep(int64_t ns);
@@ -192,10 +216,13 @@ EVT_API int evt_sleep(int64_t ns);
  * points behave normally. A forced cancel pierces every scope.
  * ======================================================================== */
 
+/* Opens a shield scope in the current task; scopes nest. 0, or -EINVAL
+ * outside a task. */
 EVT_API int evt_shield_push(void);
-/* Ends the innermost scope. When that was the outermost and a cancel is
- * pending, returns -ECANCELED (and every later await point fails). -EINVAL
- * without a scope. */
+/* Ends the innermost scope, then returns -ECANCELED if a cancel can be
+ * delivered (every later await point fails too): a pending one once no
+ * scope is left and the task is not EVT_TASK_SHIELDED, a forced one at any
+ * depth. The scope ends either way. -EINVAL outside a task or a scope. */
 EVT_API int evt_shield_pop(void);
 
 /* ========================================================================
@@ -207,13 +234,20 @@ EVT_API int evt_shield_pop(void);
 
 typedef struct evt_event evt_event;
 
+/* A new event on `loop`, not set. -EINVAL for a NULL argument, -ENOMEM. */
 EVT_API int evt_event_new(evt_loop *loop, evt_event **ret_event);
 /* Wakes remaining waiters with -EIDRM. Accepts NULL. */
 EVT_API void evt_event_free(evt_event *event);
+/* Sets the event and wakes every waiter; each gets 0, even if the event is
+ * cleared before it runs. 0, or -EINVAL for NULL. */
 EVT_API int evt_event_set(evt_event *event);
+/* Clears the event; later waits block until the next set. 0, or -EINVAL
+ * for NULL. */
 EVT_API int evt_event_clear(evt_event *event);
+/* True while the event is set; false for NULL. */
 EVT_API bool evt_event_is_set(const evt_event *event);
-/* Await point: 0 once the event is set. */
+/* Await point: 0 once the event is set (at once if it is). -EIDRM if it is
+ * freed meanwhile; -EINVAL for NULL or an event of another loop. */
 EVT_API int evt_event_wait(evt_event *event, int64_t deadline);
 
 /* ========================================================================
@@ -223,17 +257,24 @@ EVT_API int evt_event_wait(evt_event *event, int64_t deadline);
  * its group at spawn and leaves it when it ends.
  * ======================================================================== */
 
+/* A new, empty group on `loop`. -EINVAL for a NULL argument, -ENOMEM. */
 EVT_API int evt_group_new(evt_loop *loop, evt_group **ret_group);
-/* evt_task_spawn on the group's loop, with the task in the group. */
+/* evt_task_spawn on the group's loop, with the task in the group; its
+ * errors, and -EINVAL for a NULL group. */
 EVT_API int evt_group_spawn(evt_group *group, evt_task_fn fn, void *arg,
                             const evt_task_opts *opts, evt_task **ret_task);
-/* Running members leave the group and run on. Accepts NULL. */
+/* Running members leave the group and run on; tasks waiting for the group
+ * get -EIDRM. Accepts NULL. */
 EVT_API void evt_group_free(evt_group *group);
-/* Await point: 0 once every task in the group has ended (at once if none). */
+/* Await point: 0 once every task in the group has ended (at once if none).
+ * -EIDRM if the group is freed meanwhile; -EINVAL for NULL or a group of
+ * another loop. */
 EVT_API int evt_group_wait(evt_group *group, int64_t deadline);
-/* Cancels every task in the group, as evt_task_cancel. */
+/* Cancels every task in the group now, as evt_task_cancel; tasks spawned
+ * into it later are not cancelled. 0, or -EINVAL for NULL or an unknown
+ * flag. */
 EVT_API int evt_group_cancel(evt_group *group, unsigned flags);
-/* Tasks in the group that have not ended. */
+/* Tasks in the group that have not ended; 0 for NULL. */
 EVT_API size_t evt_group_size(const evt_group *group);
 
 /* ========================================================================
@@ -246,14 +287,16 @@ enum {
 };
 
 /* Await point: waits until fd is ready for one of `events` (EVT_READ,
- * EVT_WRITE) and stores which in ret_events (may be NULL). -EBADF for a
+ * EVT_WRITE; a hang-up or an error counts as both) and stores which in
+ * ret_events (may be NULL); a passed deadline polls once. -EBADF for a
  * descriptor that is not open; it must stay open during the wait. */
 EVT_API int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events);
 
-/* Await point: waits until child `pid` has exited and stores its wait
- * status. Only on libev's default loop (else -EOPNOTSUPP). libev reaps
- * children as they exit, so wait before the task's next other await point
- * after fork, or the status is lost (the wait then times out). */
+/* Await point: waits until child `pid` (> 0) has exited and stores its wait
+ * status (ret_status may be NULL), even if a cancel came meanwhile. Only on
+ * libev's default loop (else -EOPNOTSUPP). libev reaps children as they
+ * exit: wait before the task's next other await point after fork, or the
+ * status is lost and the wait lasts until its deadline. */
 EVT_API int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status);
 
 /* ========================================================================
@@ -287,7 +330,8 @@ typedef struct evt_pool_opts {
 } evt_pool_opts;
 
 /* A pool on `loop`; no thread starts before the first call. -EINVAL for a
- * bad option, -ENOMEM. */
+ * NULL argument or a bad option (more than 1024 threads), -ENOMEM. Pools
+ * left are freed with the loop. */
 EVT_API int evt_pool_new(evt_loop *loop, const evt_pool_opts *opts, evt_pool **ret_pool);
 /* Tasks awaiting a call or room in the queue get -EIDRM; queued calls never
  * run; idle threads are joined. Threads still running a function get its
@@ -318,7 +362,9 @@ typedef struct evt_call_opts {
  * returns -EAGAIN with EVT_CALL_NOWAIT. -EAGAIN too if no worker thread
  * exists and none can be started. A cancel or the deadline returns
  * -ECANCELED or -ETIMEDOUT at once and sets the call's stop flag; a call
- * that has already returned by then reports its result instead.
+ * that has already returned by then reports its result instead; with a
+ * deadline passed already, fn never runs. -EIDRM if the pool is freed
+ * meanwhile; -EINVAL also for a task of another loop.
  * While the loop is paused, a thread waiting at a checkpoint is not free
  * for other calls, EVT_TASK_NOPAUSE tasks' included. */
 EVT_API int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg,
@@ -335,19 +381,22 @@ typedef struct evt_pool_stats {
         uint64_t completed;     /* functions that have returned so far */
 } evt_pool_stats;
 
+/* Fills ret_stats with the pool's counts: 0, or -EINVAL for a NULL
+ * argument. */
 EVT_API int evt_pool_stats_get(evt_pool *pool, evt_pool_stats *ret_stats);
 
 /* A token belongs to one call; these are for its function, on its worker
  * thread, and are thread-safe. */
 
-/* True once the awaiting task gave up (cancel, deadline) or the pool ended. */
+/* True once the awaiting task gave up (cancel, deadline) or the pool ended;
+ * false for NULL. */
 EVT_API bool evt_token_stop_requested(const evt_token *token);
 /* True while the loop is paused (never for a call made by an
- * EVT_TASK_NOPAUSE task). */
+ * EVT_TASK_NOPAUSE task); false for NULL. */
 EVT_API bool evt_token_is_paused(const evt_token *token);
 /* Where a function lets itself be paused or stopped: waits while the loop
  * is paused, then returns 0; -ECANCELED once stop is requested, at once and
- * also while paused. */
+ * also while paused. -EINVAL for NULL. */
 EVT_API int evt_token_checkpoint(evt_token *token);
 
 /* One blocking call in flight, as status pages and the lifecycle see it. */
@@ -362,7 +411,7 @@ typedef struct evt_call_info {
 /* Calls fn for every call in flight in the loop's pools, oldest first in
  * each pool; calls whose function has returned are collected first, so
  * each one listed was queued or running a moment ago. fn must not make or
- * free calls or pools. */
+ * free calls or pools. 0, or -EINVAL for a NULL argument. */
 EVT_API int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, void *data),
                                   void *data);
 
@@ -411,7 +460,8 @@ typedef struct evt_signal_info {
         evt_signal_action action;
         pid_t sender_pid;       /* 0 where the platform does not tell */
         uid_t sender_uid;
-        unsigned count;         /* shutdown signals so far, for TERM/QUIT */
+        unsigned count;         /* shutdown requests before this signal
+                                 * (0 for the first TERM or QUIT) */
 } evt_signal_info;
 
 /* Exit statuses of evt_lifecycle_run; a third shutdown signal exits with
@@ -446,24 +496,37 @@ typedef struct evt_lifecycle_opts {
         int emergency_fd;
 } evt_lifecycle_opts;
 
-/* -EINVAL for a bad argument, -EBUSY if the process has a lifecycle. */
+/* Takes over the signals above for `loop`; *ops is copied. -EBUSY if the
+ * process has a lifecycle; -EINVAL for a negative duration or an
+ * emergency_message without emergency_fd; -ENOMEM, or the errno of a
+ * failed pipe2, sigaction, sigprocmask or signalfd. */
 EVT_API int evt_lifecycle_new(evt_loop *loop, const evt_lifecycle_opts *opts,
                               const evt_lifecycle_ops *ops, evt_lifecycle **ret_lc);
-/* Restores the signal dispositions and mask. Accepts NULL. */
+/* Restores the signal dispositions and mask. Call it before evt_loop_free
+ * of its loop. Accepts NULL. */
 EVT_API void evt_lifecycle_free(evt_lifecycle *lc);
-/* Runs the loop until the phase is DONE; returns the exit status. */
+/* Runs the loop until the phase is DONE; returns the exit status
+ * (EVT_EXIT_*), or -EINVAL for NULL or from inside a task. Without
+ * exit_when_idle, that is only after a shutdown. */
 EVT_API int evt_lifecycle_run(evt_lifecycle *lc);
-/* What the first (force = false) or second shutdown signal does. */
+/* What the first (force = false) or second shutdown signal does; while a
+ * shutdown is draining, any call forces, and once forcing it does nothing.
+ * 0, or -EINVAL for NULL. A TERM or QUIT after it forces. */
 EVT_API int evt_lifecycle_shutdown(evt_lifecycle *lc, bool force);
+/* The current phase; EVT_PHASE_RUNNING for NULL. */
 EVT_API evt_phase evt_lifecycle_phase(const evt_lifecycle *lc);
+/* "running", "stopping", "draining", "forcing", "done"; "unknown" for a
+ * value that is not a phase. */
 EVT_API const char *evt_phase_name(evt_phase phase);
 
 /* Calls fn for every task that has not ended, in spawn order. fn may
- * cancel tasks; it must not free any. */
+ * cancel tasks; it must not free any. 0, or -EINVAL for a NULL argument. */
 EVT_API int evt_loop_foreach_task(evt_loop *loop, void (*fn)(evt_task *task, void *data), void *data);
-/* Nanoseconds since the task was spawned, to within a few milliseconds. */
+/* Nanoseconds since the task was spawned, to within a few milliseconds; 0
+ * for NULL. */
 EVT_API int64_t evt_task_age(const evt_task *task);
-/* "new", "ready", "running", "waiting", "held" (by the pause gate), "done". */
+/* "new", "ready", "running", "waiting", "held" (by the pause gate), "done";
+ * NULL for NULL. */
 EVT_API const char *evt_task_state_name(const evt_task *task);
 
 #ifdef __cplusplus
