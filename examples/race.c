@@ -1,46 +1,59 @@
-/* The rabbit and the turtle: two tasks race 10 steps, at 3 and 1 steps per
- * second. Ctrl-C (SIGINT) pauses the race and resumes it; SIGTERM or
- * Ctrl-\ (SIGQUIT) cancels it.
+/* The rabbit and the turtle (seed 000): pause and resume with Ctrl-C.
  *
- * Python's version of this (an asyncio.Event each runner awaits before a
- * step) still prints a step after "stopped": a step already scheduled runs.
- * Here the runners do not check any flag; the scheduler's pause gate holds
- * them, and no step is printed between "paused" and "resumed". */
-#include <errno.h>
-#include <ev.h>
+ * Two tasks race over 10 steps (or STEPS), the rabbit at 3 steps a second
+ * and the turtle at 1. Ctrl-C (SIGINT) pauses the race and the next Ctrl-C
+ * resumes it; SIGTERM or Ctrl-\ (SIGQUIT) stops it.
+ *
+ *     race [STEPS]
+ *
+ * The Python version toggles an asyncio.Event that each runner awaits
+ * before a step. A runner already past that check takes its step anyway,
+ * so its own output shows a step after "stopped". Here the runners check
+ * no flag at all: the lifecycle pauses the loop on SIGINT, and from then
+ * on the scheduler's pause gate resumes no task until the next SIGINT. No
+ * step is printed between "paused" and "resumed"; a sleep that falls due
+ * meanwhile ends right after the resume. SIGTERM cancels both runners,
+ * paused or not. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
-#include "evtask.h"
+#include <evtask.h>
 
 struct runner {
         const char *name;
         int speed;      /* steps per second */
-        int steps;      /* steps to finish */
+        int steps;      /* to the finish line */
 };
+
+static int64_t started;
 
 __attribute__((format(printf, 1, 2)))
 static void say(const char *fmt, ...) {
-        char stamp[16];
-        time_t now = time(NULL);
         va_list ap;
 
-        strftime(stamp, sizeof(stamp), "%H:%M:%S", localtime(&now));
-        printf("[%s] ", stamp);
+        printf("[%5.2f] ", (double) (evt_time_now() - started) / 1e9);
         va_start(ap, fmt);
         vprintf(fmt, ap);
         va_end(ap);
         putchar('\n');
-        fflush(stdout);
+}
+
+static void check(int r, const char *what) {
+        if (r < 0) {
+                fprintf(stderr, "race: %s: %s\n", what, strerror(-r));
+                exit(1);
+        }
 }
 
 static int run(void *arg) {
         const struct runner *r = arg;
 
         for (int distance = 1; distance <= r->steps; distance++) {
+                /* The one await point of a step: where a cancel arrives. */
                 int e = evt_sleep(EVT_SEC(1) / r->speed);
 
                 if (e < 0) {
@@ -49,75 +62,50 @@ static int run(void *arg) {
                 }
                 say("%s: distance=%d", r->name, distance);
         }
-        say("%s: finish! (%d steps)", r->name, r->steps);
+        say("%s: finish!", r->name);
         return 0;
 }
 
-static void pause_cb(struct ev_loop *ev, ev_signal *w, int revents) {
-        evt_loop *loop = w->data;
-
-        (void) ev;
-        (void) revents;
-        if (evt_loop_is_paused(loop)) {
-                evt_loop_resume(loop);
-                say("resumed");
-        } else {
-                evt_loop_pause(loop);
+/* Called on the loop's thread once the lifecycle has acted: when "paused"
+ * is printed, the gate is already closed. */
+static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) {
+        (void) lc;
+        (void) data;
+        if (si->action == EVT_SIGNAL_PAUSED)
                 say("paused (Ctrl-C resumes)");
-        }
+        else if (si->action == EVT_SIGNAL_RESUMED)
+                say("resumed");
+        else if (si->action == EVT_SIGNAL_SHUTDOWN)
+                say("%s: stopping the race", si->signo == SIGTERM ? "SIGTERM" : "SIGQUIT");
 }
 
-static void stop_cb(struct ev_loop *ev, ev_signal *w, int revents) {
-        (void) ev;
-        (void) revents;
-        evt_group_cancel(w->data, 0);
-}
-
-int main(void) {
-        struct runner rabbit = { "rabbit", 3, 10 }, turtle = { "turtle", 1, 10 };
-        ev_signal sigint, sigterm, sigquit;
-        struct ev_loop *ev;
-        evt_group *group;
+int main(int argc, char **argv) {
+        int steps = argc > 1 ? atoi(argv[1]) : 10;
+        struct runner rabbit = { "rabbit", 3, steps }, turtle = { "turtle", 1, steps };
+        /* Without exit_when_idle the run would wait for a SIGTERM even
+         * after both runners have finished. */
+        evt_lifecycle_opts opts = { .exit_when_idle = true };
+        evt_lifecycle_ops ops = { .signal_cb = on_signal };
+        evt_lifecycle *lc;
         evt_loop *loop;
-        int r;
+        int status;
 
-        r = evt_loop_new(NULL, NULL, &loop);
-        if (r < 0) {
-                fprintf(stderr, "race: cannot create the loop: %s\n", strerror(-r));
-                return 1;
+        if (steps < 1) {
+                fprintf(stderr, "usage: race [STEPS]\n");
+                return 64;
         }
-        ev = evt_loop_ev(loop);
-        if (evt_group_new(loop, &group) < 0 ||
-            evt_group_spawn(group, run, &rabbit, &(evt_task_opts) { .name = "rabbit" }, NULL) < 0 ||
-            evt_group_spawn(group, run, &turtle, &(evt_task_opts) { .name = "turtle" }, NULL) < 0) {
-                fprintf(stderr, "race: cannot start the runners\n");
-                return 1;
-        }
+        setvbuf(stdout, NULL, _IOLBF, 0); /* a line at a time, into a pipe too */
+        started = evt_time_now();
+        check(evt_loop_new(NULL, NULL, &loop), "cannot create the loop");
+        check(evt_lifecycle_new(loop, &opts, &ops, &lc), "cannot take the signals");
+        check(evt_task_spawn(loop, run, &rabbit, &(evt_task_opts) { .name = "rabbit" }, NULL),
+              "cannot start the rabbit");
+        check(evt_task_spawn(loop, run, &turtle, &(evt_task_opts) { .name = "turtle" }, NULL),
+              "cannot start the turtle");
 
-        ev_signal_init(&sigint, pause_cb, SIGINT);
-        sigint.data = loop;
-        ev_signal_init(&sigterm, stop_cb, SIGTERM);
-        sigterm.data = group;
-        ev_signal_init(&sigquit, stop_cb, SIGQUIT);
-        sigquit.data = group;
-        ev_signal_start(ev, &sigint);
-        ev_signal_start(ev, &sigterm);
-        ev_signal_start(ev, &sigquit);
-        /* The signal watchers must not keep the loop alive on their own. */
-        ev_unref(ev);
-        ev_unref(ev);
-        ev_unref(ev);
-
-        printf("race: Ctrl-C pauses and resumes, Ctrl-\\ or SIGTERM stops\n");
-        r = evt_loop_run(loop);
-
-        ev_ref(ev);
-        ev_ref(ev);
-        ev_ref(ev);
-        ev_signal_stop(ev, &sigint);
-        ev_signal_stop(ev, &sigterm);
-        ev_signal_stop(ev, &sigquit);
-        evt_group_free(group);
+        say("race: pid %d; Ctrl-C pauses and resumes, Ctrl-\\ or SIGTERM stops", (int) getpid());
+        status = evt_lifecycle_run(lc);
+        evt_lifecycle_free(lc);
         evt_loop_free(loop);
-        return r < 0 ? 1 : 0;
+        return status;
 }
