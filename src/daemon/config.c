@@ -797,46 +797,51 @@ static bool executable_found(const char *name) {
 static int module_check(parser *p, evd_task_conf *t) {
         char why[PATH_MAX + 256];
         void *fn, *handle;
+        int r;
 
         if (!p->key_line[KEY_PATH])
                 return fail(p, -EINVAL, t->line, "section [%s]: missing key 'path' (required for kind module)",
                             p->section_name);
         if (!t->entry && !(t->entry = strdup(ENTRY_DEFAULT)))
                 return fail(p, -ENOMEM, t->line, "out of memory");
-        handle = evd_module_open(t->path, t->entry, &fn, why, sizeof(why));
-        if (!handle)
-                return fail_key(p, p->key_line[KEY_ENTRY] && strstr(why, "no entry") ? "entry" : "path",
-                                p->key_line[KEY_ENTRY] && strstr(why, "no entry") ? p->key_line[KEY_ENTRY]
-                                                                                 : p->key_line[KEY_PATH],
-                                "%s", why);
+        r = evd_module_open(t->path, t->entry, &handle, &fn, why, sizeof(why));
+        if (r == -ENOENT && p->key_line[KEY_ENTRY])
+                return fail_key(p, "entry", p->key_line[KEY_ENTRY], "%s", why);
+        if (r < 0)
+                return fail_key(p, "path", p->key_line[KEY_PATH], "%s", why);
         dlclose(handle);
         return 0;
 }
 
-void *evd_module_open(const char *path, const char *entry, void **ret_fn, char *err, size_t errlen) {
+int evd_module_open(const char *path, const char *entry, void **ret_handle, void **ret_fn, char *err,
+                    size_t errlen) {
         const unsigned *abi;
         void *handle;
+        int r = -ENOEXEC;
 
         /* RTLD_NOW: a symbol the daemon lacks is an error here, not a crash
          * in the middle of a run. */
         handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (!handle) {
                 snprintf(err, errlen, "cannot load: %s", dlerror());
-                return NULL;
+                return r;
         }
         abi = dlsym(handle, "evtask_module_abi");
-        if (!abi)
+        if (!abi) {
                 snprintf(err, errlen, "'%s' is not an evtask module (no evtask_module_abi: declare EVTASK_MODULE())",
                          path);
-        else if (*abi != EVTASK_MODULE_ABI)
+        } else if (*abi != EVTASK_MODULE_ABI) {
                 snprintf(err, errlen, "'%s' was built for module ABI %u; this evtaskd has ABI %u: rebuild it", path,
                          *abi, EVTASK_MODULE_ABI);
-        else if (!(*ret_fn = dlsym(handle, entry)))
+        } else if (!(*ret_fn = dlsym(handle, entry))) {
                 snprintf(err, errlen, "'%s' has no entry function '%s'", path, entry);
-        else
-                return handle;
+                r = -ENOENT;
+        } else {
+                *ret_handle = handle;
+                return 0;
+        }
         dlclose(handle);
-        return NULL;
+        return r;
 }
 
 /* An exec task's keys, together. */

@@ -93,9 +93,12 @@ int evd_parse_signal(const char *s, int *ret_signo);
 const char *evd_signal_name(int signo);
 const char *evd_kind_name(enum evd_kind kind);
 
-/* Opens a module and checks it (its ABI, its entry symbol): the handle,
- * or NULL with the reason in err. */
-void *evd_module_open(const char *path, const char *entry, void **ret_fn, char *err, size_t errlen);
+/* Opens a module and checks it (its ABI, its entry symbol): 0 with the
+ * handle and the entry function, or, with the reason in err, -ENOEXEC (the
+ * file: it does not load, or is no module for this ABI) or -ENOENT (it has
+ * no such entry function). */
+int evd_module_open(const char *path, const char *entry, void **ret_handle, void **ret_fn, char *err,
+                    size_t errlen);
 
 /* A user or group by name or number, from the system's databases: 0 with
  * *ret set (found) or NULL (there is none), or -errno when the lookup

@@ -157,14 +157,15 @@ static int run_module(evd_job *job) {
         size_t n = 0;
         char why[512];
         void *handle, *fn;
-        int r = -ENOMEM;
+        int r;
 
-        handle = evd_module_open(c->path, c->entry, &fn, why, sizeof(why));
-        if (!handle) {
+        r = evd_module_open(c->path, c->entry, &handle, &fn, why, sizeof(why));
+        if (r < 0) {
                 /* The file changed since the config was read. */
                 evd_log_emit(job->log, LOG_ERR, "log", c->name, NULL, 0, "%s", why);
-                return -ENOEXEC;
+                return r;
         }
+        r = -ENOMEM;
         *(void **) &entry = fn; /* dlsym's object pointer, as a function */
         for (char **a = c->args; a && *a; a++)
                 n++;
