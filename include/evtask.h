@@ -65,9 +65,10 @@ typedef struct evt_loop evt_loop;
  *
  * Stacks are committed page by page as tasks touch them. The first stacks
  * of the process (a quarter of vm.max_map_count, 16,382 by default) have a
- * guard page: an overflow faults. Beyond that budget, stacks come from
- * slabs and have a canary, checked each time a task leaves the CPU: an
- * overflow is named on stderr and the process aborts. Free stacks beyond
+ * guard page: an overflow faults, and a SIGSEGV handler on an alternate
+ * signal stack names the task on stderr and aborts. Beyond that budget,
+ * stacks come from slabs and have a canary, checked each time a task leaves
+ * the CPU: an overflow is named the same way. Free stacks beyond
  * stack_pool_max are given back to the system when the loop is idle. */
 typedef struct evt_loop_opts {
         size_t stack_size;      /* usable bytes per task stack; 0: 64 KiB */
@@ -77,7 +78,15 @@ typedef struct evt_loop_opts {
 /* A scheduler on the libev loop `ev`, or on libev's default loop if ev is
  * NULL (the only loop that can wait for children). The default loop honours
  * LIBEV_FLAGS to choose its backend. -EINVAL for a bad option (stack_size
- * outside 16 KiB to 1 GiB) or a NULL ret_loop, -ENOMEM. */
+ * outside 16 KiB to 1 GiB) or a NULL ret_loop, -ENOMEM, or -EMFILE or
+ * -ENFILE when libev's default loop, made by the first such call, cannot
+ * have its two descriptors.
+ *
+ * The first loop installs a SIGSEGV handler for the process; a fault that
+ * is not the running task's stack overflow goes to the disposition SIGSEGV
+ * had before (a handler installed later replaces it). A thread without an
+ * alternate signal stack gets one (64 KiB) until its last loop is freed; a
+ * loop is freed on the thread that made it. */
 EVT_API int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_loop);
 /* Force-cancels every task, runs them until they have ended, frees the
  * thread pools left (evt_pool_free) and the loop. A libev loop passed to
@@ -330,8 +339,9 @@ typedef struct evt_pool_opts {
 } evt_pool_opts;
 
 /* A pool on `loop`; no thread starts before the first call. -EINVAL for a
- * NULL argument or a bad option (more than 1024 threads), -ENOMEM. Pools
- * left are freed with the loop. */
+ * NULL argument or a bad option (more than 1024 threads), -ENOMEM, or
+ * -EMFILE or -ENFILE when no descriptor is left (libev may need one to wake
+ * the loop). Pools left are freed with the loop. */
 EVT_API int evt_pool_new(evt_loop *loop, const evt_pool_opts *opts, evt_pool **ret_pool);
 /* Tasks awaiting a call or room in the queue get -EIDRM; queued calls never
  * run; idle threads are joined. Threads still running a function get its
@@ -364,7 +374,7 @@ typedef struct evt_call_opts {
  * -ECANCELED or -ETIMEDOUT at once and sets the call's stop flag; a call
  * that has already returned by then reports its result instead; with a
  * deadline passed already, fn never runs. -EIDRM if the pool is freed
- * meanwhile; -EINVAL also for a task of another loop.
+ * meanwhile; -ENOMEM; -EINVAL also for a task of another loop.
  * While the loop is paused, a thread waiting at a checkpoint is not free
  * for other calls, EVT_TASK_NOPAUSE tasks' included. */
 EVT_API int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg,
@@ -528,6 +538,19 @@ EVT_API int64_t evt_task_age(const evt_task *task);
 /* "new", "ready", "running", "waiting", "held" (by the pause gate), "done";
  * NULL for NULL. */
 EVT_API const char *evt_task_state_name(const evt_task *task);
+
+/* Called after a step (what a task runs between two await points, or from
+ * its start to its end) that held the loop for held_ns: no other task, no
+ * timer and no signal could run meanwhile. */
+typedef void (*evt_slow_step_fn)(evt_task *task, int64_t held_ns, void *data);
+/* From now on, calls fn for every step that holds the loop threshold_ns or
+ * longer; 0 turns it off (the default). Steps are timed with the coarse
+ * monotonic clock, so to within a few milliseconds. fn runs in the task, at
+ * the await point that ends the step (the task may have ended); it must not
+ * wait. A step that never ends is never reported: a watchdog outside the
+ * loop has to catch that one. 0, or -EINVAL for a NULL loop, a negative
+ * threshold, or a threshold without fn. */
+EVT_API int evt_loop_slow_step_set(evt_loop *loop, int64_t threshold_ns, evt_slow_step_fn fn, void *data);
 
 #ifdef __cplusplus
 }

@@ -93,6 +93,10 @@ static inline bool evt__stack_intact(const evt__stack *s) {
 
         return !s->slab || (c[0] == EVT__CANARY && c[EVT__CANARY_WORDS - 1] == EVT__CANARY);
 }
+/* Did a fault at `addr`, with the stack pointer at `sp` (0: unknown), come
+ * from running off the bottom of s: into its guard page (or the page below a
+ * slab stack), or with the stack pointer already below it? Async-signal-safe. */
+bool evt__stack_overflow_at(const evt__stack *s, uintptr_t addr, uintptr_t sp);
 /* How many guarded stacks the process may have at once (the budget above),
  * and how many it has. For tests: set the budget; SIZE_MAX restores the
  * default. */

@@ -382,20 +382,18 @@ static void teardown(evt_lifecycle *lc) {
         if (lc->sigfd >= 0)
                 close(lc->sigfd);
         if (lc->mask_saved) {
-                /* Consume what is pending before unblocking, or the default
-                 * action of a late SIGHUP would kill the process; and unblock
-                 * only what was not blocked before. */
-                sigset_t ours, unblock;
+                /* Unblock only what was not blocked before, and consume what
+                 * is pending of it first, or the default action of a late
+                 * SIGHUP would kill the process. A signal the caller had
+                 * blocked stays blocked, and pending: it is the caller's. */
+                sigset_t unblock;
                 struct timespec zero = { 0, 0 };
 
-                sigemptyset(&ours);
                 sigemptyset(&unblock);
-                for (size_t i = 0; i < N_REPORTED_SIGNALS; i++) {
-                        sigaddset(&ours, reported_signals[i]);
+                for (size_t i = 0; i < N_REPORTED_SIGNALS; i++)
                         if (!sigismember(&lc->old_mask, reported_signals[i]))
                                 sigaddset(&unblock, reported_signals[i]);
-                }
-                while (sigtimedwait(&ours, NULL, &zero) > 0)
+                while (sigtimedwait(&unblock, NULL, &zero) > 0)
                         ;
                 sigprocmask(SIG_UNBLOCK, &unblock, NULL);
         }

@@ -348,6 +348,7 @@ int evt_pool_new(evt_loop *loop, const evt_pool_opts *opts, evt_pool **ret_pool)
         unsigned threads;
         size_t queue_max;
         evt_pool *p;
+        int r;
 
         if (!loop || !ret_pool)
                 return -EINVAL;
@@ -362,6 +363,12 @@ int evt_pool_new(evt_loop *loop, const evt_pool_opts *opts, evt_pool **ret_pool)
         if (threads > THREADS_MAX || opts->queue_max > SIZE_MAX / 2)
                 return -EINVAL;
         queue_max = opts->queue_max ? opts->queue_max : DEFAULT_QUEUE_MAX;
+        /* libev opens a loop's wake-up descriptor (an eventfd, else a pipe)
+         * at the first ev_async_start on it, and aborts the process if it
+         * cannot. Whether the loop has one already is libev's secret. */
+        r = evt__fds_check(1);
+        if (r < 0)
+                return r;
 
         p = calloc(1, sizeof(*p));
         c = calloc(1, sizeof(*c));

@@ -35,9 +35,11 @@
 #include <valgrind/valgrind.h>
 #define EVT__VALGRIND_STACK_REGISTER(lo, hi) VALGRIND_STACK_REGISTER((lo), (hi))
 #define EVT__VALGRIND_STACK_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
+#define EVT__ON_VALGRIND() RUNNING_ON_VALGRIND
 #endif
 #endif
 #ifndef EVT__VALGRIND_STACK_REGISTER
 #define EVT__VALGRIND_STACK_REGISTER(lo, hi) ((void) (lo), (void) (hi), 0u)
 #define EVT__VALGRIND_STACK_DEREGISTER(id) ((void) (id))
+#define EVT__ON_VALGRIND() 0
 #endif

@@ -8,10 +8,17 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+#include <sys/mman.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "sanitizer.h"
@@ -201,17 +208,180 @@ static void trim_cb(struct ev_loop *ev, ev_idle *w, int revents) {
         }
 }
 
-/* A task whose stack overflowed past its canary: memory beyond it may be
- * corrupt, so nothing more can be trusted to run. */
+/* ---- descriptors -------------------------------------------------------- */
+
+int evt__fds_check(unsigned n) {
+        int fds[2] = { -1, -1 }, r = 0;
+
+#ifdef __linux__
+        for (unsigned i = 0; i < n && i < 2; i++) {
+                fds[i] = eventfd(0, EFD_CLOEXEC);
+                if (fds[i] < 0) {
+                        r = -errno;
+                        break;
+                }
+        }
+#else
+        if (n > 0 && pipe(fds) < 0) /* two at once: asks one more for n = 1 */
+                r = -errno;
+#endif
+        for (unsigned i = 0; i < 2; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        return r;
+}
+
+/* ---- slow steps ---------------------------------------------------------- */
+
+/* The coarse clock: to within a few milliseconds, at a fraction of the cost
+ * of a precise reading. */
+static int64_t coarse_now(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int evt_loop_slow_step_set(evt_loop *loop, int64_t threshold_ns, evt_slow_step_fn fn, void *data) {
+        if (!loop || threshold_ns < 0 || (threshold_ns > 0 && !fn))
+                return -EINVAL;
+        loop->slow_ns = threshold_ns;
+        loop->slow_fn = fn;
+        loop->slow_data = data;
+        loop->step_start = coarse_now();
+        return 0;
+}
+
+/* At the end of t's step: was it too long? */
+static void step_check(evt_task *t) {
+        evt_loop *l = t->loop;
+        int64_t held;
+
+        if (l->slow_ns == 0)
+                return;
+        held = coarse_now() - l->step_start;
+        if (held >= l->slow_ns)
+                l->slow_fn(t, held, l->slow_data);
+}
+
+/* ---- stack overflows ----------------------------------------------------- */
+
+static size_t put_str(char *buf, size_t at, size_t size, const char *s) {
+        while (*s && at + 1 < size)
+                buf[at++] = *s++;
+        return at;
+}
+
+static size_t put_u64(char *buf, size_t at, size_t size, uint64_t v) {
+        char digits[21];
+        size_t n = sizeof(digits) - 1;
+
+        digits[n] = '\0';
+        do
+                digits[--n] = (char) ('0' + v % 10);
+        while ((v /= 10) != 0);
+        return put_str(buf, at, size, digits + n);
+}
+
+/* A task that ran off the bottom of its stack (its guard page, or the canary
+ * below a slab stack): memory beyond it may be corrupt, so nothing more can
+ * be trusted to run. Names the task on stderr and aborts, so a core dump
+ * shows where. Async-signal-safe: the fault handler calls it too. */
 static _Noreturn void overflowed(const evt_task *t) {
         char msg[400];
-        int n = snprintf(msg, sizeof(msg),
-                         "evtask: task '%s' overflowed its stack (%zu bytes; give it a larger stack_size)\n",
-                         evt_task_name(t), t->stack->size);
+        size_t n = put_str(msg, 0, sizeof(msg), "evtask: task '");
 
-        if (n > 0)
-                (void) !write(STDERR_FILENO, msg, (size_t) n < sizeof(msg) ? (size_t) n : sizeof(msg) - 1);
+        if (t->name[0]) {
+                n = put_str(msg, n, sizeof(msg), t->name);
+        } else {
+                n = put_str(msg, n, sizeof(msg), "task-");
+                n = put_u64(msg, n, sizeof(msg), t->id);
+        }
+        n = put_str(msg, n, sizeof(msg), "' overflowed its stack (");
+        n = put_u64(msg, n, sizeof(msg), t->stack->size);
+        n = put_str(msg, n, sizeof(msg), " bytes; give it a larger stack_size)\n");
+        (void) !write(STDERR_FILENO, msg, n);
         abort();
+}
+
+/* What SIGSEGV did before the first loop was made. */
+static struct sigaction segv_before;
+static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
+
+/* The stack pointer of the interrupted code, where the platform says. */
+static uintptr_t fault_sp(const void *uc) {
+#if defined(__x86_64__)
+        return (uintptr_t) ((const ucontext_t *) uc)->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+        return (uintptr_t) ((const ucontext_t *) uc)->uc_mcontext.sp;
+#else
+        (void) uc;
+        return 0;
+#endif
+}
+
+/* Runs on the thread's alternate stack, since the faulting one may be full.
+ * A fault that is not the running task's overflow goes on as if this
+ * handler were not there. */
+static void segv_handler(int sig, siginfo_t *si, void *uc) {
+        evt_task *t = current;
+
+        if (t && t->stack && evt__stack_overflow_at(t->stack, (uintptr_t) si->si_addr, fault_sp(uc)))
+                overflowed(t);
+        if (segv_before.sa_flags & SA_SIGINFO) {
+                segv_before.sa_sigaction(sig, si, uc);
+        } else if (segv_before.sa_handler != SIG_DFL && segv_before.sa_handler != SIG_IGN) {
+                segv_before.sa_handler(sig);
+        } else {
+                /* The faulting instruction runs again, and the fault kills. */
+                struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+                sigaction(sig, &dfl, NULL);
+        }
+}
+
+static void segv_install(void) {
+        struct sigaction sa = { .sa_sigaction = segv_handler, .sa_flags = SA_SIGINFO | SA_ONSTACK };
+
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, &segv_before);
+}
+
+/* The alternate signal stack this thread got from its first loop, if it had
+ * none of its own; it goes with the thread's last loop. */
+static __thread void *altstack;
+static __thread unsigned altstack_loops;
+#define ALTSTACK_SIZE ((size_t) 64 * 1024)
+
+static int altstack_take(void) {
+        stack_t ss;
+        void *map;
+
+        if (altstack_loops > 0 || sigaltstack(NULL, &ss) < 0 || !(ss.ss_flags & SS_DISABLE)) {
+                altstack_loops++;
+                return 0;
+        }
+        map = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (map == MAP_FAILED)
+                return -ENOMEM;
+        ss = (stack_t) { .ss_sp = map, .ss_size = ALTSTACK_SIZE };
+        if (sigaltstack(&ss, NULL) < 0) {
+                munmap(map, ALTSTACK_SIZE);
+                return -ENOMEM;
+        }
+        altstack = map;
+        altstack_loops++;
+        return 0;
+}
+
+static void altstack_give(void) {
+        stack_t off = { .ss_flags = SS_DISABLE };
+
+        if (--altstack_loops > 0 || !altstack)
+                return;
+        sigaltstack(&off, NULL);
+        munmap(altstack, ALTSTACK_SIZE);
+        altstack = NULL;
 }
 
 /* The next task of the round, made ready to run: held tasks go to the held
@@ -249,6 +419,8 @@ static evt_task *round_next(evt_loop *l) {
                 }
                 t->state = EVT__TASK_RUNNING;
                 l->switches++;
+                if (l->slow_ns)
+                        l->step_start = coarse_now();
                 return t;
         }
         return NULL;
@@ -269,11 +441,14 @@ static void switch_next(evt_loop *l, evt__coro *from, bool final) {
 static void task_main(void *arg) {
         evt_task *t = arg;
         evt_loop *l = t->loop;
+        int result;
 
         release_dead(l);
-        task_end(t, t->fn(t->arg));
+        result = t->fn(t->arg);
         if (!evt__stack_intact(t->stack))
                 overflowed(t);
+        step_check(t);
+        task_end(t, result);
         l->dead = t;
         switch_next(l, &t->coro, true);
 }
@@ -321,7 +496,6 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         const char *name;
         size_t len;
         evt_task *t;
-        struct timespec ts;
 
         if (!loop || !fn)
                 return -EINVAL;
@@ -344,10 +518,7 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         t->fn = fn;
         t->arg = arg;
         t->id = ++loop->next_id;
-        /* The coarse clock: an age to within a few milliseconds, at a
-         * fraction of the cost of a precise reading. */
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        t->spawned_at = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+        t->spawned_at = coarse_now();
         t->flags = opts->flags;
         t->stack_size = opts->stack_size;
         t->state = EVT__TASK_NEW;
@@ -398,6 +569,7 @@ static void suspend(evt_task *t) {
 
         if (!evt__stack_intact(t->stack))
                 overflowed(t);
+        step_check(t);
         switch_next(t->loop, &t->coro, false);
         release_dead(t->loop);
         errno = saved_errno;
@@ -578,12 +750,9 @@ bool evt_task_is_done(const evt_task *task) {
 }
 
 int64_t evt_task_age(const evt_task *task) {
-        struct timespec ts;
-
         if (!task)
                 return 0;
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec - task->spawned_at;
+        return coarse_now() - task->spawned_at;
 }
 
 const char *evt_task_state_name(const evt_task *task) {
@@ -655,6 +824,12 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
         if (evt__stack_size_round(stack_size) == 0)
                 return -EINVAL;
         if (!ev) {
+                /* libev aborts if the default loop cannot have its two
+                 * descriptors (the backend's and its signal pipe's). */
+                int r = ev_default_loop_uc_() ? 0 : evt__fds_check(2);
+
+                if (r < 0)
+                        return r;
                 ev = ev_default_loop(0);
                 if (!ev)
                         return -ENOMEM;
@@ -663,6 +838,12 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
+        /* An overflow into a guard page faults: the handler names the task. */
+        pthread_once(&segv_once, segv_install);
+        if (altstack_take() < 0) {
+                free(l);
+                return -ENOMEM;
+        }
         l->ev = ev;
         evt__coro_init_main(&l->main);
         evt__stack_pool_init(&l->stacks, stack_size,
@@ -714,6 +895,7 @@ void evt_loop_free(evt_loop *loop) {
                 ev_idle_stop(loop->ev, &loop->trim_watcher);
         }
         evt__stack_pool_done(&loop->stacks);
+        altstack_give();
         free(loop);
 }
 

@@ -58,6 +58,10 @@ struct evt_loop {
         bool paused;            /* the pause gate is closed */
         evt__list observers;    /* evt__loop_observer.link */
         size_t n_calls;         /* blocking calls in flight (pool.c) */
+        int64_t slow_ns;        /* steps this long are reported; 0: none */
+        evt_slow_step_fn slow_fn;
+        void *slow_data;
+        int64_t step_start;     /* coarse clock as the running step began */
 };
 
 struct evt_task {
@@ -139,6 +143,10 @@ void evt__taskset_done(evt__taskset *s);
 /* evt_task_spawn, with the new task put in `set` (may be NULL). */
 int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_opts *opts,
                     evt__taskset *set, evt_task **ret_task);
+
+/* Can `n` (at most 2) more descriptors be opened now? 0 or -errno (-EMFILE,
+ * -ENFILE): for calls into libev, which aborts when it cannot open one. */
+int evt__fds_check(unsigned n);
 
 /* Observers are told of every pause and resume, and freed with the loop
  * (after its tasks have ended) unless they have removed themselves. */

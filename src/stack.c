@@ -35,6 +35,18 @@ static size_t page_size(void) {
         return page;
 }
 
+/* A frame larger than this below the stack is not taken for an overflow. */
+#define OVERFLOW_REACH ((uintptr_t) 1 << 20)
+
+bool evt__stack_overflow_at(const evt__stack *s, uintptr_t addr, uintptr_t sp) {
+        uintptr_t lo = (uintptr_t) s->lo;
+
+        /* page_size() was called when the stack was made: no sysconf here. */
+        if (addr < lo && lo - addr <= page_size())
+                return true;
+        return sp != 0 && sp < lo && lo - sp <= OVERFLOW_REACH;
+}
+
 size_t evt__stack_size_round(size_t size) {
         size_t page = page_size();
 

@@ -18,23 +18,11 @@
 
 #include "testutil.h"
 
-#define POLL_LIMIT EVT_SEC(10)  /* the longest anything here is waited for */
 #define SOON EVT_MSEC(500)      /* slack for "at once" and "within a step" */
 #define N_JOBS 6
 #define N_CALLERS 4
 #define N_MANY 200
 #define UNTOUCHED INT_MIN       /* a result no call produced */
-
-/* From a task: evaluates `cond` every millisecond, the loop running in
- * between, until it holds or POLL_LIMIT has passed; its last value. */
-#define POLL_UNTIL(cond) ({                                                     \
-        int64_t poll_end_ = evt_deadline_in(POLL_LIMIT);                        \
-        bool poll_ok_;                                                          \
-        while (!(poll_ok_ = (cond)) && evt_time_now() < poll_end_ &&            \
-               evt_sleep(EVT_MSEC(1)) == 0)                                     \
-                ;                                                               \
-        poll_ok_;                                                               \
-})
 
 /* The same from the test body, where nothing else needs to run. */
 #define SPIN_UNTIL(cond) ({                                                     \
@@ -825,15 +813,6 @@ static struct {
         int result, result_after;
 } nt;
 
-static bool thread_create_fails(void) {
-        pthread_t t;
-
-        if (pthread_create(&t, NULL, no_op, NULL) != 0)
-                return true;
-        pthread_join(t, NULL);
-        return false;
-}
-
 static int no_thread_task(void *arg) {
         const evt_call_opts owned = { .arg_free = job_free };
         pthread_attr_t huge, saved;
@@ -845,7 +824,7 @@ static int no_thread_task(void *arg) {
         pthread_attr_init(&huge);
         pthread_attr_setstacksize(&huge, (size_t) 1 << 48);
         pthread_setattr_default_np(&huge);
-        nt.no_thread = thread_create_fails();
+        nt.no_thread = test_thread_create_fails();
         nt.r = evt_pool_call(st.pool, quick_fn, &st.jobs[0], &owned, EVT_FOREVER, &nt.result);
         pthread_setattr_default_np(&saved);
         pthread_attr_destroy(&huge);

@@ -1,6 +1,7 @@
 /* Layer 2: loops, tasks, the run queue, wait and wake. */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -479,12 +480,19 @@ static int dive(void *arg) {
         return recurse(*(int *) arg);
 }
 
-/* A task that overflows a slab stack (no guard page) is caught at its next
- * await point by the canary: named on stderr, then abort. Run in a child of
- * its own, so the abort is observed and the message read. */
-START_TEST(slab_stack_overflow_is_named) {
-        int out[2], status;
-        char msg[512] = "";
+static int *volatile nowhere; /* NULL, and the compiler cannot know */
+
+static int fault(void *arg) {
+        (void) arg;
+        *nowhere = 1;
+        return 0;
+}
+
+/* Runs `fn` as the task "deep-diver" on a 32 KiB stack in a child of its
+ * own, next to a parked task spawned first; stores how the child ended and
+ * what it wrote on stderr. Guarded: with guard pages, or from slabs. */
+static void run_in_child(evt_task_fn fn, void *arg, bool guarded, int *status, char *msg, size_t size) {
+        int out[2];
         ssize_t n, got = 0;
         pid_t pid;
 
@@ -494,29 +502,147 @@ START_TEST(slab_stack_overflow_is_named) {
         if (pid == 0) {
                 evt_loop *loop;
                 evt_event *ev;
-                int depth = 48; /* 48 KiB of frames on a 32 KiB stack */
 
                 dup2(out[1], STDERR_FILENO);
-                evt__stack_guarded_max_set(evt__stack_guarded_now()); /* no guard pages */
+                if (!guarded)
+                        evt__stack_guarded_max_set(evt__stack_guarded_now());
                 if (evt_loop_new(NULL, &(evt_loop_opts) { .stack_size = 32 * 1024 }, &loop) < 0 ||
                     evt_event_new(loop, &ev) < 0)
                         _exit(2);
-                /* The first stack of the slab: the diver's overflow lands in it. */
+                /* Without guard pages, the first stack of the slab: the
+                 * diver's overflow lands in it. */
                 evt_task_spawn(loop, park_on, ev, NULL, NULL);
-                evt_task_spawn(loop, dive, &depth, &(evt_task_opts) { .name = "deep-diver" }, NULL);
+                evt_task_spawn(loop, fn, arg, &(evt_task_opts) { .name = "deep-diver" }, NULL);
                 evt_loop_run(loop);
                 _exit(3); /* not reached */
         }
         close(out[1]);
-        while ((n = read(out[0], msg + got, sizeof(msg) - 1 - (size_t) got)) > 0)
+        while ((n = read(out[0], msg + got, size - 1 - (size_t) got)) > 0)
                 got += n;
+        msg[got] = '\0';
         close(out[0]);
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_int_eq(waitpid(pid, status, 0), pid);
+}
+
+/* A task that overflows a slab stack (no guard page) is caught at its next
+ * await point by the canary: named on stderr, then abort. */
+START_TEST(slab_stack_overflow_is_named) {
+        int depth = 48; /* 48 KiB of frames on a 32 KiB stack */
+        char msg[512];
+        int status;
+
+        run_in_child(dive, &depth, false, &status, msg, sizeof(msg));
         ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x, stderr: %s", status, msg);
         ck_assert_msg(strstr(msg, "task 'deep-diver' overflowed its stack") != NULL, "stderr: %s", msg);
 }
 END_TEST
+
+/* Unbounded recursion on a guarded stack hits the guard page: the fault
+ * handler, on its alternate stack, names the task and aborts. */
+START_TEST(guarded_stack_overflow_is_named) {
+        int depth = 1 << 20;
+        char msg[512];
+        int status;
+
+        if (EVT__ON_VALGRIND())
+                return; /* memcheck reports the faulting write before any handler */
+
+        run_in_child(dive, &depth, true, &status, msg, sizeof(msg));
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x, stderr: %s", status, msg);
+        ck_assert_msg(strstr(msg, "task 'deep-diver' overflowed its stack (") != NULL, "stderr: %s", msg);
+}
+END_TEST
+
+/* Any other fault in a task is not taken for an overflow: the process dies
+ * of it as it would without the handler. */
+START_TEST(other_faults_stay_faults) {
+        char msg[512];
+        int status;
+
+        if (EVT__ON_VALGRIND())
+                return; /* memcheck reports the faulting write before any handler */
+
+        run_in_child(fault, NULL, true, &status, msg, sizeof(msg));
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "status %#x, stderr: %s", status, msg);
+        ck_assert_msg(strstr(msg, "overflowed") == NULL, "stderr: %s", msg);
+}
+END_TEST
 #endif
+
+/* ---- slow steps ---- */
+
+struct slow_report {
+        char names[4][32];
+        int64_t held[4];
+        int n;
+};
+
+static void on_slow_step(evt_task *task, int64_t held_ns, void *data) {
+        struct slow_report *r = data;
+
+        if (r->n < 4) {
+                snprintf(r->names[r->n], sizeof(r->names[0]), "%s", evt_task_name(task));
+                r->held[r->n] = held_ns;
+        }
+        r->n++;
+}
+
+/* Holds the loop for `ms` milliseconds without an await point. */
+static void hold_loop(int ms) {
+        int64_t until = evt_time_now() + EVT_MSEC(ms);
+
+        while (evt_time_now() < until)
+                ;
+}
+
+static int hog(void *arg) {
+        int r;
+
+        evt_yield();
+        hold_loop(*(int *) arg);
+        r = evt_yield();        /* the step above ends here */
+        hold_loop(*(int *) arg);
+        return r;               /* and this one at the task's end */
+}
+
+static int quick(void *arg) {
+        (void) arg;
+        for (int i = 0; i < 100; i++)
+                evt_yield();
+        return 0;
+}
+
+/* A step that holds the loop past the threshold is reported, with the task
+ * and the time, at the await point (or the end) that finishes it; short
+ * steps are not; 0 turns reports off. */
+START_TEST(slow_steps_are_reported) {
+        evt_loop *loop = test_loop_new();
+        struct slow_report r = { 0 };
+        int ms = 150;
+
+        ck_assert_int_eq(evt_loop_slow_step_set(NULL, EVT_MSEC(100), on_slow_step, &r), -EINVAL);
+        ck_assert_int_eq(evt_loop_slow_step_set(loop, -1, on_slow_step, &r), -EINVAL);
+        ck_assert_int_eq(evt_loop_slow_step_set(loop, EVT_MSEC(100), NULL, &r), -EINVAL);
+        ck_assert_int_eq(evt_loop_slow_step_set(loop, EVT_MSEC(100), on_slow_step, &r), 0);
+
+        evt_task_unref(test_spawn(loop, quick, NULL, "quick", 0));
+        evt_task_unref(test_spawn(loop, hog, &ms, "hog", 0));
+        test_loop_run(loop);
+        ck_assert_int_eq(r.n, 2);
+        for (int i = 0; i < 2; i++) {
+                ck_assert_str_eq(r.names[i], "hog");
+                /* The coarse clock is a few milliseconds off at most. */
+                ck_assert_int_ge(r.held[i], EVT_MSEC(ms - 10));
+                ck_assert_int_lt(r.held[i], EVT_SEC(30));
+        }
+
+        ck_assert_int_eq(evt_loop_slow_step_set(loop, 0, NULL, NULL), 0);
+        evt_task_unref(test_spawn(loop, hog, &ms, "hog", 0));
+        test_loop_run(loop);
+        ck_assert_int_eq(r.n, 2);
+        test_loop_free(loop);
+}
+END_TEST
 
 /* The backend LIBEV_FLAGS asks for is the one in use, so that the suite's
  * poll and select runs really test those backends. */
@@ -552,10 +678,16 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, many_tasks);
         suite_add_tcase(s, tc);
 
+        tc = tcase_create("slow");
+        tcase_add_test(tc, slow_steps_are_reported);
+        suite_add_tcase(s, tc);
+
         tc = tcase_create("stacks");
         tcase_add_test(tc, tasks_on_slab_stacks);
 #if !EVT__ASAN
         tcase_add_test(tc, slab_stack_overflow_is_named);
+        tcase_add_test(tc, guarded_stack_overflow_is_named);
+        tcase_add_test(tc, other_faults_stay_faults);
 #endif
         suite_add_tcase(s, tc);
 

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "testutil.h"
@@ -43,4 +44,17 @@ evt_task *test_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const char *name
         ck_assert_int_eq(r, 0);
         ck_assert_ptr_nonnull(t);
         return t;
+}
+
+static void *no_op(void *arg) {
+        return arg;
+}
+
+bool test_thread_create_fails(void) {
+        pthread_t t;
+
+        if (pthread_create(&t, NULL, no_op, NULL) != 0)
+                return true;
+        pthread_join(t, NULL);
+        return false;
 }

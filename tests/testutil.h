@@ -24,3 +24,20 @@ int64_t test_ms_since(int64_t start);
 
 /* Spawn with a name, asserting success; returns the caller's reference. */
 evt_task *test_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const char *name, unsigned flags);
+
+/* Does starting a thread fail here (a limit on processes, on memory)? */
+bool test_thread_create_fails(void);
+
+/* The longest a test waits for something to happen. */
+#define POLL_LIMIT EVT_SEC(10)
+
+/* From a task: evaluates `cond` every millisecond, the loop running in
+ * between, until it holds or POLL_LIMIT has passed; its last value. */
+#define POLL_UNTIL(cond) ({                                                     \
+        int64_t poll_end_ = evt_deadline_in(POLL_LIMIT);                        \
+        bool poll_ok_;                                                          \
+        while (!(poll_ok_ = (cond)) && evt_time_now() < poll_end_ &&            \
+               evt_sleep(EVT_MSEC(1)) == 0)                                     \
+                ;                                                               \
+        poll_ok_;                                                               \
+})
