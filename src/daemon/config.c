@@ -27,6 +27,7 @@
 #include <string.h>
 #include <signal.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -42,6 +43,7 @@
 #define SPEED_MAX 1e6
 #define THREADS_MAX 1024
 #define ABANDON_GRACE_DEFAULT NSEC_PER_SEC
+#define SLOW_STEP_WARN_DEFAULT (NSEC_PER_SEC / 10)
 #define CHECK_EVERY_DEFAULT NSEC_PER_SEC
 #define KILL_TIMEOUT_DEFAULT (5 * NSEC_PER_SEC)
 #define RESTART_SEC_DEFAULT NSEC_PER_SEC
@@ -59,6 +61,9 @@ enum key {
         KEY_STACK_SIZE,
         KEY_THREADS,
         KEY_ABANDON_GRACE,
+        KEY_SLOW_STEP_WARN,
+        KEY_DAEMON_USER,
+        KEY_DAEMON_GROUP,
         KEY_KIND,
         KEY_SHIELD,
         KEY_PAUSABLE,
@@ -99,6 +104,9 @@ static const struct key_info {
         [KEY_STACK_SIZE] = { "stack_size", SECTION_DAEMON, ANY_KIND },
         [KEY_THREADS] = { "threads", SECTION_DAEMON, ANY_KIND },
         [KEY_ABANDON_GRACE] = { "abandon_grace", SECTION_DAEMON, ANY_KIND },
+        [KEY_SLOW_STEP_WARN] = { "slow_step_warn", SECTION_DAEMON, ANY_KIND },
+        [KEY_DAEMON_USER] = { "user", SECTION_DAEMON, ANY_KIND },
+        [KEY_DAEMON_GROUP] = { "group", SECTION_DAEMON, ANY_KIND },
         [KEY_KIND] = { "kind", SECTION_TASK, ANY_KIND },
         [KEY_SHIELD] = { "shield", SECTION_TASK, ANY_KIND },
         [KEY_PAUSABLE] = { "pausable", SECTION_TASK, ANY_KIND },
@@ -414,26 +422,39 @@ static bool all_digits(const char *s) {
 }
 
 int evd_lookup_user(const char *s, struct passwd *pw, char *buf, size_t len, struct passwd **ret) {
+        uint64_t id;
         int r;
 
         *ret = NULL;
-        if (all_digits(s))
-                r = getpwuid_r((uid_t) strtoul(s, NULL, 10), pw, buf, len, ret);
-        else
+        if (all_digits(s)) {
+                /* No such user past uid_t ((uid_t) -1 is "no id"), rather
+                 * than a cast that makes 4294967296 root. */
+                if (parse_uint(s, &id) < 0 || id >= (uid_t) -1)
+                        return 0;
+                r = getpwuid_r((uid_t) id, pw, buf, len, ret);
+        } else {
                 r = getpwnam_r(s, pw, buf, len, ret);
+        }
         return r == 0 || r == ENOENT || r == ESRCH ? 0 : -r;
 }
 
 int evd_lookup_group(const char *s, struct group *gr, char *buf, size_t len, struct group **ret) {
+        uint64_t id;
         int r;
 
         *ret = NULL;
-        if (all_digits(s))
-                r = getgrgid_r((gid_t) strtoul(s, NULL, 10), gr, buf, len, ret);
-        else
+        if (all_digits(s)) {
+                if (parse_uint(s, &id) < 0 || id >= (gid_t) -1)
+                        return 0; /* as for users */
+                r = getgrgid_r((gid_t) id, gr, buf, len, ret);
+        } else {
                 r = getgrnam_r(s, gr, buf, len, ret);
+        }
         return r == 0 || r == ENOENT || r == ESRCH ? 0 : -r;
 }
+
+#define DROP_AND_SWITCH \
+        "jobs cannot switch users in a daemon that gives up root ([daemon] user or group)"
 
 /* `user` and `group`: they must exist, and only root can become another. */
 static int set_identity(parser *p, const char *key, const char *v, unsigned line, char **dst) {
@@ -513,6 +534,15 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                 return 0;
         case KEY_ABANDON_GRACE:
                 return set_duration(p, key, v, line, &c->abandon_grace, true);
+        case KEY_SLOW_STEP_WARN:
+                return set_duration(p, key, v, line, &c->slow_step_warn, false); /* 0: off */
+        case KEY_DAEMON_USER:
+        case KEY_DAEMON_GROUP:
+                for (size_t i = 0; i < c->n_tasks; i++)
+                        if (c->tasks[i].user || c->tasks[i].group)
+                                return fail_key(p, key, line, "[task.%s] switches users: %s", c->tasks[i].name,
+                                                DROP_AND_SWITCH);
+                return set_identity(p, key, v, line, k == KEY_DAEMON_USER ? &c->user : &c->group);
         case KEY_CHECK_EVERY:
                 return set_duration(p, key, v, line, &t->check_every, false); /* 0: never */
         case KEY_COMMAND:
@@ -573,6 +603,8 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                 return 0;
         case KEY_USER:
         case KEY_GROUP:
+                if (c->user || c->group)
+                        return fail_key(p, key, line, "%s", DROP_AND_SWITCH);
                 return set_identity(p, key, v, line, k == KEY_USER ? &t->user : &t->group);
         case KEY_ENVIRONMENT: {
                 char why[128];
@@ -771,6 +803,14 @@ static int section_open(parser *p, const char *name, size_t len) {
         return task_add(p, tname, tlen);
 }
 
+/* A file exec can run. access() alone also passes a directory, and "" on
+ * $PATH names one. */
+static bool is_program(const char *path) {
+        struct stat st;
+
+        return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
 /* Is `name` a program that exec would find (absolute or relative: itself;
  * a bare name: on $PATH)? */
 static bool executable_found(const char *name) {
@@ -778,14 +818,14 @@ static bool executable_found(const char *name) {
         char buf[4096];
 
         if (strchr(name, '/'))
-                return access(name, X_OK) == 0;
+                return is_program(name);
         if (!path)
                 path = "/usr/local/bin:/usr/bin:/bin";
         while (*path) {
                 size_t n = strcspn(path, ":");
 
                 if (snprintf(buf, sizeof(buf), "%.*s/%s", (int) n, n ? path : ".", name) < (int) sizeof(buf) &&
-                    access(buf, X_OK) == 0)
+                    is_program(buf))
                         return true;
                 path += n + (path[n] == ':');
         }
@@ -1037,6 +1077,7 @@ static int config_parse(parser *p, evd_config **ret) {
         }
         c->drain_timeout = DRAIN_TIMEOUT_DEFAULT;
         c->abandon_grace = ABANDON_GRACE_DEFAULT;
+        c->slow_step_warn = SLOW_STEP_WARN_DEFAULT;
         c->log = EVD_LOG_AUTO;
         p->config = c;
 
@@ -1162,10 +1203,11 @@ int evd_split_command(const char *s, char ***ret_argv, char *err, size_t errlen)
                                 else
                                         s++;
                         } else if (*s == '\\') {
-                                if (!s[1])
+                                if (!s[1]) {
                                         why = "a backslash at the end";
-                                else
-                                        word[w++] = s[1];
+                                        break; /* s stays on the NUL */
+                                }
+                                word[w++] = s[1];
                                 s += 2;
                         } else {
                                 word[w++] = *s++;
@@ -1300,5 +1342,7 @@ void evd_config_free(evd_config *c) {
                 evd_task_conf_clear(&c->tasks[i]);
         free(c->tasks);
         free(c->path);
+        free(c->user);
+        free(c->group);
         free(c);
 }

@@ -77,6 +77,9 @@ typedef struct evd_config {
         size_t stack_size;      /* [daemon] stack_size, bytes; 0 = library default */
         unsigned threads;       /* [daemon] threads; 0 = one per CPU */
         int64_t abandon_grace;  /* [daemon] abandon_grace, ns; default 1s */
+        int64_t slow_step_warn; /* [daemon] slow_step_warn, ns; 0 = off; default 100ms */
+        char *user;             /* [daemon] user to run as once set up; NULL = stay */
+        char *group;            /* [daemon] group; NULL = the user's */
         evd_task_conf *tasks;   /* in the order of the file */
         size_t n_tasks;
 } evd_config;

@@ -3,6 +3,8 @@
  * cancelled, shielded ones finish) and exits. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -409,10 +411,30 @@ static const evd_task_conf *conf_find(const evd_config *c, const char *name) {
         return NULL;
 }
 
-/* [daemon] settings are read once, at the start. */
+static bool str_differ(const char *a, const char *b) {
+        return a || b ? !a || !b || strcmp(a, b) != 0 : false;
+}
+
+static void on_slow_step(evt_task *t, int64_t held_ns, void *data) {
+        struct daemon *d = data;
+        long long held_ms = held_ns / 1000000;
+        evd_field f[] = { EVD_NUM("held_ms", held_ms) };
+
+        evd_log_emit(d->log, LOG_WARNING, "slow-step", evt_task_name(t), f, 1,
+                     "held the loop for %lld ms without an await point (slow_step_warn is %lld ms)", held_ms,
+                     (long long) (d->config->slow_step_warn / 1000000));
+}
+
+/* [daemon] settings are read once, at the start; slow_step_warn applies at
+ * once. */
 static void reload_daemon_keys(struct daemon *d, const evd_config *next) {
-        const evd_config *c = d->config;
+        evd_config *c = d->config;
         char keys[128] = "";
+
+        if (c->slow_step_warn != next->slow_step_warn) {
+                c->slow_step_warn = next->slow_step_warn;
+                evt_loop_slow_step_set(d->loop, c->slow_step_warn, on_slow_step, d);
+        }
 
         if (c->drain_timeout != next->drain_timeout)
                 strcat(keys, " drain_timeout");
@@ -426,6 +448,10 @@ static void reload_daemon_keys(struct daemon *d, const evd_config *next) {
                 strcat(keys, " stack_size");
         if (c->threads != next->threads)
                 strcat(keys, " threads");
+        if (str_differ(c->user, next->user))
+                strcat(keys, " user");
+        if (str_differ(c->group, next->group))
+                strcat(keys, " group");
         if (keys[0])
                 evd_log_emit(d->log, LOG_WARNING, "changed", NULL, NULL, 0,
                              "[daemon] settings changed (%s ); they apply at the next start", keys);
@@ -543,6 +569,47 @@ static int fatal(struct daemon *d, int r, const char *what) {
         return EX_OSERR;
 }
 
+/* [daemon] user and group: once everything that needs root is open (the
+ * loop, signal handling, notification, the log), the daemon gives root up
+ * for good, supplementary groups included. */
+static int drop_privileges(struct daemon *d) {
+        const evd_config *c = d->config;
+        char ubuf[16384], gbuf[16384];
+        struct passwd pw, *pwp = NULL;
+        struct group gr, *grp = NULL;
+        uid_t uid;
+        gid_t gid;
+        int r;
+
+        if (!c->user && !c->group)
+                return 0;
+        if (c->user) {
+                r = evd_lookup_user(c->user, &pw, ubuf, sizeof(ubuf), &pwp);
+                if (r < 0)
+                        return r;
+                if (!pwp)
+                        return -ESRCH; /* deleted since the config was read */
+        }
+        if (c->group) {
+                r = evd_lookup_group(c->group, &gr, gbuf, sizeof(gbuf), &grp);
+                if (r < 0)
+                        return r;
+                if (!grp)
+                        return -ESRCH;
+        }
+        uid = pwp ? pwp->pw_uid : geteuid();
+        gid = grp ? grp->gr_gid : pwp->pw_gid;
+        if (uid == geteuid() && gid == getegid() && geteuid() != 0)
+                return 0; /* already that user: nothing to give up */
+        if ((pwp ? initgroups(pwp->pw_name, gid) : setgroups(1, &gid)) < 0 || setgid(gid) < 0 ||
+            setuid(uid) < 0)
+                return -errno;
+        /* Root, once given up, stays given up. */
+        if (uid != 0 && setuid(0) == 0)
+                return -EPERM;
+        return 0;
+}
+
 static int run(struct daemon *d) {
         char emergency[512];
         evt_lifecycle_opts lopts = {
@@ -572,6 +639,7 @@ static int run(struct daemon *d) {
         r = evt_loop_new(NULL, &opts, &d->loop);
         if (r < 0)
                 return fatal(d, r, "cannot create the loop");
+        evt_loop_slow_step_set(d->loop, d->config->slow_step_warn, on_slow_step, d);
         r = evd_notify_new(evt_loop_ev(d->loop), &d->notify);
         if (r < 0)
                 return fatal(d, r, "cannot set up notification");
@@ -597,14 +665,20 @@ static int run(struct daemon *d) {
         ev_timer_start(evt_loop_ev(d->loop), &d->tick);
         ev_unref(evt_loop_ev(d->loop)); /* upkeep: it keeps nothing running */
 
+        r = drop_privileges(d);
+        if (r < 0)
+                return fatal(d, r, "cannot switch to [daemon] user and group");
         {
                 evd_field f[] = {
                         EVD_STR("config", d->config->path),
                         EVD_NUM("tasks", d->config->n_tasks),
                         EVD_NUM("pid", getpid()),
+                        EVD_NUM("uid", geteuid()),
                 };
-                evd_log_emit(d->log, LOG_INFO, "started", NULL, f, 3, "evtaskd %s, %zu tasks from %s",
-                             EVTASK_VERSION, d->config->n_tasks, d->config->path);
+                evd_log_emit(d->log, LOG_INFO, "started", NULL, f, 4, "evtaskd %s, %zu tasks from %s%s%s",
+                             EVTASK_VERSION, d->config->n_tasks, d->config->path,
+                             d->config->user || d->config->group ? ", running as " : "",
+                             d->config->user ? d->config->user : d->config->group ? d->config->group : "");
         }
         r = spawn_jobs(d);
         if (r < 0) {

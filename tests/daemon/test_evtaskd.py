@@ -971,45 +971,60 @@ class Exec(DaemonTest):
         self.assert_clean_log(d)
 
     def test_torture_term_at_random_moments(self):
-        runs = int(os.environ.get("EVTASK_TORTURE_RUNS", "100"))
+        runs = int(os.environ.get("EVTASK_TORTURE_RUNS", "200"))
         seed = int(os.environ.get("EVTASK_TORTURE_SEED", str(time.time_ns() % 1_000_000_007)))
         print(f"\ntorture: {runs} runs, seed {seed} (EVTASK_TORTURE_SEED={seed} repeats it)",
               file=sys.stderr, flush=True)
         rng = random.Random(seed)
         n = 30
         record = re.compile(r"record (\d{3}) of 030 ([a-z]{48}) (\d{3})")
-        for i in range(runs):
-            delay = rng.uniform(0, 0.6)
-            with self.subTest(run=i, seed=seed, delay=round(delay, 3)):
+        payload = "abcdefghijklmnopqrstuvwxyz" + "abcdefghijklmnopqrstuv"
+        checked = processes = 0
+        # Runs go in batches of four daemons at once, each sent its SIGTERM
+        # at its own delay after its own start: the delays, and so the
+        # seed, mean the same as one at a time.
+        for first in range(0, runs, 4):
+            batch = []
+            for i in range(first, min(first + 4, runs)):
                 out = os.path.join(self.tmpdir(), "records")
-                payload = "abcdefghijklmnopqrstuvwxyz" + "abcdefghijklmnopqrstuv"
                 writer = (f"i=0; while [ $i -lt {n} ]; do i=$((i+1)); "
                           f"printf 'record %03d of 030 {payload} %03d\\n' $i $i >> {out}; sleep 0.01; done")
                 d = self.run_daemon(exec_task("writer", writer, shell="yes", shield="yes")
                                     + exec_task("sleeper", "sleep 100 & echo $!; wait", shell="yes"))
+                batch.append((i, rng.uniform(0, 0.6), out, d))
+            due = []
+            for i, delay, out, d in batch:
                 d.event("started")
-                time.sleep(delay)
+                due.append((time.monotonic() + delay, d))
+            for when, d in sorted(due, key=lambda x: x[0]):
+                time.sleep(max(0.0, when - time.monotonic()))
                 d.kill(signal.SIGTERM)
-                self.assertEqual(d.finish(), 0)
-                self.assert_clean_log(d)
-                pids = [r["pid"] for r in d.of("run")]
-                pids += [int(r["msg"]) for r in d.of("output", "sleeper") if r["msg"].isdigit()]
-                for pid in pids:
-                    self.kill_if_left(pid, "sleep")
-                with open(out) as f:
-                    text = f.read()
-                self.assertTrue(text.endswith("\n"), "the last record is cut short")
-                numbers = []
-                for line in text.splitlines():
-                    m = record.fullmatch(line)
-                    self.assertIsNotNone(m, f"a torn record: {line!r}")
-                    self.assertEqual(m.group(1), m.group(3), f"a torn record: {line!r}")
-                    self.assertEqual(m.group(2), payload, f"a torn record: {line!r}")
-                    numbers.append(int(m.group(1)))
-                self.assertEqual(numbers, list(range(1, n + 1)), "records missing or out of order")
-                self.assertEqual(len(d.of("finished", "writer")), 1)
-                for pid in pids:
-                    self.assertTrue(wait_gone(pid, 5), f"process {pid} outlived the daemon")
+            for i, delay, out, d in batch:
+                with self.subTest(run=i, seed=seed, delay=round(delay, 3)):
+                    self.assertEqual(d.finish(), 0)
+                    self.assert_clean_log(d)
+                    pids = [r["pid"] for r in d.of("run")]
+                    pids += [int(r["msg"]) for r in d.of("output", "sleeper") if r["msg"].isdigit()]
+                    for pid in pids:
+                        self.kill_if_left(pid, "sleep")
+                    with open(out) as f:
+                        text = f.read()
+                    self.assertTrue(text.endswith("\n"), "the last record is cut short")
+                    numbers = []
+                    for line in text.splitlines():
+                        m = record.fullmatch(line)
+                        self.assertIsNotNone(m, f"a torn record: {line!r}")
+                        self.assertEqual(m.group(1), m.group(3), f"a torn record: {line!r}")
+                        self.assertEqual(m.group(2), payload, f"a torn record: {line!r}")
+                        numbers.append(int(m.group(1)))
+                    self.assertEqual(numbers, list(range(1, n + 1)), "records missing or out of order")
+                    self.assertEqual(len(d.of("finished", "writer")), 1)
+                    for pid in pids:
+                        self.assertTrue(wait_gone(pid, 5), f"process {pid} outlived the daemon")
+                    checked += len(numbers)
+                    processes += len(pids)
+        print(f"torture: {runs} runs, {checked} records checked, {processes} processes checked gone",
+              file=sys.stderr, flush=True)
 
     # ---- processes left behind ----
 
@@ -1280,6 +1295,152 @@ class Module(DaemonTest):
 
     def index(self, d, rec):
         return next(i for i, r in enumerate(d.records) if r is rec)
+
+
+class SlowSteps(DaemonTest):
+    """slow_step_warn: a task that holds the loop is named, with how long."""
+
+    def setUp(self):
+        if not os.environ.get("MODULE_HOG"):
+            self.skipTest("MODULE_HOG is not set: run through meson test")
+
+    def hog(self, name, hold, times=1):
+        return module_task(name, path=os.environ["MODULE_HOG"], arg_hold=hold, arg_times=times)
+
+    def test_default_names_a_step_over_100ms(self):
+        d = self.run_daemon("[daemon]\nexit_when_done = yes\n\n" + self.hog("hog", 250, times=2)
+                            + self.hog("nibbler", 5, times=20))
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        slow = d.of("slow-step")
+        self.assertEqual([r["task"] for r in slow], ["hog", "hog"], slow)
+        for r in slow:
+            self.assertEqual(r["level"], "warning")
+            self.assertGreaterEqual(r["held_ms"], 240)
+            self.assertIn(f"held the loop for {r['held_ms']} ms without an await point", r["msg"])
+            self.assertIn("slow_step_warn is 100 ms", r["msg"])
+
+    def test_threshold_is_configurable_and_zero_turns_it_off(self):
+        d = self.run_daemon("[daemon]\nexit_when_done = yes\nslow_step_warn = 400ms\n\n"
+                            + self.hog("medium", 200) + self.hog("long", 600))
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual([r["task"] for r in d.of("slow-step")], ["long"])
+        d = self.run_daemon("[daemon]\nexit_when_done = yes\nslow_step_warn = 0\n\n" + self.hog("long", 300))
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual(d.of("slow-step"), [])
+
+    def test_reload_applies_a_new_threshold_at_once(self):
+        d = self.run_daemon("[daemon]\nslow_step_warn = 0\n\n" + self.hog("first", 300)
+                            + "[task.idle]\nkind = sleep\nduration = 60s\n")
+        d.event("finished", "first")
+        with open(d.conf.name, "w") as f:
+            f.write("[daemon]\nslow_step_warn = 50ms\n\n" + self.hog("second", 300)
+                    + "[task.idle]\nkind = sleep\nduration = 60s\n")
+        d.kill(signal.SIGHUP)
+        d.event("finished", "second")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual([r["task"] for r in d.of("slow-step")], ["second"])
+        self.assertNotIn("slow_step_warn", " ".join(r["msg"] for r in d.of("changed")),
+                         "it applies now, not at the next start")
+
+    def test_bad_value_is_a_config_error(self):
+        Config.check_bad(self, "[daemon]\nslow_step_warn = soon\n", 2, "slow_step_warn", "not a duration")
+
+
+def fd_flags(pid):
+    """The daemon's descriptors above 2, each with its open flags."""
+    flags = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if int(fd) > 2:
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    flags[int(fd)] = int(re.search(r"^flags:\s+(\d+)", f.read(), re.M).group(1), 8)
+            except FileNotFoundError:
+                pass
+    return flags
+
+
+def proc_ids(pid):
+    with open(f"/proc/{pid}/status") as f:
+        status = f.read()
+    get = lambda key: re.search(rf"^{key}:\s+(.*)$", status, re.M).group(1).split()
+    return get("Uid"), get("Gid"), get("Groups")
+
+
+class Privileges(DaemonTest):
+    """[daemon] user and group: root is given up once the daemon is set up."""
+
+    HEAD = "[daemon]\nexit_when_done = yes\n"
+
+    def test_every_descriptor_is_close_on_exec(self):
+        d = self.run_daemon("[task.idle]\nkind = sleep\nduration = 60s\n\n"
+                            + "[task.work]\nkind = blocking\nduration = 60s\ncheck_every = 20ms\n")
+        d.event("spawned", "work")
+        time.sleep(0.2)
+        flags = fd_flags(d.proc.pid)
+        self.assertGreaterEqual(len(flags), 3, "the loop, the self-pipe, signalfd at least")
+        for fd, f in flags.items():
+            self.assertTrue(f & os.O_CLOEXEC, f"fd {fd} ({os.readlink(f'/proc/{d.proc.pid}/fd/{fd}')}) "
+                                              "would be inherited by a job")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+
+    def test_drops_root_after_setup(self):
+        if os.geteuid() != 0:
+            self.skipTest("giving up root needs root")
+        d = self.run_daemon("[daemon]\nuser = nobody\ndrain_timeout = 5s\n\n"
+                            + "[task.idle]\nkind = sleep\nduration = 60s\n\n"
+                            + exec_task("ids", "id -u; id -g; id -G", shell="yes"))
+        started = d.event("started")
+        self.assertEqual(started["uid"], 65534)
+        self.assertIn("running as nobody", started["msg"])
+        d.event("finished", "ids")
+        uid, gid, groups = proc_ids(d.proc.pid)
+        self.assertEqual(uid, ["65534"] * 4, "real, effective, saved and filesystem uid")
+        self.assertEqual(gid, ["65534"] * 4)
+        self.assertEqual(groups, ["65534"], "root's supplementary groups are gone")
+        self.assertEqual([r["msg"] for r in d.of("output", "ids")], ["65534", "65534", "65534"])
+        # Signals still work: pause, resume and a drain, as nobody.
+        d.kill(signal.SIGINT)
+        d.event("paused")
+        d.kill(signal.SIGINT)
+        d.event("resumed")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+
+    def test_group_only_and_reload_as_the_user(self):
+        if os.geteuid() != 0:
+            self.skipTest("giving up root needs root")
+        d = self.run_daemon("[daemon]\nuser = nobody\ngroup = daemon\n\n[task.idle]\nkind = sleep\nduration = 60s\n")
+        d.event("started")
+        uid, gid, groups = proc_ids(d.proc.pid)
+        self.assertEqual((uid[1], gid[1], groups), ("65534", "1", ["1"]))
+        # The config file is root's (0600): the reload fails, and says so,
+        # and the daemon runs on with what it has.
+        os.chmod(d.conf.name, 0o600)
+        d.kill(signal.SIGHUP)
+        failed = d.event("reload-failed")
+        self.assertIn("Permission denied", failed["msg"])
+        os.chmod(d.conf.name, 0o644)
+        with open(d.conf.name, "a") as f:
+            f.write("\n[task.more]\nkind = sleep\nduration = 60s\n")
+        d.kill(signal.SIGHUP)
+        d.event("added", "more")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+
+    def test_bad_settings_are_config_errors(self):
+        Config.check_bad(self, "[daemon]\nuser = no-such-user-here\n", 2, "user", "unknown user")
+        Config.check_bad(self, "[daemon]\ngroup = no-such-group-here\n", 2, "group", "unknown group")
+        for text, what in [
+            ("[daemon]\nuser = nobody\n\n" + exec_task("a", "true", user="daemon"), "'user' in [task.a]"),
+            (exec_task("a", "true", group="daemon") + "[daemon]\nuser = nobody\n", "[task.a] switches users"),
+        ]:
+            with self.subTest(config=text):
+                Config.check_bad(self, text, 7, "user", what,
+                                 "jobs cannot switch users in a daemon that gives up root")
 
 if __name__ == "__main__":
     unittest.main(argv=sys.argv[:1] + sys.argv[1:], verbosity=2)
