@@ -86,6 +86,17 @@ static _Noreturn void coro_entry(void) {
         abort(); /* fn must end with evt__coro_switch_final */
 }
 
+/* What every fresh context starts with, whichever switch is built. */
+static void coro_start_at(evt__coro *c, const evt__stack *s, evt__coro_fn fn, void *arg) {
+        *c = (evt__coro) { .fn = fn, .arg = arg };
+#if EVT__ASAN
+        c->stack_lo = s->lo;
+        c->stack_size = s->size;
+#else
+        (void) s;
+#endif
+}
+
 void evt__coro_init_main(evt__coro *c) {
         memset(c, 0, sizeof(*c));
 }
@@ -93,7 +104,7 @@ void evt__coro_init_main(evt__coro *c) {
 #if EVT_CORO_UCONTEXT
 
 void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
-        *c = (evt__coro) { .fn = fn, .arg = arg, .stack_lo = s->lo, .stack_size = s->size };
+        coro_start_at(c, s, fn, arg);
         getcontext(&c->uc);
         c->uc.uc_stack.ss_sp = s->lo;
         c->uc.uc_stack.ss_size = s->size;
@@ -121,7 +132,7 @@ void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
         uintptr_t top = ((uintptr_t) s->lo + s->size) & ~(uintptr_t) 15;
         uintptr_t *frame = (uintptr_t *) top - 8;
 
-        *c = (evt__coro) { .fn = fn, .arg = arg, .stack_lo = s->lo, .stack_size = s->size };
+        coro_start_at(c, s, fn, arg);
 #if defined(__x86_64__)
         for (int i = 0; i < 6; i++)
                 frame[i] = 0;                   /* r15 r14 r13 r12 rbx rbp */

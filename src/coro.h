@@ -10,6 +10,7 @@
 #endif
 
 #include "list.h"
+#include "sanitizer.h"
 
 /* ---- stacks -------------------------------------------------------------- */
 
@@ -116,10 +117,16 @@ typedef struct evt__coro {
 #endif
         evt__coro_fn fn;        /* entry point, run once on first switch in */
         void *arg;              /* its argument */
-        const void *stack_lo;   /* stack bounds, for the sanitizer; a */
-        size_t stack_size;      /* thread's own stack learns them late */
+        /* Only for a sanitizer: every task record carries a context, and
+         * 100,000 records are 100,000 times these bytes. */
+#if EVT__ASAN
+        const void *stack_lo;   /* stack bounds, for ASan; a thread's */
+        size_t stack_size;      /* own stack learns them late */
         void *asan_fake;        /* ASan's fake stack while switched out */
+#endif
+#if EVT__TSAN
         void *tsan_fiber;       /* TSan's fiber, from the first switch on */
+#endif
 } evt__coro;
 
 /* The context of the thread's own stack, the one tasks switch back to. */
@@ -129,6 +136,18 @@ void evt__coro_init_main(evt__coro *c);
 void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg);
 /* Save the current context into from and continue in to. */
 void evt__coro_switch(evt__coro *from, evt__coro *to);
+/* Asks the cache for what a switch to c reads first: the frames above its
+ * saved stack pointer. Only a hint. 512 bytes: a parked task's frames
+ * (switch, wait, primitive, task function) span about that; with 256, a
+ * W3 cancel costs 390 ns a task instead of 140. */
+static inline void evt__coro_prefetch(const evt__coro *c) {
+#if EVT_CORO_UCONTEXT
+        (void) c;
+#else
+        for (int i = 0; i < 8; i++)
+                __builtin_prefetch((const char *) c->sp + 64 * i);
+#endif
+}
 /* Like evt__coro_switch, for a context that will never run again: its stack
  * may be reused as soon as to runs. */
 _Noreturn void evt__coro_switch_final(evt__coro *from, evt__coro *to);

@@ -384,6 +384,26 @@ static void altstack_give(void) {
         altstack = NULL;
 }
 
+/* Asks the cache for the next task of the round while this one runs: its
+ * record, and the stack it resumes on. A cancel that wakes many parked
+ * tasks at once finds each one cold, record and page of stack, and waits
+ * on one miss after another; fetched a task ahead, the misses overlap
+ * with this task's work (W3: 650 ns per cancelled task, 145 with this).
+ * Always inlined: GCC takes a function that only loads and prefetches for
+ * a pure one, and drops the call. */
+static inline __attribute__((always_inline)) void round_prefetch(const evt_loop *l) {
+        const evt__list *n = l->round.next;
+        const evt_task *t;
+
+        if (n == &l->round)
+                return;
+        t = evt__container_of(n, evt_task, queue_link);
+        for (size_t i = 0; i < sizeof(*t); i += 64)
+                __builtin_prefetch((const char *) t + i);
+        if (t->stack)
+                evt__coro_prefetch(&t->coro);
+}
+
 /* The next task of the round, made ready to run: held tasks go to the held
  * list, a task cancelled before it started ends without running, and a new
  * task gets its stack now (a task that never ran holds none, so spawning
@@ -418,6 +438,7 @@ static evt_task *round_next(evt_loop *l) {
                         evt__coro_init(&t->coro, t->stack, task_main, t);
                 }
                 t->state = EVT__TASK_RUNNING;
+                round_prefetch(l);
                 l->switches++;
                 if (l->slow_ns)
                         l->step_start = coarse_now();
@@ -520,7 +541,7 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         t->id = ++loop->next_id;
         t->spawned_at = coarse_now();
         t->flags = opts->flags;
-        t->stack_size = opts->stack_size;
+        t->stack_size = (unsigned) opts->stack_size; /* checked above */
         t->state = EVT__TASK_NEW;
         t->refs = 1 + (ret_task != NULL); /* the running reference, and the caller's */
         memcpy(t->name, name, len + 1);
@@ -528,7 +549,6 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         evt__list_init(&t->wait_link);
         evt__list_init(&t->set_link);
         evt__list_init(&t->joiners);
-        ev_init(&t->deadline_timer, NULL);
 
         evt__list_push_back(&loop->tasks, &t->link);
         loop->n_tasks++;
@@ -575,11 +595,21 @@ static void suspend(evt_task *t) {
         errno = saved_errno;
 }
 
+/* The timer of a wait with a deadline lives in evt__wait's frame, on the
+ * task's stack: few waits have one, and every task record would otherwise
+ * carry it. */
+typedef struct evt__deadline {
+        ev_timer timer;         /* data: the task */
+        int64_t at;             /* the deadline, in evt_time_now() terms */
+} evt__deadline;
+
 /* libev counts a timer from the time it cached at the start of its
  * iteration; `base` is that time, as evt_time_now() would have read it. */
 static void deadline_arm(evt_task *t, int64_t base) {
-        ev_timer_set(&t->deadline_timer, (double) (t->deadline - base) / 1e9, 0.);
-        ev_timer_start(t->loop->ev, &t->deadline_timer);
+        evt__deadline *d = t->deadline;
+
+        ev_timer_set(&d->timer, (double) (d->at - base) / 1e9, 0.);
+        ev_timer_start(t->loop->ev, &d->timer);
         evt__watcher_started(t->loop);
 }
 
@@ -592,7 +622,7 @@ static void deadline_cb(struct ev_loop *ev, ev_timer *w, int revents) {
         evt__watcher_stopped(t->loop); /* a one-shot timer stops itself */
 
         /* Rounding may fire it a little early: never wake early. */
-        if (now < t->deadline) {
+        if (now < t->deadline->at) {
                 deadline_arm(t, now);
                 return;
         }
@@ -600,6 +630,8 @@ static void deadline_cb(struct ev_loop *ev, ev_timer *w, int revents) {
 }
 
 int evt__wait(evt_task *t, int64_t deadline) {
+        evt__deadline d;
+
         assert(t == current);
 
         if (deadline != EVT_FOREVER) {
@@ -607,16 +639,18 @@ int evt__wait(evt_task *t, int64_t deadline) {
 
                 if (deadline <= now)
                         return -ETIMEDOUT;
-                t->deadline = deadline;
-                ev_init(&t->deadline_timer, deadline_cb);
-                t->deadline_timer.data = t;
+                d.at = deadline;
+                ev_init(&d.timer, deadline_cb);
+                d.timer.data = t;
+                t->deadline = &d;
                 /* Tasks run inside run_cb, which synced libev's clock with
                  * ours when it began: a round may have run long since. */
                 deadline_arm(t, t->loop->ev_mono);
         }
         t->state = EVT__TASK_WAITING;
         suspend(t);
-        assert(!ev_is_active(&t->deadline_timer));
+        assert(!t->deadline || !ev_is_active(&t->deadline->timer));
+        t->deadline = NULL;
         /* Level-triggered: a cancel that came after the wake-up but before
          * the task ran again is delivered here too. */
         return evt__cancel_deliverable(t) ? -ECANCELED : t->wake_result;
@@ -625,8 +659,8 @@ int evt__wait(evt_task *t, int64_t deadline) {
 void evt__wake(evt_task *t, int result) {
         if (t->state != EVT__TASK_WAITING)
                 return;
-        if (ev_is_active(&t->deadline_timer)) {
-                ev_timer_stop(t->loop->ev, &t->deadline_timer);
+        if (t->deadline && ev_is_active(&t->deadline->timer)) {
+                ev_timer_stop(t->loop->ev, &t->deadline->timer);
                 evt__watcher_stopped(t->loop);
         }
         t->wake_result = result;

@@ -68,12 +68,13 @@ struct evt_task {
         evt_loop *loop;
         evt__coro coro;         /* the task's context */
         evt__stack *stack;      /* from its first run until it has ended */
-        size_t stack_size;      /* asked for at spawn; 0: the loop's */
         evt_task_fn fn;
         void *arg;
         uint64_t id;
         int64_t spawned_at;     /* CLOCK_MONOTONIC_COARSE at spawn, in ns */
         unsigned flags;         /* EVT_TASK_* */
+        unsigned stack_size;    /* asked for at spawn (at most
+                                 * EVT__STACK_MAX); 0: the loop's */
         enum evt__task_state state;
         int result;             /* fn's return value, once DONE */
         int wake_result;        /* what evt__wait returns */
@@ -82,8 +83,8 @@ struct evt_task {
         bool cancelled;         /* a cancel was requested */
         bool forced;            /* ... and it pierces shields */
         bool held;              /* queue_link is on loop->held, not run */
-        int64_t deadline;       /* of the current wait */
-        ev_timer deadline_timer;/* active while waiting with a deadline */
+        struct evt__deadline *deadline; /* on its stack while it waits
+                                 * with a deadline, else NULL */
         evt__list link;         /* on loop->tasks until DONE */
         evt__list queue_link;   /* on loop->run or loop->held */
         evt__list wait_link;    /* on the waiter list of what it waits for */
