@@ -310,6 +310,10 @@ static void act(evt_lifecycle *lc, int signo, pid_t pid, uid_t uid) {
         evt_lifecycle_shutdown(lc, lc->shutdowns > 0);
 }
 
+/* Records read per call: a storm of one signal must leave libev time for
+ * the others (signalfd's), for tasks and for timers. */
+#define PIPE_BATCH 64
+
 static void pipe_cb(struct ev_loop *ev, ev_io *w, int revents) {
         evt_lifecycle *lc = w->data;
         struct pipe_record rec;
@@ -320,7 +324,8 @@ static void pipe_cb(struct ev_loop *ev, ev_io *w, int revents) {
          * add who sent them. A record whose signal was already acted on (by
          * the catch-up below, before its record arrived) is dropped, so no
          * signal is acted on twice. */
-        while (read(lc->pipe[0], &rec, sizeof(rec)) == (ssize_t) sizeof(rec)) {
+        for (unsigned n = 0; n < PIPE_BATCH && read(lc->pipe[0], &rec, sizeof(rec)) == (ssize_t) sizeof(rec);
+             n++) {
                 int i = pipe_index(rec.signo);
 
                 if (i < 0 || lc->handled[i] >= (unsigned) handler_count[i])
@@ -329,12 +334,16 @@ static void pipe_cb(struct ev_loop *ev, ev_io *w, int revents) {
                 act(lc, rec.signo, rec.pid, rec.uid);
         }
         /* Signals whose record did not fit in the pipe, or has not been read
-         * yet: act on them too, with the sender unknown. */
-        for (size_t i = 0; i < N_PIPE_SIGNALS; i++)
-                while (lc->handled[i] < (unsigned) handler_count[i]) {
+         * yet: act on them too, with the sender unknown; those that come
+         * meanwhile, at the next call. */
+        for (size_t i = 0; i < N_PIPE_SIGNALS; i++) {
+                unsigned came = (unsigned) handler_count[i];
+
+                while (lc->handled[i] < came) {
                         lc->handled[i]++;
                         act(lc, pipe_signals[i], 0, 0);
                 }
+        }
 }
 
 #if EVT_HAVE_SIGNALFD

@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -1012,9 +1013,10 @@ static char *config_reader(char *buf, int size, void *stream) {
         if (p->error)
                 return NULL;
 
-        /* The whole line is consumed, at most max + 1 bytes of it kept: a
-         * longer one is an error either way. */
-        while ((c = next_char(p)) != EOF && c != '\n') {
+        /* At most max + 1 bytes of a line are kept, and one more read: a
+         * longer line is an error either way, and the rest is not read, as
+         * it may never end (a config path that is /dev/zero). */
+        while (len <= max + 1 && (c = next_char(p)) != EOF && c != '\n') {
                 if (c == '\0')
                         nul = true;
                 if (len <= max)
@@ -1104,13 +1106,31 @@ static int config_parse(parser *p, evd_config **ret) {
 
 int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t errlen) {
         parser p = { .path = path, .err = err, .errlen = errlen };
-        int r;
+        struct stat st;
+        int fd, r;
 
         if (!path || !ret)
                 return -EINVAL;
-        p.file = fopen(path, "re");
+        /* Opened without blocking, and only a regular file is read: a FIFO
+         * (or a terminal, or a device) could hold the daemon forever, at
+         * the start or in a reload. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                r = errno;
+                if (fd >= 0)
+                        close(fd);
+                return fail(&p, -r, 0, "%s", strerror(r));
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(fd);
+                if (S_ISDIR(st.st_mode))
+                        return fail(&p, -EISDIR, 0, "%s", strerror(EISDIR));
+                return fail(&p, -EINVAL, 0, "not a regular file");
+        }
+        p.file = fdopen(fd, "r");
         if (!p.file) {
                 r = errno;
+                close(fd);
                 return fail(&p, -r, 0, "%s", strerror(r));
         }
         r = config_parse(&p, ret);

@@ -209,7 +209,10 @@ int evd_job_run(void *arg) {
         evd_job *job = arg;
         const char *name = job->conf.name;
         int64_t start = evt_time_now();
-        int r = job->after ? wait_for_predecessor(job) : 0;
+        int r;
+
+        job->began = true;
+        r = job->after ? wait_for_predecessor(job) : 0;
 
         if (r < 0)
                 goto out;

@@ -18,6 +18,8 @@ typedef struct evd_job {
         evt_task *after;        /* the job this one replaces: it starts once
                                  * that one has ended (a reference), or NULL */
         bool retired;           /* removed or replaced by a reload */
+        bool began;             /* evd_job_run has begun, and logs the end;
+                                 * a task that never ran (no stack) did not */
         struct evd_job *next;   /* the daemon's list of jobs */
 } evd_job;
 

@@ -44,6 +44,24 @@ struct daemon {
 /* The signals the lifecycle handles. */
 static const int handled_signals[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
 
+/* Blocks the handled signals (how = SIG_BLOCK), or unblocks those that have
+ * a handler now: the lifecycle's, and libev's where there is no signalfd.
+ * Those the lifecycle reads from a signalfd keep the default action, and
+ * must stay blocked. */
+static void handled_signals_mask(int how) {
+        sigset_t set;
+
+        sigemptyset(&set);
+        for (size_t i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++) {
+                struct sigaction sa;
+
+                if (how == SIG_BLOCK || (sigaction(handled_signals[i], NULL, &sa) == 0 &&
+                                         sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN))
+                        sigaddset(&set, handled_signals[i]);
+        }
+        sigprocmask(how, &set, NULL);
+}
+
 /* ---- the task table (SIGUSR1) ---- */
 
 static void table_row(evt_task *t, void *data) {
@@ -165,11 +183,29 @@ static void extend_stop_timeout(struct daemon *d) {
                         (long long) ((left < EXTEND_NS ? left : EXTEND_NS) + EVT_SEC(1)) / 1000);
 }
 
+/* A task that could not get its stack ends without running its body (the
+ * library's contract), so evd_job_run never logged its end: say so here,
+ * once. A task cancelled before it started is not a failure. */
+static void report_unstarted(struct daemon *d) {
+        for (evd_job *job = d->jobs; job; job = job->next) {
+                int result;
+
+                if (job->began || evt_task_result(job->task, &result) < 0)
+                        continue;
+                job->began = true;
+                if (result != -ECANCELED)
+                        evd_log_emit(d->log, LOG_ERR, "failed", job->conf.name,
+                                     (evd_field[]) { EVD_NUM("result", result) }, 1,
+                                     "cannot start: %s", strerror(-result));
+        }
+}
+
 static void tick_cb(struct ev_loop *ev, ev_timer *w, int revents) {
         struct daemon *d = w->data;
 
         (void) ev;
         (void) revents;
+        report_unstarted(d);
         status_update(d);
         extend_stop_timeout(d);
 }
@@ -267,6 +303,7 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
                              left, calls, (long long) (d->config->abandon_grace / 1000000));
                 break;
         case EVT_PHASE_DONE:
+                report_unstarted(d);
                 if (d->abandoned)
                         evd_log_emit(d->log, LOG_WARNING, "drained", NULL, NULL, 0,
                                      "every task has ended; abandoned threads run on until the exit");
@@ -334,10 +371,9 @@ static int job_start(struct daemon *d, const evd_task_conf *c, evt_task *after) 
         int r;
 
         job = calloc(1, sizeof(*job));
-        if (!job)
-                return -ENOMEM;
-        r = evd_task_conf_copy(&job->conf, c);
+        r = job ? evd_task_conf_copy(&job->conf, c) : -ENOMEM;
         if (r < 0) {
+                evd_log_emit(d->log, LOG_ERR, "failed", c->name, NULL, 0, "cannot start: %s", strerror(-r));
                 free(job);
                 return r;
         }
@@ -372,6 +408,7 @@ static void job_free(evd_job *job) {
 static void jobs_prune(struct daemon *d) {
         evd_job **p = &d->jobs;
 
+        report_unstarted(d); /* before their jobs go */
         while (*p) {
                 evd_job *job = *p;
 
@@ -628,13 +665,12 @@ static int run(struct daemon *d) {
         evt_loop_opts opts = { .stack_size = d->config->stack_size };
         int r, status;
 
-        /* A log reader that goes away must not kill the daemon. And the
-         * lifecycle restores the dispositions it found when it goes: make
-         * those "ignore", so that a signal during the exit (after the last
-         * record) does not turn a clean exit into death by signal. */
+        /* A log reader that goes away must not kill the daemon. The
+         * handled signals are blocked since main's start: one sent during
+         * the start-up waits for the lifecycle, instead of killing the
+         * daemon (the default action) or being lost (ignoring it would
+         * discard it). */
         signal(SIGPIPE, SIG_IGN);
-        for (size_t i = 0; i < sizeof(handled_signals) / sizeof(handled_signals[0]); i++)
-                signal(handled_signals[i], SIG_IGN);
 
         r = evt_loop_new(NULL, &opts, &d->loop);
         if (r < 0)
@@ -653,6 +689,7 @@ static int run(struct daemon *d) {
         r = evt_lifecycle_new(d->loop, &lopts, &ops, &d->lc);
         if (r < 0)
                 return fatal(d, r, "cannot set up signal handling");
+        handled_signals_mask(SIG_UNBLOCK); /* the handlers take what waited */
         if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 && getpid() != 1)
                 evd_log_emit(d->log, LOG_WARNING, "started", NULL, NULL, 0,
                              "cannot become child subreaper: orphans of jobs go to init");
@@ -715,6 +752,9 @@ static void daemon_free(struct daemon *d) {
                 ev_child_stop(evt_loop_ev(d->loop), &d->orphans);
         }
         evd_notify_free(d->notify);
+        /* The lifecycle restores the default actions when it goes: from
+         * here a signal waits, blocked, and a clean exit stays one. */
+        handled_signals_mask(SIG_BLOCK);
         evt_lifecycle_free(d->lc);
         /* Frees the pool too, without waiting for an abandoned thread. */
         evt_loop_free(d->loop);
@@ -761,6 +801,27 @@ static void usage(FILE *f) {
                 "  128+N  exited at once on the third shutdown signal N\n");
 }
 
+/* libev's own allocator aborts when memory runs out. This one tries again
+ * for a moment (a job's exit may give memory back), then exits with
+ * EX_OSERR and says why: a clean failure the service manager restarts. */
+static void *ev_alloc(void *ptr, long size) {
+        static const char msg[] = "evtaskd: out of memory in the event loop: exiting\n";
+
+        if (size == 0) {
+                free(ptr);
+                return NULL;
+        }
+        for (int tries = 0; tries < 10; tries++) {
+                void *p = realloc(ptr, (size_t) size);
+
+                if (p)
+                        return p;
+                usleep(10000);
+        }
+        (void) !write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        _exit(EX_OSERR);
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
@@ -777,6 +838,9 @@ int main(int argc, char **argv) {
         char err[512];
         int c, r, status;
 
+        /* Until the lifecycle takes them (run), signals wait. */
+        handled_signals_mask(SIG_BLOCK);
+        ev_set_allocator(ev_alloc);
         while ((c = getopt_long(argc, argv, "c:l:hV", options, NULL)) != -1) {
                 switch (c) {
                 case 'c':
@@ -829,7 +893,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "evtaskd: %s\n", err);
                 /* systemctl status shows it too. */
                 evd_notify_send(NULL, "STATUS=bad config: %s\nERRNO=%d", err, -r);
-                return EX_CONFIG;
+                /* Out of memory is no fault of the config: a restart may do. */
+                return r == -ENOMEM ? EX_OSERR : EX_CONFIG;
         }
         if (check_only) {
                 printf("%s: ok, %zu tasks\n", d.config->path, d.config->n_tasks);

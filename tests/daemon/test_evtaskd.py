@@ -52,6 +52,7 @@ class Daemon:
                                      pass_fds=pass_fds)
         self.records = []
         self.bad_lines = []
+        self.bytes = 0
         self.cond = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -63,6 +64,7 @@ class Daemon:
             except ValueError:
                 rec = None
             with self.cond:
+                self.bytes += len(line)
                 if rec is None:
                     self.bad_lines.append(line)
                 else:
@@ -105,8 +107,11 @@ class Daemon:
         self.stderr = self.proc.stderr.read().decode(errors="replace")
         self.proc.stdout.close()
         self.proc.stderr.close()
-        os.unlink(self.conf.name)
+        self.remove_config()
         return code
+
+    def remove_config(self):
+        os.unlink(self.conf.name)
 
     def of(self, event, task=None):
         return [r for r in self.records if r["event"] == event and (task is None or r["task"] == task)]
