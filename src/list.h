@@ -35,6 +35,10 @@ static inline void evt__list_push_back(evt__list *head, evt__list *n) {
         evt__list_insert_before(head, n);
 }
 
+static inline void evt__list_push_front(evt__list *head, evt__list *n) {
+        evt__list_insert_before(head->next, n);
+}
+
 static inline void evt__list_remove(evt__list *n) {
         n->prev->next = n->next;
         n->next->prev = n->prev;

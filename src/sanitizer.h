@@ -1,5 +1,6 @@
 /* What the coroutine code tells ASan, TSan and valgrind about its stacks,
- * so they stay silent on correct code. Empty where none is present. */
+ * so they stay silent on correct code, and what the slab tells them about
+ * its objects. Empty where none is present. */
 #pragma once
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -14,8 +15,10 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define EVT__ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define EVT__ASAN_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #else
 #define EVT__ASAN_UNPOISON(p, n) ((void) (p), (void) (n))
+#define EVT__ASAN_POISON(p, n) ((void) (p), (void) (n))
 #endif
 
 #if defined(__SANITIZE_THREAD__)
@@ -37,6 +40,15 @@
 #define EVT__VALGRIND_STACK_DEREGISTER(id) VALGRIND_STACK_DEREGISTER(id)
 #define EVT__ON_VALGRIND() RUNNING_ON_VALGRIND
 #endif
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define EVT__VALGRIND_NOACCESS(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
+#define EVT__VALGRIND_UNDEFINED(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
+#endif
+#endif
+#ifndef EVT__VALGRIND_NOACCESS
+#define EVT__VALGRIND_NOACCESS(p, n) ((void) (p), (void) (n))
+#define EVT__VALGRIND_UNDEFINED(p, n) ((void) (p), (void) (n))
 #endif
 #ifndef EVT__VALGRIND_STACK_REGISTER
 #define EVT__VALGRIND_STACK_REGISTER(lo, hi) ((void) (lo), (void) (hi), 0u)

@@ -23,6 +23,7 @@
 
 #include "sanitizer.h"
 #include "scheduler.h"
+#include "cache.h"
 
 /* The task running on this thread, NULL in the scheduler and outside. */
 static __thread evt_task *current;
@@ -128,7 +129,10 @@ bool evt_loop_is_paused(const evt_loop *loop) {
 
 static void task_free(evt_task *t) {
         assert(t->state == EVT__TASK_DONE);
-        free(t);
+        if (t->in_cache)
+                evt__cache_free(t);
+        else
+                free(t);
 }
 
 evt_task *evt_task_ref(evt_task *task) {
@@ -531,11 +535,17 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
          * most tasks are never asked. */
         name = opts->name ? opts->name : "";
         len = strlen(name);
-        t = calloc(1, sizeof(*t) + (len > DEFAULT_NAME_MAX ? len : DEFAULT_NAME_MAX) + 1);
+        if (len <= DEFAULT_NAME_MAX)
+                t = evt__cache_alloc(loop->task_cache);
+        else
+                t = malloc(sizeof(*t) + len + 1);
         if (!t)
                 return -ENOMEM;
 
+        /* Every field, one by one: cache memory is not zeroed, and a
+         * compound literal would clear the whole record first. */
         t->loop = loop;
+        t->stack = NULL;
         t->fn = fn;
         t->arg = arg;
         t->id = ++loop->next_id;
@@ -543,8 +553,19 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         t->flags = opts->flags;
         t->stack_size = (unsigned) opts->stack_size; /* checked above */
         t->state = EVT__TASK_NEW;
+        t->result = 0;
+        t->wake_result = 0;
         t->refs = 1 + (ret_task != NULL); /* the running reference, and the caller's */
-        memcpy(t->name, name, len + 1);
+        t->shield_depth = 0;
+        t->cancelled = false;
+        t->forced = false;
+        t->held = false;
+        t->in_cache = len <= DEFAULT_NAME_MAX;
+        t->deadline = NULL;
+        t->set = NULL;
+        if (len)
+                memcpy(t->name, name, len);
+        t->name[len] = '\0';
         evt__list_init(&t->queue_link);
         evt__list_init(&t->wait_link);
         evt__list_init(&t->set_link);
@@ -874,7 +895,9 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
                 return -ENOMEM;
         /* An overflow into a guard page faults: the handler names the task. */
         pthread_once(&segv_once, segv_install);
-        if (altstack_take() < 0) {
+        l->task_cache = evt__cache_new(sizeof(evt_task) + DEFAULT_NAME_MAX + 1);
+        if (!l->task_cache || altstack_take() < 0) {
+                evt__cache_release(l->task_cache);
                 free(l);
                 return -ENOMEM;
         }
@@ -929,6 +952,8 @@ void evt_loop_free(evt_loop *loop) {
                 ev_idle_stop(loop->ev, &loop->trim_watcher);
         }
         evt__stack_pool_done(&loop->stacks);
+        /* Records the caller still holds keep it until they go. */
+        evt__cache_release(loop->task_cache);
         altstack_give();
         free(loop);
 }

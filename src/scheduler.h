@@ -62,6 +62,7 @@ struct evt_loop {
         evt_slow_step_fn slow_fn;
         void *slow_data;
         int64_t step_start;     /* coarse clock as the running step began */
+        struct evt__cache *task_cache; /* records with a short name */
 };
 
 struct evt_task {
@@ -83,6 +84,7 @@ struct evt_task {
         bool cancelled;         /* a cancel was requested */
         bool forced;            /* ... and it pierces shields */
         bool held;              /* queue_link is on loop->held, not run */
+        bool in_cache;           /* from loop->task_cache, else malloc */
         struct evt__deadline *deadline; /* on its stack while it waits
                                  * with a deadline, else NULL */
         evt__list link;         /* on loop->tasks until DONE */

@@ -1,10 +1,12 @@
 /* Layer 1: stacks and context switches, without a scheduler. */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "coro.h"
 #include "sanitizer.h"
 #include "testutil.h"
@@ -149,6 +151,99 @@ START_TEST(stack_guard_page_faults) {
 }
 END_TEST
 
+/* ---- the object cache ---- */
+
+START_TEST(cache_reuses_newest) {
+        evt__cache *c = evt__cache_new(232);
+        void *a, *b;
+
+        ck_assert_ptr_nonnull(c);
+        a = evt__cache_alloc(c);
+        b = evt__cache_alloc(c);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_ptr_ne(a, b);
+        evt__cache_free(a);
+        ck_assert_ptr_eq(evt__cache_alloc(c), a); /* the newest free, still warm */
+        evt__cache_free(a);
+        evt__cache_free(b);
+        /* Its one chunk is kept, empty, for the next allocation. */
+        ck_assert_uint_eq(evt__cache_bytes(c), 64 * 1024);
+        evt__cache_release(c);
+}
+END_TEST
+
+#define CACHE_OBJECTS 20000
+
+/* Enough objects to pass the 2 MiB of small chunks: each is its own, aligned
+ * and intact, and once all are freed (in a scattered order) the cache keeps
+ * at most one chunk. Twice, to start again from the spare. */
+START_TEST(cache_many_objects) {
+        static unsigned char *obj[CACHE_OBJECTS];
+        evt__cache *c = evt__cache_new(232);
+        uint32_t x = 12345;
+
+        for (int round = 0; round < 2; round++) {
+                for (size_t i = 0; i < CACHE_OBJECTS; i++) {
+                        obj[i] = evt__cache_alloc(c);
+                        ck_assert_ptr_nonnull(obj[i]);
+                        ck_assert_uint_eq((uintptr_t) obj[i] % 8, 0);
+                        memset(obj[i], (int) (i & 0xff), 232);
+                        memcpy(obj[i], &i, sizeof(i));
+                }
+                ck_assert_uint_ge(evt__cache_bytes(c), (size_t) CACHE_OBJECTS * 232);
+                ck_assert_uint_gt(evt__cache_bytes(c), 2 * 1024 * 1024);
+                for (size_t i = 0; i < CACHE_OBJECTS; i++) {
+                        size_t j;
+
+                        memcpy(&j, obj[i], sizeof(j));
+                        ck_assert_uint_eq(j, i);
+                        ck_assert_uint_eq(obj[i][231], i & 0xff);
+                }
+                /* A scattered order: chunks fill and empty out of turn. */
+                for (size_t i = CACHE_OBJECTS - 1; i > 0; i--) {
+                        size_t j;
+                        unsigned char *t;
+
+                        x = x * 1103515245u + 12345u;
+                        j = (x >> 8) % (i + 1);
+                        t = obj[i];
+                        obj[i] = obj[j];
+                        obj[j] = t;
+                }
+                for (size_t i = 0; i < CACHE_OBJECTS; i++)
+                        evt__cache_free(obj[i]);
+                ck_assert_uint_le(evt__cache_bytes(c), 2 * 1024 * 1024);
+        }
+        evt__cache_release(c);
+}
+END_TEST
+
+/* Objects kept after the owner is done keep the cache; the last one frees
+ * it (valgrind and LSan would report it otherwise). */
+START_TEST(cache_outlives_its_owner) {
+        evt__cache *c = evt__cache_new(100);
+        void *o[3];
+
+        for (int i = 0; i < 3; i++)
+                o[i] = evt__cache_alloc(c);
+        evt__cache_release(c);
+        for (int i = 0; i < 3; i++) {
+                memset(o[i], 0x5a, 100); /* still its own */
+                evt__cache_free(o[i]);
+        }
+        evt__cache_release(evt__cache_new(8)); /* none out: it goes at once */
+}
+END_TEST
+
+START_TEST(cache_bad_arguments) {
+        ck_assert_ptr_null(evt__cache_new(0));
+        ck_assert_ptr_null(evt__cache_new(16 * 1024 + 1));
+        evt__cache_free(NULL);
+        evt__cache_release(NULL);
+}
+END_TEST
+
 /* ---- contexts ---- */
 
 static evt__coro main_ctx, ping_ctx;
@@ -270,6 +365,13 @@ Suite *evt_test_suite(void) {
                 tcase_add_test_raise_signal(tc, stack_guard_page_faults, SIGSEGV);
                 suite_add_tcase(s, tc);
         }
+
+        tc = tcase_create("cache");
+        tcase_add_test(tc, cache_reuses_newest);
+        tcase_add_test(tc, cache_many_objects);
+        tcase_add_test(tc, cache_outlives_its_owner);
+        tcase_add_test(tc, cache_bad_arguments);
+        suite_add_tcase(s, tc);
 
         tc = tcase_create("switch");
         tcase_add_test(tc, switch_round_trip);
