@@ -20,13 +20,12 @@
 #define SIZE_MAX_OBJ ((size_t) 16 * 1024)
 
 /* Each object is preceded by a slot header: its chunk while it is out, the
- * next free slot while it is free. The header is never poisoned. */
+ * next free slot while it is free. The header is never poisoned. With an
+ * alignment of 16 it is 16 bytes, the link in the last 8. */
 typedef union slot {
         struct chunk *chunk;
         union slot *next;
 } slot;
-
-#define HDR sizeof(slot)
 
 typedef struct chunk {
         evt__list link;         /* on cache->partial while it has room */
@@ -38,11 +37,13 @@ typedef struct chunk {
         unsigned live;          /* objects out */
 } chunk;
 
-/* Slots start 16-byte aligned; each object sits HDR bytes into its slot. */
+/* Slots start 16-byte aligned; each object sits hdr bytes into its slot,
+ * and the slot header right below it. */
 #define SLOTS_AT ((sizeof(chunk) + 15) & ~(size_t) 15)
 
 struct evt__cache {
         size_t slot;            /* bytes a slot: header and object */
+        size_t hdr;             /* bytes before the object: 8 or 16 */
         evt__list partial;      /* chunks with a free or never-used slot */
         chunk *spare;           /* an empty chunk, off the list */
         size_t live;            /* objects out, over all chunks */
@@ -50,23 +51,29 @@ struct evt__cache {
         bool released;          /* its owner is gone */
 };
 
-evt__cache *evt__cache_new(size_t size) {
+evt__cache *evt__cache_new(size_t size, size_t align) {
         evt__cache *s;
 
-        if (size == 0 || size > SIZE_MAX_OBJ)
+        if (size == 0 || size > SIZE_MAX_OBJ || (align != 8 && align != 16))
                 return NULL;
         s = malloc(sizeof(*s));
         if (!s)
                 return NULL;
-        /* A multiple of 16 keeps every object at 8 past a 16-byte boundary:
-         * 8-byte aligned, which is all the objects here need. */
-        s->slot = (HDR + size + 15) & ~(size_t) 15;
+        /* Slots are multiples of 16 from a 16-byte boundary, so every
+         * object sits at `hdr` past one. */
+        s->hdr = align;
+        s->slot = (s->hdr + size + 15) & ~(size_t) 15;
         evt__list_init(&s->partial);
         s->spare = NULL;
         s->live = 0;
         s->bytes = 0;
         s->released = false;
         return s;
+}
+
+/* The header of the object at obj. */
+static slot *slot_of(void *obj) {
+        return (slot *) ((char *) obj - sizeof(slot));
 }
 
 /* An empty chunk: every slot never used, and none accessible. */
@@ -125,6 +132,7 @@ static void cache_free(evt__cache *s) {
 
 void *evt__cache_alloc(evt__cache *s) {
         chunk *c;
+        char *p;
         slot *sl;
 
         if (!evt__list_empty(&s->partial)) {
@@ -140,20 +148,22 @@ void *evt__cache_alloc(evt__cache *s) {
         if (c->free) {
                 sl = c->free;
                 c->free = sl->next;
+                p = (char *) (sl + 1);
         } else {
-                sl = (slot *) c->bump;
+                p = c->bump + s->hdr;
                 c->bump += s->slot;
-                EVT__ASAN_UNPOISON(sl, HDR);
-                EVT__VALGRIND_UNDEFINED(sl, HDR);
+                sl = slot_of(p);
+                EVT__ASAN_UNPOISON(sl, sizeof(slot));
+                EVT__VALGRIND_UNDEFINED(sl, sizeof(slot));
         }
         if (!chunk_has_room(c))
                 evt__list_remove(&c->link);
         sl->chunk = c;
         c->live++;
         s->live++;
-        EVT__ASAN_UNPOISON((char *) sl + HDR, s->slot - HDR);
-        EVT__VALGRIND_UNDEFINED((char *) sl + HDR, s->slot - HDR);
-        return (char *) sl + HDR;
+        EVT__ASAN_UNPOISON(p, s->slot - s->hdr);
+        EVT__VALGRIND_UNDEFINED(p, s->slot - s->hdr);
+        return p;
 }
 
 void evt__cache_free(void *obj) {
@@ -164,13 +174,13 @@ void evt__cache_free(void *obj) {
 
         if (!obj)
                 return;
-        sl = (slot *) ((char *) obj - HDR);
+        sl = slot_of(obj);
         c = sl->chunk;
         s = c->cache;
         had_room = chunk_has_room(c);
 
-        EVT__ASAN_POISON(obj, s->slot - HDR);
-        EVT__VALGRIND_NOACCESS(obj, s->slot - HDR);
+        EVT__ASAN_POISON(obj, s->slot - s->hdr);
+        EVT__VALGRIND_NOACCESS(obj, s->slot - s->hdr);
         sl->next = c->free;
         c->free = sl;
         c->live--;

@@ -22,9 +22,10 @@
 
 typedef struct evt__cache evt__cache;
 
-/* A cache of objects of `size` bytes (at most 16 KiB), 8-byte aligned.
- * NULL when out of memory or for a size out of range. */
-evt__cache *evt__cache_new(size_t size);
+/* A cache of objects of `size` bytes (at most 16 KiB), aligned to `align`
+ * (8 or 16). NULL when out of memory, or for a size or alignment out of
+ * range. */
+evt__cache *evt__cache_new(size_t size, size_t align);
 /* An uninitialized object, or NULL when out of memory. */
 void *evt__cache_alloc(evt__cache *c);
 /* Gives back an object to the cache it came from. Accepts NULL. */

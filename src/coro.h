@@ -85,8 +85,9 @@ void evt__stack_put(evt__stack_pool *p, evt__stack *s);
 static inline bool evt__stack_pool_over(const evt__stack_pool *p) {
         return p->n_free > p->max_free;
 }
-/* Gives back to the system at most `budget` mappings' worth of free stacks
- * beyond max_free; true while there is more to give back. */
+/* Gives back to the system about `budget` free stacks beyond max_free: a
+ * slab counts as all its stacks (unmapping one is about as much work), and
+ * at least one mapping goes. True while there is more to give back. */
 bool evt__stack_pool_trim(evt__stack_pool *p, unsigned budget);
 /* Is the canary below a slab stack intact (always true for a guarded one)? */
 static inline bool evt__stack_intact(const evt__stack *s) {

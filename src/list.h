@@ -54,15 +54,21 @@ static inline evt__list *evt__list_pop_front(evt__list *head) {
         return n;
 }
 
-/* Move every node of src to the end of dst; src is left empty. */
-static inline void evt__list_splice_back(evt__list *dst, evt__list *src) {
+/* Move every node of src, in order, to just before pos (a node, or a head:
+ * its end); src is left empty. */
+static inline void evt__list_splice_before(evt__list *pos, evt__list *src) {
         if (evt__list_empty(src))
                 return;
-        src->next->prev = dst->prev;
-        dst->prev->next = src->next;
-        src->prev->next = dst;
-        dst->prev = src->prev;
+        src->next->prev = pos->prev;
+        pos->prev->next = src->next;
+        src->prev->next = pos;
+        pos->prev = src->prev;
         evt__list_init(src);
+}
+
+/* Move every node of src to the end of dst; src is left empty. */
+static inline void evt__list_splice_back(evt__list *dst, evt__list *src) {
+        evt__list_splice_before(dst, src);
 }
 
 #define evt__list_for_each(pos, head) \

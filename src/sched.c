@@ -41,7 +41,7 @@ static bool gate_holds(const evt_loop *l, const evt_task *t) {
 }
 
 static void run_watcher_update(evt_loop *l) {
-        bool want = !evt__list_empty(&l->run);
+        bool want = !evt__list_empty(&l->run) || !evt__list_empty(&l->round);
 
         if (want == ev_is_active(&l->run_watcher))
                 return;
@@ -408,16 +408,58 @@ static inline __attribute__((always_inline)) void round_prefetch(const evt_loop 
                 evt__coro_prefetch(&t->coro);
 }
 
+/* A long round is cut: libev polls at least every ROUNDS_WITHOUT_POLL
+ * while tasks are ready, even in a round of 100,000 new tasks, so timers,
+ * I/O and signals are served on time. The clock is read every CUT_CHECK
+ * tasks the round takes (a first step counts NEW_TASK_WEIGHT). */
+#define ROUNDS_WITHOUT_POLL EVT_USEC(50)
+#define CUT_CHECK 64
+#define NEW_TASK_WEIGHT 8
+
+static bool round_cut_due(evt_loop *l) {
+        if (evt_time_now() - l->run_start < ROUNDS_WITHOUT_POLL) {
+                l->cut_check = CUT_CHECK;
+                return false;
+        }
+        /* Due again at the next check: run_cb's call to round_next, which
+         * reads the clock once more and ends the round there. */
+        l->cut_check = 1;
+        return true;
+}
+
+/* The task after n in the round, if it has not started; else NULL. */
+static evt_task *round_new_after(const evt_loop *l, const evt__list *n) {
+        evt_task *t;
+
+        if (n->next == &l->round)
+                return NULL;
+        t = evt__container_of(n->next, evt_task, queue_link);
+        return t->state == EVT__TASK_NEW ? t : NULL;
+}
+
 /* The next task of the round, made ready to run: held tasks go to the held
  * list, a task cancelled before it started ends without running, and a new
  * task gets its stack now (a task that never ran holds none, so spawning
- * many costs little until they run). NULL once the round is over. */
+ * many costs little until they run). NULL once the round is over, or cut. */
 static evt_task *round_next(evt_loop *l) {
-        evt__list *n;
-
-        while ((n = evt__list_pop_front(&l->round))) {
-                evt_task *t = evt__container_of(n, evt_task, queue_link);
+        while (!evt__list_empty(&l->round)) {
+                evt__list *n = l->round.next;
+                evt_task *t;
                 int r;
+
+                if (--l->cut_check == 0 && round_cut_due(l)) {
+                        /* Each poll interval starts at least one task that
+                         * waits for its first step, whatever the poll put
+                         * ahead of it: a burst of wake-ups cannot starve
+                         * the tasks not yet started. */
+                        if (l->birth_started || !l->first_new)
+                                return NULL;
+                        n = &l->first_new->queue_link;
+                }
+                if (l->first_new && n == &l->first_new->queue_link)
+                        l->first_new = round_new_after(l, n);
+                evt__list_remove(n);
+                t = evt__container_of(n, evt_task, queue_link);
 
                 /* The gate is checked here and not only at enqueue: a task
                  * running in this round may have paused the loop. */
@@ -433,6 +475,11 @@ static evt_task *round_next(evt_loop *l) {
                                 task_release(t);
                                 continue;
                         }
+                        /* A first step costs a stack, maybe a fresh one:
+                         * microseconds, where a switch costs nanoseconds.
+                         * It counts for NEW_TASK_WEIGHT towards the cut. */
+                        l->cut_check = l->cut_check > NEW_TASK_WEIGHT ? l->cut_check - NEW_TASK_WEIGHT + 1 : 1;
+                        l->birth_started = true;
                         r = evt__stack_get(&l->stacks, t->stack_size, &t->stack);
                         if (r < 0) {
                                 task_end(t, r);
@@ -478,25 +525,54 @@ static void task_main(void *arg) {
         switch_next(l, &t->coro, true);
 }
 
-/* Rounds follow each other without a poll for this long at most: libev
- * polls for I/O, timers and signals at least this often while tasks are
- * ready, and a task that wakes another costs no system call. */
-#define ROUNDS_WITHOUT_POLL EVT_USEC(50)
+/* After a cut: the first task of the rest of the round that has not
+ * started, if one is among the next CUT_CHECK; else NULL. */
+static evt_task *round_first_new(evt_loop *l) {
+        evt__list *n;
+        unsigned k = 0;
+
+        evt__list_for_each(n, &l->round) {
+                evt_task *t = evt__container_of(n, evt_task, queue_link);
+
+                if (t->state == EVT__TASK_NEW)
+                        return t;
+                if (++k == CUT_CHECK)
+                        break;
+        }
+        return NULL;
+}
 
 static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
         evt_loop *l = w->data;
-        int64_t start = 0;
         evt_task *t;
 
         (void) revents;
 
-        /* Timers armed from here on count from this moment (deadline_arm). */
+        /* libev timers armed in tasks (the caller's own) count from here. */
         ev_now_update(ev);
-        l->ev_mono = evt_time_now();
+        l->run_start = evt_time_now();
+        l->cut_check = CUT_CHECK;
+        l->birth_started = false;
+
+        /* The rest of a round that was cut. What libev's poll made ready
+         * since (timers, I/O, signals, spawns from its callbacks) goes
+         * ahead of the tasks in it that have not started, so that a burst
+         * of spawns does not hold up the tasks already running: that is
+         * what the cut is for. The place is kept from one cut to the next
+         * (first_new); without such a task near the front, what the poll
+         * made ready joins the round's end, as it would without a cut. */
+        if (!evt__list_empty(&l->round)) {
+                if (!l->first_new)
+                        l->first_new = round_first_new(l);
+                if (l->first_new)
+                        evt__list_splice_before(&l->first_new->queue_link, &l->run);
+        }
 
         /* One round runs the tasks ready now; tasks that become ready during
          * the round run in the next. Each task hands the CPU to the next;
-         * the last comes back here. */
+         * the last comes back here. Rounds follow each other for up to
+         * ROUNDS_WITHOUT_POLL (a task that wakes another costs no system
+         * call), and then libev polls. */
         for (;;) {
                 evt__list_splice_back(&l->round, &l->run);
                 while ((t = round_next(l))) {
@@ -505,11 +581,14 @@ static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
                         current = NULL;
                         release_dead(l);
                 }
+                if (!evt__list_empty(&l->round)) {
+                        /* Cut. Tasks the round made ready stay behind it. */
+                        evt__list_splice_back(&l->round, &l->run);
+                        break;
+                }
                 if (evt__list_empty(&l->run))
                         break;
-                if (!start)
-                        start = evt_time_now();
-                else if (evt_time_now() - start >= ROUNDS_WITHOUT_POLL)
+                if (evt_time_now() - l->run_start >= ROUNDS_WITHOUT_POLL)
                         break;
         }
         run_watcher_update(l);
@@ -616,61 +695,27 @@ static void suspend(evt_task *t) {
         errno = saved_errno;
 }
 
-/* The timer of a wait with a deadline lives in evt__wait's frame, on the
- * task's stack: few waits have one, and every task record would otherwise
- * carry it. */
-typedef struct evt__deadline {
-        ev_timer timer;         /* data: the task */
-        int64_t at;             /* the deadline, in evt_time_now() terms */
-} evt__deadline;
-
-/* libev counts a timer from the time it cached at the start of its
- * iteration; `base` is that time, as evt_time_now() would have read it. */
-static void deadline_arm(evt_task *t, int64_t base) {
-        evt__deadline *d = t->deadline;
-
-        ev_timer_set(&d->timer, (double) (d->at - base) / 1e9, 0.);
-        ev_timer_start(t->loop->ev, &d->timer);
-        evt__watcher_started(t->loop);
-}
-
-static void deadline_cb(struct ev_loop *ev, ev_timer *w, int revents) {
-        evt_task *t = w->data;
-        int64_t now = evt_time_now();
-
-        (void) ev;
-        (void) revents;
-        evt__watcher_stopped(t->loop); /* a one-shot timer stops itself */
-
-        /* Rounding may fire it a little early: never wake early. */
-        if (now < t->deadline->at) {
-                deadline_arm(t, now);
-                return;
-        }
-        evt__wake(t, -ETIMEDOUT);
-}
-
 int evt__wait(evt_task *t, int64_t deadline) {
         evt__deadline d;
 
         assert(t == current);
 
+        /* The deadline lives in this frame, on the task's stack: few waits
+         * have one, and every task record would otherwise carry it. */
         if (deadline != EVT_FOREVER) {
-                int64_t now = evt_time_now();
+                int r;
 
-                if (deadline <= now)
+                if (deadline <= evt_time_now())
                         return -ETIMEDOUT;
-                d.at = deadline;
-                ev_init(&d.timer, deadline_cb);
-                d.timer.data = t;
+                d = (evt__deadline) { .at = deadline, .task = t };
+                r = evt__deadline_add(t->loop, &d);
+                if (r < 0)
+                        return r;
                 t->deadline = &d;
-                /* Tasks run inside run_cb, which synced libev's clock with
-                 * ours when it began: a round may have run long since. */
-                deadline_arm(t, t->loop->ev_mono);
         }
         t->state = EVT__TASK_WAITING;
         suspend(t);
-        assert(!t->deadline || !ev_is_active(&t->deadline->timer));
+        assert(!t->deadline || t->deadline->pos == 0);
         t->deadline = NULL;
         /* Level-triggered: a cancel that came after the wake-up but before
          * the task ran again is delivered here too. */
@@ -680,10 +725,8 @@ int evt__wait(evt_task *t, int64_t deadline) {
 void evt__wake(evt_task *t, int result) {
         if (t->state != EVT__TASK_WAITING)
                 return;
-        if (t->deadline && ev_is_active(&t->deadline->timer)) {
-                ev_timer_stop(t->loop->ev, &t->deadline->timer);
-                evt__watcher_stopped(t->loop);
-        }
+        if (t->deadline && t->deadline->pos)
+                evt__deadline_remove(t->loop, t->deadline);
         t->wake_result = result;
         t->state = EVT__TASK_RUNNABLE;
         enqueue(t->loop, t);
@@ -895,7 +938,8 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
                 return -ENOMEM;
         /* An overflow into a guard page faults: the handler names the task. */
         pthread_once(&segv_once, segv_install);
-        l->task_cache = evt__cache_new(sizeof(evt_task) + DEFAULT_NAME_MAX + 1);
+        l->task_cache = evt__cache_new(sizeof(evt_task) + DEFAULT_NAME_MAX + 1,
+                                       _Alignof(evt_task) > 8 ? 16 : 8);
         if (!l->task_cache || altstack_take() < 0) {
                 evt__cache_release(l->task_cache);
                 free(l);
@@ -903,6 +947,7 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
         }
         l->ev = ev;
         evt__coro_init_main(&l->main);
+        evt__deadlines_init(l);
         evt__stack_pool_init(&l->stacks, stack_size,
                              opts->stack_pool_max ? opts->stack_pool_max : DEFAULT_STACK_POOL_MAX);
         evt__list_init(&l->run);
@@ -951,6 +996,7 @@ void evt_loop_free(evt_loop *loop) {
                 ev_ref(loop->ev);
                 ev_idle_stop(loop->ev, &loop->trim_watcher);
         }
+        evt__deadlines_done(loop);
         evt__stack_pool_done(&loop->stacks);
         /* Records the caller still holds keep it until they go. */
         evt__cache_release(loop->task_cache);

@@ -37,17 +37,49 @@ typedef struct evt__loop_observer {
         void (*free_cb)(struct evt__loop_observer *o); /* the loop is going */
 } evt__loop_observer;
 
+/* The deadline of a wait, in the waiting task's frame (deadline.c). */
+typedef struct evt__deadline {
+        int64_t at;             /* in evt_time_now() terms */
+        evt_task *task;
+        size_t pos;             /* its heap index + 1; 0: not in the heap */
+} evt__deadline;
+
+typedef struct evt__deadline_entry {
+        int64_t at;             /* d->at, kept here for the heap's compares */
+        evt__deadline *d;
+} evt__deadline_entry;
+
+/* A loop's deadlines: a binary min-heap, and the one timer that wakes the
+ * loop for the earliest: a timerfd, or an ev_timer without one. */
+typedef struct evt__deadlines {
+        evt__deadline_entry *heap;
+        size_t n, cap;
+        int64_t armed_at;       /* the timer fires then; INT64_MAX: not armed */
+        int fd;                 /* the timerfd; -1: the ev_timer */
+        bool opened;            /* fd has been tried */
+        bool watching;          /* the watcher is active (n > 0) */
+        ev_io io;               /* on fd */
+        ev_timer timer;         /* without fd */
+} evt__deadlines;
+
 struct evt_loop {
         struct ev_loop *ev;     /* the libev loop; never destroyed here */
         evt__coro main;         /* the scheduler's own context */
         evt__stack_pool stacks; /* free stacks of the default size */
         ev_idle run_watcher;    /* active while `run` is not empty */
         evt__list run;          /* ready tasks, in order (queue_link) */
-        evt__list round;        /* the tasks of the round being run */
+        evt__list round;        /* the tasks of the round being run, or
+                                 * the rest of a round that was cut */
+        size_t cut_check;       /* round_next reads the clock at 0 */
+        evt_task *first_new;    /* after a cut: a task in `round` that has
+                                 * not started, before which what the poll
+                                 * made ready goes; NULL if none is known */
+        bool birth_started;     /* a task took its first step in this
+                                 * run_cb */
         evt_task *dead;         /* ended, its stack not yet released */
         ev_idle trim_watcher;   /* gives free stacks back, when idle */
-        int64_t ev_mono;        /* libev's cached time, in evt_time_now()
-                                 * terms, while run_cb runs */
+        int64_t run_start;      /* evt_time_now() as run_cb began */
+        evt__deadlines deadlines;
         evt__list held;         /* ready tasks the pause gate holds */
         evt__list tasks;        /* every task not yet ended (link) */
         size_t n_tasks;         /* length of tasks */
@@ -85,8 +117,8 @@ struct evt_task {
         bool forced;            /* ... and it pierces shields */
         bool held;              /* queue_link is on loop->held, not run */
         bool in_cache;           /* from loop->task_cache, else malloc */
-        struct evt__deadline *deadline; /* on its stack while it waits
-                                 * with a deadline, else NULL */
+        evt__deadline *deadline; /* on its stack while it waits with a
+                                 * deadline, else NULL */
         evt__list link;         /* on loop->tasks until DONE */
         evt__list queue_link;   /* on loop->run or loop->held */
         evt__list wait_link;    /* on the waiter list of what it waits for */
@@ -120,6 +152,14 @@ void evt__wake(evt_task *t, int result);
 int evt__wait_on(evt_task *t, evt__list *waiters, int64_t deadline);
 /* Wakes every task on a list of wait_links, emptying it. */
 void evt__wake_all(evt__list *waiters, int result);
+
+/* Deadlines (deadline.c). A deadline is added by evt__wait, and taken off
+ * by the wake-up, whatever it is; when it passes, its task is woken with
+ * -ETIMEDOUT. evt__deadline_add fails only with -ENOMEM. */
+void evt__deadlines_init(evt_loop *l);
+void evt__deadlines_done(evt_loop *l);
+int evt__deadline_add(evt_loop *l, evt__deadline *d);
+void evt__deadline_remove(evt_loop *l, evt__deadline *d);
 
 /* Scheduler watchers are counted so that tests can prove none is left. */
 static inline void evt__watcher_started(evt_loop *l) {

@@ -367,14 +367,19 @@ void evt__stack_put(evt__stack_pool *p, evt__stack *s) {
 bool evt__stack_pool_trim(evt__stack_pool *p, unsigned budget) {
         evt__list *n;
 
-        for (; budget > 0 && evt__stack_pool_over(p); budget--) {
+        while (budget > 0 && evt__stack_pool_over(p)) {
                 if ((n = p->free_guarded.prev) != &p->free_guarded) {
                         /* The least recently used. */
                         evt__list_remove(n);
                         p->n_free--;
                         guarded_unmap(evt__container_of(n, evt__stack, link));
+                        budget--;
                 } else if ((n = p->empty_slabs.next) != &p->empty_slabs) {
+                        /* Its touched pages go too: 64 stacks' worth of
+                         * work, which in one idle call would hold the loop
+                         * for a millisecond or more. */
                         slab_unmap(p, evt__container_of(n, evt__slab, link));
+                        budget = budget > EVT__SLAB_STACKS ? budget - EVT__SLAB_STACKS : 0;
                 } else {
                         /* What is left is in slabs that still hold a task:
                          * kept until they empty. */

@@ -154,7 +154,7 @@ END_TEST
 /* ---- the object cache ---- */
 
 START_TEST(cache_reuses_newest) {
-        evt__cache *c = evt__cache_new(232);
+        evt__cache *c = evt__cache_new(232, 8);
         void *a, *b;
 
         ck_assert_ptr_nonnull(c);
@@ -180,7 +180,7 @@ END_TEST
  * at most one chunk. Twice, to start again from the spare. */
 START_TEST(cache_many_objects) {
         static unsigned char *obj[CACHE_OBJECTS];
-        evt__cache *c = evt__cache_new(232);
+        evt__cache *c = evt__cache_new(232, 8);
         uint32_t x = 12345;
 
         for (int round = 0; round < 2; round++) {
@@ -222,23 +222,27 @@ END_TEST
 /* Objects kept after the owner is done keep the cache; the last one frees
  * it (valgrind and LSan would report it otherwise). */
 START_TEST(cache_outlives_its_owner) {
-        evt__cache *c = evt__cache_new(100);
+        evt__cache *c = evt__cache_new(100, 16);
         void *o[3];
 
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 3; i++) {
                 o[i] = evt__cache_alloc(c);
+                ck_assert_uint_eq((uintptr_t) o[i] % 16, 0);
+        }
         evt__cache_release(c);
         for (int i = 0; i < 3; i++) {
                 memset(o[i], 0x5a, 100); /* still its own */
                 evt__cache_free(o[i]);
         }
-        evt__cache_release(evt__cache_new(8)); /* none out: it goes at once */
+        evt__cache_release(evt__cache_new(8, 8)); /* none out: it goes at once */
 }
 END_TEST
 
 START_TEST(cache_bad_arguments) {
-        ck_assert_ptr_null(evt__cache_new(0));
-        ck_assert_ptr_null(evt__cache_new(16 * 1024 + 1));
+        ck_assert_ptr_null(evt__cache_new(0, 8));
+        ck_assert_ptr_null(evt__cache_new(16 * 1024 + 1, 8));
+        ck_assert_ptr_null(evt__cache_new(64, 4));
+        ck_assert_ptr_null(evt__cache_new(64, 32));
         evt__cache_free(NULL);
         evt__cache_release(NULL);
 }

@@ -625,6 +625,36 @@ static void own_loop_scenario(void) {
         ev_loop_destroy(ev);
 }
 
+static int sleep_main(void *arg) {
+        evt_event *ev;
+        int64_t start = evt_time_now();
+
+        (void) arg;
+        child_assert_int_eq(evt_sleep(EVT_MSEC(2)), 0);
+        child_assert(evt_time_now() - start >= EVT_MSEC(2));
+        child_assert_int_eq(evt_event_new(fd.loop, &ev), 0);
+        start = evt_time_now();
+        child_assert_int_eq(evt_event_wait(ev, evt_deadline_in(EVT_MSEC(3))), -ETIMEDOUT);
+        child_assert(evt_time_now() - start >= EVT_MSEC(3));
+        evt_event_free(ev);
+        return 0;
+}
+
+static void no_timerfd_scenario(void) {
+        child_assert_int_eq(evt_loop_new(NULL, NULL, &fd.loop), 0);
+        fds_exhaust(0);
+        child_loop_run(fd.loop, sleep_main);
+        fds_restore();
+        child_loop_free(fd.loop);
+}
+
+/* A loop whose first deadline finds no descriptor for its timerfd wakes
+ * its tasks through a libev timer instead, never early. */
+START_TEST(deadline_without_descriptor) {
+        assert_child_passes(no_timerfd_scenario);
+}
+END_TEST
+
 /* evt_pool_new on the caller's own libev loop with no descriptor left:
  * -EMFILE, where libev would abort. */
 START_TEST(fd_pool_own_loop) {
@@ -1057,6 +1087,7 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, loop_new_no_fd);
         tcase_add_test(tc, fd_table_full);
         tcase_add_test(tc, fd_pool_own_loop);
+        tcase_add_test(tc, deadline_without_descriptor);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("thread");

@@ -333,19 +333,16 @@ START_TEST(sleep_many) {
                 ck_assert_int_ge(many.end[i], many.deadline[i]);
         }
 
-        /* Wake-ups follow the deadlines, up to the loop's batching: no task
-         * wakes after one whose deadline is later by more than the slack.
-         * Timers that expire together fire together, ordered by libev's
-         * cached time, and their tasks run in rounds; a round takes about
-         * as long as the start of all tasks did (natively ~1 ms, under
-         * valgrind tens), so the slack grows with it. */
-        slack = EVT_MSEC(5) + many.start_round;
+        /* Wake-ups follow the deadlines exactly: the loop's heap wakes the
+         * due tasks earliest first, and they run in the order they were
+         * woken (a round cut in between keeps that order). */
+        slack = 0;
         for (int k = 0; k < N_SLEEPERS; k++) {
                 int i = many.order[k];
 
                 if (many.deadline[i] < max_deadline - slack) {
                         if (late++ < 5)
-                                fprintf(stderr, "task %d (deadline +%lld us) woke after one with deadline +%lld us\n",
+                                fprintf(stderr, "task %d (deadline +%lld us) ran after one with deadline +%lld us\n",
                                         i, (long long) many.offset[i] / 1000,
                                         (long long) (max_deadline - many.base) / 1000);
                 }
@@ -353,6 +350,140 @@ START_TEST(sleep_many) {
                         max_deadline = many.deadline[i];
         }
         ck_assert_int_eq(late, 0);
+        test_loop_free(loop);
+}
+END_TEST
+
+
+/* ---- deadlines taken off the heap, and long rounds ---- */
+
+#define N_WAITERS 1000
+
+static struct {
+        evt_event *ev[N_WAITERS];
+        int64_t offset[N_WAITERS];
+        int64_t deadline[N_WAITERS];
+        int r[N_WAITERS];
+        int64_t end[N_WAITERS];
+        int order[N_WAITERS];
+        int started, waiting, n_woke;
+        int64_t first_start, base;
+} rm;
+
+static int rm_waiter(void *arg) {
+        int i = (int) (intptr_t) arg;
+        int64_t now = evt_time_now();
+
+        /* As in sleep_many: every deadline is later than all the waits and
+         * the events set, however slow the machine. */
+        if (rm.started++ == 0)
+                rm.first_start = now;
+        if (rm.started == N_WAITERS)
+                rm.base = now + 2 * (now - rm.first_start) + EVT_MSEC(20);
+        while (rm.started < N_WAITERS)
+                if (evt_yield() < 0)
+                        return -1;
+        rm.deadline[i] = rm.base + rm.offset[i];
+        rm.waiting++;
+        rm.r[i] = evt_event_wait(rm.ev[i], rm.deadline[i]);
+        rm.end[i] = evt_time_now();
+        rm.order[rm.n_woke++] = i;
+        return 0;
+}
+
+/* Half the waits end by their event, set in a scattered order while every
+ * deadline is in the heap: the other half still time out, never early and
+ * in deadline order, and no watcher is left behind. */
+START_TEST(deadlines_taken_off) {
+        uint32_t seed = 777;
+        int64_t last = 0;
+        int n_timed_out = 0;
+
+        memset(&rm, 0, sizeof(rm));
+        loop = test_loop_new();
+        for (int i = 0; i < N_WAITERS; i++) {
+                seed = seed * 1103515245 + 12345;
+                rm.offset[i] = (int64_t) ((seed >> 8) % 20001) * 1000; /* 0..20 ms */
+                ck_assert_int_eq(evt_event_new(loop, &rm.ev[i]), 0);
+                ck_assert_int_eq(evt_task_spawn(loop, rm_waiter, (void *) (intptr_t) i, NULL, NULL), 0);
+        }
+        while (rm.waiting < N_WAITERS)
+                ev_run(evt_loop_ev(loop), EVRUN_NOWAIT);
+        for (int k = 0; k < N_WAITERS; k++) {
+                int i = (k * 617) % N_WAITERS; /* 617 is prime to 1000 */
+
+                if (i % 2 == 0)
+                        ck_assert_int_eq(evt_event_set(rm.ev[i]), 0);
+        }
+        test_loop_run(loop);
+        ck_assert_int_eq(rm.n_woke, N_WAITERS);
+        for (int k = 0; k < N_WAITERS; k++) {
+                int i = rm.order[k];
+
+                if (i % 2 == 0) {
+                        ck_assert_int_eq(rm.r[i], 0);
+                        continue;
+                }
+                n_timed_out++;
+                ck_assert_int_eq(rm.r[i], -ETIMEDOUT);
+                ck_assert_int_ge(rm.end[i], rm.deadline[i]);
+                ck_assert_int_ge(rm.deadline[i], last); /* in deadline order */
+                last = rm.deadline[i];
+        }
+        ck_assert_int_eq(n_timed_out, N_WAITERS / 2);
+        for (int i = 0; i < N_WAITERS; i++)
+                evt_event_free(rm.ev[i]);
+        test_loop_free(loop); /* checks that no watcher is left */
+}
+END_TEST
+
+#define N_SPINNERS 2000
+
+static struct {
+        int ran;                /* spinners that have run */
+        int ran_at_wake;        /* ... when the sleeper woke */
+        int order[N_SPINNERS];
+        bool woke;
+} cut;
+
+/* Holds the loop for 20 µs, like a task that computes. */
+static int spinner_fn(void *arg) {
+        int64_t until = evt_time_now() + EVT_USEC(20);
+
+        while (evt_time_now() < until)
+                ;
+        cut.order[cut.ran++] = (int) (intptr_t) arg;
+        return 0;
+}
+
+static int cut_sleeper_fn(void *arg) {
+        (void) arg;
+        if (evt_sleep(EVT_MSEC(2)) < 0)
+                return -1;
+        cut.ran_at_wake = cut.ran;
+        cut.woke = true;
+        return 0;
+}
+
+/* A sleeper and then 2,000 new tasks that compute for 20 µs each: one round
+ * of 40 ms. The round is cut, so the sleeper runs when its 2 ms are up, well
+ * before the round's end; the new tasks still run in the order spawned. */
+START_TEST(long_round_is_cut) {
+        evt_task *sleeper;
+
+        memset(&cut, 0, sizeof(cut));
+        loop = test_loop_new();
+        sleeper = test_spawn(loop, cut_sleeper_fn, NULL, "sleeper", 0);
+        for (int i = 0; i < N_SPINNERS; i++)
+                ck_assert_int_eq(evt_task_spawn(loop, spinner_fn, (void *) (intptr_t) i, NULL, NULL), 0);
+        test_loop_run(loop);
+        ck_assert(cut.woke);
+        ck_assert_int_eq(cut.ran, N_SPINNERS);
+        /* 2 ms is 100 spinners' worth: half the round is a wide margin. */
+        ck_assert_int_lt(cut.ran_at_wake, N_SPINNERS / 2);
+        for (int i = 0; i < N_SPINNERS; i++)
+                ck_assert_int_eq(cut.order[i], i);
+        evt_task_unref(sleeper);
         test_loop_free(loop);
 }
 END_TEST
@@ -386,6 +517,8 @@ Suite *evt_test_suite(void) {
 
         tc = tcase_create("many");
         tcase_add_test(tc, sleep_many);
+        tcase_add_test(tc, deadlines_taken_off);
+        tcase_add_test(tc, long_round_is_cut);
         suite_add_tcase(s, tc);
         return s;
 }
