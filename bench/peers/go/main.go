@@ -162,18 +162,27 @@ func w4() {
 		delay[i] = time.Duration(rng.Int63n(int64(time.Second)))
 	}
 	late := make([]time.Duration, tasks)
+	began := make([]time.Duration, tasks)
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	for i := 0; i < tasks; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
+			at := time.Now()
+			began[i] = at.Sub(t0)
 			time.Sleep(delay[i])
-			late[i] = time.Since(t0) - delay[i]
+			late[i] = time.Since(at) - delay[i] // the intended wake is delay after the sleep began
 		}(i)
 	}
 	wg.Wait()
 	total := time.Since(t0)
+	var lastStart time.Duration
+	for _, b := range began {
+		if b > lastStart {
+			lastStart = b
+		}
+	}
 	sort.Slice(late, func(a, b int) bool { return late[a] < late[b] })
 	var sum time.Duration
 	for _, l := range late {
@@ -183,6 +192,7 @@ func w4() {
 		sum += l
 	}
 	result("W4", "total_ms", ms(total))
+	result("W4", "last_start_ms", ms(lastStart))
 	result("W4", "mean_late_ms", ms(sum)/tasks)
 	result("W4", "p99_late_ms", ms(late[tasks*99/100]))
 	result("W4", "max_late_ms", ms(late[tasks-1]))
