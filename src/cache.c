@@ -2,21 +2,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #include "list.h"
 #include "sanitizer.h"
 #include "cache.h"
 
-/* A cache's first 2 MiB come in 64 KiB chunks; beyond, in 2 MiB chunks
- * aligned for a huge page. The kernel backs those (where transparent huge
- * pages are on, or on madvise) with one fault a chunk instead of 512: on
- * this kind of machine a fresh 4 KiB page costs 1.5 to 2.5 µs, a fresh
- * 2 MiB page about 100 µs. Small programs never get one, so their memory
- * stays small. */
-#define SMALL_CHUNK ((size_t) 64 * 1024)
-#define BIG_CHUNK ((size_t) 2 * 1024 * 1024)
-#define BIG_AFTER BIG_CHUNK
+/* Chunks of 64 KiB: 272 task records. (2 MiB chunks advised for huge
+ * pages were tried: 85 ns a task in W2 when the kernel had a warm huge page
+ * to give, 550 when it had to fetch one from the hypervisor, which is the
+ * usual case on the VMs measured, so they are not used.) */
+#define CHUNK_SIZE ((size_t) 64 * 1024)
 #define SIZE_MAX_OBJ ((size_t) 16 * 1024)
 
 /* Each object is preceded by a slot header: its chunk while it is out, the
@@ -33,7 +28,6 @@ typedef struct chunk {
         slot *free;             /* freed slots */
         char *bump;             /* the first slot never handed out */
         char *end;              /* past the last whole slot */
-        size_t size;            /* bytes, this header included */
         unsigned live;          /* objects out */
 } chunk;
 
@@ -78,7 +72,7 @@ static slot *slot_of(void *obj) {
 
 /* An empty chunk: every slot never used, and none accessible. */
 static void chunk_reset(evt__cache *s, chunk *c) {
-        size_t n = (c->size - SLOTS_AT) / s->slot;
+        size_t n = (CHUNK_SIZE - SLOTS_AT) / s->slot;
 
         c->free = NULL;
         c->bump = (char *) c + SLOTS_AT;
@@ -89,24 +83,11 @@ static void chunk_reset(evt__cache *s, chunk *c) {
 }
 
 static chunk *chunk_new(evt__cache *s) {
-        size_t size = s->bytes >= BIG_AFTER ? BIG_CHUNK : SMALL_CHUNK;
-        void *p;
-        chunk *c;
+        chunk *c = malloc(CHUNK_SIZE);
 
-        if (size == BIG_CHUNK) {
-                if (posix_memalign(&p, BIG_CHUNK, BIG_CHUNK) != 0)
-                        return NULL;
-#ifdef MADV_HUGEPAGE
-                (void) madvise(p, BIG_CHUNK, MADV_HUGEPAGE); /* a hint */
-#endif
-        } else {
-                p = malloc(SMALL_CHUNK);
-                if (!p)
-                        return NULL;
-        }
-        c = p;
-        c->size = size;
-        s->bytes += size;
+        if (!c)
+                return NULL;
+        s->bytes += CHUNK_SIZE;
         c->cache = s;
         evt__list_init(&c->link);
         chunk_reset(s, c);
@@ -114,9 +95,9 @@ static chunk *chunk_new(evt__cache *s) {
 }
 
 static void chunk_free(chunk *c) {
-        c->cache->bytes -= c->size;
-        EVT__ASAN_UNPOISON(c, c->size);
-        EVT__VALGRIND_UNDEFINED(c, c->size);
+        c->cache->bytes -= CHUNK_SIZE;
+        EVT__ASAN_UNPOISON(c, CHUNK_SIZE);
+        EVT__VALGRIND_UNDEFINED(c, CHUNK_SIZE);
         free(c);
 }
 

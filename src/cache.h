@@ -2,8 +2,7 @@
  * records are made of. Once many records are alive, malloc costs about 350
  * instructions a record here: calloc skips glibc's per-thread cache, and
  * 100,000 live records leave its fast bins behind. The cache takes a few
- * dozen, and it asks for big chunks in a way the kernel can back with huge
- * pages (see cache.c).
+ * dozen.
  *
  * A cache belongs to one thread. An object may outlive the cache's owner (a
  * task reference kept after evt_loop_free): evt__cache_release hands the
