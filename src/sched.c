@@ -542,6 +542,28 @@ static evt_task *round_first_new(evt_loop *l) {
         return NULL;
 }
 
+/* What became ready since a cut (by the poll: timers, I/O, signals; or by
+ * the round's own tasks) goes ahead of the round's tasks that have not
+ * started, so that a burst of spawns does not hold up the tasks already
+ * running: that is what the cut is for. Tasks that have not started join
+ * the end. Each kind keeps its order. The place (first_new) is kept from
+ * one cut to the next; without such a task near the front, everything
+ * joins the end, as without a cut. */
+static void round_merge(evt_loop *l) {
+        evt__list *n;
+
+        if (!l->first_new)
+                l->first_new = round_first_new(l);
+        if (!l->first_new)
+                return; /* run_cb appends it all */
+        while ((n = evt__list_pop_front(&l->run))) {
+                if (evt__container_of(n, evt_task, queue_link)->state == EVT__TASK_NEW)
+                        evt__list_push_back(&l->round, n);
+                else
+                        evt__list_insert_before(&l->first_new->queue_link, n);
+        }
+}
+
 static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
         evt_loop *l = w->data;
         evt_task *t;
@@ -554,19 +576,10 @@ static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
         l->cut_check = CUT_CHECK;
         l->birth_started = false;
 
-        /* The rest of a round that was cut. What libev's poll made ready
-         * since (timers, I/O, signals, spawns from its callbacks) goes
-         * ahead of the tasks in it that have not started, so that a burst
-         * of spawns does not hold up the tasks already running: that is
-         * what the cut is for. The place is kept from one cut to the next
-         * (first_new); without such a task near the front, what the poll
-         * made ready joins the round's end, as it would without a cut. */
-        if (!evt__list_empty(&l->round)) {
-                if (!l->first_new)
-                        l->first_new = round_first_new(l);
-                if (l->first_new)
-                        evt__list_splice_before(&l->first_new->queue_link, &l->run);
-        }
+        /* The rest of a round that was cut: what became ready since joins
+         * it, tasks that have run ahead of those that have not started. */
+        if (!evt__list_empty(&l->round))
+                round_merge(l);
 
         /* One round runs the tasks ready now; tasks that become ready during
          * the round run in the next. Each task hands the CPU to the next;
@@ -581,11 +594,8 @@ static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
                         current = NULL;
                         release_dead(l);
                 }
-                if (!evt__list_empty(&l->round)) {
-                        /* Cut. Tasks the round made ready stay behind it. */
-                        evt__list_splice_back(&l->round, &l->run);
-                        break;
-                }
+                if (!evt__list_empty(&l->round))
+                        break; /* cut: libev polls, then round_merge */
                 if (evt__list_empty(&l->run))
                         break;
                 if (evt_time_now() - l->run_start >= ROUNDS_WITHOUT_POLL)

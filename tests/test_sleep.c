@@ -442,8 +442,9 @@ END_TEST
 static struct {
         int ran;                /* spinners that have run */
         int ran_at_wake;        /* ... when the sleeper woke */
+        int ran_at_yield;       /* ... when the yielder ran again */
         int order[N_SPINNERS];
-        bool woke;
+        bool woke, yielded;
 } cut;
 
 /* Holds the loop for 20 µs, like a task that computes. */
@@ -465,15 +466,27 @@ static int cut_sleeper_fn(void *arg) {
         return 0;
 }
 
-/* A sleeper and then 2,000 new tasks that compute for 20 µs each: one round
- * of 40 ms. The round is cut, so the sleeper runs when its 2 ms are up, well
- * before the round's end; the new tasks still run in the order spawned. */
+static int cut_yielder_fn(void *arg) {
+        (void) arg;
+        if (evt_yield() < 0)
+                return -1;
+        cut.ran_at_yield = cut.ran;
+        cut.yielded = true;
+        return 0;
+}
+
+/* A sleeper, a yielder and then 2,000 new tasks that compute for 20 µs
+ * each: one round of 40 ms. The round is cut, so the sleeper runs when its
+ * 2 ms are up and the yielder soon after its yield, both well before the
+ * round's end, ahead of the tasks that have not started; those still run
+ * in the order spawned. */
 START_TEST(long_round_is_cut) {
-        evt_task *sleeper;
+        evt_task *sleeper, *yielder;
 
         memset(&cut, 0, sizeof(cut));
         loop = test_loop_new();
         sleeper = test_spawn(loop, cut_sleeper_fn, NULL, "sleeper", 0);
+        yielder = test_spawn(loop, cut_yielder_fn, NULL, "yielder", 0);
         for (int i = 0; i < N_SPINNERS; i++)
                 ck_assert_int_eq(evt_task_spawn(loop, spinner_fn, (void *) (intptr_t) i, NULL, NULL), 0);
         test_loop_run(loop);
@@ -481,9 +494,12 @@ START_TEST(long_round_is_cut) {
         ck_assert_int_eq(cut.ran, N_SPINNERS);
         /* 2 ms is 100 spinners' worth: half the round is a wide margin. */
         ck_assert_int_lt(cut.ran_at_wake, N_SPINNERS / 2);
+        ck_assert(cut.yielded);
+        ck_assert_int_lt(cut.ran_at_yield, N_SPINNERS / 2);
         for (int i = 0; i < N_SPINNERS; i++)
                 ck_assert_int_eq(cut.order[i], i);
         evt_task_unref(sleeper);
+        evt_task_unref(yielder);
         test_loop_free(loop);
 }
 END_TEST
