@@ -8,22 +8,19 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __linux__
 #include <sys/eventfd.h>
 #endif
-#include <sys/mman.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
 
+#include "cache.h"
+#include "overflow.h"
 #include "sanitizer.h"
 #include "scheduler.h"
-#include "cache.h"
 
 /* The task running on this thread, NULL in the scheduler and outside. */
 static __thread evt_task *current;
@@ -268,125 +265,7 @@ static void step_check(evt_task *t) {
                 l->slow_fn(t, held, l->slow_data);
 }
 
-/* ---- stack overflows ----------------------------------------------------- */
-
-static size_t put_str(char *buf, size_t at, size_t size, const char *s) {
-        while (*s && at + 1 < size)
-                buf[at++] = *s++;
-        return at;
-}
-
-static size_t put_u64(char *buf, size_t at, size_t size, uint64_t v) {
-        char digits[21];
-        size_t n = sizeof(digits) - 1;
-
-        digits[n] = '\0';
-        do
-                digits[--n] = (char) ('0' + v % 10);
-        while ((v /= 10) != 0);
-        return put_str(buf, at, size, digits + n);
-}
-
-/* A task that ran off the bottom of its stack (its guard page, or the canary
- * below a slab stack): memory beyond it may be corrupt, so nothing more can
- * be trusted to run. Names the task on stderr and aborts, so a core dump
- * shows where. Async-signal-safe: the fault handler calls it too. */
-static _Noreturn void overflowed(const evt_task *t) {
-        char msg[400];
-        size_t n = put_str(msg, 0, sizeof(msg), "evtask: task '");
-
-        if (t->name[0]) {
-                n = put_str(msg, n, sizeof(msg), t->name);
-        } else {
-                n = put_str(msg, n, sizeof(msg), "task-");
-                n = put_u64(msg, n, sizeof(msg), t->id);
-        }
-        n = put_str(msg, n, sizeof(msg), "' overflowed its stack (");
-        n = put_u64(msg, n, sizeof(msg), t->stack->size);
-        n = put_str(msg, n, sizeof(msg), " bytes; give it a larger stack_size)\n");
-        (void) !write(STDERR_FILENO, msg, n);
-        abort();
-}
-
-/* What SIGSEGV did before the first loop was made. */
-static struct sigaction segv_before;
-static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
-
-/* The stack pointer of the interrupted code, where the platform says. */
-static uintptr_t fault_sp(const void *uc) {
-#if defined(__x86_64__)
-        return (uintptr_t) ((const ucontext_t *) uc)->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-        return (uintptr_t) ((const ucontext_t *) uc)->uc_mcontext.sp;
-#else
-        (void) uc;
-        return 0;
-#endif
-}
-
-/* Runs on the thread's alternate stack, since the faulting one may be full.
- * A fault that is not the running task's overflow goes on as if this
- * handler were not there. */
-static void segv_handler(int sig, siginfo_t *si, void *uc) {
-        evt_task *t = current;
-
-        if (t && t->stack && evt__stack_overflow_at(t->stack, (uintptr_t) si->si_addr, fault_sp(uc)))
-                overflowed(t);
-        if (segv_before.sa_flags & SA_SIGINFO) {
-                segv_before.sa_sigaction(sig, si, uc);
-        } else if (segv_before.sa_handler != SIG_DFL && segv_before.sa_handler != SIG_IGN) {
-                segv_before.sa_handler(sig);
-        } else {
-                /* The faulting instruction runs again, and the fault kills. */
-                struct sigaction dfl = { .sa_handler = SIG_DFL };
-
-                sigaction(sig, &dfl, NULL);
-        }
-}
-
-static void segv_install(void) {
-        struct sigaction sa = { .sa_sigaction = segv_handler, .sa_flags = SA_SIGINFO | SA_ONSTACK };
-
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGSEGV, &sa, &segv_before);
-}
-
-/* The alternate signal stack this thread got from its first loop, if it had
- * none of its own; it goes with the thread's last loop. */
-static __thread void *altstack;
-static __thread unsigned altstack_loops;
-#define ALTSTACK_SIZE ((size_t) 64 * 1024)
-
-static int altstack_take(void) {
-        stack_t ss;
-        void *map;
-
-        if (altstack_loops > 0 || sigaltstack(NULL, &ss) < 0 || !(ss.ss_flags & SS_DISABLE)) {
-                altstack_loops++;
-                return 0;
-        }
-        map = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (map == MAP_FAILED)
-                return -ENOMEM;
-        ss = (stack_t) { .ss_sp = map, .ss_size = ALTSTACK_SIZE };
-        if (sigaltstack(&ss, NULL) < 0) {
-                munmap(map, ALTSTACK_SIZE);
-                return -ENOMEM;
-        }
-        altstack = map;
-        altstack_loops++;
-        return 0;
-}
-
-static void altstack_give(void) {
-        stack_t off = { .ss_flags = SS_DISABLE };
-
-        if (--altstack_loops > 0 || !altstack)
-                return;
-        sigaltstack(&off, NULL);
-        munmap(altstack, ALTSTACK_SIZE);
-        altstack = NULL;
-}
+/* ---- rounds ------------------------------------------------------------ */
 
 /* Asks the cache for the next task of the round while this one runs: its
  * record, and the stack it resumes on. A cancel that wakes many parked
@@ -518,7 +397,7 @@ static void task_main(void *arg) {
         release_dead(l);
         result = t->fn(t->arg);
         if (!evt__stack_intact(t->stack))
-                overflowed(t);
+                evt__overflow_abort(t);
         step_check(t);
         task_end(t, result);
         l->dead = t;
@@ -698,7 +577,7 @@ static void suspend(evt_task *t) {
         int saved_errno = errno;
 
         if (!evt__stack_intact(t->stack))
-                overflowed(t);
+                evt__overflow_abort(t);
         step_check(t);
         switch_next(t->loop, &t->coro, false);
         release_dead(t->loop);
@@ -837,6 +716,10 @@ evt_task *evt_task_current(void) {
         return current;
 }
 
+evt_task *evt__task_running(void) {
+        return current;
+}
+
 const char *evt_task_name(const evt_task *task) {
         if (!task)
                 return NULL;
@@ -944,14 +827,15 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
         }
 
         l = calloc(1, sizeof(*l));
-        if (!l)
-                return -ENOMEM;
         /* An overflow into a guard page faults: the handler names the task. */
-        pthread_once(&segv_once, segv_install);
+        if (!l || evt__overflow_catch_start() < 0) {
+                free(l);
+                return -ENOMEM;
+        }
         l->task_cache = evt__cache_new(sizeof(evt_task) + DEFAULT_NAME_MAX + 1,
                                        _Alignof(evt_task) > 8 ? 16 : 8);
-        if (!l->task_cache || altstack_take() < 0) {
-                evt__cache_release(l->task_cache);
+        if (!l->task_cache) {
+                evt__overflow_catch_stop();
                 free(l);
                 return -ENOMEM;
         }
@@ -1010,7 +894,7 @@ void evt_loop_free(evt_loop *loop) {
         evt__stack_pool_done(&loop->stacks);
         /* Records the caller still holds keep it until they go. */
         evt__cache_release(loop->task_cache);
-        altstack_give();
+        evt__overflow_catch_stop();
         free(loop);
 }
 

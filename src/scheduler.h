@@ -135,6 +135,9 @@ static inline bool evt__cancel_deliverable(const evt_task *t) {
         return t->cancelled && t->shield_depth == 0 && !(t->flags & EVT_TASK_SHIELDED);
 }
 
+/* The running task, as evt_task_current, NULL outside tasks. Hidden, so
+ * that a signal handler (overflow.c) calls it without the dynamic linker. */
+evt_task *evt__task_running(void);
 /* Entry check of every await point: the calling task, or -EINVAL outside a
  * task, or -ECANCELED. */
 int evt__enter(evt_task **ret_task);
