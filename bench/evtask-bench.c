@@ -42,6 +42,7 @@
 
 #include "coro.h"
 #include "evtask.h"
+#include "stack.h"
 
 static void result(const char *workload, const char *metric, double value) {
         printf("{\"impl\":\"evtask\",\"workload\":\"%s\",\"metric\":\"%s\",\"value\":%.2f}\n",

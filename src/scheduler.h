@@ -19,6 +19,7 @@
 #include "coro.h"
 #include "evtask.h"
 #include "list.h"
+#include "stack.h"
 
 enum evt__task_state {
         EVT__TASK_NEW,          /* spawned, queued, never run */

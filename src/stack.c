@@ -1,5 +1,5 @@
 /* Coroutine stacks: guarded mappings up to a budget, slabs with canaries
- * beyond it (coro.h), and a pool of free ones. */
+ * beyond it (stack.h), and a pool of free ones. */
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
@@ -8,8 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "coro.h"
 #include "sanitizer.h"
+#include "stack.h"
 
 #ifndef MAP_STACK
 #define MAP_STACK 0

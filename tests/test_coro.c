@@ -9,6 +9,7 @@
 #include "cache.h"
 #include "coro.h"
 #include "sanitizer.h"
+#include "stack.h"
 #include "testutil.h"
 
 #if EVT__ASAN

@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "coro.h"
 #include "sanitizer.h"
+#include "stack.h"
 #include "testutil.h"
 
 #ifndef RUNNING_ON_VALGRIND

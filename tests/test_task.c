@@ -7,8 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "coro.h"
 #include "sanitizer.h"
+#include "stack.h"
 
 #include "testutil.h"
 
