@@ -99,6 +99,7 @@ struct pool_core {
 
 struct evt_pool {
         evt_loop *loop;
+        evt__list loop_link;    /* on loop->pools until evt_pool_free */
         evt__loop_observer observer;
         struct pool_core *core;
         ev_async async;         /* a worker finished a call */
@@ -396,6 +397,7 @@ int evt_pool_new(evt_loop *loop, const evt_pool_opts *opts, evt_pool **ret_pool)
         p->refs = 1;
         evt__list_init(&p->calls);
         evt__list_init(&p->room_waiters);
+        evt__list_push_back(&loop->pools, &p->loop_link);
         p->observer.pause_cb = pause_cb;
         p->observer.free_cb = free_cb;
         evt__loop_observer_add(loop, &p->observer);
@@ -421,6 +423,7 @@ void evt_pool_free(evt_pool *pool) {
         assert(!p->gone);
         c = p->core;
         p->gone = true;
+        evt__list_remove(&p->loop_link);
         evt__loop_observer_remove(&p->observer);
         evt__list_init(&dropped);
         evt__list_init(&joinable);
@@ -690,24 +693,16 @@ int evt_token_checkpoint(evt_token *token) {
 
 /* ---- status -------------------------------------------------------------- */
 
-static bool is_pool(const evt__loop_observer *o) {
-        return o->pause_cb == pause_cb;
-}
-
 int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, void *data),
                           void *data) {
         int64_t now;
-        evt__list *o, *n;
+        evt__list *pn, *n;
 
         if (!loop || !fn)
                 return -EINVAL;
-        evt__list_for_each(o, &loop->observers) {
-                evt__loop_observer *obs = evt__container_of(o, evt__loop_observer, link);
-                evt_pool *p;
+        evt__list_for_each(pn, &loop->pools) {
+                evt_pool *p = evt__container_of(pn, evt_pool, loop_link);
 
-                if (!is_pool(obs))
-                        continue;
-                p = evt__container_of(obs, evt_pool, observer);
                 /* Calls that have returned are not in flight any more, even
                  * if their completion has not reached the loop yet. */
                 collect(p);

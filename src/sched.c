@@ -849,6 +849,7 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
         evt__list_init(&l->held);
         evt__list_init(&l->tasks);
         evt__list_init(&l->observers);
+        evt__list_init(&l->pools);
         ev_idle_init(&l->run_watcher, run_cb);
         ev_set_priority(&l->run_watcher, EV_MAXPRI);
         l->run_watcher.data = l;
@@ -884,6 +885,7 @@ void evt_loop_free(evt_loop *loop) {
                 o->free_cb(o);
                 assert(loop->observers.next != &o->link);
         }
+        assert(evt__list_empty(&loop->pools));
 
         assert(loop->n_watchers == 0);
         if (ev_is_active(&loop->trim_watcher)) {
