@@ -21,6 +21,7 @@
 #include <sys/signalfd.h>
 #endif
 
+#include "pool.h"
 #include "scheduler.h"
 
 #define DEFAULT_DRAIN_TIMEOUT EVT_SEC(20)
@@ -145,7 +146,7 @@ static size_t tasks_left(evt_lifecycle *lc) {
  * task gave up on it still runs on a thread, and it gets its chance to end
  * cleanly. */
 static size_t work_left(evt_lifecycle *lc) {
-        return lc->loop->n_tasks + (lc->abandoned_any ? 0 : lc->loop->n_calls);
+        return lc->loop->n_tasks + (lc->abandoned_any ? 0 : evt__pool_calls_in_flight(lc->loop));
 }
 
 static void set_phase(evt_lifecycle *lc, evt_phase phase) {
@@ -207,7 +208,7 @@ static void force(evt_lifecycle *lc) {
          * which sets the call's stop flag; calls whose task gave up earlier
          * have it already. They get abandon_grace to return. */
         evt_loop_foreach_task(lc->loop, force_one, lc);
-        if (lc->loop->n_calls > 0)
+        if (evt__pool_calls_in_flight(lc->loop) > 0)
                 timer_start(lc, &lc->grace_timer, lc->abandon_grace);
 }
 

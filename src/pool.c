@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "pool.h"
 #include "scheduler.h"
 
 #define DEFAULT_QUEUE_MAX 1024
@@ -99,12 +100,14 @@ struct pool_core {
 
 struct evt_pool {
         evt_loop *loop;
-        evt__list loop_link;    /* on loop->pools until evt_pool_free */
+        evt__list loop_link;    /* on loop->pools until evt_pool_free has
+                                 * released its calls */
         evt__loop_observer observer;
         struct pool_core *core;
         ev_async async;         /* a worker finished a call */
         evt__list calls;        /* call.pool_link: every record the loop holds */
-        size_t n_calls;         /* length of calls */
+        size_t n_calls;         /* length of calls; evt__pool_calls_in_flight
+                                 * sums them over the loop's pools */
         size_t limit;           /* in flight at most: threads + queue_max */
         size_t n_awaited;       /* calls a task waits for */
         evt__list room_waiters; /* tasks waiting for n_calls < limit */
@@ -279,7 +282,6 @@ static void hold_update(evt_pool *p) {
 static void call_release(evt_pool *p, call *k) {
         evt__list_remove(&k->pool_link);
         p->n_calls--;
-        p->loop->n_calls--;
         if (k->state == CALL_QUEUED && k->arg_free)
                 k->arg_free(k->arg); /* never ran */
         evt_task_unref(k->task);
@@ -423,7 +425,6 @@ void evt_pool_free(evt_pool *pool) {
         assert(!p->gone);
         c = p->core;
         p->gone = true;
-        evt__list_remove(&p->loop_link);
         evt__loop_observer_remove(&p->observer);
         evt__list_init(&dropped);
         evt__list_init(&joinable);
@@ -453,7 +454,6 @@ void evt_pool_free(evt_pool *pool) {
                         call_stop(c, k);
                         evt__list_remove(&k->pool_link);
                         p->n_calls--;
-                        p->loop->n_calls--;
                         evt_task_unref(k->task);
                         k->task = NULL;
                         break;
@@ -493,6 +493,9 @@ void evt_pool_free(evt_pool *pool) {
                 free(w);
         }
         assert(p->n_calls == 0 && p->n_awaited == 0);
+        /* Off the loop's list only now: a call counts as in flight until
+         * it is released, and an arg_free above may ask for the count. */
+        evt__list_remove(&p->loop_link);
 
         hold_update(p);
         ev_ref(p->loop->ev); /* undoes evt_pool_new's unref before the stop */
@@ -626,7 +629,6 @@ int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_
         arg = NULL; /* the record has it now */
         evt__list_push_back(&p->calls, &k->pool_link);
         p->n_calls++;
-        p->loop->n_calls++;
         k->awaited = true;
         p->n_awaited++;
         hold_update(p);
@@ -693,6 +695,15 @@ int evt_token_checkpoint(evt_token *token) {
 
 /* ---- status -------------------------------------------------------------- */
 
+size_t evt__pool_calls_in_flight(const evt_loop *loop) {
+        const evt__list *n;
+        size_t calls = 0;
+
+        evt__list_for_each(n, &loop->pools)
+                calls += evt__container_of(n, evt_pool, loop_link)->n_calls;
+        return calls;
+}
+
 int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, void *data),
                           void *data) {
         int64_t now;
@@ -703,6 +714,8 @@ int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, 
         evt__list_for_each(pn, &loop->pools) {
                 evt_pool *p = evt__container_of(pn, evt_pool, loop_link);
 
+                if (p->gone)
+                        continue; /* in evt_pool_free, its calls are dropped */
                 /* Calls that have returned are not in flight any more, even
                  * if their completion has not reached the loop yet. */
                 collect(p);

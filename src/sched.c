@@ -917,17 +917,3 @@ int evt_loop_run(evt_loop *loop) {
 struct ev_loop *evt_loop_ev(evt_loop *loop) {
         return loop ? loop->ev : NULL;
 }
-
-int evt_loop_stats_get(evt_loop *loop, evt_loop_stats *ret_stats) {
-        if (!loop || !ret_stats)
-                return -EINVAL;
-        *ret_stats = (evt_loop_stats) {
-                .tasks = loop->n_tasks,
-                .stacks_used = loop->stacks.n_used,
-                .stacks_free = loop->stacks.n_free,
-                .watchers = loop->n_watchers,
-                .calls = loop->n_calls,
-                .switches = loop->switches,
-        };
-        return 0;
-}

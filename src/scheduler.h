@@ -92,7 +92,6 @@ struct evt_loop {
         evt__list observers;    /* evt__loop_observer.link */
         evt__list pools;        /* the loop's thread pools, kept by pool.c
                                  * (evt_pool.loop_link) */
-        size_t n_calls;         /* blocking calls in flight (pool.c) */
         int64_t slow_ns;        /* steps this long are reported; 0: none */
         evt_slow_step_fn slow_fn;
         void *slow_data;

@@ -1125,6 +1125,70 @@ START_TEST(foreach_call_lists_calls) {
 }
 END_TEST
 
+/* ---- the loop's count of calls ------------------------------------------ */
+
+static struct {
+        evt_pool *second;
+        bool ready;
+        evt_loop_stats loop_before, loop_after;
+        evt_pool_stats first, second_before;
+        struct listing listed_before, listed_after;
+} lp;
+
+static bool second_is(size_t running) {
+        evt_pool_stats ps;
+
+        ck_assert_int_eq(evt_pool_stats_get(lp.second, &ps), 0);
+        return ps.running == running;
+}
+
+/* The first pool runs one call and queues one, the second runs one; then
+ * the second pool is freed under its call. */
+static int loop_count_controller(void *arg) {
+        (void) arg;
+        lp.ready = POLL_UNTIL(pool_is(1, 1) && second_is(1));
+        evt_loop_stats_get(st.loop, &lp.loop_before);
+        lp.first = pool_stats();
+        evt_pool_stats_get(lp.second, &lp.second_before);
+        evt_loop_foreach_call(st.loop, list_call, &lp.listed_before);
+        evt_pool_free(lp.second);
+        evt_loop_stats_get(st.loop, &lp.loop_after);
+        evt_loop_foreach_call(st.loop, list_call, &lp.listed_after);
+        atomic_store(&st.jobs[0].release, true);
+        atomic_store(&st.jobs[2].release, true);
+        return 0;
+}
+
+START_TEST(loop_stats_count_every_pool) {
+        setup(1, 0);
+        memset(&lp, 0, sizeof(lp));
+        ck_assert_int_eq(evt_pool_new(st.loop, &(evt_pool_opts) { 1, 0 }, &lp.second), 0);
+        call_in_task(0, uncooperative_fn, &st.jobs[0], "first-running", 0);
+        call_in_task(1, quick_fn, &st.jobs[1], "first-queued", 0);
+        call_in_task(2, uncooperative_fn, &st.jobs[2], "second-running", 0)->pool = lp.second;
+        evt_task_unref(test_spawn(st.loop, loop_count_controller, NULL, "control", 0));
+        ck_assert_int_eq(evt_loop_run(st.loop), 0);
+        ck_assert(lp.ready);
+
+        /* The loop's count is the sum of its pools' counts. */
+        ck_assert_uint_eq(lp.first.calls, 2);
+        ck_assert_uint_eq(lp.second_before.calls, 1);
+        ck_assert_uint_eq(lp.loop_before.calls, 3);
+        /* Every pool's calls are listed, pool by pool, oldest first. */
+        ck_assert_int_eq(lp.listed_before.n, 3);
+        ck_assert_str_eq(lp.listed_before.calls[0].task, "first-running");
+        ck_assert_str_eq(lp.listed_before.calls[1].task, "first-queued");
+        ck_assert_str_eq(lp.listed_before.calls[2].task, "second-running");
+
+        /* A pool that is freed counts and lists none of its calls, even the
+         * one its abandoned thread still runs. */
+        ck_assert_uint_eq(lp.loop_after.calls, 2);
+        ck_assert_int_eq(lp.listed_after.n, 2);
+        ck_assert_int_eq(st.callers[2].r, -EIDRM);
+        finish();
+}
+END_TEST
+
 /* ---- the lifecycle's shutdown -------------------------------------------- */
 
 #define MAX_SEEN 4
@@ -1469,6 +1533,10 @@ Suite *evt_test_suite(void) {
 
         tc = tcase_create("foreach_call");
         tcase_add_test(tc, foreach_call_lists_calls);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("loop_stats");
+        tcase_add_test(tc, loop_stats_count_every_pool);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("lifecycle");
