@@ -101,21 +101,6 @@ EVT_API int evt_loop_run(evt_loop *loop);
  * loop. */
 EVT_API struct ev_loop *evt_loop_ev(evt_loop *loop);
 
-/* Counts, for tests and status pages: every loop test ends with tasks,
- * stacks_used, watchers and calls all zero. */
-typedef struct evt_loop_stats {
-        size_t tasks;           /* spawned and not yet ended */
-        size_t stacks_used;     /* stacks held by tasks */
-        size_t stacks_free;     /* stacks kept in the pool */
-        size_t watchers;        /* libev watchers the scheduler has active */
-        size_t calls;           /* blocking calls in flight, in all pools */
-        uint64_t switches;      /* context switches into tasks so far */
-} evt_loop_stats;
-
-/* Fills ret_stats with the loop's counts: 0, or -EINVAL for a NULL
- * argument. */
-EVT_API int evt_loop_stats_get(evt_loop *loop, evt_loop_stats *ret_stats);
-
 /* ========================================================================
  * The pause gate
  *
@@ -380,6 +365,42 @@ typedef struct evt_call_opts {
 EVT_API int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg,
                           const evt_call_opts *opts, int64_t deadline, int *ret_result);
 
+/* A token belongs to one call; these are for its function, on its worker
+ * thread, and are thread-safe. */
+
+/* True once the awaiting task gave up (cancel, deadline) or the pool ended;
+ * false for NULL. */
+EVT_API bool evt_token_stop_requested(const evt_token *token);
+/* True while the loop is paused (never for a call made by an
+ * EVT_TASK_NOPAUSE task); false for NULL. */
+EVT_API bool evt_token_is_paused(const evt_token *token);
+/* Where a function lets itself be paused or stopped: waits while the loop
+ * is paused, then returns 0; -ECANCELED once stop is requested, at once and
+ * also while paused. -EINVAL for NULL. */
+EVT_API int evt_token_checkpoint(evt_token *token);
+
+/* ========================================================================
+ * Introspection
+ *
+ * What tests, status pages and watchdogs read of a loop: its counts, the
+ * tasks and blocking calls in flight, and the steps that held it too long.
+ * ======================================================================== */
+
+/* Counts, for tests and status pages: every loop test ends with tasks,
+ * stacks_used, watchers and calls all zero. */
+typedef struct evt_loop_stats {
+        size_t tasks;           /* spawned and not yet ended */
+        size_t stacks_used;     /* stacks held by tasks */
+        size_t stacks_free;     /* stacks kept in the pool */
+        size_t watchers;        /* libev watchers the scheduler has active */
+        size_t calls;           /* blocking calls in flight, in all pools */
+        uint64_t switches;      /* context switches into tasks so far */
+} evt_loop_stats;
+
+/* Fills ret_stats with the loop's counts: 0, or -EINVAL for a NULL
+ * argument. */
+EVT_API int evt_loop_stats_get(evt_loop *loop, evt_loop_stats *ret_stats);
+
 /* Counts, for tests and status pages. */
 typedef struct evt_pool_stats {
         size_t threads;         /* worker threads alive, idle ones included */
@@ -395,19 +416,15 @@ typedef struct evt_pool_stats {
  * argument. */
 EVT_API int evt_pool_stats_get(evt_pool *pool, evt_pool_stats *ret_stats);
 
-/* A token belongs to one call; these are for its function, on its worker
- * thread, and are thread-safe. */
-
-/* True once the awaiting task gave up (cancel, deadline) or the pool ended;
- * false for NULL. */
-EVT_API bool evt_token_stop_requested(const evt_token *token);
-/* True while the loop is paused (never for a call made by an
- * EVT_TASK_NOPAUSE task); false for NULL. */
-EVT_API bool evt_token_is_paused(const evt_token *token);
-/* Where a function lets itself be paused or stopped: waits while the loop
- * is paused, then returns 0; -ECANCELED once stop is requested, at once and
- * also while paused. -EINVAL for NULL. */
-EVT_API int evt_token_checkpoint(evt_token *token);
+/* Calls fn for every task that has not ended, in spawn order. fn may
+ * cancel tasks; it must not free any. 0, or -EINVAL for a NULL argument. */
+EVT_API int evt_loop_foreach_task(evt_loop *loop, void (*fn)(evt_task *task, void *data), void *data);
+/* Nanoseconds since the task was spawned, to within a few milliseconds; 0
+ * for NULL. */
+EVT_API int64_t evt_task_age(const evt_task *task);
+/* "new", "ready", "running", "waiting", "held" (by the pause gate), "done";
+ * NULL for NULL. */
+EVT_API const char *evt_task_state_name(const evt_task *task);
 
 /* One blocking call in flight, as status pages and the lifecycle see it. */
 typedef struct evt_call_info {
@@ -424,6 +441,19 @@ typedef struct evt_call_info {
  * free calls or pools. 0, or -EINVAL for a NULL argument. */
 EVT_API int evt_loop_foreach_call(evt_loop *loop, void (*fn)(const evt_call_info *info, void *data),
                                   void *data);
+
+/* Called after a step (what a task runs between two await points, or from
+ * its start to its end) that held the loop for held_ns: no other task, no
+ * timer and no signal could run meanwhile. */
+typedef void (*evt_slow_step_fn)(evt_task *task, int64_t held_ns, void *data);
+/* From now on, calls fn for every step that holds the loop threshold_ns or
+ * longer; 0 turns it off (the default). Steps are timed with the coarse
+ * monotonic clock, so to within a few milliseconds. fn runs in the task, at
+ * the await point that ends the step (the task may have ended); it must not
+ * wait. A step that never ends is never reported: a watchdog outside the
+ * loop has to catch that one. 0, or -EINVAL for a NULL loop, a negative
+ * threshold, or a threshold without fn. */
+EVT_API int evt_loop_slow_step_set(evt_loop *loop, int64_t threshold_ns, evt_slow_step_fn fn, void *data);
 
 /* ========================================================================
  * Lifecycle: signals, pause and resume, graceful shutdown
@@ -528,29 +558,6 @@ EVT_API evt_phase evt_lifecycle_phase(const evt_lifecycle *lc);
 /* "running", "stopping", "draining", "forcing", "done"; "unknown" for a
  * value that is not a phase. */
 EVT_API const char *evt_phase_name(evt_phase phase);
-
-/* Calls fn for every task that has not ended, in spawn order. fn may
- * cancel tasks; it must not free any. 0, or -EINVAL for a NULL argument. */
-EVT_API int evt_loop_foreach_task(evt_loop *loop, void (*fn)(evt_task *task, void *data), void *data);
-/* Nanoseconds since the task was spawned, to within a few milliseconds; 0
- * for NULL. */
-EVT_API int64_t evt_task_age(const evt_task *task);
-/* "new", "ready", "running", "waiting", "held" (by the pause gate), "done";
- * NULL for NULL. */
-EVT_API const char *evt_task_state_name(const evt_task *task);
-
-/* Called after a step (what a task runs between two await points, or from
- * its start to its end) that held the loop for held_ns: no other task, no
- * timer and no signal could run meanwhile. */
-typedef void (*evt_slow_step_fn)(evt_task *task, int64_t held_ns, void *data);
-/* From now on, calls fn for every step that holds the loop threshold_ns or
- * longer; 0 turns it off (the default). Steps are timed with the coarse
- * monotonic clock, so to within a few milliseconds. fn runs in the task, at
- * the await point that ends the step (the task may have ended); it must not
- * wait. A step that never ends is never reported: a watchdog outside the
- * loop has to catch that one. 0, or -EINVAL for a NULL loop, a negative
- * threshold, or a threshold without fn. */
-EVT_API int evt_loop_slow_step_set(evt_loop *loop, int64_t threshold_ns, evt_slow_step_fn fn, void *data);
 
 #ifdef __cplusplus
 }
