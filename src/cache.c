@@ -8,9 +8,10 @@
 #include "cache.h"
 
 /* Chunks of 64 KiB: 272 task records. (2 MiB chunks advised for huge
- * pages were tried: 85 ns a task in W2 when the kernel had a warm huge page
- * to give, 550 when it had to fetch one from the hypervisor, which is the
- * usual case on the VMs measured, so they are not used.) */
+ * pages were tried: faster when the kernel had a warm huge page to give,
+ * much slower when it had to fetch one from the hypervisor, which is the
+ * usual case on the VMs measured, so they are not used; docs/BENCHMARKS.md
+ * has the figures.) */
 #define CHUNK_SIZE ((size_t) 64 * 1024)
 #define SIZE_MAX_OBJ ((size_t) 16 * 1024)
 

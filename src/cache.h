@@ -1,8 +1,8 @@
 /* An object cache: fixed-size objects carved from chunks, what task
- * records are made of. Once many records are alive, malloc costs about 350
- * instructions a record here: calloc skips glibc's per-thread cache, and
- * 100,000 live records leave its fast bins behind. The cache takes a few
- * dozen.
+ * records are made of. Once many records are alive, malloc gets slow:
+ * calloc skips glibc's per-thread cache, and 100,000 live records leave
+ * its fast bins behind. The cache pops a free list or bumps a pointer
+ * (docs/BENCHMARKS.md, task records).
  *
  * A cache belongs to one thread. An object may outlive the cache's owner (a
  * task reference kept after evt_loop_free): evt__cache_release hands the

@@ -4,9 +4,9 @@
  * register-only switch in assembly (coro_switch_*.S): it saves the
  * callee-saved registers and the stack pointer, nothing else, and makes no
  * system call. glibc's swapcontext also saves the signal mask with a system
- * call on every switch, which costs thirty times as much; it stays available,
- * with makecontext, as the `coro_switch=ucontext` build option for machines
- * without the assembly.
+ * call on every switch, which costs many times as much (docs/BENCHMARKS.md,
+ * W1); it stays available, with makecontext, as the `coro_switch=ucontext`
+ * build option for machines without the assembly.
  *
  * The floating-point control words (MXCSR, x87 CW) are not switched: they
  * are the thread's, not a task's. */

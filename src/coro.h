@@ -42,8 +42,8 @@ void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg);
 void evt__coro_switch(evt__coro *from, evt__coro *to);
 /* Asks the cache for what a switch to c reads first: the frames above its
  * saved stack pointer. Only a hint. 512 bytes: a parked task's frames
- * (switch, wait, primitive, task function) span about that; with 256, a
- * W3 cancel costs 390 ns a task instead of 140. */
+ * (switch, wait, primitive, task function) span about that, and a frame
+ * left out is a miss again (docs/BENCHMARKS.md, W3 cancel). */
 static inline void evt__coro_prefetch(const evt__coro *c) {
 #if EVT_CORO_UCONTEXT
         (void) c;

@@ -146,12 +146,13 @@ static call *next_call(struct pool_core *c) {
 
 /* A task that awaits calls one after another makes the next one a loop
  * wake-up after the last returned: a worker that went to sleep at once
- * would cost a second wake-up, tens of microseconds on a virtual machine.
- * So one idle worker at a time watches the queue for SPIN_NS first (not
- * while paused: queued calls wait for the resume then). It yields the CPU
- * between looks, so the loop's thread is never kept from running; measured
- * with `evtask-bench call`, that also makes the loop's own wake-up faster.
- * Under lock; drops it while spinning. True if there is a call to take. */
+ * would cost a second wake-up, dear on a virtual machine
+ * (docs/BENCHMARKS.md, blocking calls). So one idle worker at a time
+ * watches the queue for SPIN_NS first (not while paused: queued calls wait
+ * for the resume then). It yields the CPU between looks, so the loop's
+ * thread is never kept from running; measured with `evtask-bench call`,
+ * that also makes the loop's own wake-up faster. Under lock; drops it
+ * while spinning. True if there is a call to take. */
 static bool spin_for_call(struct pool_core *c) {
         int64_t end;
 

@@ -271,7 +271,7 @@ static void step_check(evt_task *t) {
  * record, and the stack it resumes on. A cancel that wakes many parked
  * tasks at once finds each one cold, record and page of stack, and waits
  * on one miss after another; fetched a task ahead, the misses overlap
- * with this task's work (W3: 650 ns per cancelled task, 145 with this).
+ * with this task's work (docs/BENCHMARKS.md, W3 cancel).
  * Always inlined: GCC takes a function that only loads and prefetches for
  * a pure one, and drops the call. */
 static inline __attribute__((always_inline)) void round_prefetch(const evt_loop *l) {

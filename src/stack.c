@@ -249,8 +249,9 @@ static int span_cmp(const void *a, const void *b) {
 }
 
 /* Unmaps the free guarded stacks. The system tends to map them next to
- * each other, and one munmap of a run of neighbours costs about half of one
- * per stack: a loop that ends with a thousand stacks kept ends sooner. */
+ * each other, and one munmap of a run of neighbours costs less than one
+ * per stack: a loop that ends with a thousand stacks kept ends sooner
+ * (docs/BENCHMARKS.md, W5). */
 static void free_guarded_unmap(evt__stack_pool *p) {
         struct span *spans = malloc(p->n_free * sizeof(*spans));
         size_t n_spans = 0;
