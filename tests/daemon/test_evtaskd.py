@@ -21,6 +21,9 @@ import threading
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import childenv  # noqa: E402  (the signal state of every child)
+
 EVTASKD = os.environ.get("EVTASKD", "build/src/daemon/evtaskd")
 SPIN = os.environ.get("SPIN", "build/tests/spin")
 SIGNALFD = os.environ.get("EVTASK_SIGNALFD", "1") == "1"
@@ -49,7 +52,7 @@ class Daemon:
         self.conf.close()
         cmd = [program] if program else [EVTASKD, "--config", self.conf.name, "--log", "json", *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                     pass_fds=pass_fds)
+                                     pass_fds=pass_fds, preexec_fn=childenv.default_signals)
         self.records = []
         self.bad_lines = []
         self.bytes = 0

@@ -27,6 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_evtaskd as T  # noqa: E402  (the Daemon helper and its conventions)
+import childenv  # noqa: E402  (the signal state of every child; on the path through T)
 
 EVTASKD = T.EVTASKD
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -147,9 +148,15 @@ class Evtaskd(T.Daemon):
         self.bad_lines = []
         self.bytes = 0
         self.cond = threading.Condition()
+
+        def child_setup():
+            childenv.default_signals()
+            if preexec_fn:
+                preexec_fn()
+
         self.proc = subprocess.Popen([*prefix, EVTASKD, "--config", self.conf.name, "--log", "json", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                     preexec_fn=preexec_fn)
+                                     preexec_fn=child_setup)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 

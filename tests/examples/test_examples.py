@@ -22,6 +22,9 @@ import threading
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import childenv  # noqa: E402  (the signal state of every child)
+
 EXAMPLES = os.environ.get("EXAMPLES", "build/examples")
 SOURCE_ROOT = os.environ.get("MESON_SOURCE_ROOT", ".")
 BUILD_ROOT = os.environ.get("MESON_BUILD_ROOT", "build")
@@ -36,7 +39,7 @@ class Program:
     def __init__(self, name, *args, program=None, env=None):
         cmd = [program or os.path.join(EXAMPLES, name), *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env)
+                                     env=env, preexec_fn=childenv.default_signals)
         self.lines = []  # (arrival time, text)
         self.cond = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
