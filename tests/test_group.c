@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #define N_MEMBERS 4
+#define UNTIL_RELEASED (-1)     /* a member's sleep_ns: waits for st.release */
 
 /* Tasks run inside evt_loop_run: they record what they saw here, and the
  * test body asserts on it afterwards. Reset by every test (under CK_FORK=no
@@ -19,6 +20,10 @@ static struct {
         int r[N_MEMBERS + 1];           /* the member's sleep */
         bool started[N_MEMBERS + 1];
         bool finished[N_MEMBERS + 1];
+        /* What orders a test: set when want_started members have started,
+         * and set by the test to end the members that wait for it. */
+        evt_event *all_started, *release;
+        int n_started, want_started;
         /* The waiter's view. */
         int r_wait, r_wait2;
         int64_t deadline;
@@ -40,9 +45,39 @@ static int member_fn(void *arg) {
         int i = (int) (intptr_t) arg;
 
         st.started[i] = true;
-        st.r[i] = evt_sleep(st.sleep_ns[i]);
+        if (++st.n_started == st.want_started)
+                evt_event_set(st.all_started);
+        if (st.sleep_ns[i] == UNTIL_RELEASED)
+                st.r[i] = evt_event_wait(st.release, EVT_FOREVER);
+        else
+                st.r[i] = evt_sleep(st.sleep_ns[i]);
         st.finished[i] = true;
         return st.r[i];
+}
+
+/* The events of a test whose order matters: all_started once `members`
+ * members have started, and release. */
+static void events_new(int members) {
+        st.want_started = members;
+        ck_assert_int_eq(evt_event_new(st.loop, &st.all_started), 0);
+        ck_assert_int_eq(evt_event_new(st.loop, &st.release), 0);
+}
+
+static void events_free(void) {
+        evt_event_free(st.all_started);
+        evt_event_free(st.release);
+}
+
+static bool waiting(const evt_task *t) {
+        return strcmp(evt_task_state_name(t), "waiting") == 0;
+}
+
+/* From a task: until every member has started and the waiter waits for
+ * the group. */
+static int await_members_and_waiter(void) {
+        if (evt_event_wait(st.all_started, EVT_FOREVER) < 0)
+                return -1;
+        return POLL_UNTIL(waiting(st.waiter)) ? 0 : -1;
 }
 
 static void spawn_members(int n, int64_t first_ns, int64_t step_ns, unsigned flags) {
@@ -188,17 +223,28 @@ START_TEST(group_reused_after_empty) {
 }
 END_TEST
 
+/* Lets the members end once the waiter has given up. */
+static int release_after_waiter_fn(void *arg) {
+        (void) arg;
+        if (evt_task_join(st.waiter, EVT_FOREVER, NULL) < 0)
+                return -1;
+        return evt_event_set(st.release);
+}
+
 START_TEST(group_wait_deadline) {
         reset();
         st.loop = test_loop_new();
         ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
-        spawn_members(2, EVT_MSEC(200), 0, 0);
+        events_new(2);
+        spawn_members(2, UNTIL_RELEASED, 0, 0);
         st.deadline = evt_deadline_in(EVT_MSEC(30));
         spawn_waiter();
+        ck_assert_int_eq(evt_task_spawn(st.loop, release_after_waiter_fn, NULL, NULL, NULL), 0);
         test_loop_run(st.loop);
         ck_assert_int_eq(st.r_wait, -ETIMEDOUT);
         ck_assert_int_ge(st.waited_at, st.deadline);
-        /* While the members still ran; they ran on, unaffected. */
+        /* While the members still ran (nothing ends them before the wait
+         * has given up); they ran on, unaffected. */
         ck_assert_uint_eq(st.size_at_wait, 2);
         ck_assert(!st.finished_at_wait[0]);
         ck_assert(!st.finished_at_wait[1]);
@@ -206,6 +252,7 @@ START_TEST(group_wait_deadline) {
         ck_assert_int_eq(st.r[1], 0);
         ck_assert_uint_eq(evt_group_size(st.group), 0);
         evt_group_free(st.group);
+        events_free();
         unref_members();
         test_loop_free(st.loop);
 }
@@ -213,12 +260,13 @@ END_TEST
 
 /* ---- cancelling ---- */
 
-/* After 20 ms, cancels the group, then waits for it; also spawns one member
- * just before the cancel, which therefore never starts. */
+/* Once every member has started, cancels the group, then waits for it;
+ * also spawns one member just before the cancel, which therefore never
+ * starts. */
 static int group_canceller_fn(void *arg) {
         unsigned flags = (unsigned) (uintptr_t) arg;
 
-        if (evt_sleep(EVT_MSEC(20)) < 0)
+        if (evt_event_wait(st.all_started, EVT_FOREVER) < 0)
                 return -1;
         st.sleep_ns[N_MEMBERS] = EVT_SEC(10);
         if (evt_group_spawn(st.group, member_fn, (void *) (intptr_t) N_MEMBERS, NULL,
@@ -238,6 +286,7 @@ START_TEST(group_cancel_all) {
         reset();
         st.loop = test_loop_new();
         ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        events_new(N_MEMBERS);
         spawn_members(N_MEMBERS, EVT_SEC(10), 0, 0);
         ck_assert_int_eq(evt_task_spawn(st.loop, group_canceller_fn, (void *) (uintptr_t) 0, NULL, NULL), 0);
         start = evt_time_now();
@@ -263,6 +312,7 @@ START_TEST(group_cancel_all) {
         }
         ck_assert_uint_eq(evt_group_size(st.group), 0);
         evt_group_free(st.group);
+        events_free();
         unref_members();
         test_loop_free(st.loop);
 }
@@ -303,16 +353,20 @@ START_TEST(group_cancel_join) {
 END_TEST
 
 /* A shielded member ignores a plain group cancel and finishes its sleep;
- * the others are cancelled. */
+ * the others are cancelled. The canceller starts first and waits for the
+ * members: woken as the shielded one (the last) starts, before its 60 ms
+ * sleep is even armed, it runs ahead of that sleep's end however slow the
+ * machine (a task that had not started yet could be passed by it). */
 START_TEST(group_cancel_spares_shielded) {
         reset();
         st.loop = test_loop_new();
         ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        events_new(3);
+        ck_assert_int_eq(evt_task_spawn(st.loop, group_canceller_fn, (void *) (uintptr_t) 0, NULL, NULL), 0);
         spawn_members(2, EVT_SEC(10), 0, 0);
         st.sleep_ns[2] = EVT_MSEC(60);
         ck_assert_int_eq(evt_group_spawn(st.group, member_fn, (void *) (intptr_t) 2,
                                          &(evt_task_opts) { .flags = EVT_TASK_SHIELDED }, &st.member[2]), 0);
-        ck_assert_int_eq(evt_task_spawn(st.loop, group_canceller_fn, (void *) (uintptr_t) 0, NULL, NULL), 0);
         test_loop_run(st.loop);
         ck_assert_int_eq(st.r_ctl, 0);
         ck_assert_int_eq(st.r_wait, 0);
@@ -323,6 +377,7 @@ START_TEST(group_cancel_spares_shielded) {
         ck_assert(st.finished_at_wait[2]);
         ck_assert(evt_task_is_cancelled(st.member[2]));
         evt_group_free(st.group);
+        events_free();
         unref_members();
         test_loop_free(st.loop);
 }
@@ -334,6 +389,7 @@ START_TEST(group_cancel_force_pierces_shield) {
         reset();
         st.loop = test_loop_new();
         ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        events_new(2);
         spawn_members(2, EVT_SEC(10), 0, EVT_TASK_SHIELDED);
         ck_assert_int_eq(evt_task_spawn(st.loop, group_canceller_fn,
                                         (void *) (uintptr_t) EVT_CANCEL_FORCE, NULL, NULL), 0);
@@ -345,6 +401,7 @@ START_TEST(group_cancel_force_pierces_shield) {
         ck_assert_int_eq(st.r[1], -ECANCELED);
         ck_assert_int_lt(st.waited_at - start, EVT_SEC(5));
         evt_group_free(st.group);
+        events_free();
         unref_members();
         test_loop_free(st.loop);
 }
@@ -352,23 +409,26 @@ END_TEST
 
 /* ---- freeing a group ---- */
 
+/* Once the members run and the waiter waits, frees the group; then lets
+ * the members end. */
 static int group_freer_fn(void *arg) {
         (void) arg;
-        if (evt_sleep(EVT_MSEC(10)) < 0)
+        if (await_members_and_waiter() < 0)
                 return -1;
-        st.waited_at = evt_time_now();
         evt_group_free(st.group);
         st.group = NULL;
-        return 0;
+        return evt_event_set(st.release);
 }
 
 /* Running members leave a freed group and run on to their end; a task
- * waiting for the group is woken with -EIDRM at once. */
+ * waiting for the group is woken with -EIDRM at once: before any member
+ * that the free let go of has ended. */
 START_TEST(group_free_members_run_on) {
         reset();
         st.loop = test_loop_new();
         ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
-        spawn_members(N_MEMBERS, EVT_MSEC(30), EVT_MSEC(5), 0);
+        events_new(N_MEMBERS);
+        spawn_members(N_MEMBERS, UNTIL_RELEASED, 0, 0);
         spawn_waiter();
         ck_assert_int_eq(evt_task_spawn(st.loop, group_freer_fn, NULL, NULL, NULL), 0);
         test_loop_run(st.loop);
@@ -379,6 +439,7 @@ START_TEST(group_free_members_run_on) {
                 ck_assert(st.finished[i]);
                 ck_assert_int_eq(st.r[i], 0);
         }
+        events_free();
         unref_members();
         test_loop_free(st.loop);
 }
@@ -402,14 +463,17 @@ START_TEST(group_free_before_start) {
 }
 END_TEST
 
-/* Member 0 frees its own group while it runs, then goes on. */
+/* Member 0 frees its own group while it runs, then goes on: once member 1
+ * has ended, the others run and the waiter waits; it lets the others end
+ * after the free. */
 static int self_freeing_member_fn(void *arg) {
         (void) arg;
         st.started[0] = true;
-        if (evt_sleep(EVT_MSEC(10)) < 0)
+        if (evt_task_join(st.member[1], EVT_FOREVER, NULL) < 0 || await_members_and_waiter() < 0)
                 return -1;
         evt_group_free(st.group);
         st.group = NULL;
+        evt_event_set(st.release);
         st.r[0] = evt_sleep(EVT_MSEC(10));
         st.finished[0] = true;
         return 0;
@@ -419,24 +483,28 @@ START_TEST(group_member_frees_group) {
         reset();
         st.loop = test_loop_new();
         ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        events_new(N_MEMBERS - 1);
         ck_assert_int_eq(evt_group_spawn(st.group, self_freeing_member_fn, NULL, NULL, &st.member[0]), 0);
         for (int i = 1; i < N_MEMBERS; i++) {
-                st.sleep_ns[i] = EVT_MSEC(5) * i * 2; /* before and after the free */
+                /* Member 1 ends before the free, the others after. */
+                st.sleep_ns[i] = i == 1 ? EVT_MSEC(10) : UNTIL_RELEASED;
                 ck_assert_int_eq(evt_group_spawn(st.group, member_fn, (void *) (intptr_t) i, NULL,
                                                  &st.member[i]), 0);
         }
         spawn_waiter();
         test_loop_run(st.loop);
         ck_assert_ptr_null(st.group);
-        /* Member 1 (10 ms) may end before or after the free; the others
-         * (20, 30 ms) end after it, with the waiter already gone. */
+        /* The waiter was woken by the free, before the others ended. */
         ck_assert_int_eq(st.r_wait, -EIDRM);
+        ck_assert(st.finished_at_wait[1]);
         ck_assert(!st.finished_at_wait[0]);
+        ck_assert(!st.finished_at_wait[2]);
         ck_assert(!st.finished_at_wait[3]);
         for (int i = 0; i < N_MEMBERS; i++) {
                 ck_assert(st.finished[i]);
                 ck_assert_int_eq(st.r[i], 0);
         }
+        events_free();
         unref_members();
         test_loop_free(st.loop);
 }
@@ -444,19 +512,22 @@ END_TEST
 
 /* ---- a cancelled waiter ---- */
 
+/* Once the members run and the waiter waits, cancels the waiter; then lets
+ * the members end. */
 static int waiter_canceller_fn(void *arg) {
         (void) arg;
-        if (evt_sleep(EVT_MSEC(10)) < 0)
+        if (await_members_and_waiter() < 0)
                 return -1;
         st.r_ctl = evt_task_cancel(st.waiter, 0);
-        return 0;
+        return evt_event_set(st.release);
 }
 
 START_TEST(group_wait_cancelled) {
         reset();
         st.loop = test_loop_new();
         ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
-        spawn_members(2, EVT_MSEC(60), 0, 0);
+        events_new(2);
+        spawn_members(2, UNTIL_RELEASED, 0, 0);
         spawn_waiter();
         ck_assert_int_eq(evt_task_spawn(st.loop, waiter_canceller_fn, NULL, NULL, NULL), 0);
         test_loop_run(st.loop);
@@ -468,6 +539,7 @@ START_TEST(group_wait_cancelled) {
         ck_assert_int_eq(st.r[1], 0);
         ck_assert(!evt_task_is_cancelled(st.member[0]));
         evt_group_free(st.group);
+        events_free();
         unref_members();
         test_loop_free(st.loop);
 }
