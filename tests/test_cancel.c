@@ -8,6 +8,8 @@
 /* What a task saw at each of its await points after the cancel. */
 struct seen {
         evt_event *never;       /* an event nobody sets */
+        evt_event *ready;       /* set by the victim right before the await
+                                 * point the cancel is meant for */
         evt_task *victim;       /* the task the canceller cancels */
         evt_task *other;        /* a task that runs for a while */
         int sleep_r, yield_r, wait_r, join_r, sleep2_r, pop_r;
@@ -18,6 +20,7 @@ struct seen {
 static int sleeper_then_cleanup(void *arg) {
         struct seen *s = arg;
 
+        evt_event_set(s->ready);
         s->sleep_r = evt_sleep(EVT_SEC(10));
         s->woke_at = evt_time_now();
         /* Level-triggered: every later await point fails at once. */
@@ -28,10 +31,11 @@ static int sleeper_then_cleanup(void *arg) {
         return s->sleep_r;
 }
 
+/* Cancels the victim once it has reached its await point. */
 static int canceller(void *arg) {
         struct seen *s = arg;
 
-        ck_assert_int_eq(evt_sleep(EVT_MSEC(20)), 0);
+        ck_assert_int_eq(evt_event_wait(s->ready, EVT_FOREVER), 0);
         s->cancelled_at = evt_time_now();
         return evt_task_cancel(s->victim, 0);
 }
@@ -48,6 +52,7 @@ START_TEST(cancel_at_next_and_every_later_await) {
         int res = 0;
 
         ck_assert_int_eq(evt_event_new(loop, &s.never), 0);
+        ck_assert_int_eq(evt_event_new(loop, &s.ready), 0);
         s.other = test_spawn(loop, nap, NULL, "other", 0);
         victim = s.victim = test_spawn(loop, sleeper_then_cleanup, &s, "victim", 0);
         c = test_spawn(loop, canceller, &s, "canceller", 0);
@@ -65,6 +70,7 @@ START_TEST(cancel_at_next_and_every_later_await) {
         evt_task_unref(c);
         evt_task_unref(s.other);
         evt_event_free(s.never);
+        evt_event_free(s.ready);
         test_loop_free(loop);
 }
 END_TEST
@@ -127,6 +133,7 @@ static int shielded_section(void *arg) {
         ck_assert_int_eq(evt_shield_push(), 0); /* scopes nest */
         /* Inside the scope, the cancel that arrives is not seen: the sleep
          * runs its full length. */
+        evt_event_set(s->ready);
         s->sleep_r = evt_sleep(EVT_MSEC(60));
         s->woke_at = evt_time_now();
         ck_assert_int_eq(evt_shield_pop(), 0); /* still inside the outer */
@@ -139,14 +146,19 @@ static int shielded_section(void *arg) {
         return 0;
 }
 
+/* The canceller starts first and waits for the victim: woken before the
+ * victim's 60 ms sleep is armed, it runs ahead of that sleep's end however
+ * slow the machine (a task that had not started yet could be passed by
+ * it), so the cancel comes during the sleep. */
 START_TEST(shield_scope_defers_cancel) {
         evt_loop *loop = test_loop_new();
         struct seen s = { 0 };
-        evt_task *t = test_spawn(loop, shielded_section, &s, "shielded section", 0);
         int64_t start = evt_time_now();
+        evt_task *t;
 
-        s.victim = t;
+        ck_assert_int_eq(evt_event_new(loop, &s.ready), 0);
         evt_task_unref(test_spawn(loop, canceller, &s, "canceller", 0));
+        t = s.victim = test_spawn(loop, shielded_section, &s, "shielded section", 0);
         test_loop_run(loop);
         ck_assert_int_eq(s.sleep_r, 0);
         ck_assert_int_ge(s.woke_at - start, EVT_MSEC(60));
@@ -156,6 +168,7 @@ START_TEST(shield_scope_defers_cancel) {
         ck_assert_int_eq(s.sleep2_r, -ECANCELED);
         ck_assert_int_eq(evt_shield_pop(), -EINVAL); /* not in a task */
         evt_task_unref(t);
+        evt_event_free(s.ready);
         test_loop_free(loop);
 }
 END_TEST
@@ -213,31 +226,39 @@ END_TEST
 
 /* ---- shielded tasks in groups ---- */
 
+struct group_canceller {
+        evt_group *group;
+        unsigned first, second; /* flags of the two cancels */
+        int64_t second_after;   /* ns after the first; 0: no second */
+        evt_event *all_started; /* set by the last of the workers to start */
+        int workers, started;
+        int wait_r;
+};
+
 struct worker {
+        struct group_canceller *gc;
         int64_t duration;
         int r;
         bool finished;
+        bool saw_cancel;        /* cancelled by the time its sleep ended */
 };
 
 static int work(void *arg) {
         struct worker *w = arg;
 
+        if (++w->gc->started == w->gc->workers)
+                evt_event_set(w->gc->all_started);
         w->r = evt_sleep(w->duration);
         w->finished = w->r == 0;
+        w->saw_cancel = evt_task_is_cancelled(evt_task_current());
         return w->r;
 }
 
-struct group_canceller {
-        evt_group *group;
-        unsigned first, second; /* flags of the two cancels */
-        int64_t second_after;   /* ns after the first; 0: no second */
-        int wait_r;
-};
-
+/* Cancels the group once every worker sleeps. */
 static int cancel_group(void *arg) {
         struct group_canceller *gc = arg;
 
-        evt_sleep(EVT_MSEC(20));
+        evt_event_wait(gc->all_started, EVT_FOREVER);
         evt_group_cancel(gc->group, gc->first);
         if (gc->second_after) {
                 evt_sleep(gc->second_after);
@@ -247,38 +268,46 @@ static int cancel_group(void *arg) {
         return 0;
 }
 
+/* The canceller starts first and waits for the workers, so its cancel
+ * comes before the shielded worker's 80 ms are up, however slow the
+ * machine; the shielded worker sleeps them all the same. */
 START_TEST(shielded_task_ignores_group_cancel) {
         evt_loop *loop = test_loop_new();
-        struct worker shielded = { .duration = EVT_MSEC(80) }, plain = { .duration = EVT_SEC(10) };
-        struct group_canceller gc = { .first = 0, .wait_r = 1 };
+        struct group_canceller gc = { .first = 0, .workers = 2, .wait_r = 1 };
+        struct worker shielded = { .gc = &gc, .duration = EVT_MSEC(80) },
+                      plain = { .gc = &gc, .duration = EVT_SEC(10) };
         int64_t start = evt_time_now();
 
+        ck_assert_int_eq(evt_event_new(loop, &gc.all_started), 0);
         ck_assert_int_eq(evt_group_new(loop, &gc.group), 0);
+        evt_task_unref(test_spawn(loop, cancel_group, &gc, "canceller", 0));
         ck_assert_int_eq(evt_group_spawn(gc.group, work, &shielded,
                                          &(evt_task_opts) { .name = "shielded", .flags = EVT_TASK_SHIELDED },
                                          NULL), 0);
         ck_assert_int_eq(evt_group_spawn(gc.group, work, &plain, NULL, NULL), 0);
-        evt_task_unref(test_spawn(loop, cancel_group, &gc, "canceller", 0));
         test_loop_run(loop);
         ck_assert_int_eq(plain.r, -ECANCELED);
         ck_assert(!plain.finished);
         ck_assert_int_eq(shielded.r, 0);
         ck_assert(shielded.finished);
+        ck_assert(shielded.saw_cancel); /* the cancel came during the sleep */
         ck_assert_int_ge(test_ms_since(start), 80);
         ck_assert_int_eq(gc.wait_r, 0);
         evt_group_free(gc.group);
+        evt_event_free(gc.all_started);
         test_loop_free(loop);
 }
 END_TEST
 
 START_TEST(shielded_task_yields_to_forced_cancel) {
         evt_loop *loop = test_loop_new();
-        struct worker shielded = { .duration = EVT_SEC(10) };
         struct group_canceller gc = {
-                .first = 0, .second = EVT_CANCEL_FORCE, .second_after = EVT_MSEC(30), .wait_r = 1,
+                .first = 0, .second = EVT_CANCEL_FORCE, .second_after = EVT_MSEC(30), .workers = 1, .wait_r = 1,
         };
+        struct worker shielded = { .gc = &gc, .duration = EVT_SEC(10) };
         int64_t start = evt_time_now();
 
+        ck_assert_int_eq(evt_event_new(loop, &gc.all_started), 0);
         ck_assert_int_eq(evt_group_new(loop, &gc.group), 0);
         ck_assert_int_eq(evt_group_spawn(gc.group, work, &shielded,
                                          &(evt_task_opts) { .flags = EVT_TASK_SHIELDED }, NULL), 0);
@@ -288,6 +317,7 @@ START_TEST(shielded_task_yields_to_forced_cancel) {
         ck_assert_int_lt(test_ms_since(start), 5000);
         ck_assert_int_eq(gc.wait_r, 0);
         evt_group_free(gc.group);
+        evt_event_free(gc.all_started);
         test_loop_free(loop);
 }
 END_TEST
