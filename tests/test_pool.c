@@ -445,11 +445,9 @@ static int sigint_controller(void *arg) {
         pz.started = POLL_UNTIL(progress(0) > 0 && progress(1) > 0);
         raise(SIGINT);
         pz.paused = POLL_UNTIL(evt_loop_is_paused(st.loop));
-        /* The step under way when the pause came may finish. */
-        evt_sleep(EVT_MSEC(PAUSE_STEP_MS) + EVT_MSEC(150));
         pz.held_before = progress(0);
         pz.free_before = progress(1);
-        evt_sleep(EVT_MSEC(200));
+        evt_sleep(EVT_MSEC(PAUSE_STEP_MS) + EVT_MSEC(350));
         pz.held_after = progress(0);
         pz.free_after = progress(1);
         raise(SIGINT);
@@ -480,8 +478,10 @@ START_TEST(pause_sigint_holds_checkpoints) {
 
         ck_assert(pz.started);
         ck_assert(pz.paused);
-        /* Paused: the pausable call stands at its checkpoint... */
-        ck_assert_int_eq(pz.held_after, pz.held_before);
+        /* Paused: the pausable call stands at its checkpoint, once the step
+         * under way when the pause came (at most one) has finished, however
+         * late its thread gets to it... */
+        ck_assert_int_le(pz.held_after - pz.held_before, 1);
         ck_assert(flag(&st.jobs[0].saw_pause));
         /* ...while the NOPAUSE task's call runs on, never told of a pause. */
         ck_assert_int_gt(pz.free_after, pz.free_before);
