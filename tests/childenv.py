@@ -1,4 +1,4 @@
-"""The signal state every program a Python test starts begins with.
+"""The signal state of the programs the Python tests start and signal.
 
 A test that signals its child, or expects the child to act on a signal,
 must not depend on what the test's own caller left behind: nohup ignores
@@ -8,6 +8,7 @@ preexec_fn=default_signals to subprocess.Popen, or call it first from a
 preexec_fn of one's own.
 """
 import signal
+import time
 
 # What the tests send, and SIGPIPE (the children write to pipes).
 SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
@@ -20,3 +21,29 @@ def default_signals():
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+def pending(pid, sig):
+    """Whether sig, sent to process pid, waits to be delivered (False once
+    the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("ShdPnd", "SigPnd") and int(value, 16) >> (sig - 1) & 1:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def wait_delivered(pid, sig, timeout=10.0):
+    """True once sig no longer waits for pid: the next one sent is a signal
+    of its own, not merged with this one while pending. False after timeout
+    seconds."""
+    deadline = time.monotonic() + timeout
+    while pending(pid, sig):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True

@@ -303,7 +303,7 @@ class Shutdown(DaemonTest):
         time.sleep(0.2)  # the task spins: the loop never polls again
         for _ in range(3):
             d.kill(signal.SIGTERM)
-            time.sleep(0.05)
+            self.assertTrue(childenv.wait_delivered(d.proc.pid, signal.SIGTERM), "a SIGTERM never delivered")
         self.assertEqual(d.finish(10), 128 + signal.SIGTERM)
         self.assertIn("third shutdown signal", json.dumps(d.records))
 
