@@ -888,7 +888,12 @@ class Exec(DaemonTest):
         self.wait_lines(out, 3)
         d.kill(signal.SIGINT)
         d.event("paused")
-        time.sleep(0.2)  # a write under way when SIGSTOP came lands
+        # Once the shell and its children have stopped (or exited), no write
+        # is under way.
+        deadline = time.monotonic() + 5
+        while not all(s in ("T", "Z") for s in [proc_stat(pid)[0], *(s for _, s in children_of(pid))]):
+            self.assertLess(time.monotonic(), deadline, "the run's processes did not stop")
+            time.sleep(0.01)
         held = file_size(out)
         time.sleep(0.5)
         self.assertEqual(file_size(out), held, "the file grew while paused")
