@@ -33,10 +33,13 @@
 
 #include <ini.h>
 
+#include "command.h"
 #include "config.h"
 #include "evtask-module.h"
+#include "identity.h"
+#include "util.h"
 
-#define NSEC_PER_SEC ((int64_t) 1000000000)
+#define NSEC_PER_SEC EVD_NSEC_PER_SEC
 #define DRAIN_TIMEOUT_DEFAULT (20 * NSEC_PER_SEC)
 #define TASK_NAME_MAX 64
 #define STACK_SIZE_MIN ((size_t) 16 << 10)
@@ -231,172 +234,6 @@ static int fail_key(parser *p, const char *key, unsigned line, const char *fmt, 
 
 /* ---- value parsers ---- */
 
-/* DIGITS[.DIGITS], no sign, no exponent, and not strtod(): a daemon that
- * calls setlocale() must still read "1.5". */
-typedef struct decimal {
-        uint64_t whole;         /* the digits before the point */
-        bool overflow;          /* ... did not fit in 64 bits */
-        const char *frac;       /* the digits after it (text: each caller
-                                 * scales them differently) */
-        size_t n_frac;
-} decimal;
-
-/* Reads a decimal at *s and moves *s past it. 0, or -EINVAL if there is
- * none ("", ".5", "5.", "-1"). */
-static int scan_decimal(const char **s, decimal *ret) {
-        const char *q = *s;
-        decimal d = { 0 };
-
-        if (*q < '0' || *q > '9')
-                return -EINVAL;
-        for (; *q >= '0' && *q <= '9'; q++) {
-                unsigned digit = (unsigned) (*q - '0');
-
-                if (d.whole > (UINT64_MAX - digit) / 10)
-                        d.overflow = true;
-                else
-                        d.whole = d.whole * 10 + digit;
-        }
-        if (*q == '.') {
-                q++;
-                d.frac = q;
-                while (*q >= '0' && *q <= '9')
-                        q++;
-                d.n_frac = (size_t) (q - d.frac);
-                if (d.n_frac == 0)
-                        return -EINVAL;
-        }
-        *s = q;
-        *ret = d;
-        return 0;
-}
-
-int evd_parse_duration(const char *s, int64_t *ret_ns) {
-        static const struct {
-                const char *suffix;
-                uint64_t ns;
-        } units[] = {
-                { "ns", 1 },
-                { "us", 1000 },
-                { "ms", 1000000 },
-                { "s", NSEC_PER_SEC },
-                { "", NSEC_PER_SEC },   /* a bare number is seconds */
-                { "min", 60 * NSEC_PER_SEC },
-                { "h", 3600 * NSEC_PER_SEC },
-        };
-        uint64_t unit = 0, ns, scale;
-        decimal d;
-
-        if (!s || !ret_ns || scan_decimal(&s, &d) < 0 || d.overflow)
-                return -EINVAL;
-        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-                if (strcmp(s, units[i].suffix) == 0)
-                        unit = units[i].ns;
-        if (unit == 0 || d.whole > (uint64_t) INT64_MAX / unit)
-                return -EINVAL;
-
-        ns = d.whole * unit;
-        /* Every unit is a small number times a power of ten, so dividing the
-         * scale by ten stays exact down to the nanosecond; finer digits are
-         * dropped. */
-        scale = unit;
-        for (size_t i = 0; i < d.n_frac && scale >= 10; i++) {
-                uint64_t add;
-
-                scale /= 10;
-                add = (uint64_t) (d.frac[i] - '0') * scale;
-                if (ns > (uint64_t) INT64_MAX - add)
-                        return -EINVAL;
-                ns += add;
-        }
-        *ret_ns = (int64_t) ns;
-        return 0;
-}
-
-int evd_parse_bool(const char *s, bool *ret) {
-        static const char *const yes[] = { "yes", "true", "on", "1" };
-        static const char *const no[] = { "no", "false", "off", "0" };
-
-        if (!s || !ret)
-                return -EINVAL;
-        for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-                if (strcasecmp(s, yes[i]) == 0) {
-                        *ret = true;
-                        return 0;
-                }
-                if (strcasecmp(s, no[i]) == 0) {
-                        *ret = false;
-                        return 0;
-                }
-        }
-        return -EINVAL;
-}
-
-int evd_parse_size(const char *s, size_t *ret) {
-        uint64_t mult;
-        decimal d;
-
-        if (!s || !ret || scan_decimal(&s, &d) < 0 || d.overflow || d.frac)
-                return -EINVAL;
-        switch (*s) {
-        case '\0':
-                mult = 1;
-                break;
-        case 'K': case 'k':
-                mult = 1 << 10;
-                break;
-        case 'M': case 'm':
-                mult = 1 << 20;
-                break;
-        case 'G': case 'g':
-                mult = 1 << 30;
-                break;
-        default:
-                return -EINVAL;
-        }
-        if (mult > 1 && s[1] != '\0')
-                return -EINVAL;
-        if (d.whole > SIZE_MAX / mult)
-                return -EINVAL;
-        *ret = (size_t) (d.whole * mult);
-        return 0;
-}
-
-/* An unsigned integer, digits only. 0, -EINVAL or -ERANGE. */
-static int parse_uint(const char *s, uint64_t *ret) {
-        decimal d;
-
-        if (scan_decimal(&s, &d) < 0 || d.frac || *s != '\0')
-                return -EINVAL;
-        if (d.overflow)
-                return -ERANGE;
-        *ret = d.whole;
-        return 0;
-}
-
-/* A ticker's speed: a decimal in (0, SPEED_MAX]. 0, -EINVAL or -ERANGE. */
-static int parse_speed(const char *s, double *ret) {
-        uint64_t mant = 0;
-        double pow10 = 1, v;
-        decimal d;
-
-        if (scan_decimal(&s, &d) < 0 || *s != '\0')
-                return -EINVAL;
-        if (d.overflow || d.whole > (uint64_t) SPEED_MAX)
-                return -ERANGE;
-        /* 15 fraction digits are all a double holds next to the whole part;
-         * the rest are dropped. */
-        for (size_t i = 0; i < d.n_frac && i < 15; i++) {
-                mant = mant * 10 + (uint64_t) (d.frac[i] - '0');
-                pow10 *= 10;
-        }
-        v = (double) d.whole + (double) mant / pow10;
-        if (!(v > 0 && v <= SPEED_MAX))
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
 /* Index of s in a table of names, or -1. */
 static int lookup(const char *const *names, size_t n, const char *s) {
         for (size_t i = 0; i < n; i++)
@@ -416,42 +253,6 @@ static int set_duration(parser *p, const char *key, const char *v, unsigned line
         if (positive && *out == 0)
                 return fail_key(p, key, line, "must be more than 0, not %s", v);
         return 0;
-}
-
-static bool all_digits(const char *s) {
-        return *s && strspn(s, "0123456789") == strlen(s);
-}
-
-int evd_lookup_user(const char *s, struct passwd *pw, char *buf, size_t len, struct passwd **ret) {
-        uint64_t id;
-        int r;
-
-        *ret = NULL;
-        if (all_digits(s)) {
-                /* No such user past uid_t ((uid_t) -1 is "no id"), rather
-                 * than a cast that makes 4294967296 root. */
-                if (parse_uint(s, &id) < 0 || id >= (uid_t) -1)
-                        return 0;
-                r = getpwuid_r((uid_t) id, pw, buf, len, ret);
-        } else {
-                r = getpwnam_r(s, pw, buf, len, ret);
-        }
-        return r == 0 || r == ENOENT || r == ESRCH ? 0 : -r;
-}
-
-int evd_lookup_group(const char *s, struct group *gr, char *buf, size_t len, struct group **ret) {
-        uint64_t id;
-        int r;
-
-        *ret = NULL;
-        if (all_digits(s)) {
-                if (parse_uint(s, &id) < 0 || id >= (gid_t) -1)
-                        return 0; /* as for users */
-                r = getgrgid_r((gid_t) id, gr, buf, len, ret);
-        } else {
-                r = getgrnam_r(s, gr, buf, len, ret);
-        }
-        return r == 0 || r == ENOENT || r == ESRCH ? 0 : -r;
 }
 
 #define DROP_AND_SWITCH \
@@ -511,7 +312,7 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                                         "'%s' is not a boolean (yes/no, true/false, on/off, 1/0)", v);
                 return 0;
         case KEY_LOG:
-                i = lookup(log_names, sizeof(log_names) / sizeof(log_names[0]), v);
+                i = lookup(log_names, ARRAY_SIZE(log_names), v);
                 if (i < 0)
                         return fail_key(p, key, line,
                                         "unknown log target '%s' (auto, console, json or journal)", v);
@@ -525,7 +326,7 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                 c->stack_size = size;
                 return 0;
         case KEY_THREADS:
-                r = parse_uint(v, &n);
+                r = evd_parse_uint(v, &n);
                 if (r == -EINVAL)
                         return fail_key(p, key, line, "'%s' is not an unsigned integer", v);
                 if (r < 0 || n > THREADS_MAX)
@@ -558,13 +359,13 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                                         "'%s' is not a boolean (yes/no, true/false, on/off, 1/0)", v);
                 return 0;
         case KEY_SCHEDULE:
-                i = lookup(schedule_names, sizeof(schedule_names) / sizeof(schedule_names[0]), v);
+                i = lookup(schedule_names, ARRAY_SIZE(schedule_names), v);
                 if (i < 0)
                         return fail_key(p, key, line, "unknown schedule '%s' (once, interval or always)", v);
                 t->schedule = (enum evd_schedule) i;
                 return 0;
         case KEY_RESTART:
-                i = lookup(restart_names, sizeof(restart_names) / sizeof(restart_names[0]), v);
+                i = lookup(restart_names, ARRAY_SIZE(restart_names), v);
                 if (i < 0)
                         return fail_key(p, key, line, "unknown restart policy '%s' (no, on-failure or always)", v);
                 t->restart = (enum evd_restart) i;
@@ -621,20 +422,20 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                 return 0;
         }
         case KEY_KIND:
-                i = lookup(kind_names, sizeof(kind_names) / sizeof(kind_names[0]), v);
+                i = lookup(kind_names, ARRAY_SIZE(kind_names), v);
                 if (i < 0)
                         return fail_key(p, key, line, "unknown kind '%s' (ticker, sleep, blocking, wedge, exec or module)", v);
                 t->kind = (enum evd_kind) i;
                 return 0;
         case KEY_SPEED:
-                r = parse_speed(v, &t->speed);
+                r = evd_parse_positive(v, SPEED_MAX, &t->speed);
                 if (r == -EINVAL)
                         return fail_key(p, key, line, "'%s' is not a number", v);
                 if (r < 0)
                         return fail_key(p, key, line, "%s is out of range (more than 0, at most 1000000)", v);
                 return 0;
         case KEY_STEPS:
-                r = parse_uint(v, &t->steps);
+                r = evd_parse_uint(v, &t->steps);
                 if (r == -EINVAL)
                         return fail_key(p, key, line, "'%s' is not an unsigned integer", v);
                 if (r < 0)
@@ -804,35 +605,6 @@ static int section_open(parser *p, const char *name, size_t len) {
         return task_add(p, tname, tlen);
 }
 
-/* A file exec can run. access() alone also passes a directory, and "" on
- * $PATH names one. */
-static bool is_program(const char *path) {
-        struct stat st;
-
-        return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
-/* Is `name` a program that exec would find (absolute or relative: itself;
- * a bare name: on $PATH)? */
-static bool executable_found(const char *name) {
-        const char *path = getenv("PATH");
-        char buf[4096];
-
-        if (strchr(name, '/'))
-                return is_program(name);
-        if (!path)
-                path = "/usr/local/bin:/usr/bin:/bin";
-        while (*path) {
-                size_t n = strcspn(path, ":");
-
-                if (snprintf(buf, sizeof(buf), "%.*s/%s", (int) n, n ? path : ".", name) < (int) sizeof(buf) &&
-                    is_program(buf))
-                        return true;
-                path += n + (path[n] == ':');
-        }
-        return false;
-}
-
 /* A module's keys: it must load, be built for this ABI, and export its
  * entry function. */
 static int module_check(parser *p, evd_task_conf *t) {
@@ -917,7 +689,7 @@ static int exec_check(parser *p, evd_task_conf *t) {
                 if (r < 0)
                         return fail_key(p, "command", p->key_line[KEY_COMMAND], "%s", why);
         }
-        if (!executable_found(t->argv[0]))
+        if (!evd_program_found(t->argv[0]))
                 return fail_key(p, "command", p->key_line[KEY_COMMAND], "'%s' is not an executable program%s",
                                 t->argv[0], strchr(t->argv[0], '/') ? "" : " on $PATH");
         return 0;
@@ -1147,149 +919,8 @@ int evd_config_load_string(const char *name, const char *text, evd_config **ret,
         return config_parse(&p, ret);
 }
 
-/* ---- words and signals ---- */
-
-void evd_strv_free(char **v) {
-        if (!v)
-                return;
-        for (char **p = v; *p; p++)
-                free(*p);
-        free(v);
-}
-
-static char **strv_copy(char *const *v) {
-        size_t n = 0;
-        char **c;
-
-        if (!v)
-                return NULL;
-        while (v[n])
-                n++;
-        c = calloc(n + 1, sizeof(*c));
-        for (size_t i = 0; c && i < n; i++)
-                if (!(c[i] = strdup(v[i]))) {
-                        evd_strv_free(c);
-                        return NULL;
-                }
-        return c;
-}
-
-static bool strv_equal(char *const *a, char *const *b) {
-        if (!a || !b)
-                return a == b;
-        for (; *a && *b; a++, b++)
-                if (strcmp(*a, *b) != 0)
-                        return false;
-        return !*a && !*b;
-}
-
-int evd_split_command(const char *s, char ***ret_argv, char *err, size_t errlen) {
-        size_t len = strlen(s), n = 0;
-        char **argv = calloc(len / 2 + 2, sizeof(*argv)); /* at most a word per two bytes, plus NULL */
-        char *word = malloc(len + 1);
-        const char *why = NULL;
-
-        if (!argv || !word) {
-                free(argv);
-                free(word);
-                return -ENOMEM;
-        }
-        while (*s && !why) {
-                size_t w = 0;
-
-                while (*s == ' ' || *s == '\t')
-                        s++;
-                if (!*s)
-                        break;
-                while (*s && *s != ' ' && *s != '\t' && !why) {
-                        if (*s == '\'') {
-                                const char *end = strchr(s + 1, '\'');
-
-                                if (!end) {
-                                        why = "unterminated ' quote";
-                                        break;
-                                }
-                                memcpy(word + w, s + 1, (size_t) (end - s - 1));
-                                w += (size_t) (end - s - 1);
-                                s = end + 1;
-                        } else if (*s == '"') {
-                                for (s++; *s && *s != '"'; s++) {
-                                        if (*s == '\\' && s[1] && strchr("\"\\$`", s[1]))
-                                                s++;
-                                        word[w++] = *s;
-                                }
-                                if (*s != '"')
-                                        why = "unterminated \" quote";
-                                else
-                                        s++;
-                        } else if (*s == '\\') {
-                                if (!s[1]) {
-                                        why = "a backslash at the end";
-                                        break; /* s stays on the NUL */
-                                }
-                                word[w++] = s[1];
-                                s += 2;
-                        } else {
-                                word[w++] = *s++;
-                        }
-                }
-                if (why)
-                        break;
-                word[w] = '\0';
-                if (!(argv[n++] = strdup(word))) {
-                        evd_strv_free(argv);
-                        free(word);
-                        return -ENOMEM;
-                }
-        }
-        free(word);
-        if (!why && n == 0)
-                why = "no command";
-        if (why) {
-                snprintf(err, errlen, "%s", why);
-                evd_strv_free(argv);
-                return -EINVAL;
-        }
-        *ret_argv = argv;
-        return 0;
-}
-
-/* The signals known by name, for kill_signal and for records. */
-static const struct {
-        const char *name;
-        int signo;
-} signals[] = {
-        { "SIGHUP", SIGHUP }, { "SIGINT", SIGINT }, { "SIGQUIT", SIGQUIT }, { "SIGKILL", SIGKILL },
-        { "SIGUSR1", SIGUSR1 }, { "SIGUSR2", SIGUSR2 }, { "SIGTERM", SIGTERM }, { "SIGSTOP", SIGSTOP },
-        { "SIGCONT", SIGCONT }, { "SIGABRT", SIGABRT }, { "SIGALRM", SIGALRM }, { "SIGPIPE", SIGPIPE },
-        { "SIGSEGV", SIGSEGV }, { "SIGBUS", SIGBUS }, { "SIGFPE", SIGFPE }, { "SIGILL", SIGILL },
-};
-
-int evd_parse_signal(const char *s, int *ret_signo) {
-        uint64_t n;
-
-        if (strncmp(s, "SIG", 3) == 0)
-                s += 3;
-        for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
-                if (strcmp(s, signals[i].name + 3) == 0) {
-                        *ret_signo = signals[i].signo;
-                        return 0;
-                }
-        if (parse_uint(s, &n) < 0 || n == 0 || n >= (uint64_t) NSIG)
-                return -EINVAL;
-        *ret_signo = (int) n;
-        return 0;
-}
-
-const char *evd_signal_name(int signo) {
-        for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
-                if (signals[i].signo == signo)
-                        return signals[i].name;
-        return "signal";
-}
-
 const char *evd_kind_name(enum evd_kind kind) {
-        if ((size_t) kind < sizeof(kind_names) / sizeof(kind_names[0]) && kind_names[kind])
+        if ((size_t) kind < ARRAY_SIZE(kind_names) && kind_names[kind])
                 return kind_names[kind];
         return "unknown";
 }
@@ -1302,14 +933,14 @@ int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src) {
         t.name = strdup(src->name);
         t.message = src->message ? strdup(src->message) : NULL;
         t.command = src->command ? strdup(src->command) : NULL;
-        t.argv = strv_copy(src->argv);
+        t.argv = evd_strv_copy(src->argv);
         t.working_directory = src->working_directory ? strdup(src->working_directory) : NULL;
-        t.environment = strv_copy(src->environment);
+        t.environment = evd_strv_copy(src->environment);
         t.user = src->user ? strdup(src->user) : NULL;
         t.group = src->group ? strdup(src->group) : NULL;
         t.path = src->path ? strdup(src->path) : NULL;
         t.entry = src->entry ? strdup(src->entry) : NULL;
-        t.args = strv_copy(src->args);
+        t.args = evd_strv_copy(src->args);
         if ((src->user && !t.user) || (src->group && !t.group) || (src->path && !t.path) ||
             (src->entry && !t.entry) || (src->args && !t.args) || !t.name || (src->message && !t.message) || (src->command && !t.command) || (src->argv && !t.argv) ||
             (src->working_directory && !t.working_directory) || (src->environment && !t.environment)) {
@@ -1345,14 +976,14 @@ bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b) {
         return str_equal(a->name, b->name) && a->kind == b->kind && a->shield == b->shield &&
                a->pausable == b->pausable && a->speed == b->speed && a->steps == b->steps &&
                str_equal(a->message, b->message) && a->duration == b->duration &&
-               a->check_every == b->check_every && strv_equal(a->argv, b->argv) &&
+               a->check_every == b->check_every && evd_strv_equal(a->argv, b->argv) &&
                a->schedule == b->schedule && a->interval == b->interval && a->timeout == b->timeout &&
                a->kill_signal == b->kill_signal && a->kill_timeout == b->kill_timeout &&
                a->restart == b->restart && a->restart_sec == b->restart_sec &&
                str_equal(a->working_directory, b->working_directory) &&
-               strv_equal(a->environment, b->environment) && str_equal(a->user, b->user) &&
+               evd_strv_equal(a->environment, b->environment) && str_equal(a->user, b->user) &&
                str_equal(a->group, b->group) && str_equal(a->path, b->path) &&
-               str_equal(a->entry, b->entry) && strv_equal(a->args, b->args);
+               str_equal(a->entry, b->entry) && evd_strv_equal(a->args, b->args);
 }
 
 void evd_config_free(evd_config *c) {

@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "command.h"
+#include "values.h"
+
 enum evd_log_target {
         EVD_LOG_AUTO,           /* journal under systemd, else console */
         EVD_LOG_CONSOLE,        /* human-readable lines on stderr */
@@ -84,16 +87,6 @@ typedef struct evd_config {
         size_t n_tasks;
 } evd_config;
 
-/* Splits a command line into words the way a shell would, without one:
- * blanks separate words, '...' is literal, "..." keeps blanks and takes
- * \" \\ \$ \` escapes, a backslash outside quotes escapes the next
- * character. 0, -EINVAL (an unterminated quote, a trailing backslash, no
- * word) with a message in err, or -ENOMEM. */
-int evd_split_command(const char *s, char ***ret_argv, char *err, size_t errlen);
-void evd_strv_free(char **v);
-/* A signal by name (TERM, SIGTERM) or number; 0 or -EINVAL. */
-int evd_parse_signal(const char *s, int *ret_signo);
-const char *evd_signal_name(int signo);
 const char *evd_kind_name(enum evd_kind kind);
 
 /* Opens a module and checks it (its ABI, its entry symbol): 0 with the
@@ -102,14 +95,6 @@ const char *evd_kind_name(enum evd_kind kind);
  * no such entry function). */
 int evd_module_open(const char *path, const char *entry, void **ret_handle, void **ret_fn, char *err,
                     size_t errlen);
-
-/* A user or group by name or number, from the system's databases: 0 with
- * *ret set (found) or NULL (there is none), or -errno when the lookup
- * itself failed. */
-struct passwd;
-struct group;
-int evd_lookup_user(const char *s, struct passwd *pw, char *buf, size_t len, struct passwd **ret);
-int evd_lookup_group(const char *s, struct group *gr, char *buf, size_t len, struct group **ret);
 
 /* Deep copies of one task's settings, for jobs that outlive the config
  * they came from (a reload replaces it). 0 or -ENOMEM; dst is untouched on
@@ -129,11 +114,3 @@ int evd_config_load_string(const char *name, const char *text, evd_config **ret,
                            size_t errlen);
 /* Accepts NULL. */
 void evd_config_free(evd_config *c);
-
-/* "250ms", "10s", "5min", "1h", also "1.5s" and "0"; a bare number is
- * seconds. 0 or -EINVAL (also for negative or overflowing values). */
-int evd_parse_duration(const char *s, int64_t *ret_ns);
-/* yes/no, true/false, on/off, 1/0 (case-insensitive). 0 or -EINVAL. */
-int evd_parse_bool(const char *s, bool *ret);
-/* Bytes with an optional K, M or G suffix (powers of 1024). 0 or -EINVAL. */
-int evd_parse_size(const char *s, size_t *ret);

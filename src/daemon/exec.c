@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -22,6 +21,8 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "identity.h"
+#include "util.h"
 
 #define LINE_MAX_BYTES 1024     /* longer lines are split */
 #define DRAIN_OUTPUT EVT_SEC(1) /* after the exit, output still coming */
@@ -168,69 +169,6 @@ static void reader_start(evt_group *group, const evd_job *job, int fd, const cha
 
 /* ---- one run -------------------------------------------------------------- */
 
-/* Who a run runs as, when the job names a `user` or a `group`: looked up
- * again for each run (in the daemon, before the fork: the child only makes
- * system calls), so a user removed since the config was read fails the run,
- * not the daemon. */
-struct creds {
-        bool set_uid;
-        uid_t uid;
-        gid_t gid;
-        int n_groups;
-        gid_t groups[256];
-        char *env[4];           /* USER, LOGNAME, HOME, SHELL; with set_uid */
-};
-
-static void creds_done(struct creds *cr) {
-        for (size_t i = 0; i < sizeof(cr->env) / sizeof(cr->env[0]); i++)
-                free(cr->env[i]);
-}
-
-/* 0, or -errno with the reason in why. */
-static int creds_get(const evd_task_conf *c, struct creds *cr, char *why, size_t whylen) {
-        struct passwd pw, *pwp = NULL;
-        struct group gr, *grp = NULL;
-        char buf[16384];
-        int r;
-
-        *cr = (struct creds) { .uid = geteuid(), .gid = getegid() };
-        if (c->group) {
-                r = evd_lookup_group(c->group, &gr, buf, sizeof(buf), &grp);
-                if (r < 0 || !grp) {
-                        snprintf(why, whylen, "unknown group '%s'", c->group);
-                        return r < 0 ? r : -ENOENT;
-                }
-                cr->gid = grp->gr_gid;
-                cr->groups[0] = cr->gid;
-                cr->n_groups = 1;
-        }
-        if (!c->user)
-                return 0;
-        r = evd_lookup_user(c->user, &pw, buf, sizeof(buf), &pwp);
-        if (r < 0 || !pwp) {
-                snprintf(why, whylen, "unknown user '%s'", c->user);
-                return r < 0 ? r : -ENOENT;
-        }
-        cr->set_uid = true;
-        cr->uid = pwp->pw_uid;
-        if (!c->group)
-                cr->gid = pwp->pw_gid;
-        cr->n_groups = sizeof(cr->groups) / sizeof(cr->groups[0]);
-        if (getgrouplist(pwp->pw_name, cr->gid, cr->groups, &cr->n_groups) < 0) {
-                snprintf(why, whylen, "user '%s' is in more than %zu groups", c->user,
-                         sizeof(cr->groups) / sizeof(cr->groups[0]));
-                return -E2BIG;
-        }
-        if (asprintf(&cr->env[0], "USER=%s", pwp->pw_name) < 0 ||
-            asprintf(&cr->env[1], "LOGNAME=%s", pwp->pw_name) < 0 ||
-            asprintf(&cr->env[2], "HOME=%s", pwp->pw_dir) < 0 ||
-            asprintf(&cr->env[3], "SHELL=%s", pwp->pw_shell && *pwp->pw_shell ? pwp->pw_shell : "/bin/sh") < 0) {
-                snprintf(why, whylen, "out of memory");
-                return -ENOMEM;
-        }
-        return 0;
-}
-
 static bool overridden(const char *entry, char *const *overrides) {
         size_t n = strcspn(entry, "=");
 
@@ -249,10 +187,10 @@ static bool inherited(const char *entry, char *const *overrides, bool new_user) 
         };
         static const char *const users[] = { "USER=", "LOGNAME=", "HOME=", "SHELL=" };
 
-        for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+        for (size_t i = 0; i < ARRAY_SIZE(dropped); i++)
                 if (strncmp(entry, dropped[i], strlen(dropped[i])) == 0)
                         return false;
-        for (size_t i = 0; new_user && i < sizeof(users) / sizeof(users[0]); i++)
+        for (size_t i = 0; new_user && i < ARRAY_SIZE(users); i++)
                 if (strncmp(entry, users[i], strlen(users[i])) == 0)
                         return false;
         return !overridden(entry, overrides);
@@ -261,7 +199,7 @@ static bool inherited(const char *entry, char *const *overrides, bool new_user) 
 /* The daemon's environment, cleaned, with the user's (when the run
  * switches to one) and the job's `environment`. The strings are borrowed;
  * free only the array. */
-static char **child_environment(const evd_task_conf *c, const struct creds *cr) {
+static char **child_environment(const evd_task_conf *c, const evd_identity *cr) {
         size_t n = 4, k = 0;
         char **env;
 
@@ -275,7 +213,7 @@ static char **child_environment(const evd_task_conf *c, const struct creds *cr) 
         for (char **e = environ; *e; e++)
                 if (inherited(*e, c->environment, cr->set_uid))
                         env[k++] = *e;
-        for (size_t i = 0; cr->set_uid && i < sizeof(cr->env) / sizeof(cr->env[0]); i++)
+        for (size_t i = 0; cr->set_uid && i < ARRAY_SIZE(cr->env); i++)
                 if (!overridden(cr->env[i], c->environment))
                         env[k++] = cr->env[i];
         for (char **e = c->environment; e && *e; e++)
@@ -293,7 +231,7 @@ enum child_step {
 
 /* The child of fork_child: only system calls from here to the exec. A
  * failure on the way writes its step and errno to the report pipe. */
-static _Noreturn void child_exec(const evd_task_conf *c, const struct creds *cr, char **env, int out, int err,
+static _Noreturn void child_exec(const evd_task_conf *c, const evd_identity *cr, char **env, int out, int err,
                                  int report) {
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         sigset_t none;
@@ -337,7 +275,7 @@ fail:
         _exit(127);
 }
 
-static int fork_child(const evd_task_conf *c, const struct creds *cr, char **env, int out, int err,
+static int fork_child(const evd_task_conf *c, const evd_identity *cr, char **env, int out, int err,
                       pid_t *ret_pid, char *why, size_t whylen) {
         static const char *const steps[] = {
                 [STEP_STDIO] = "cannot set up stdin, stdout and stderr",
@@ -375,7 +313,7 @@ static int fork_child(const evd_task_conf *c, const struct creds *cr, char **env
         return 0;
 }
 
-static int spawn_child(const evd_task_conf *c, const struct creds *cr, int out, int err, pid_t *ret_pid,
+static int spawn_child(const evd_task_conf *c, const evd_identity *cr, int out, int err, pid_t *ret_pid,
                        char *why, size_t whylen) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
@@ -498,17 +436,17 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         int64_t started = evt_time_now();
         bool timed_out = false;
         evt_group *readers = NULL;
-        struct creds cr;
+        evd_identity cr;
         char why[160] = "";
         pid_t pid;
         int r;
 
-        r = creds_get(c, &cr, why, sizeof(why));
+        r = evd_identity_get(c->user, c->group, &cr, why, sizeof(why));
         if (r == 0 && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0))
                 r = -errno;
         if (r == 0)
                 r = spawn_child(c, &cr, out[1], err[1], &pid, why, sizeof(why));
-        creds_done(&cr);
+        evd_identity_clear(&cr);
         if (r < 0) {
                 evd_log_emit(job->log, LOG_ERR, "failed", c->name, (evd_field[]) { EVD_NUM("run", run) }, 1,
                              "run %u: cannot start %s: %s", run, c->argv[0], why[0] ? why : strerror(-r));

@@ -3,8 +3,6 @@
  * cancelled, shielded ones finish) and exits. */
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +15,7 @@
 #include "config.h"
 #include "evtask.h"
 #include "exec.h"
+#include "identity.h"
 #include "jobs.h"
 #include "log.h"
 #include "notify.h"
@@ -606,47 +605,6 @@ static int fatal(struct daemon *d, int r, const char *what) {
         return EX_OSERR;
 }
 
-/* [daemon] user and group: once everything that needs root is open (the
- * loop, signal handling, notification, the log), the daemon gives root up
- * for good, supplementary groups included. */
-static int drop_privileges(struct daemon *d) {
-        const evd_config *c = d->config;
-        char ubuf[16384], gbuf[16384];
-        struct passwd pw, *pwp = NULL;
-        struct group gr, *grp = NULL;
-        uid_t uid;
-        gid_t gid;
-        int r;
-
-        if (!c->user && !c->group)
-                return 0;
-        if (c->user) {
-                r = evd_lookup_user(c->user, &pw, ubuf, sizeof(ubuf), &pwp);
-                if (r < 0)
-                        return r;
-                if (!pwp)
-                        return -ESRCH; /* deleted since the config was read */
-        }
-        if (c->group) {
-                r = evd_lookup_group(c->group, &gr, gbuf, sizeof(gbuf), &grp);
-                if (r < 0)
-                        return r;
-                if (!grp)
-                        return -ESRCH;
-        }
-        uid = pwp ? pwp->pw_uid : geteuid();
-        gid = grp ? grp->gr_gid : pwp->pw_gid;
-        if (uid == geteuid() && gid == getegid() && geteuid() != 0)
-                return 0; /* already that user: nothing to give up */
-        if ((pwp ? initgroups(pwp->pw_name, gid) : setgroups(1, &gid)) < 0 || setgid(gid) < 0 ||
-            setuid(uid) < 0)
-                return -errno;
-        /* Root, once given up, stays given up. */
-        if (uid != 0 && setuid(0) == 0)
-                return -EPERM;
-        return 0;
-}
-
 static int run(struct daemon *d) {
         char emergency[512];
         evt_lifecycle_opts lopts = {
@@ -702,7 +660,10 @@ static int run(struct daemon *d) {
         ev_timer_start(evt_loop_ev(d->loop), &d->tick);
         ev_unref(evt_loop_ev(d->loop)); /* upkeep: it keeps nothing running */
 
-        r = drop_privileges(d);
+        /* [daemon] user and group: once everything that needs root is open
+         * (the loop, signal handling, notification, the log), the daemon
+         * gives root up for good, supplementary groups included. */
+        r = evd_identity_drop(d->config->user, d->config->group);
         if (r < 0)
                 return fatal(d, r, "cannot switch to [daemon] user and group");
         {

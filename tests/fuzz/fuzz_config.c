@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "fuzz.h"
+#include "identity.h"
 
 #define NAME "fuzz.conf"
 
