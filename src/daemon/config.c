@@ -161,12 +161,6 @@ static const char *const kind_names[] = {
         [EVD_KIND_MODULE] = "module",
 };
 
-static const char *const log_names[] = {
-        [EVD_LOG_AUTO] = "auto",
-        [EVD_LOG_CONSOLE] = "console",
-        [EVD_LOG_JSON] = "json",
-        [EVD_LOG_JOURNAL] = "journal",
-};
 
 typedef struct parser {
         const char *path;       /* for messages */
@@ -312,7 +306,7 @@ static int set_key(parser *p, enum key k, const char *v, unsigned line) {
                                         "'%s' is not a boolean (yes/no, true/false, on/off, 1/0)", v);
                 return 0;
         case KEY_LOG:
-                i = lookup(log_names, ARRAY_SIZE(log_names), v);
+                i = evd_names_find(&evd_log_target_names, v);
                 if (i < 0)
                         return fail_key(p, key, line,
                                         "unknown log target '%s' (auto, console, json or journal)", v);

@@ -7,14 +7,9 @@
 #include <stdint.h>
 
 #include "command.h"
+#include "log.h"
 #include "values.h"
 
-enum evd_log_target {
-        EVD_LOG_AUTO,           /* journal under systemd, else console */
-        EVD_LOG_CONSOLE,        /* human-readable lines on stderr */
-        EVD_LOG_JSON,           /* one JSON object per line on stdout */
-        EVD_LOG_JOURNAL,        /* systemd's journal, structured fields */
-};
 
 enum evd_kind {
         EVD_KIND_TICKER,        /* `speed` steps per second, `steps` of them */

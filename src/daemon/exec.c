@@ -96,8 +96,8 @@ static void emit_line(struct reader *rd, const char *p, size_t n) {
                 }
         }
         safe[k] = '\0';
-        evd_log_emit(rd->log, rd->stream[3] == 'e' ? LOG_WARNING : LOG_INFO, "output", rd->name, f, 2, "%s",
-                     safe);
+        evd_log_emit(rd->log, rd->stream[3] == 'e' ? LOG_WARNING : LOG_INFO, EVD_EV_OUTPUT, rd->name, f,
+                     ARRAY_SIZE(f), "%s", safe);
 }
 
 static int reader_fn(void *arg) {
@@ -415,13 +415,16 @@ static void log_end(evd_job *job, unsigned run, int status, bool timed_out, int6
         const char *name = job->conf.name;
 
         if (succeeded(status))
-                evd_log_emit(job->log, LOG_INFO, "finished", name, f, 4, "run %u exited 0 after %lld ms", run, ms);
+                evd_log_emit(job->log, LOG_INFO, EVD_EV_FINISHED, name, f, ARRAY_SIZE(f),
+                             "run %u exited 0 after %lld ms", run, ms);
         else if (WIFEXITED(status))
-                evd_log_emit(job->log, LOG_ERR, "failed", name, f, 4, "run %u exited %d after %lld ms%s", run,
-                             WEXITSTATUS(status), ms, timed_out ? " (timeout)" : "");
+                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, ARRAY_SIZE(f),
+                             "run %u exited %d after %lld ms%s", run, WEXITSTATUS(status), ms,
+                             timed_out ? " (timeout)" : "");
         else
-                evd_log_emit(job->log, LOG_ERR, "failed", name, f, 4, "run %u killed by %s after %lld ms%s", run,
-                             evd_signal_name(WTERMSIG(status)), ms, timed_out ? " (timeout)" : "");
+                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, ARRAY_SIZE(f),
+                             "run %u killed by %s after %lld ms%s", run, evd_signal_name(WTERMSIG(status)), ms,
+                             timed_out ? " (timeout)" : "");
 }
 
 /* One run: 0 with the wait status, -ECANCELED, or another error (logged)
@@ -448,7 +451,7 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
                 r = spawn_child(c, &cr, out[1], err[1], &pid, why, sizeof(why));
         evd_identity_clear(&cr);
         if (r < 0) {
-                evd_log_emit(job->log, LOG_ERR, "failed", c->name, (evd_field[]) { EVD_NUM("run", run) }, 1,
+                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_FIELDS(EVD_NUM("run", run)),
                              "run %u: cannot start %s: %s", run, c->argv[0], why[0] ? why : strerror(-r));
                 goto out;
         }
@@ -458,8 +461,8 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         close(out[1]);
         close(err[1]);
         out[1] = err[1] = -1;
-        evd_log_emit(job->log, LOG_INFO, "run", c->name,
-                     (evd_field[]) { EVD_NUM("run", run), EVD_NUM("pid", pid) }, 2, "run %u: pid %ld: %s", run,
+        evd_log_emit(job->log, LOG_INFO, EVD_EV_RUN, c->name,
+                     EVD_FIELDS(EVD_NUM("run", run), EVD_NUM("pid", pid)), "run %u: pid %ld: %s", run,
                      (long) pid, c->command);
         if (evt_group_new(job->loop, &readers) < 0)
                 readers = NULL;
@@ -524,8 +527,8 @@ int evd_exec_run(evd_job *job) {
                         /* Start to start; runs that would overlap are skipped. */
                         next = started + c->interval;
                         while (next <= evt_time_now()) {
-                                evd_log_emit(job->log, LOG_WARNING, "skipped", c->name,
-                                             (evd_field[]) { EVD_NUM("run", run) }, 1,
+                                evd_log_emit(job->log, LOG_WARNING, EVD_EV_SKIPPED, c->name,
+                                             EVD_FIELDS(EVD_NUM("run", run)),
                                              "run %u outlasted the interval: the next start is skipped", run);
                                 next += c->interval;
                         }

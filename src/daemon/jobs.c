@@ -34,7 +34,7 @@ static int run_ticker(evd_job *job) {
 
                 if (r < 0)
                         return r;
-                evd_log_emit(job->log, LOG_INFO, "step", c->name, f, 1, "distance=%llu%s%s",
+                evd_log_emit(job->log, LOG_INFO, EVD_EV_STEP, c->name, f, ARRAY_SIZE(f), "distance=%llu%s%s",
                              (unsigned long long) distance, c->message ? " " : "",
                              c->message ? c->message : "");
         }
@@ -92,8 +92,9 @@ static int blocking_fn(evt_token *token, void *arg) {
                 {
                         evd_field f[] = { EVD_NUM("checks", checks), EVD_NUM("worked_ms", worked / 1000000) };
 
-                        evd_log_emit(w->log, LOG_INFO, "step", w->name, f, 2, "checkpoint %llu, %lld ms of work",
-                                     (unsigned long long) checks, (long long) (worked / 1000000));
+                        evd_log_emit(w->log, LOG_INFO, EVD_EV_STEP, w->name, f, ARRAY_SIZE(f),
+                                     "checkpoint %llu, %lld ms of work", (unsigned long long) checks,
+                                     (long long) (worked / 1000000));
                 }
         }
         sink = x;
@@ -110,7 +111,7 @@ static int run_wedge(evd_job *job) {
 
         if (r < 0)
                 return r;
-        evd_log_emit(job->log, LOG_WARNING, "step", job->conf.name, NULL, 0, "wedging the loop now");
+        evd_log_emit(job->log, LOG_WARNING, EVD_EV_STEP, job->conf.name, EVD_NO_FIELDS, "wedging the loop now");
         for (;;)
                 spins++;
         return 0;
@@ -147,7 +148,7 @@ static void module_log(const evtask_module_ctx *ctx, int priority, const char *f
         va_end(ap);
         if (priority < LOG_EMERG || priority > LOG_DEBUG)
                 priority = LOG_INFO;
-        evd_log_emit(job->log, priority, "log", job->conf.name, NULL, 0, "%s", msg);
+        evd_log_emit(job->log, priority, EVD_EV_LOG, job->conf.name, EVD_NO_FIELDS, "%s", msg);
 }
 
 static int run_module(evd_job *job) {
@@ -162,7 +163,7 @@ static int run_module(evd_job *job) {
         r = evd_module_open(c->path, c->entry, &handle, &fn, why, sizeof(why));
         if (r < 0) {
                 /* The file changed since the config was read. */
-                evd_log_emit(job->log, LOG_ERR, "log", c->name, NULL, 0, "%s", why);
+                evd_log_emit(job->log, LOG_ERR, EVD_EV_LOG, c->name, EVD_NO_FIELDS, "%s", why);
                 return r;
         }
         r = -ENOMEM;
@@ -250,13 +251,14 @@ out:
                 /* This is the task's cleanup path: it runs even after a cancel
                  * (level-triggered, so nothing here may block). */
                 if (r == 0)
-                        evd_log_emit(job->log, LOG_INFO, "finished", name, f, 2, "finished after %lld ms", ms);
+                        evd_log_emit(job->log, LOG_INFO, EVD_EV_FINISHED, name, f, ARRAY_SIZE(f),
+                                     "finished after %lld ms", ms);
                 else if (r == -ECANCELED)
-                        evd_log_emit(job->log, LOG_NOTICE, "cancelled", name, f, 2, "cancelled after %lld ms",
-                                     ms);
+                        evd_log_emit(job->log, LOG_NOTICE, EVD_EV_CANCELLED, name, f, ARRAY_SIZE(f),
+                                     "cancelled after %lld ms", ms);
                 else
-                        evd_log_emit(job->log, LOG_ERR, "failed", name, f, 2, "failed after %lld ms: %s", ms,
-                                     strerror(-r));
+                        evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, ARRAY_SIZE(f),
+                                     "failed after %lld ms: %s", ms, strerror(-r));
         }
         return r;
 }

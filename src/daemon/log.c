@@ -29,22 +29,19 @@ struct evd_log {
         int fd;                 /* console: stderr; json: stdout */
 };
 
-static const char *level_names[] = {
+static const char *const level_names[] = {
         "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
 };
 
-const char *evd_log_target_name(enum evd_log_target target) {
-        switch (target) {
-        case EVD_LOG_AUTO:
-                return "auto";
-        case EVD_LOG_CONSOLE:
-                return "console";
-        case EVD_LOG_JSON:
-                return "json";
-        case EVD_LOG_JOURNAL:
-                return "journal";
-        }
-        return "unknown";
+static const char *const target_names[] = { EVD_LOG_TARGET_LIST(EVD_ENUM_NAME) };
+const evd_names evd_log_target_names = { target_names, ARRAY_SIZE(target_names), "log target" };
+
+#define EVENT_NAME(id, name, message_id) [id] = name,
+#define EVENT_MESSAGE_ID(id, name, message_id) [id] = message_id,
+static const char *const event_names[] = { EVD_EVENT_LIST(EVENT_NAME) };
+
+const char *evd_event_name(evd_event event) {
+        return (size_t) event < ARRAY_SIZE(event_names) ? event_names[event] : "unknown";
 }
 
 /* Is stderr the journal's stream? systemd says so in JOURNAL_STREAM. */
@@ -173,13 +170,15 @@ static void put_json_string(struct buf *b, const char *str, size_t max) {
         put(b, "\"");
 }
 
-/* A record that does not fit is cut, and still ends as a whole line. */
+/* A record that does not fit is cut, and still ends as a whole line; in
+ * a buffer too small for even that, it stays an overflow. */
 static void finish_line(struct buf *b, const char *json_tail) {
-        if (b->overflow) {
-                static const char cut[] = "...";
+        static const char cut[] = "...";
+        size_t room = strlen(json_tail) + sizeof(cut) + 2;
 
+        if (b->overflow && b->size >= room) {
                 b->overflow = false;
-                b->len = b->size - strlen(json_tail) - sizeof(cut) - 2;
+                b->len = b->size - room;
                 put(b, "%s", cut);
         }
         put(b, "%s\n", json_tail);
@@ -251,57 +250,17 @@ static void write_all(int fd, const char *p, size_t len) {
 }
 
 #if EVD_HAVE_LIBSYSTEMD
-/* A stable MESSAGE_ID per event, so that journalctl MESSAGE_ID=... finds
- * one kind of record across versions. Never change one; add new ones. */
-static const struct {
-        const char *event;
-        const char *id;
-} message_ids[] = {
-        { "started", "e3b4cf405eac4e15ae3df1db846f8d1e" },
-        { "spawned", "f54b561b125b4d72ae8811574d8736f0" },
-        { "step", "38b56747ba144952a3a9bcb72a0b190f" },
-        { "signal", "159eeba5b7d54446963a0401525d195b" },
-        { "paused", "435b978fc3984bdabd5a92fd465d228a" },
-        { "resumed", "1472237afd1f4960bc74b26740ed2bfb" },
-        { "stopping", "effbec0e51e045a19deb30a25c1bafbb" },
-        { "draining", "dcc96cb6330645b6989cd75b404a9f83" },
-        { "cancelled", "6718d04bc65b440ea9c518e1617abb99" },
-        { "finished", "390974f86e054165b400d7e80e8d7232" },
-        { "failed", "bc7e21a11b1b476ea80eadf4d682730e" },
-        { "forcing", "91df55bb02364b588b9ae7d90526182e" },
-        { "forced", "53d53c991b034cf193c041678626c85d" },
-        { "abandoned", "3f8dfcf4981541beb191e7f4347a141b" },
-        { "drained", "2e13383d9d304c6ea18d31ecd1da28c8" },
-        { "done", "bda3f923f2974192a44e95d78492e2d2" },
-        { "exit", "cf3424bdc80a48cf8bc8a26dcfaf0c63" },
-        { "task-table", "8ba01009684646a4a80584223d4832e6" },
-        { "reloading", "1463c876532942f69f3a86af05b611a7" },
-        { "reload-failed", "18227ad5379743118ff83ae063e86b08" },
-        { "added", "2f76177990214e289c220bb94b9e2b76" },
-        { "removed", "2094d63eea784362b787fb3930e143ac" },
-        { "changed", "073621ced4d446dc8058c02a90d99c4f" },
-        { "reloaded", "744074e824d34ee88d3c3674c30e0f3a" },
-        { "run", "796276f4b86e4905a41e8e84eec62b45" },
-        { "output", "04f17791cfc94040816ca318d43134bb" },
-        { "skipped", "1f9eb373e1b74313ba5e29b272c59de7" },
-        { "reaped", "ceae86b01fb440598f42503e7c75c49c" },
-};
+/* The journal's MESSAGE_ID of each event, from the event list. */
+static const char *const message_ids[] = { EVD_EVENT_LIST(EVENT_MESSAGE_ID) };
 
-static const char *message_id(const char *event) {
-        for (size_t i = 0; i < sizeof(message_ids) / sizeof(message_ids[0]); i++)
-                if (strcmp(message_ids[i].event, event) == 0)
-                        return message_ids[i].id;
-        return NULL;
-}
-
-static void emit_journal(int priority, const char *event, const char *task, const evd_field *fields,
-                         size_t n, const char *msg) {
+static void emit_journal(int priority, evd_event event, const char *task, const evd_field *fields, size_t n,
+                         const char *msg) {
         enum { MAX_FIELDS = 16 };
         char message[RECORD_MAX];
         char fixed[5][256];     /* PRIORITY, SYSLOG_IDENTIFIER, MESSAGE_ID, EVENT, TASK */
         char extra[MAX_FIELDS][256];
         struct iovec iov[1 + 5 + MAX_FIELDS];
-        const char *id = message_id(event);
+        const char *id = message_ids[event];
         size_t k = 0, nf = 0;
 
         snprintf(message, sizeof(message), "MESSAGE=%s%s%s", task ? task : "", task ? ": " : "", msg);
@@ -309,7 +268,7 @@ static void emit_journal(int priority, const char *event, const char *task, cons
         snprintf(fixed[nf++], sizeof(fixed[0]), "SYSLOG_IDENTIFIER=evtaskd");
         if (id)
                 snprintf(fixed[nf++], sizeof(fixed[0]), "MESSAGE_ID=%s", id);
-        snprintf(fixed[nf++], sizeof(fixed[0]), "EVENT=%s", event);
+        snprintf(fixed[nf++], sizeof(fixed[0]), "EVENT=%s", evd_event_name(event));
         if (task)
                 snprintf(fixed[nf++], sizeof(fixed[0]), "TASK=%s", task);
         iov[k++] = (struct iovec) { .iov_base = message, .iov_len = strlen(message) };
@@ -336,8 +295,17 @@ static void emit_journal(int priority, const char *event, const char *task, cons
 }
 #endif
 
-void evd_log_emit(evd_log *log, int priority, const char *event, const char *task,
-                  const evd_field *fields, size_t n_fields, const char *fmt, ...) {
+/* A record as the console or JSON sink writes it. */
+static void format_record(const evd_log *log, struct buf *b, int priority, evd_event event, const char *task,
+                          const evd_field *fields, size_t n_fields, const char *msg) {
+        if (log->target == EVD_LOG_JSON)
+                format_json(b, priority, evd_event_name(event), task, fields, n_fields, msg);
+        else
+                format_console(log, b, priority, evd_event_name(event), task, msg);
+}
+
+void evd_log_emit(evd_log *log, int priority, evd_event event, const char *task, const evd_field *fields,
+                  size_t n_fields, const char *fmt, ...) {
         char msg[RECORD_MAX / 2], line[RECORD_MAX];
         struct buf b = { .p = line, .size = sizeof(line) };
         va_list ap;
@@ -346,30 +314,21 @@ void evd_log_emit(evd_log *log, int priority, const char *event, const char *tas
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
 
-        switch (log->target) {
-        case EVD_LOG_JOURNAL:
+        if (log->target == EVD_LOG_JOURNAL) {
 #if EVD_HAVE_LIBSYSTEMD
                 emit_journal(priority, event, task, fields, n_fields, msg);
 #endif
                 return;
-        case EVD_LOG_JSON:
-                format_json(&b, priority, event, task, fields, n_fields, msg);
-                break;
-        default:
-                format_console(log, &b, priority, event, task, msg);
-                break;
         }
+        format_record(log, &b, priority, event, task, fields, n_fields, msg);
         write_all(log->fd, b.p, b.len);
 }
 
-int evd_log_format(evd_log *log, char *out, size_t size, int priority, const char *event,
-                   const char *msg) {
+int evd_log_format(evd_log *log, char *out, size_t size, int priority, evd_event event, const char *task,
+                   const evd_field *fields, size_t n_fields, const char *msg) {
         struct buf b = { .p = out, .size = size };
 
-        if (log->target == EVD_LOG_JSON)
-                format_json(&b, priority, event, NULL, NULL, 0, msg);
-        else
-                format_console(log, &b, priority, event, NULL, msg);
+        format_record(log, &b, priority, event, task, fields, n_fields, msg);
         if (b.overflow)
                 return -ENOSPC;
         return (int) b.len;

@@ -81,11 +81,11 @@ static void table_row(evt_task *t, void *data) {
                 EVD_NUM("shielded", (flags & EVT_TASK_SHIELDED) != 0),
                 EVD_NUM("pausable", (flags & EVT_TASK_NOPAUSE) == 0),
                 EVD_NUM("age_ms", age_ms),
-                EVD_NUM("pid", pid),
+                EVD_NUM("pid", pid), /* last: only for a run's child */
         };
 
-        evd_log_emit(d->log, LOG_INFO, "task-table", evt_task_name(t), f, pid > 0 ? 5 : 4,
-                     "%s, %s, %s, age %lld ms%s", evt_task_state_name(t),
+        evd_log_emit(d->log, LOG_INFO, EVD_EV_TASK_TABLE, evt_task_name(t), f,
+                     ARRAY_SIZE(f) - (pid > 0 ? 0 : 1), "%s, %s, %s, age %lld ms%s", evt_task_state_name(t),
                      (flags & EVT_TASK_SHIELDED) ? "shielded" : "unshielded",
                      (flags & EVT_TASK_NOPAUSE) ? "not pausable" : "pausable", age_ms, child);
 }
@@ -104,7 +104,7 @@ static void call_row(const evt_call_info *ci, void *data) {
                 EVD_NUM("awaited", ci->awaited),
         };
 
-        evd_log_emit(d->log, LOG_INFO, "task-table", ci->task, f, 6,
+        evd_log_emit(d->log, LOG_INFO, EVD_EV_TASK_TABLE, ci->task, f, ARRAY_SIZE(f),
                      "blocking call %s, age %lld ms, running %lld ms%s%s", ci->running ? "running" : "queued",
                      age_ms, running_ms, ci->stop_requested ? ", stop requested" : "",
                      ci->awaited ? "" : ", its task gave up on it");
@@ -118,8 +118,9 @@ static void dump_task_table(struct daemon *d) {
         f[0] = EVD_NUM("tasks", st.tasks);
         f[1] = EVD_NUM("blocking_calls", st.calls);
         f[2] = EVD_NUM("paused", evt_loop_is_paused(d->loop));
-        evd_log_emit(d->log, LOG_INFO, "task-table", NULL, f, 3, "%zu tasks, %zu blocking calls, %s", st.tasks,
-                     st.calls, evt_loop_is_paused(d->loop) ? "paused" : "running");
+        evd_log_emit(d->log, LOG_INFO, EVD_EV_TASK_TABLE, NULL, f, ARRAY_SIZE(f),
+                     "%zu tasks, %zu blocking calls, %s", st.tasks, st.calls,
+                     evt_loop_is_paused(d->loop) ? "paused" : "running");
         evt_loop_foreach_task(d->loop, table_row, d);
         evt_loop_foreach_call(d->loop, call_row, d);
 }
@@ -193,9 +194,9 @@ static void report_unstarted(struct daemon *d) {
                         continue;
                 job->began = true;
                 if (result != -ECANCELED)
-                        evd_log_emit(d->log, LOG_ERR, "failed", job->conf.name,
-                                     (evd_field[]) { EVD_NUM("result", result) }, 1,
-                                     "cannot start: %s", strerror(-result));
+                        evd_log_emit(d->log, LOG_ERR, EVD_EV_FAILED, job->conf.name,
+                                     EVD_FIELDS(EVD_NUM("result", result)), "cannot start: %s",
+                                     strerror(-result));
         }
 }
 
@@ -243,19 +244,20 @@ static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) 
         f[2] = EVD_NUM("sender_pid", si->sender_pid);
         f[3] = EVD_NUM("sender_uid", si->sender_uid);
         if (si->sender_pid > 0)
-                evd_log_emit(d->log, si->action == EVT_SIGNAL_IGNORED ? LOG_WARNING : LOG_NOTICE, "signal",
-                             NULL, f, 4, "%s from pid %ld: %s", name, (long) si->sender_pid, action);
+                evd_log_emit(d->log, si->action == EVT_SIGNAL_IGNORED ? LOG_WARNING : LOG_NOTICE, EVD_EV_SIGNAL,
+                             NULL, f, ARRAY_SIZE(f), "%s from pid %ld: %s", name, (long) si->sender_pid,
+                             action);
         else /* the kernel: a terminal's Ctrl-C, or a sender the platform hides */
-                evd_log_emit(d->log, si->action == EVT_SIGNAL_IGNORED ? LOG_WARNING : LOG_NOTICE, "signal",
-                             NULL, f, 4, "%s: %s", name, action);
+                evd_log_emit(d->log, si->action == EVT_SIGNAL_IGNORED ? LOG_WARNING : LOG_NOTICE, EVD_EV_SIGNAL,
+                             NULL, f, ARRAY_SIZE(f), "%s: %s", name, action);
 
         if (si->action == EVT_SIGNAL_PAUSED || si->action == EVT_SIGNAL_RESUMED)
                 evd_exec_pause(d->jobs, si->action == EVT_SIGNAL_PAUSED);
         if (si->action == EVT_SIGNAL_PAUSED)
-                evd_log_emit(d->log, LOG_NOTICE, "paused", NULL, f, 4,
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_PAUSED, NULL, f, ARRAY_SIZE(f),
                              "every pausable task is paused; SIGINT resumes");
         else if (si->action == EVT_SIGNAL_RESUMED)
-                evd_log_emit(d->log, LOG_NOTICE, "resumed", NULL, f, 4, "tasks resumed");
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_RESUMED, NULL, f, ARRAY_SIZE(f), "tasks resumed");
         else if (si->signo == SIGUSR1)
                 dump_task_table(d);
         else if (si->signo == SIGHUP)
@@ -282,12 +284,12 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
                 d->stop_bound = d->drain_deadline + d->config->abandon_grace;
                 evd_notify_send(d->notify, "STOPPING=1");
                 evd_exec_pause(d->jobs, false); /* the shutdown resumes everything */
-                evd_log_emit(d->log, LOG_NOTICE, "stopping", NULL, f, 2,
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_STOPPING, NULL, f, ARRAY_SIZE(f),
                              "shutting down: cancelling every unshielded task (%zu running)", left);
                 break;
         case EVT_PHASE_DRAINING:
                 d->drain_total = left;
-                evd_log_emit(d->log, LOG_NOTICE, "draining", NULL, f, 2,
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_DRAINING, NULL, f, ARRAY_SIZE(f),
                              "waiting up to %lld ms for the %zu tasks and %zu blocking calls still running",
                              (long long) (d->config->drain_timeout / 1000000), left, calls);
                 break;
@@ -297,19 +299,20 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
                 d->shutdown_seen = true;
                 d->stop_bound = evt_time_now() + d->config->abandon_grace;
                 evd_exec_pause(d->jobs, false);
-                evd_log_emit(d->log, LOG_WARNING, "forcing", NULL, f, 2,
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_FORCING, NULL, f, ARRAY_SIZE(f),
                              "force-cancelling the %zu tasks left; %zu blocking calls get %lld ms to stop",
                              left, calls, (long long) (d->config->abandon_grace / 1000000));
                 break;
         case EVT_PHASE_DONE:
                 report_unstarted(d);
                 if (d->abandoned)
-                        evd_log_emit(d->log, LOG_WARNING, "drained", NULL, NULL, 0,
+                        evd_log_emit(d->log, LOG_WARNING, EVD_EV_DRAINED, NULL, EVD_NO_FIELDS,
                                      "every task has ended; abandoned threads run on until the exit");
                 else if (d->shutdown_seen)
-                        evd_log_emit(d->log, LOG_NOTICE, "drained", NULL, NULL, 0, "every task has ended");
+                        evd_log_emit(d->log, LOG_NOTICE, EVD_EV_DRAINED, NULL, EVD_NO_FIELDS,
+                                     "every task has ended");
                 else
-                        evd_log_emit(d->log, LOG_NOTICE, "done", NULL, NULL, 0,
+                        evd_log_emit(d->log, LOG_NOTICE, EVD_EV_DONE, NULL, EVD_NO_FIELDS,
                                      "every task has ended (exit_when_done)");
                 break;
         default:
@@ -325,7 +328,7 @@ static void on_forced(evt_lifecycle *lc, evt_task *t, void *data) {
         evd_field f[] = { EVD_NUM("age_ms", age_ms) };
 
         (void) lc;
-        evd_log_emit(d->log, LOG_WARNING, "forced", evt_task_name(t), f, 1,
+        evd_log_emit(d->log, LOG_WARNING, EVD_EV_FORCED, evt_task_name(t), f, ARRAY_SIZE(f),
                      "force-cancelled after %lld ms", age_ms);
 }
 
@@ -340,10 +343,10 @@ static void on_abandoned(evt_lifecycle *lc, const evt_call_info *ci, void *data)
         (void) lc;
         d->abandoned = true;
         if (ci->running)
-                evd_log_emit(d->log, LOG_ERR, "abandoned", ci->task, f, 2,
+                evd_log_emit(d->log, LOG_ERR, EVD_EV_ABANDONED, ci->task, f, ARRAY_SIZE(f),
                              "abandoned a blocking call that ran %lld ms and ignored its stop request", ran_ms);
         else
-                evd_log_emit(d->log, LOG_ERR, "abandoned", ci->task, f, 2,
+                evd_log_emit(d->log, LOG_ERR, EVD_EV_ABANDONED, ci->task, f, ARRAY_SIZE(f),
                              "abandoned a blocking call that never started");
 }
 
@@ -372,7 +375,8 @@ static int job_start(struct daemon *d, const evd_task_conf *c, evt_task *after) 
         job = calloc(1, sizeof(*job));
         r = job ? evd_task_conf_copy(&job->conf, c) : -ENOMEM;
         if (r < 0) {
-                evd_log_emit(d->log, LOG_ERR, "failed", c->name, NULL, 0, "cannot start: %s", strerror(-r));
+                evd_log_emit(d->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_NO_FIELDS, "cannot start: %s",
+                             strerror(-r));
                 free(job);
                 return r;
         }
@@ -382,7 +386,8 @@ static int job_start(struct daemon *d, const evd_task_conf *c, evt_task *after) 
         job->after = evt_task_ref(after);
         r = evt_task_spawn(d->loop, evd_job_run, job, &opts, &job->task);
         if (r < 0) {
-                evd_log_emit(d->log, LOG_ERR, "failed", c->name, NULL, 0, "cannot start: %s", strerror(-r));
+                evd_log_emit(d->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_NO_FIELDS, "cannot start: %s",
+                             strerror(-r));
                 evt_task_unref(job->after);
                 evd_task_conf_clear(&job->conf);
                 free(job);
@@ -390,8 +395,9 @@ static int job_start(struct daemon *d, const evd_task_conf *c, evt_task *after) 
         }
         tail = d->jobs ? &jobs_last(d)->next : &d->jobs;
         *tail = job;
-        evd_log_emit(d->log, LOG_INFO, "spawned", c->name, f, 3, "%s%s%s", evd_kind_name(c->kind),
-                     c->shield ? ", shielded" : "", c->pausable ? "" : ", not pausable");
+        evd_log_emit(d->log, LOG_INFO, EVD_EV_SPAWNED, c->name, f, ARRAY_SIZE(f), "%s%s%s",
+                     evd_kind_name(c->kind), c->shield ? ", shielded" : "",
+                     c->pausable ? "" : ", not pausable");
         return 0;
 }
 
@@ -456,7 +462,7 @@ static void on_slow_step(evt_task *t, int64_t held_ns, void *data) {
         long long held_ms = held_ns / 1000000;
         evd_field f[] = { EVD_NUM("held_ms", held_ms) };
 
-        evd_log_emit(d->log, LOG_WARNING, "slow-step", evt_task_name(t), f, 1,
+        evd_log_emit(d->log, LOG_WARNING, EVD_EV_SLOW_STEP, evt_task_name(t), f, ARRAY_SIZE(f),
                      "held the loop for %lld ms without an await point (slow_step_warn is %lld ms)", held_ms,
                      (long long) (d->config->slow_step_warn / 1000000));
 }
@@ -489,7 +495,7 @@ static void reload_daemon_keys(struct daemon *d, const evd_config *next) {
         if (str_differ(c->group, next->group))
                 strcat(keys, " group");
         if (keys[0])
-                evd_log_emit(d->log, LOG_WARNING, "changed", NULL, NULL, 0,
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_CHANGED, NULL, EVD_NO_FIELDS,
                              "[daemon] settings changed (%s ); they apply at the next start", keys);
 }
 
@@ -505,20 +511,20 @@ static void reload(struct daemon *d) {
         int r;
 
         if (evt_lifecycle_phase(d->lc) != EVT_PHASE_RUNNING) {
-                evd_log_emit(d->log, LOG_WARNING, "reload-failed", NULL, NULL, 0,
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_RELOAD_FAILED, NULL, EVD_NO_FIELDS,
                              "not reloading during a shutdown");
                 return;
         }
         evd_notify_send(d->notify, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long) (evt_time_now() / 1000));
-        evd_log_emit(d->log, LOG_NOTICE, "reloading", NULL, (evd_field[]) { EVD_STR("config", path) }, 1,
+        evd_log_emit(d->log, LOG_NOTICE, EVD_EV_RELOADING, NULL, EVD_FIELDS(EVD_STR("config", path)),
                      "re-reading %s", path);
         if (d->config_path)
                 r = evd_config_load_file(d->config_path, &next, err, sizeof(err));
         else
                 r = evd_config_load_string(path, DEMO_CONF, &next, err, sizeof(err));
         if (r < 0) {
-                evd_log_emit(d->log, LOG_ERR, "reload-failed", NULL, (evd_field[]) { EVD_STR("config", path) },
-                             1, "%s; still running the config loaded before", err);
+                evd_log_emit(d->log, LOG_ERR, EVD_EV_RELOAD_FAILED, NULL, EVD_FIELDS(EVD_STR("config", path)),
+                             "%s; still running the config loaded before", err);
                 evd_notify_send(d->notify, "READY=1");
                 status_update(d);
                 return;
@@ -539,12 +545,12 @@ static void reload(struct daemon *d) {
                 job->retired = true;
                 if (!c) {
                         removed++;
-                        evd_log_emit(d->log, LOG_NOTICE, "removed", job->conf.name, NULL, 0,
+                        evd_log_emit(d->log, LOG_NOTICE, EVD_EV_REMOVED, job->conf.name, EVD_NO_FIELDS,
                                      "no longer in the config: cancelling%s",
                                      job->conf.shield ? " (shielded: it runs to its end)" : "");
                 } else {
                         changed++;
-                        evd_log_emit(d->log, LOG_NOTICE, "changed", job->conf.name, NULL, 0,
+                        evd_log_emit(d->log, LOG_NOTICE, EVD_EV_CHANGED, job->conf.name, EVD_NO_FIELDS,
                                      "settings changed: restarting it%s",
                                      job->conf.shield ? " once the shielded run has ended" : "");
                         /* Starts when the old run ends; spawned before the
@@ -557,7 +563,8 @@ static void reload(struct daemon *d) {
         for (size_t i = 0; i < next->n_tasks; i++) {
                 if (job_find(d, next->tasks[i].name))
                         continue;
-                evd_log_emit(d->log, LOG_NOTICE, "added", next->tasks[i].name, NULL, 0, "new in the config");
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_ADDED, next->tasks[i].name, EVD_NO_FIELDS,
+                             "new in the config");
                 if (job_start(d, &next->tasks[i], NULL) == 0)
                         added++;
         }
@@ -570,7 +577,7 @@ static void reload(struct daemon *d) {
                         EVD_NUM("changed", changed), EVD_NUM("unchanged", kept),
                 };
 
-                evd_log_emit(d->log, LOG_NOTICE, "reloaded", NULL, f, 4,
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_RELOADED, NULL, f, ARRAY_SIZE(f),
                              "%u added, %u removed, %u changed, %u unchanged", added, removed, changed, kept);
         }
         evd_notify_send(d->notify, "READY=1");
@@ -593,8 +600,9 @@ static void orphan_cb(struct ev_loop *ev, ev_child *w, int revents) {
         for (evd_job *job = d->jobs; job; job = job->next)
                 if (job->pid == w->rpid)
                         return;
-        evd_log_emit(d->log, LOG_NOTICE, "reaped", NULL, f, 2, "reaped orphaned process %ld (%s %d)", (long) w->rpid,
-                     WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        evd_log_emit(d->log, LOG_NOTICE, EVD_EV_REAPED, NULL, f, ARRAY_SIZE(f),
+                     "reaped orphaned process %ld (%s %d)", (long) w->rpid, WIFEXITED(st) ? "exit" : "signal",
+                     WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 }
 
 /* A failure before the tasks start: said on stderr and to the service
@@ -641,7 +649,7 @@ static int run(struct daemon *d) {
         r = evt_pool_new(d->loop, &(evt_pool_opts) { .threads = d->config->threads }, &d->pool);
         if (r < 0)
                 return fatal(d, r, "cannot create the thread pool");
-        if (evd_log_format(d->log, emergency, sizeof(emergency), LOG_CRIT, "exit",
+        if (evd_log_format(d->log, emergency, sizeof(emergency), LOG_CRIT, EVD_EV_EXIT, NULL, EVD_NO_FIELDS,
                            "third shutdown signal: exiting at once") > 0)
                 lopts.emergency_message = emergency;
         r = evt_lifecycle_new(d->loop, &lopts, &ops, &d->lc);
@@ -649,7 +657,7 @@ static int run(struct daemon *d) {
                 return fatal(d, r, "cannot set up signal handling");
         handled_signals_mask(SIG_UNBLOCK); /* the handlers take what waited */
         if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 && getpid() != 1)
-                evd_log_emit(d->log, LOG_WARNING, "started", NULL, NULL, 0,
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_STARTED, NULL, EVD_NO_FIELDS,
                              "cannot become child subreaper: orphans of jobs go to init");
         ev_child_init(&d->orphans, orphan_cb, 0, 0);
         d->orphans.data = d;
@@ -673,9 +681,9 @@ static int run(struct daemon *d) {
                         EVD_NUM("pid", getpid()),
                         EVD_NUM("uid", geteuid()),
                 };
-                evd_log_emit(d->log, LOG_INFO, "started", NULL, f, 4, "evtaskd %s, %zu tasks from %s%s%s",
-                             EVTASK_VERSION, d->config->n_tasks, d->config->path,
-                             d->config->user || d->config->group ? ", running as " : "",
+                evd_log_emit(d->log, LOG_INFO, EVD_EV_STARTED, NULL, f, ARRAY_SIZE(f),
+                             "evtaskd %s, %zu tasks from %s%s%s", EVTASK_VERSION, d->config->n_tasks,
+                             d->config->path, d->config->user || d->config->group ? ", running as " : "",
                              d->config->user ? d->config->user : d->config->group ? d->config->group : "");
         }
         r = spawn_jobs(d);
@@ -694,7 +702,8 @@ static int run(struct daemon *d) {
         {
                 evd_field f[] = { EVD_NUM("exit_code", status) };
 
-                evd_log_emit(d->log, LOG_INFO, "exit", NULL, f, 1, "exiting with status %d (%s)", status,
+                evd_log_emit(d->log, LOG_INFO, EVD_EV_EXIT, NULL, f, ARRAY_SIZE(f), "exiting with status %d (%s)",
+                             status,
                              status == EVT_EXIT_CLEAN       ? "clean"
                              : status == EVT_EXIT_FORCED    ? "tasks were force-cancelled"
                              : status == EVT_EXIT_ABANDONED ? "blocking calls were abandoned"
@@ -740,7 +749,7 @@ static void usage(FILE *f) {
                 "\n"
                 "  -c, --config FILE      read FILE (default: the built-in demo config)\n"
                 "      --check-config     validate the config, print a summary, and exit\n"
-                "  -l, --log SINK         console, json, journal or auto (default: the\n"
+                "  -l, --log SINK         auto, console, json or journal (default: the\n"
                 "                         config's [daemon] log, else auto)\n"
                 "  -h, --help             show this help and exit\n"
                 "  -V, --version          show the version and exit\n"
@@ -831,19 +840,15 @@ int main(int argc, char **argv) {
         }
 
         if (log_arg) {
-                if (strcmp(log_arg, "console") == 0)
-                        target = EVD_LOG_CONSOLE;
-                else if (strcmp(log_arg, "json") == 0)
-                        target = EVD_LOG_JSON;
-                else if (strcmp(log_arg, "journal") == 0)
-                        target = EVD_LOG_JOURNAL;
-                else if (strcmp(log_arg, "auto") == 0)
-                        target = EVD_LOG_AUTO;
-                else {
-                        fprintf(stderr, "evtaskd: --log: unknown sink '%s' (console, json, journal, auto)\n",
-                                log_arg);
+                int i = evd_names_find(&evd_log_target_names, log_arg);
+                char list[64];
+
+                if (i < 0) {
+                        evd_names_list(&evd_log_target_names, list, sizeof(list));
+                        fprintf(stderr, "evtaskd: --log: unknown sink '%s' (%s)\n", log_arg, list);
                         return EX_USAGE;
                 }
+                target = (enum evd_log_target) i;
         }
 
         if (config_path)
@@ -867,7 +872,7 @@ int main(int argc, char **argv) {
                 target = d.config->log;
         r = evd_log_new(target, &d.log);
         if (r < 0) {
-                fprintf(stderr, "evtaskd: cannot log to %s: %s\n", evd_log_target_name(target),
+                fprintf(stderr, "evtaskd: cannot log to %s: %s\n", evd_log_target_names.names[target],
                         r == -EOPNOTSUPP ? "not supported by this build" : strerror(-r));
                 evd_config_free(d.config);
                 return log_arg ? EX_USAGE : EX_CONFIG;
