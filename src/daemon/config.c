@@ -39,6 +39,10 @@
 #include "identity.h"
 #include "util.h"
 
+#include "demo-conf.h" /* DEMO_CONF: conf/demo.conf, embedded at build time */
+
+const char evd_demo_conf[] = DEMO_CONF;
+
 #define NSEC_PER_SEC EVD_NSEC_PER_SEC
 #define DRAIN_TIMEOUT_DEFAULT (20 * NSEC_PER_SEC)
 #define TASK_NAME_MAX 64

@@ -99,6 +99,11 @@ void evd_task_conf_clear(evd_task_conf *t);
 /* Same settings (the line a task came from does not count). */
 bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b);
 
+/* The built-in config (conf/demo.conf), read when no file is given, under
+ * this name. */
+#define EVD_DEMO_NAME "<built-in demo.conf>"
+extern const char evd_demo_conf[];
+
 /* Parse a file. On failure returns a negative errno (-ENOENT, -EACCES, ...
  * for a file that cannot be read, -EINVAL for any content error), writes a
  * one-line message into err (for example "demo.conf:12: key 'speed' in

@@ -7,8 +7,8 @@
  * stderr as an `output` record from two reader tasks, and awaits its exit
  * with a child wait. A cancel (shutdown, reload, the run's timeout) sends
  * kill_signal to the group, SIGKILL after kill_timeout, and reaps. Pausing
- * the daemon stops every pausable job's group (SIGSTOP); a run's timeout
- * counts only the time it was not paused. */
+ * the daemon stops every pausable job's group (SIGSTOP, jobs.c); a run's
+ * timeout counts only the time it was not paused. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -30,31 +30,6 @@
 #define BACKOFF_MAX EVT_SEC(60)
 
 extern char **environ;
-
-/* ---- pause ---------------------------------------------------------------- */
-
-static bool paused;
-static int64_t paused_since, paused_total;
-
-/* A clock that stands still while the daemon is paused. */
-static int64_t unpaused_now(void) {
-        int64_t now = evt_time_now();
-
-        return now - paused_total - (paused ? now - paused_since : 0);
-}
-
-void evd_exec_pause(evd_job *jobs, bool pause) {
-        if (pause == paused)
-                return;
-        paused = pause;
-        if (pause)
-                paused_since = evt_time_now();
-        else
-                paused_total += evt_time_now() - paused_since;
-        for (evd_job *job = jobs; job; job = job->next)
-                if (job->pid > 0 && job->conf.pausable)
-                        killpg(job->pid, pause ? SIGSTOP : SIGCONT);
-}
 
 /* ---- output --------------------------------------------------------------- */
 
@@ -375,14 +350,14 @@ static int stop_child(evd_job *job, int *ret_status) {
  * -ECANCELED once the child has been dealt with. */
 static int await_child(evd_job *job, int *ret_status, bool *ret_timed_out) {
         const evd_task_conf *c = &job->conf;
-        int64_t start = unpaused_now();
+        int64_t start = evd_jobs_unpaused_now(job->jobs);
 
         for (;;) {
                 int64_t deadline = EVT_FOREVER;
                 int r;
 
                 if (c->timeout > 0) {
-                        int64_t left = c->timeout - (unpaused_now() - start);
+                        int64_t left = c->timeout - (evd_jobs_unpaused_now(job->jobs) - start);
 
                         if (left <= 0) {
                                 *ret_timed_out = true;

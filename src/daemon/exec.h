@@ -10,6 +10,3 @@
  * policy, logging each run (`run`, `output`, `finished`/`failed`,
  * `skipped`). Returns -ECANCELED once cancelled and the child is gone. */
 int evd_exec_run(evd_job *job);
-/* Stops (SIGSTOP) or continues (SIGCONT) the process group of every
- * pausable job's run, and stops or restarts the clock of run timeouts. */
-void evd_exec_pause(evd_job *jobs, bool paused);

@@ -1,264 +1,258 @@
-/* Job kinds: ticker (the racers of the demo), sleep (a unit of work that
- * takes a while), blocking (CPU work in a pool thread), wedge (a task that
- * hangs the loop, for watchdogs to catch) and module (a shared object's
- * entry function as the task's body); exec is in exec.c. Each kind returns
- * 0 when done or a negative errno, and evd_job_run logs the outcome, so
- * every kind ends with one record. */
-#include <dlfcn.h>
+/* The jobs: started from the config, found by name or task, retired and
+ * replaced by a reload, pruned once their task has ended, paused with the
+ * daemon. */
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "evtask-module.h"
-#include "exec.h"
 #include "jobs.h"
 
-unsigned evd_job_task_flags(const evd_task_conf *c) {
+struct evd_jobs {
+        evt_loop *loop;
+        evt_pool *pool;
+        evd_log *log;
+        evt__list all;          /* every job whose task may not have ended */
+        bool paused;            /* the processes of pausable jobs are stopped */
+        int64_t paused_since, paused_total; /* the run timeouts' clock */
+};
+
+#define JOB(n) evt__container_of(n, evd_job, link)
+
+int evd_jobs_new(evt_loop *loop, evt_pool *pool, evd_log *log, evd_jobs **ret) {
+        evd_jobs *jobs = calloc(1, sizeof(*jobs));
+
+        if (!jobs)
+                return -ENOMEM;
+        jobs->loop = loop;
+        jobs->pool = pool;
+        jobs->log = log;
+        evt__list_init(&jobs->all);
+        *ret = jobs;
+        return 0;
+}
+
+static void job_free(evd_job *job) {
+        evt__list_remove(&job->link);
+        evt_task_unref(job->task);
+        evt_task_unref(job->after);
+        evd_task_conf_clear(&job->conf);
+        free(job);
+}
+
+void evd_jobs_free(evd_jobs *jobs) {
+        if (!jobs)
+                return;
+        while (!evt__list_empty(&jobs->all))
+                job_free(JOB(jobs->all.next));
+        free(jobs);
+}
+
+/* ---- starting ---- */
+
+/* The flags of a job's task. An exec job shields each run, not the task:
+ * a cancel lets the current run complete and starts no other. */
+static unsigned task_flags(const evd_task_conf *c) {
         bool shielded = c->shield && c->kind != EVD_KIND_EXEC;
 
         return (shielded ? EVT_TASK_SHIELDED : 0) | (c->pausable ? 0 : EVT_TASK_NOPAUSE);
 }
 
-/* `speed` steps per second, one `step` record each. The pause between two
- * steps is relative, so after a pause the race goes on at its pace instead
- * of catching up. */
-static int run_ticker(evd_job *job) {
-        const evd_task_conf *c = &job->conf;
-        int64_t interval = (int64_t) (1e9 / c->speed);
-
-        for (uint64_t distance = 1; c->steps == 0 || distance <= c->steps; distance++) {
-                evd_field f[] = { EVD_NUM("distance", distance) };
-                int r = evt_sleep(interval);
-
-                if (r < 0)
-                        return r;
-                evd_log_emit(job->log, LOG_INFO, EVD_EV_STEP, c->name, f, ARRAY_SIZE(f), "distance=%llu%s%s",
-                             (unsigned long long) distance, c->message ? " " : "",
-                             c->message ? c->message : "");
-        }
-        return 0;
-}
-
-static int run_sleep(evd_job *job) {
-        return evt_sleep(job->conf.duration);
-}
-
-/* kind = blocking: the thread's copy of what it needs. The thread may be
- * abandoned and outlive the job, the config and the loop, so it shares
- * nothing with them; the pool frees this when the function returns. */
-struct blocking_work {
-        evd_log *log;           /* never freed while a thread may run */
-        int64_t duration;
-        int64_t check_every;    /* 0: never checks its token */
-        char name[];
-};
-
-/* Some CPU work that the compiler cannot drop. */
-static uint64_t crunch(uint64_t x) {
-        for (int i = 0; i < 4096; i++) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-        }
-        return x;
-}
-
-/* Runs on a pool thread: `duration` of CPU work, cut in slices of
- * `check_every` with a checkpoint after each, where the thread waits while
- * the daemon is paused and stops once asked to. Time spent waiting at a
- * checkpoint is not work: the job ends after `duration` of work. */
-static int blocking_fn(evt_token *token, void *arg) {
-        struct blocking_work *w = arg;
-        volatile uint64_t sink;
-        uint64_t x = 88172645463325252ull;
-        int64_t worked = 0;
-
-        for (uint64_t checks = 1; worked < w->duration; checks++) {
-                int64_t slice = w->duration - worked, start = evt_time_now();
-                int r;
-
-                if (w->check_every > 0 && w->check_every < slice)
-                        slice = w->check_every;
-                while (evt_time_now() - start < slice)
-                        x = crunch(x);
-                worked += evt_time_now() - start;
-                if (w->check_every == 0)
-                        continue;
-                r = evt_token_checkpoint(token);
-                if (r < 0)
-                        return r;
-                {
-                        evd_field f[] = { EVD_NUM("checks", checks), EVD_NUM("worked_ms", worked / 1000000) };
-
-                        evd_log_emit(w->log, LOG_INFO, EVD_EV_STEP, w->name, f, ARRAY_SIZE(f),
-                                     "checkpoint %llu, %lld ms of work", (unsigned long long) checks,
-                                     (long long) (worked / 1000000));
-                }
-        }
-        sink = x;
-        (void) sink;
-        return 0;
-}
-
-/* kind = wedge: a task that stops yielding, as a bug would: the loop is
- * wedged, signals still reach the handler, and only the third shutdown
- * signal or the service manager's watchdog ends the process. */
-static int run_wedge(evd_job *job) {
-        volatile uint64_t spins = 0;
-        int r = evt_sleep(job->conf.duration);
-
-        if (r < 0)
-                return r;
-        evd_log_emit(job->log, LOG_WARNING, EVD_EV_STEP, job->conf.name, EVD_NO_FIELDS, "wedging the loop now");
-        for (;;)
-                spins++;
-        return 0;
-}
-
-static int run_blocking(evd_job *job) {
-        const evd_task_conf *c = &job->conf;
-        size_t len = strlen(c->name);
-        struct blocking_work *w = malloc(sizeof(*w) + len + 1);
-        evt_call_opts opts = { .arg_free = free };
-        int result = 0, r;
-
-        if (!w)
-                return -ENOMEM;
-        w->log = job->log;
-        w->duration = c->duration;
-        w->check_every = c->check_every;
-        memcpy(w->name, c->name, len + 1);
-        r = evt_pool_call(job->pool, blocking_fn, w, &opts, EVT_FOREVER, &result);
-        if (r == -EINVAL || r == -EAGAIN)
-                free(w); /* the two results that leave arg with the caller */
-        return r < 0 ? r : result;
-}
-
-/* kind = module. The shared object is opened for the run and closed after
- * it, so that a reload after the file changed loads the new code. */
-static void module_log(const evtask_module_ctx *ctx, int priority, const char *fmt, ...) {
-        evd_job *job = ctx->daemon;
-        char msg[1024];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        if (priority < LOG_EMERG || priority > LOG_DEBUG)
-                priority = LOG_INFO;
-        evd_log_emit(job->log, priority, EVD_EV_LOG, job->conf.name, EVD_NO_FIELDS, "%s", msg);
-}
-
-static int run_module(evd_job *job) {
-        const evd_task_conf *c = &job->conf;
-        evtask_module_arg *args = NULL;
-        evtask_module_fn *entry;
-        size_t n = 0;
-        char why[512];
-        void *handle, *fn;
+/* Starts a job for task settings c; with `after`, once that task has ended
+ * (a reload's replacement). Logs `spawned`. */
+static int job_start(evd_jobs *jobs, const evd_task_conf *c, evt_task *after) {
+        evt_task_opts opts = { .name = c->name, .flags = task_flags(c) };
+        evd_field f[] = {
+                EVD_STR("kind", evd_kind_name(c->kind)),
+                EVD_NUM("shielded", c->shield),
+                EVD_NUM("pausable", c->pausable),
+        };
+        evd_job *job;
         int r;
 
-        r = evd_module_open(c->path, c->entry, &handle, &fn, why, sizeof(why));
+        job = calloc(1, sizeof(*job));
+        r = job ? evd_task_conf_copy(&job->conf, c) : -ENOMEM;
         if (r < 0) {
-                /* The file changed since the config was read. */
-                evd_log_emit(job->log, LOG_ERR, EVD_EV_LOG, c->name, EVD_NO_FIELDS, "%s", why);
+                evd_log_emit(jobs->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_NO_FIELDS, "cannot start: %s",
+                             strerror(-r));
+                free(job);
                 return r;
         }
-        r = -ENOMEM;
-        *(void **) &entry = fn; /* dlsym's object pointer, as a function */
-        for (char **a = c->args; a && *a; a++)
-                n++;
-        if (n && !(args = calloc(n, sizeof(*args))))
-                goto out;
-        for (size_t i = 0; i < n; i++) {
-                const char *eq = strchr(c->args[i], '=');
-
-                args[i].key = strndup(c->args[i], (size_t) (eq - c->args[i]));
-                args[i].value = eq + 1;
-                if (!args[i].key)
-                        goto out;
+        evt__list_init(&job->link);
+        job->jobs = jobs;
+        job->log = jobs->log;
+        job->loop = jobs->loop;
+        job->pool = jobs->pool;
+        job->after = evt_task_ref(after);
+        r = evt_task_spawn(jobs->loop, evd_job_run, job, &opts, &job->task);
+        if (r < 0) {
+                evd_log_emit(jobs->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_NO_FIELDS, "cannot start: %s",
+                             strerror(-r));
+                job_free(job);
+                return r;
         }
-        r = entry(&(evtask_module_ctx) {
-                .task = c->name,
-                .args = args,
-                .n_args = n,
-                .log = module_log,
-                .daemon = job,
-        });
-out:
-        for (size_t i = 0; args && i < n; i++)
-                free((char *) args[i].key);
-        free(args);
-        dlclose(handle);
-        return r;
+        evt__list_push_back(&jobs->all, &job->link);
+        evd_log_emit(jobs->log, LOG_INFO, EVD_EV_SPAWNED, c->name, f, ARRAY_SIZE(f),
+                     "%s%s%s", evd_kind_name(c->kind), c->shield ? ", shielded" : "",
+                     c->pausable ? "" : ", not pausable");
+        return 0;
 }
 
-/* A job that replaces one (a reload changed its settings) starts once that
- * one has ended, so that the two never run at once: a shielded one may
- * take a while. */
-static int wait_for_predecessor(evd_job *job) {
-        int r = evt_task_join(job->after, EVT_FOREVER, NULL);
+int evd_jobs_start_all(evd_jobs *jobs, const evd_config *c) {
+        for (size_t i = 0; i < c->n_tasks; i++) {
+                int r = job_start(jobs, &c->tasks[i], NULL);
 
-        evt_task_unref(job->after);
-        job->after = NULL;
-        return r;
-}
-
-int evd_job_run(void *arg) {
-        evd_job *job = arg;
-        const char *name = job->conf.name;
-        int64_t start = evt_time_now();
-        int r;
-
-        job->began = true;
-        r = job->after ? wait_for_predecessor(job) : 0;
-
-        if (r < 0)
-                goto out;
-        switch (job->conf.kind) {
-        case EVD_KIND_TICKER:
-                r = run_ticker(job);
-                break;
-        case EVD_KIND_SLEEP:
-                r = run_sleep(job);
-                break;
-        case EVD_KIND_BLOCKING:
-                r = run_blocking(job);
-                break;
-        case EVD_KIND_WEDGE:
-                r = run_wedge(job);
-                break;
-        case EVD_KIND_MODULE:
-                r = run_module(job);
-                break;
-        case EVD_KIND_EXEC:
-                r = evd_exec_run(job);
-                /* Each run has logged how it ended; only a cancel is left. */
-                if (r != -ECANCELED)
+                if (r < 0)
                         return r;
-                break;
-        default:
-                r = -EINVAL;
-                break;
         }
-out:
-        {
-                long long ms = (evt_time_now() - start) / 1000000;
-                evd_field f[] = { EVD_NUM("duration_ms", ms), EVD_NUM("result", r) };
+        return 0;
+}
 
-                /* This is the task's cleanup path: it runs even after a cancel
-                 * (level-triggered, so nothing here may block). */
-                if (r == 0)
-                        evd_log_emit(job->log, LOG_INFO, EVD_EV_FINISHED, name, f, ARRAY_SIZE(f),
-                                     "finished after %lld ms", ms);
-                else if (r == -ECANCELED)
-                        evd_log_emit(job->log, LOG_NOTICE, EVD_EV_CANCELLED, name, f, ARRAY_SIZE(f),
-                                     "cancelled after %lld ms", ms);
-                else
-                        evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, ARRAY_SIZE(f),
-                                     "failed after %lld ms: %s", ms, strerror(-r));
+/* ---- finding ---- */
+
+/* The job that runs task NAME now: not retired by an earlier reload. */
+static evd_job *job_current(evd_jobs *jobs, const char *name) {
+        evt__list *n;
+
+        evt__list_for_each(n, &jobs->all)
+                if (!JOB(n)->retired && strcmp(JOB(n)->conf.name, name) == 0)
+                        return JOB(n);
+        return NULL;
+}
+
+evd_job *evd_jobs_find_task(evd_jobs *jobs, const evt_task *t) {
+        evt__list *n;
+
+        evt__list_for_each(n, &jobs->all)
+                if (JOB(n)->task == t)
+                        return JOB(n);
+        return NULL;
+}
+
+bool evd_jobs_has_pid(evd_jobs *jobs, pid_t pid) {
+        evt__list *n;
+
+        evt__list_for_each(n, &jobs->all)
+                if (JOB(n)->pid == pid)
+                        return true;
+        return false;
+}
+
+/* ---- ending ---- */
+
+/* A task that could not get its stack ends without running its body (the
+ * library's contract), so evd_job_run never logged its end: say so here,
+ * once. A task cancelled before it started is not a failure. */
+void evd_jobs_report_unstarted(evd_jobs *jobs) {
+        evt__list *n;
+
+        evt__list_for_each(n, &jobs->all) {
+                evd_job *job = JOB(n);
+                int result;
+
+                if (job->began || evt_task_result(job->task, &result) < 0)
+                        continue;
+                job->began = true;
+                if (result != -ECANCELED)
+                        evd_log_emit(jobs->log, LOG_ERR, EVD_EV_FAILED, job->conf.name,
+                                     EVD_FIELDS(EVD_NUM("result", result)), "cannot start: %s", strerror(-result));
         }
-        return r;
+}
+
+/* Jobs whose task has ended are of no more use (a replacement holds its
+ * own reference to the task it waits for). */
+static void jobs_prune(evd_jobs *jobs) {
+        evt__list *n, *next;
+
+        evd_jobs_report_unstarted(jobs); /* before their jobs go */
+        for (n = jobs->all.next; n != &jobs->all; n = next) {
+                evd_job *job = JOB(n);
+
+                next = n->next;
+                if (!evt_task_is_done(job->task))
+                        continue;
+                job_free(job);
+        }
+}
+
+/* ---- pause ---- */
+
+int64_t evd_jobs_unpaused_now(const evd_jobs *jobs) {
+        int64_t now = evt_time_now();
+
+        return now - jobs->paused_total - (jobs->paused ? now - jobs->paused_since : 0);
+}
+
+void evd_jobs_pause(evd_jobs *jobs, bool pause) {
+        evt__list *n;
+
+        if (pause == jobs->paused)
+                return;
+        jobs->paused = pause;
+        if (pause)
+                jobs->paused_since = evt_time_now();
+        else
+                jobs->paused_total += evt_time_now() - jobs->paused_since;
+        evt__list_for_each(n, &jobs->all) {
+                evd_job *job = JOB(n);
+
+                if (job->pid > 0 && job->conf.pausable)
+                        killpg(job->pid, pause ? SIGSTOP : SIGCONT);
+        }
+}
+
+/* ---- reload ---- */
+
+static const evd_task_conf *conf_find(const evd_config *c, const char *name) {
+        for (size_t i = 0; i < c->n_tasks; i++)
+                if (strcmp(c->tasks[i].name, name) == 0)
+                        return &c->tasks[i];
+        return NULL;
+}
+
+void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *ret) {
+        evd_jobs_changes n = { 0 };
+        evt__list *last, *node;
+
+        jobs_prune(jobs);
+        /* Only the jobs there were: replacements are appended as it goes. */
+        last = jobs->all.prev;
+        for (node = jobs->all.next; node != &jobs->all; node = node == last ? &jobs->all : node->next) {
+                evd_job *job = JOB(node);
+                const evd_task_conf *c;
+
+                if (job->retired)
+                        continue;
+                c = conf_find(next, job->conf.name);
+                if (c && evd_task_conf_equal(c, &job->conf)) {
+                        n.kept++;
+                        continue;
+                }
+                job->retired = true;
+                if (!c) {
+                        n.removed++;
+                        evd_log_emit(jobs->log, LOG_NOTICE, EVD_EV_REMOVED, job->conf.name, EVD_NO_FIELDS,
+                                     "no longer in the config: cancelling%s",
+                                     job->conf.shield ? " (shielded: it runs to its end)" : "");
+                } else {
+                        n.changed++;
+                        evd_log_emit(jobs->log, LOG_NOTICE, EVD_EV_CHANGED, job->conf.name, EVD_NO_FIELDS,
+                                     "settings changed: restarting it%s",
+                                     job->conf.shield ? " once the shielded run has ended" : "");
+                        /* Starts when the old run ends; spawned before the
+                         * cancel so that it is there to see it end. */
+                        if (job_start(jobs, c, job->task) < 0)
+                                n.changed--;
+                }
+                evt_task_cancel(job->task, 0);
+        }
+        for (size_t i = 0; i < next->n_tasks; i++) {
+                if (job_current(jobs, next->tasks[i].name))
+                        continue;
+                evd_log_emit(jobs->log, LOG_NOTICE, EVD_EV_ADDED, next->tasks[i].name, EVD_NO_FIELDS,
+                             "new in the config");
+                if (job_start(jobs, &next->tasks[i], NULL) == 0)
+                        n.added++;
+        }
+        *ret = n;
 }

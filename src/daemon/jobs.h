@@ -1,31 +1,72 @@
-/* The job kinds evtaskd runs as tasks. */
+/* The jobs: one per task the config declares, each running its kind as a
+ * task of the loop. The set starts them, finds them, retires them on a
+ * reload ("apply this config"), forgets those that ended, and freezes and
+ * thaws their processes with the daemon's pause. */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "config.h"
 #include "evtask.h"
+#include "list.h"
 #include "log.h"
+
+typedef struct evd_jobs evd_jobs;
 
 typedef struct evd_job {
         evd_task_conf conf;     /* a copy: a job outlives the config (reload) */
+        evd_jobs *jobs;         /* the set it belongs to */
         evd_log *log;
         evt_loop *loop;
         evt_pool *pool;         /* for kind = blocking */
         pid_t pid;              /* kind = exec: the current run's child and
                                  * process group, 0 between runs */
-        evt_task *task;         /* the daemon's reference */
+        evt_task *task;         /* the set's reference */
         evt_task *after;        /* the job this one replaces: it starts once
                                  * that one has ended (a reference), or NULL */
         bool retired;           /* removed or replaced by a reload */
         bool began;             /* evd_job_run has begun, and logs the end;
                                  * a task that never ran (no stack) did not */
-        struct evd_job *next;   /* the daemon's list of jobs */
+        evt__list link;         /* on the set's list, in start order */
 } evd_job;
+
+/* 0 or -ENOMEM. The pool is for blocking jobs; the log is borrowed. */
+int evd_jobs_new(evt_loop *loop, evt_pool *pool, evd_log *log, evd_jobs **ret);
+/* After the loop has ended: releases the jobs and their tasks. */
+void evd_jobs_free(evd_jobs *jobs);
+
+/* Starts a job for each task of c; the first that cannot start ends it
+ * (and is logged): its -errno. */
+int evd_jobs_start_all(evd_jobs *jobs, const evd_config *c);
+
+/* The job whose task is t (the one running it now, or a retired one), or
+ * NULL. */
+evd_job *evd_jobs_find_task(evd_jobs *jobs, const evt_task *t);
+/* Whether pid is the child of a job's current run. */
+bool evd_jobs_has_pid(evd_jobs *jobs, pid_t pid);
+
+/* Logs `failed` once for each job whose task ended without running its
+ * body (it could not get a stack). */
+void evd_jobs_report_unstarted(evd_jobs *jobs);
+
+/* Stops (SIGSTOP) or continues (SIGCONT) the process group of every
+ * pausable job's run, and stops or restarts the clock of run timeouts. */
+void evd_jobs_pause(evd_jobs *jobs, bool paused);
+/* A monotonic clock that stands still while the jobs are paused. */
+int64_t evd_jobs_unpaused_now(const evd_jobs *jobs);
+
+/* What a reload changed. */
+typedef struct evd_jobs_changes {
+        unsigned added, removed, changed, kept;
+} evd_jobs_changes;
+
+/* Applies config `next`: cancels the jobs it removed (shields respected),
+ * restarts those whose settings changed (the new task starts when the old
+ * one has ended), starts new ones and leaves the rest alone; one record per
+ * change. */
+void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *ret);
 
 /* The task function of every job: runs the job's kind, then logs how it
  * ended (finished, cancelled, failed). arg is the evd_job. */
 int evd_job_run(void *arg);
-/* The flags of a job's task. An exec job shields each run, not the task:
- * a cancel lets the current run complete and starts no other. */
-unsigned evd_job_task_flags(const evd_task_conf *c);

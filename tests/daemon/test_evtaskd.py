@@ -632,6 +632,26 @@ class CommandLine(unittest.TestCase):
         for code in re.findall(r"^  (\d+)  ", help_text, re.M):
             self.assertRegex(man, rf"\.B {code}\n", f"exit status {code} is not in evtaskd(8)")
 
+    def test_help_lists_exactly_the_options(self):
+        """--help is made from the option table: each option it lists is
+        taken (with its argument, in its long and short form), and evtaskd(8)
+        lists the same options."""
+        help_text = subprocess.run([EVTASKD, "--help"], capture_output=True, text=True, timeout=10).stdout
+        rows = re.findall(r"^  (?:-([a-zA-Z]), |    )--([a-z-]+)(?: ([A-Z]+))?  ", help_text, re.M)
+        self.assertGreaterEqual(len(rows), 5, help_text)
+        values = {"FILE": os.devnull, "SINK": "json"}
+        for short, name, arg in rows:
+            for spelling in [f"--{name}"] + ([f"-{short}"] if short else []):
+                args = [spelling] + ([values[arg]] if arg else [])
+                # --version last: an option that is taken lets it print.
+                p = subprocess.run([EVTASKD, *args, "--version"], capture_output=True, text=True, timeout=10)
+                self.assertNotEqual(p.returncode, 64, f"{args}: {p.stderr}")
+        with open(MANPAGE) as f:
+            man = f.read()
+        options = man[man.index(".SH OPTIONS"):man.index(".SH SIGNALS")].replace("\\-", "-")
+        in_man = set(re.findall(r"--([a-z-]+)", options))
+        self.assertEqual(in_man, {name for _, name, _ in rows}, "evtaskd(8) and --help list other options")
+
     def test_usage_errors_exit_64(self):
         for args in (["--bogus"], ["--log", "carrier-pigeon"], ["stray"], ["--config"]):
             p = subprocess.run([EVTASKD, *args], capture_output=True, text=True, timeout=10)

@@ -1,0 +1,277 @@
+/* The running daemon: sets up the loop, the notification channel, the
+ * thread pool, the lifecycle (signals), the reaper and the status upkeep,
+ * gives up root, starts the jobs, runs until the lifecycle is done, and
+ * tears it all down in order. Also the reload: re-read the config, apply
+ * it to the jobs. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "identity.h"
+
+/* The signals the lifecycle handles. */
+static const int handled_signals[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
+
+/* Blocks the handled signals (how = SIG_BLOCK), or unblocks those that have
+ * a handler now: the lifecycle's, and libev's where there is no signalfd.
+ * Those the lifecycle reads from a signalfd keep the default action, and
+ * must stay blocked. */
+static void handled_signals_mask(int how) {
+        sigset_t set;
+
+        sigemptyset(&set);
+        for (size_t i = 0; i < ARRAY_SIZE(handled_signals); i++) {
+                struct sigaction sa;
+
+                if (how == SIG_BLOCK || (sigaction(handled_signals[i], NULL, &sa) == 0 &&
+                                         sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN))
+                        sigaddset(&set, handled_signals[i]);
+        }
+        sigprocmask(how, &set, NULL);
+}
+
+/* libev's own allocator aborts when memory runs out. This one tries again
+ * for a moment (a job's exit may give memory back), then exits with
+ * EX_OSERR and says why: a clean failure the service manager restarts. */
+static void *ev_alloc(void *ptr, long size) {
+        static const char msg[] = "evtaskd: out of memory in the event loop: exiting\n";
+
+        if (size == 0) {
+                free(ptr);
+                return NULL;
+        }
+        for (int tries = 0; tries < 10; tries++) {
+                void *p = realloc(ptr, (size_t) size);
+
+                if (p)
+                        return p;
+                usleep(10000);
+        }
+        (void) !write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        _exit(EX_OSERR);
+}
+
+void evd_daemon_prepare(void) {
+        /* Until the lifecycle takes them (run), signals wait. */
+        handled_signals_mask(SIG_BLOCK);
+        ev_set_allocator(ev_alloc);
+}
+
+/* ---- reload (SIGHUP) ---- */
+
+/* [daemon] settings are read once, at the start; slow_step_warn applies at
+ * once. */
+static bool str_differ(const char *a, const char *b) {
+        return a || b ? !a || !b || strcmp(a, b) != 0 : false;
+}
+
+static void reload_daemon_keys(evd_daemon *d, const evd_config *next) {
+        evd_config *c = d->config;
+        char keys[256] = "";
+
+        if (c->slow_step_warn != next->slow_step_warn) {
+                c->slow_step_warn = next->slow_step_warn;
+                evt_loop_slow_step_set(d->loop, c->slow_step_warn, evd_records_slow_step, d);
+        }
+        if (c->drain_timeout != next->drain_timeout)
+                strcat(keys, " drain_timeout");
+        if (c->abandon_grace != next->abandon_grace)
+                strcat(keys, " abandon_grace");
+        if (c->exit_when_done != next->exit_when_done)
+                strcat(keys, " exit_when_done");
+        if (c->log != next->log)
+                strcat(keys, " log");
+        if (c->stack_size != next->stack_size)
+                strcat(keys, " stack_size");
+        if (c->threads != next->threads)
+                strcat(keys, " threads");
+        if (str_differ(c->user, next->user))
+                strcat(keys, " user");
+        if (str_differ(c->group, next->group))
+                strcat(keys, " group");
+        if (keys[0])
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_CHANGED, NULL, EVD_NO_FIELDS,
+                             "[daemon] settings changed (%s ); they apply at the next start", keys);
+}
+
+void evd_daemon_reload(evd_daemon *d) {
+        const char *path = d->config_path ? d->config_path : EVD_DEMO_NAME;
+        evd_config *next = NULL;
+        evd_jobs_changes n;
+        char err[512];
+        int r;
+
+        if (evt_lifecycle_phase(d->lc) != EVT_PHASE_RUNNING) {
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_RELOAD_FAILED, NULL, EVD_NO_FIELDS,
+                             "not reloading during a shutdown");
+                return;
+        }
+        evd_notify_send(d->notify, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long) (evt_time_now() / 1000));
+        evd_log_emit(d->log, LOG_NOTICE, EVD_EV_RELOADING, NULL, EVD_FIELDS(EVD_STR("config", path)), "re-reading %s",
+                     path);
+        if (d->config_path)
+                r = evd_config_load_file(d->config_path, &next, err, sizeof(err));
+        else
+                r = evd_config_load_string(path, evd_demo_conf, &next, err, sizeof(err));
+        if (r < 0) {
+                evd_log_emit(d->log, LOG_ERR, EVD_EV_RELOAD_FAILED, NULL, EVD_FIELDS(EVD_STR("config", path)),
+                             "%s; still running the config loaded before", err);
+        } else {
+                evd_jobs_apply(d->jobs, next, &n);
+                reload_daemon_keys(d, next);
+                evd_config_free(next);
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_RELOADED, NULL,
+                             EVD_FIELDS(EVD_NUM("added", n.added), EVD_NUM("removed", n.removed),
+                                        EVD_NUM("changed", n.changed), EVD_NUM("unchanged", n.kept)),
+                             "%u added, %u removed, %u changed, %u unchanged", n.added, n.removed, n.changed, n.kept);
+        }
+        evd_notify_send(d->notify, "READY=1");
+        evd_status_update(d);
+}
+
+/* ---- set-up, run, teardown ---- */
+
+/* A failure before the tasks start: said on stderr and to the service
+ * manager. */
+static int fatal(evd_daemon *d, int r, const char *what) {
+        fprintf(stderr, "evtaskd: %s: %s\n", what, strerror(-r));
+        evd_notify_send(d->notify, "ERRNO=%d", -r);
+        return EX_OSERR;
+}
+
+/* The lifecycle, with the daemon's callbacks and the record the third
+ * shutdown signal writes from its handler. */
+static int lifecycle_new(evd_daemon *d) {
+        char emergency[512]; /* the lifecycle keeps a copy */
+        evt_lifecycle_ops ops = evd_records_lifecycle_ops;
+        evt_lifecycle_opts opts = {
+                .drain_timeout = d->config->drain_timeout,
+                .abandon_grace = d->config->abandon_grace,
+                .exit_when_idle = d->config->exit_when_done,
+                .emergency_fd = evd_log_get_target(d->log) == EVD_LOG_JSON ? STDOUT_FILENO : STDERR_FILENO,
+        };
+
+        ops.data = d;
+        if (evd_log_format(d->log, emergency, sizeof(emergency), LOG_CRIT, EVD_EV_EXIT, NULL, EVD_NO_FIELDS,
+                           "third shutdown signal: exiting at once") > 0)
+                opts.emergency_message = emergency;
+        return evt_lifecycle_new(d->loop, &opts, &ops, &d->lc);
+}
+
+static int set_up(evd_daemon *d) {
+        evt_loop_opts opts = { .stack_size = d->config->stack_size };
+        int r;
+
+        /* A log reader that goes away must not kill the daemon. The
+         * handled signals are blocked since main's start: one sent during
+         * the start-up waits for the lifecycle, instead of killing the
+         * daemon (the default action) or being lost (ignoring it would
+         * discard it). */
+        signal(SIGPIPE, SIG_IGN);
+
+        r = evt_loop_new(NULL, &opts, &d->loop);
+        if (r < 0)
+                return fatal(d, r, "cannot create the loop");
+        evt_loop_slow_step_set(d->loop, d->config->slow_step_warn, evd_records_slow_step, d);
+        r = evd_notify_new(evt_loop_ev(d->loop), &d->notify);
+        if (r < 0)
+                return fatal(d, r, "cannot set up notification");
+        /* Threads start blocked on every signal, lifecycle or not. */
+        r = evt_pool_new(d->loop, &(evt_pool_opts) { .threads = d->config->threads }, &d->pool);
+        if (r < 0)
+                return fatal(d, r, "cannot create the thread pool");
+        r = evd_jobs_new(d->loop, d->pool, d->log, &d->jobs);
+        if (r < 0)
+                return fatal(d, r, "cannot create the jobs");
+        r = lifecycle_new(d);
+        if (r < 0)
+                return fatal(d, r, "cannot set up signal handling");
+        handled_signals_mask(SIG_UNBLOCK); /* the handlers take what waited */
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 && getpid() != 1)
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_STARTED, NULL, EVD_NO_FIELDS,
+                             "cannot become child subreaper: orphans of jobs go to init");
+        evd_records_orphans_start(d);
+        evd_status_start(d);
+
+        /* [daemon] user and group: once everything that needs root is open
+         * (the loop, signal handling, notification, the log), the daemon
+         * gives root up for good, supplementary groups included. */
+        r = evd_identity_drop(d->config->user, d->config->group);
+        if (r < 0)
+                return fatal(d, r, "cannot switch to [daemon] user and group");
+        return 0;
+}
+
+static const char *exit_reason(int status) {
+        switch (status) {
+        case EVT_EXIT_CLEAN:
+                return "clean";
+        case EVT_EXIT_FORCED:
+                return "tasks were force-cancelled";
+        case EVT_EXIT_ABANDONED:
+                return "blocking calls were abandoned";
+        default:
+                return "error";
+        }
+}
+
+static int run(evd_daemon *d) {
+        const evd_config *c = d->config;
+        int r, status;
+
+        r = set_up(d);
+        if (r != 0)
+                return r;
+        evd_log_emit(d->log, LOG_INFO, EVD_EV_STARTED, NULL,
+                     EVD_FIELDS(EVD_STR("config", c->path), EVD_NUM("tasks", c->n_tasks), EVD_NUM("pid", getpid()),
+                                EVD_NUM("uid", geteuid())),
+                     "evtaskd %s, %zu tasks from %s%s%s", EVTASK_VERSION, c->n_tasks, c->path,
+                     c->user || c->group ? ", running as " : "", c->user ? c->user : c->group ? c->group : "");
+        r = evd_jobs_start_all(d->jobs, c);
+        if (r < 0) {
+                /* Nothing half-started stays: the tasks spawned so far end. */
+                evd_notify_send(d->notify, "ERRNO=%d", -r);
+                evt_lifecycle_shutdown(d->lc, true);
+        } else {
+                evd_notify_send(d->notify, "READY=1");
+                evd_status_update(d);
+        }
+
+        status = evt_lifecycle_run(d->lc);
+        if (r < 0)
+                status = EX_OSERR;
+        evd_log_emit(d->log, LOG_INFO, EVD_EV_EXIT, NULL, EVD_FIELDS(EVD_NUM("exit_code", status)),
+                     "exiting with status %d (%s)", status, exit_reason(status));
+        return status;
+}
+
+static void tear_down(evd_daemon *d) {
+        evd_status_stop(d);
+        evd_records_orphans_stop(d);
+        evd_notify_free(d->notify);
+        /* The lifecycle restores the default actions when it goes: from
+         * here a signal waits, blocked, and a clean exit stays one. */
+        handled_signals_mask(SIG_BLOCK);
+        evt_lifecycle_free(d->lc);
+        /* Frees the pool too, without waiting for an abandoned thread. */
+        evt_loop_free(d->loop);
+        evd_jobs_free(d->jobs);
+        /* An abandoned thread may still log; the process exit frees it. */
+        if (!d->abandoned)
+                evd_log_free(d->log);
+        evd_config_free(d->config);
+}
+
+int evd_daemon_run(evd_config *config, const char *config_path, evd_log *log) {
+        evd_daemon d = { .config = config, .config_path = config_path, .log = log };
+        int status = run(&d);
+
+        tear_down(&d);
+        return status;
+}

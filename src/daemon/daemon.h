@@ -1,0 +1,73 @@
+/* The running daemon: one object owns the loop, the thread pool, the
+ * lifecycle, the log, the service manager's channel and the jobs, and sets
+ * them up and tears them down in order. Its files each take one concern:
+ * daemon.c (set-up, reload, teardown), records.c (what the lifecycle and
+ * the loop report, as records), status.c (what the service manager is
+ * told, and the task table). */
+#pragma once
+
+#include <ev.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "evtask.h"
+#include "jobs.h"
+#include "log.h"
+#include "notify.h"
+
+/* What the service manager is told about a shutdown (status.c). */
+typedef struct evd_status {
+        ev_timer tick;          /* STATUS= and EXTEND_TIMEOUT_USEC= upkeep */
+        size_t drain_total;     /* tasks when the drain began */
+        int64_t drain_deadline; /* when the drain turns to forcing */
+        int64_t stop_bound;     /* the latest a shutdown should take */
+        bool stopping_sent;     /* STOPPING=1 went out */
+} evd_status;
+
+typedef struct evd_daemon {
+        const char *config_path; /* NULL: the built-in demo config */
+        evd_config *config;     /* as loaded at the start: [daemon] settings */
+        evd_log *log;
+        evd_notify *notify;
+        evt_loop *loop;
+        evt_pool *pool;         /* for blocking jobs; freed with the loop */
+        evt_lifecycle *lc;
+        evd_jobs *jobs;
+        ev_child orphans;       /* any child: those that are not a run's */
+        evd_status status;
+        bool abandoned;         /* threads may still run: keep what they use */
+} evd_daemon;
+
+/* ---- daemon.c ---- */
+
+/* The first thing main does: the signals the lifecycle will handle wait
+ * (blocked) until it takes them, and libev gets an allocator that does not
+ * abort when memory runs out. */
+void evd_daemon_prepare(void);
+/* Runs the jobs of config (taken over, as is log) until the daemon exits;
+ * config_path NULL: the built-in demo, also for a reload. Returns the exit
+ * status. */
+int evd_daemon_run(evd_config *config, const char *config_path, evd_log *log);
+/* SIGHUP: re-reads the config and applies it, or logs why not. */
+void evd_daemon_reload(evd_daemon *d);
+
+/* ---- records.c ---- */
+
+/* The lifecycle's callbacks, as records (data: the daemon). */
+extern const evt_lifecycle_ops evd_records_lifecycle_ops;
+/* The loop's slow-step callback (data: the daemon). */
+void evd_records_slow_step(evt_task *t, int64_t held_ns, void *data);
+/* Starts reaping and logging the children that are not a run's. */
+void evd_records_orphans_start(evd_daemon *d);
+void evd_records_orphans_stop(evd_daemon *d);
+
+/* ---- status.c ---- */
+
+void evd_status_start(evd_daemon *d);
+void evd_status_stop(evd_daemon *d);
+/* STATUS= as the daemon stands now. */
+void evd_status_update(evd_daemon *d);
+/* A shutdown phase began: what the service manager must know of it. */
+void evd_status_phase(evd_daemon *d, evt_phase phase, size_t tasks_left);
+/* The task table, to the log. */
+void evd_status_table(evd_daemon *d);
