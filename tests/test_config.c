@@ -1,5 +1,7 @@
-/* evtaskd's configuration parser: the value parsers, a full config, and
- * every kind of error with the line and key its message must name. */
+/* evtaskd's configuration parser (config.c): the value parsers, a full
+ * config, and every kind of error with the line and key its message must
+ * name. The parser alone: nothing here needs
+ * root, a user, a program or a module (test_probe.c checks the host). */
 #include <errno.h>
 #include <ini.h>
 #include <stdint.h>
@@ -10,6 +12,7 @@
 
 #include "config.h"
 #include "testutil.h"
+#include "values.h"
 
 #define SEC ((int64_t) 1000000000)
 
@@ -21,8 +24,8 @@ static evd_config *load_ok_at(int at, const char *text) {
         int r;
 
         err[0] = '\0';
-        r = evd_config_load_string("test.conf", text, &c, err, sizeof(err));
-        ck_assert_msg(r == 0, "test line %d: load returned %d, expected 0 (%s)", at, r, err);
+        r = evd_config_parse_string("test.conf", text, &c, err, sizeof(err));
+        ck_assert_msg(r == 0, "test line %d: parse returned %d, expected 0 (%s)", at, r, err);
         ck_assert_ptr_nonnull(c);
         return c;
 }
@@ -53,8 +56,8 @@ static void expect_error_at(int at, const char *text, int code, unsigned line, c
         int r;
 
         err[0] = '\0';
-        r = evd_config_load_string("test.conf", text, &c, err, sizeof(err));
-        ck_assert_msg(r == code, "test line %d: load returned %d, expected %d (%s)", at, r, code, err);
+        r = evd_config_parse_string("test.conf", text, &c, err, sizeof(err));
+        ck_assert_msg(r == code, "test line %d: parse returned %d, expected %d (%s)", at, r, code, err);
         ck_assert_msg(c == &sentinel, "test line %d: *ret changed to %p on failure", at, (void *) c);
         check_message_at(at, "test.conf", line, needles);
 }
@@ -579,7 +582,7 @@ START_TEST(error_long_line) {
         evd_config_free(c);
 
         snprintf(text, sizeof(text), "[task.a]\nkind = ticker\nmessage = %0*d\nshield = no\n", (int) (max - 9), 0);
-        expect_error(text, 3, "line longer than");
+        expect_error(text, 3, "line longer than 197 characters");
         snprintf(text, sizeof(text), "[task.a]\nkind = ticker\n# %0400d\n", 0);
         expect_error(text, 3, "line longer than");
 }
@@ -614,7 +617,7 @@ START_TEST(file_good) {
         ck_assert_int_ge(fd, 0);
         close(fd);
         write_file(path, text, strlen(text));
-        ck_assert_int_eq(evd_config_load_file(path, &c, err, sizeof(err)), 0);
+        ck_assert_int_eq(evd_config_parse_file(path, &c, err, sizeof(err)), 0);
         unlink(path);
         ck_assert_ptr_nonnull(c);
         ck_assert_str_eq(c->path, path);
@@ -637,22 +640,22 @@ START_TEST(file_errors) {
         close(fd);
 
         write_file(path, text, strlen(text));
-        ck_assert_int_eq(evd_config_load_file(path, &c, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_parse_file(path, &c, err, sizeof(err)), -EINVAL);
         ck_assert_ptr_eq(c, &sentinel);
         check_message_at(__LINE__, path, 5, (const char *const[]) { "syntax error", NULL });
 
         write_file(path, nul, sizeof(nul) - 1);
-        ck_assert_int_eq(evd_config_load_file(path, &c, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_parse_file(path, &c, err, sizeof(err)), -EINVAL);
         ck_assert_ptr_eq(c, &sentinel);
         check_message_at(__LINE__, path, 2, (const char *const[]) { "NUL", NULL });
 
         unlink(path);
-        ck_assert_int_eq(evd_config_load_file(path, &c, err, sizeof(err)), -ENOENT);
+        ck_assert_int_eq(evd_config_parse_file(path, &c, err, sizeof(err)), -ENOENT);
         ck_assert_ptr_eq(c, &sentinel);
         check_message_at(__LINE__, path, 0, (const char *const[]) { "No such file or directory", NULL });
 
         /* fopen() takes a directory; the first read fails. */
-        ck_assert_int_eq(evd_config_load_file("/tmp", &c, err, sizeof(err)), -EISDIR);
+        ck_assert_int_eq(evd_config_parse_file("/tmp", &c, err, sizeof(err)), -EISDIR);
         ck_assert_ptr_eq(c, &sentinel);
         check_message_at(__LINE__, "/tmp", 0, (const char *const[]) { "Is a directory", NULL });
 }
@@ -669,12 +672,18 @@ START_TEST(message_buffer) {
         ck_assert_str_eq(small, "test.conf:1");
         /* No buffer at all is allowed. */
         ck_assert_int_eq(evd_config_load_string("test.conf", "[nope]\n", &c, NULL, 0), -EINVAL);
+        ck_assert_int_eq(evd_config_parse_string("test.conf", "[nope]\n", &c, NULL, 0), -EINVAL);
         ck_assert_ptr_eq(c, &sentinel);
         /* Misuse. */
         ck_assert_int_eq(evd_config_load_string(NULL, "", &c, err, sizeof(err)), -EINVAL);
         ck_assert_int_eq(evd_config_load_string("x", NULL, &c, err, sizeof(err)), -EINVAL);
         ck_assert_int_eq(evd_config_load_string("x", "", NULL, err, sizeof(err)), -EINVAL);
         ck_assert_int_eq(evd_config_load_file(NULL, &c, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_parse_string(NULL, "", &c, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_parse_string("x", NULL, &c, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_parse_string("x", "", NULL, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_parse_file(NULL, &c, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_parse_file("x", NULL, err, sizeof(err)), -EINVAL);
         ck_assert_ptr_eq(c, &sentinel);
 }
 END_TEST

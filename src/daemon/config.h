@@ -1,116 +1,286 @@
-/* evtaskd's configuration: INI sections [daemon] and [task.NAME], parsed
- * with inih. Every error names file, line and key. */
+/* evtaskd's configuration: INI sections [daemon] and [task.NAME]. The keys
+ * of each section are one list below; the structs, their defaults, copy,
+ * clear and comparison, the parser's key table and the fields records show
+ * all come from it, so a new key is one row here (and one entry in
+ * evtaskd.conf(5)).
+ *
+ * Reading a config is two steps: evd_config_parse_* turns text into the
+ * structs and touches nothing outside them (no user database, no $PATH, no
+ * dlopen); evd_config_probe then checks them against this host (users,
+ * groups, programs, modules). evd_config_load_* does both. Every error
+ * names file, line and key. */
 #pragma once
 
+#include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "command.h"
 #include "log.h"
+#include "util.h"
 #include "values.h"
 
+/* ---- the words some keys take: X(ID, name) ---- */
 
-enum evd_kind {
-        EVD_KIND_TICKER,        /* `speed` steps per second, `steps` of them */
-        EVD_KIND_SLEEP,         /* sleeps `duration`, then finishes */
-        EVD_KIND_BLOCKING,      /* `duration` of CPU work in a pool thread */
-        EVD_KIND_WEDGE,         /* after `duration`, never yields again */
-        EVD_KIND_EXEC,          /* runs a command */
-        EVD_KIND_MODULE,        /* a shared object's entry function */
-};
+#define EVD_KIND_LIST(X)                                                                \
+        X(EVD_KIND_TICKER, "ticker")    /* `speed` steps per second, `steps` of them */ \
+        X(EVD_KIND_SLEEP, "sleep")      /* sleeps `duration`, then finishes */          \
+        X(EVD_KIND_BLOCKING, "blocking") /* `duration` of CPU work in a pool thread */  \
+        X(EVD_KIND_WEDGE, "wedge")      /* after `duration`, never yields again */      \
+        X(EVD_KIND_EXEC, "exec")        /* runs a command */                            \
+        X(EVD_KIND_MODULE, "module")    /* a shared object's entry function */
 
-enum evd_schedule {
-        EVD_SCHEDULE_ONCE,      /* one run (and restarts, per `restart`) */
-        EVD_SCHEDULE_INTERVAL,  /* a run every `interval`, start to start */
-        EVD_SCHEDULE_ALWAYS,    /* a new run as soon as one ends */
-};
+#define EVD_SCHEDULE_LIST(X)                                                            \
+        X(EVD_SCHEDULE_ONCE, "once")    /* one run (and restarts, per `restart`) */     \
+        X(EVD_SCHEDULE_INTERVAL, "interval") /* a run every `interval`, start to start */ \
+        X(EVD_SCHEDULE_ALWAYS, "always") /* a new run as soon as one ends */
 
-enum evd_restart {
-        EVD_RESTART_NO,
-        EVD_RESTART_ON_FAILURE,
-        EVD_RESTART_ALWAYS,
-};
+#define EVD_RESTART_LIST(X)                     \
+        X(EVD_RESTART_NO, "no")                 \
+        X(EVD_RESTART_ON_FAILURE, "on-failure") \
+        X(EVD_RESTART_ALWAYS, "always")
+
+enum evd_kind_id { EVD_KIND_LIST(EVD_ENUM_ID) EVD_KIND_COUNT };
+enum evd_schedule { EVD_SCHEDULE_LIST(EVD_ENUM_ID) };
+enum evd_restart { EVD_RESTART_LIST(EVD_ENUM_ID) };
+
+extern const evd_names evd_kind_names;
+extern const evd_names evd_schedule_names;
+extern const evd_names evd_restart_names;
+
+/* ---- the keys ----
+ *
+ * X(field, type, kinds, required, default, record):
+ *   field     the key's name and the struct field's;
+ *   type      how its value is read (the evd_type_<type> parsers of
+ *             conf_types.c), which also gives the field's C type
+ *             (EVD_CTYPE_<type>);
+ *   kinds     the task kinds it is valid for (EVD_ANY_KIND, or the
+ *             EVD_KIND_BIT()s of some: EVD_EXEC, EVD_TIMED_KINDS, ...);
+ *   required  the kinds that must set it (0: none);
+ *   default   the field's value when the key is not set;
+ *   record    the field's name in records about the task (spawned, the
+ *             task table, the journal), or NULL: not shown. */
+
+#define EVD_KIND_BIT(k) (1u << (k))
+#define EVD_ANY_KIND (~0u)
+#define EVD_TIMED_KINDS (EVD_KIND_BIT(EVD_KIND_SLEEP) | EVD_KIND_BIT(EVD_KIND_BLOCKING) | EVD_KIND_BIT(EVD_KIND_WEDGE))
+#define EVD_TICKER EVD_KIND_BIT(EVD_KIND_TICKER)
+#define EVD_BLOCKING EVD_KIND_BIT(EVD_KIND_BLOCKING)
+#define EVD_EXEC EVD_KIND_BIT(EVD_KIND_EXEC)
+#define EVD_MODULE EVD_KIND_BIT(EVD_KIND_MODULE)
+
+#define EVD_SEC(n) ((int64_t) (n) * EVD_NSEC_PER_SEC)
+
+#define EVD_DAEMON_KEYS(X)                                                                        \
+        X(drain_timeout, positive_duration, EVD_ANY_KIND, 0, EVD_SEC(20), NULL)                  \
+        X(exit_when_done, boolean, EVD_ANY_KIND, 0, false, NULL)                                  \
+        X(log, log_target, EVD_ANY_KIND, 0, EVD_LOG_AUTO, NULL)                                   \
+        X(stack_size, stack_size, EVD_ANY_KIND, 0, 0, NULL)       /* 0: the library's default */ \
+        X(threads, threads, EVD_ANY_KIND, 0, 0, NULL)             /* 0: one per CPU */            \
+        X(abandon_grace, positive_duration, EVD_ANY_KIND, 0, EVD_SEC(1), NULL)                   \
+        X(slow_step_warn, duration, EVD_ANY_KIND, 0, EVD_SEC(1) / 10, NULL) /* 0: off */          \
+        X(user, identity, EVD_ANY_KIND, 0, NULL, NULL)            /* NULL: stay as started */     \
+        X(group, identity, EVD_ANY_KIND, 0, NULL, NULL)           /* NULL: the user's */
+
+#define EVD_TASK_KEYS(X)                                                                          \
+        X(kind, kind, EVD_ANY_KIND, EVD_ANY_KIND, EVD_KIND_TICKER, "kind")                        \
+        X(shield, boolean, EVD_ANY_KIND, 0, false, "shielded")                                    \
+        X(pausable, boolean, EVD_ANY_KIND, 0, true, "pausable")                                   \
+        X(speed, speed, EVD_TICKER, 0, 1, NULL)                   /* steps per second */          \
+        X(steps, count, EVD_TICKER, 0, 0, NULL)                   /* 0: forever */                \
+        X(message, text, EVD_TICKER, 0, NULL, NULL)                                               \
+        X(duration, positive_duration, EVD_TIMED_KINDS, EVD_TIMED_KINDS, 0, NULL)                 \
+        X(check_every, duration, EVD_BLOCKING, 0, EVD_SEC(1), NULL) /* 0: never */                \
+        X(command, string, EVD_EXEC, EVD_EXEC, NULL, NULL)        /* as written */                \
+        X(shell, boolean, EVD_EXEC, 0, false, NULL)               /* argv is sh -c COMMAND */     \
+        X(schedule, schedule, EVD_EXEC, 0, EVD_SCHEDULE_ONCE, NULL)                               \
+        X(interval, positive_duration, EVD_EXEC, 0, 0, NULL)      /* for schedule = interval */   \
+        X(timeout, duration, EVD_EXEC, 0, 0, NULL)                /* per run; 0: none */          \
+        X(kill_signal, signal, EVD_EXEC, 0, SIGTERM, NULL)                                        \
+        X(kill_timeout, positive_duration, EVD_EXEC, 0, EVD_SEC(5), NULL)                         \
+        X(restart, restart, EVD_EXEC, 0, EVD_RESTART_NO, NULL)                                    \
+        X(restart_sec, duration, EVD_EXEC, 0, EVD_SEC(1), NULL)                                   \
+        X(working_directory, path, EVD_EXEC, 0, NULL, NULL)       /* NULL: the daemon's */        \
+        X(environment, environment, EVD_EXEC, 0, NULL, NULL)      /* K=V entries */               \
+        X(user, identity, EVD_EXEC, 0, NULL, NULL)                /* NULL: the daemon's */        \
+        X(group, identity, EVD_EXEC, 0, NULL, NULL)               /* NULL: the user's */          \
+        X(path, path, EVD_MODULE, EVD_MODULE, NULL, NULL)         /* the shared object */         \
+        X(entry, symbol, EVD_MODULE, 0, NULL, NULL)               /* NULL: evtask_task */
+
+/* The C type of each value type. */
+#define EVD_CTYPE_boolean bool
+#define EVD_CTYPE_duration int64_t
+#define EVD_CTYPE_positive_duration int64_t
+#define EVD_CTYPE_stack_size size_t
+#define EVD_CTYPE_threads unsigned
+#define EVD_CTYPE_count uint64_t
+#define EVD_CTYPE_speed double
+#define EVD_CTYPE_text char *
+#define EVD_CTYPE_string char *
+#define EVD_CTYPE_path char *
+#define EVD_CTYPE_symbol char *
+#define EVD_CTYPE_identity char *
+#define EVD_CTYPE_environment char **
+#define EVD_CTYPE_signal int
+#define EVD_CTYPE_kind enum evd_kind_id
+#define EVD_CTYPE_schedule enum evd_schedule
+#define EVD_CTYPE_restart enum evd_restart
+#define EVD_CTYPE_log_target enum evd_log_target
+
+#define EVD_KEY_FIELD(field, type, kinds, required, dflt, record) EVD_CTYPE_##type field;
+#define EVD_KEY_INDEX(field, type, kinds, required, dflt, record) EVD_KEY_##field,
+
+enum evd_daemon_key { EVD_DAEMON_KEYS(EVD_KEY_INDEX) EVD_DAEMON_KEY_COUNT };
+/* The task keys' indexes: EVD_TASK_KEY(duration). */
+#define EVD_TASK_KEY(field) EVD_TASK_KEY_##field
+#define EVD_TASK_KEY_INDEX(field, type, kinds, required, dflt, record) EVD_TASK_KEY_##field,
+enum evd_task_key { EVD_TASK_KEYS(EVD_TASK_KEY_INDEX) EVD_TASK_KEY_COUNT };
 
 typedef struct evd_task_conf {
+        EVD_TASK_KEYS(EVD_KEY_FIELD)
+        /* Set by the parser, not by a key of the same name: */
         char *name;             /* NAME of [task.NAME] */
-        unsigned line;          /* line of the section header */
-        enum evd_kind kind;     /* `kind`, required */
-        bool shield;            /* `shield`, default no */
-        bool pausable;          /* `pausable`, default yes */
-        /* kind = ticker */
-        double speed;           /* `speed`, steps per second, > 0; default 1 */
-        uint64_t steps;         /* `steps`, 0 = forever; default 0 */
-        char *message;          /* `message`, default NULL (none) */
-        /* kind = sleep, blocking, wedge */
-        int64_t duration;       /* `duration` in ns, required */
-        /* kind = blocking */
-        int64_t check_every;    /* `check_every` in ns, 0 = never; default 1s */
-        /* kind = exec */
-        char *command;          /* `command`, as written */
-        char **argv;            /* ... split, or sh -c COMMAND; NULL-terminated */
-        bool shell;             /* `shell`: argv is sh -c COMMAND */
-        enum evd_schedule schedule; /* `schedule`, default once */
-        int64_t interval;       /* `interval`, ns; for schedule = interval */
-        int64_t timeout;        /* `timeout` per run, ns; 0 = none */
-        int kill_signal;        /* `kill_signal`, default SIGTERM */
-        int64_t kill_timeout;   /* `kill_timeout`, ns; default 5s */
-        enum evd_restart restart; /* `restart`, default no */
-        int64_t restart_sec;    /* `restart_sec`, ns; default 1s */
-        char *working_directory; /* `working_directory`, NULL = the daemon's */
-        char **environment;     /* `environment`, K=V entries; NULL-terminated */
-        char *user;             /* `user` (name or uid), NULL = the daemon's */
-        char *group;            /* `group` (name or gid), NULL = the user's */
-        /* kind = module */
-        char *path;             /* `path` of the shared object, required */
-        char *entry;            /* `entry` symbol; default evtask_task */
-        char **args;            /* the arg.KEY lines, as KEY=VALUE; NULL-terminated */
+        char **argv;            /* `command` split, or sh -c COMMAND; NULL-terminated */
+        char **args;            /* a module's arg.KEY lines, as KEY=VALUE; NULL-terminated */
+        /* Where each came from (not settings: copied, never compared): */
+        unsigned line;          /* the section header */
+        unsigned args_line;     /* the first arg.KEY line; 0: none */
+        unsigned key_line[EVD_TASK_KEY_COUNT]; /* each key's line; 0: not set */
 } evd_task_conf;
 
 typedef struct evd_config {
+        EVD_DAEMON_KEYS(EVD_KEY_FIELD)
         char *path;             /* the file, or the name given for a string */
-        int64_t drain_timeout;  /* [daemon] drain_timeout, ns; default 20s */
-        bool exit_when_done;    /* [daemon] exit_when_done; default no */
-        enum evd_log_target log; /* [daemon] log; default auto */
-        size_t stack_size;      /* [daemon] stack_size, bytes; 0 = library default */
-        unsigned threads;       /* [daemon] threads; 0 = one per CPU */
-        int64_t abandon_grace;  /* [daemon] abandon_grace, ns; default 1s */
-        int64_t slow_step_warn; /* [daemon] slow_step_warn, ns; 0 = off; default 100ms */
-        char *user;             /* [daemon] user to run as once set up; NULL = stay */
-        char *group;            /* [daemon] group; NULL = the user's */
         evd_task_conf *tasks;   /* in the order of the file */
         size_t n_tasks;
+        unsigned daemon_line;   /* the [daemon] header; 0: none */
+        unsigned key_line[EVD_DAEMON_KEY_COUNT];
 } evd_config;
 
-const char *evd_kind_name(enum evd_kind kind);
-
-/* Opens a module and checks it (its ABI, its entry symbol): 0 with the
- * handle and the entry function, or, with the reason in err, -ENOEXEC (the
- * file: it does not load, or is no module for this ABI) or -ENOENT (it has
- * no such entry function). */
-int evd_module_open(const char *path, const char *entry, void **ret_handle, void **ret_fn, char *err,
-                    size_t errlen);
-
-/* Deep copies of one task's settings, for jobs that outlive the config
- * they came from (a reload replaces it). 0 or -ENOMEM; dst is untouched on
- * failure. */
-int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src);
-void evd_task_conf_clear(evd_task_conf *t);
-/* Same settings (the line a task came from does not count). */
-bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b);
+/* ---- reading ---- */
 
 /* The built-in config (conf/demo.conf), read when no file is given, under
  * this name. */
 #define EVD_DEMO_NAME "<built-in demo.conf>"
 extern const char evd_demo_conf[];
 
-/* Parse a file. On failure returns a negative errno (-ENOENT, -EACCES, ...
- * for a file that cannot be read, -EINVAL for any content error), writes a
- * one-line message into err (for example "demo.conf:12: key 'speed' in
- * [task.rabbit]: '3x' is not a number") and leaves *ret untouched. */
-int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t errlen);
+/* Parses a file. On failure returns a negative errno (-ENOENT, -EACCES, ...
+ * for a file that cannot be read, -EINVAL for any content error, -ENOMEM),
+ * writes a one-line message into err (for example "demo.conf:12: key
+ * 'speed' in [task.rabbit]: '3x' is not a number") and leaves *ret
+ * untouched. */
+int evd_config_parse_file(const char *path, evd_config **ret, char *err, size_t errlen);
 /* The same for a config held in memory; `name` stands for the file name. */
-int evd_config_load_string(const char *name, const char *text, evd_config **ret, char *err,
-                           size_t errlen);
+int evd_config_parse_string(const char *name, const char *text, evd_config **ret, char *err, size_t errlen);
+
+/* Checks a parsed config against this host: that its users and groups
+ * exist (and that only root would switch to another), that exec commands
+ * are programs, that modules load. 0, or -EINVAL with the message of the
+ * problem on the earliest line, as the parser writes them. */
+int evd_config_probe(const evd_config *c, char *err, size_t errlen);
+
+/* Parse, then probe: what the daemon reads. */
+int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t errlen);
+int evd_config_load_string(const char *name, const char *text, evd_config **ret, char *err, size_t errlen);
 /* Accepts NULL. */
 void evd_config_free(evd_config *c);
+
+/* The task named `name`, or NULL. */
+const evd_task_conf *evd_config_find_task(const evd_config *c, const char *name);
+
+/* ---- task settings, for jobs that outlive the config they came from ---- */
+
+/* A deep copy. 0 or -ENOMEM; dst is untouched on failure. */
+int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src);
+/* Frees what a task conf holds and leaves it empty; twice is harmless. */
+void evd_task_conf_clear(evd_task_conf *t);
+/* Same settings (where they were written does not count). */
+bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b);
+/* The fields records show about a task: those keys whose row names a
+ * record field and that are set. Returns how many were written (at most
+ * max). */
+size_t evd_task_conf_fields(const evd_task_conf *t, evd_field *fields, size_t max);
+/* The names of the [daemon] keys whose values differ, " a b" into buf. */
+void evd_config_daemon_changes(const evd_config *a, const evd_config *b, char *buf, size_t size);
+
+/* ---- the key table ---- */
+
+enum evd_section {
+        EVD_SECTION_NONE,       /* before the first header */
+        EVD_SECTION_DAEMON,
+        EVD_SECTION_TASK,
+};
+
+typedef struct evd_key evd_key;
+
+/* What a value type's parser is given. */
+typedef struct evd_key_ctx {
+        const evd_key *key;
+        const char *section;    /* "daemon" or "task.NAME", for messages */
+        unsigned line;
+        const evd_config *config; /* the config so far, for rules between keys */
+        const evd_task_conf *task; /* the task being read; NULL in [daemon] */
+        struct evd_conf_error *error;
+} evd_key_ctx;
+
+typedef struct evd_type {
+        /* Reads text v into *field; 0, or an error reported through ctx. */
+        int (*parse)(const evd_key_ctx *ctx, const char *v, void *field);
+        /* Fills f for records; false when there is nothing to show. */
+        bool (*show)(const void *field, const char *record, evd_field *f);
+        const evd_names *names; /* the words of an enum type, or NULL */
+} evd_type;
+
+struct evd_key {
+        const char *name;
+        enum evd_section section;
+        unsigned index;         /* in key_line[] */
+        unsigned kinds;         /* EVD_KIND_BIT of each kind it is valid for */
+        unsigned required;      /* ... of each kind that must set it */
+        const evd_type *type;
+        size_t offset;          /* of the field in evd_config or evd_task_conf */
+        const char *record;     /* the field's name in records, or NULL */
+};
+
+extern const evd_key evd_keys[];
+extern const size_t evd_n_keys;
+/* The key `name` of a section, or NULL. */
+const evd_key *evd_key_find(enum evd_section section, const char *name);
+
+/* ---- errors ---- */
+
+/* The first error of a parse or a probe, as "FILE:LINE: ..." in the
+ * caller's buffer. */
+typedef struct evd_conf_error {
+        const char *path;       /* for messages */
+        char *buf;              /* the caller's buffer, or NULL */
+        size_t len;
+        int code;               /* 0, or the error kept: a negative errno */
+        unsigned line;          /* its line; 0: none */
+        bool earliest;          /* keep the error on the earliest line, not the first found */
+} evd_conf_error;
+
+int evd_conf_vfail(evd_conf_error *e, int code, unsigned line, const char *fmt, va_list ap);
+/* Records an error unless one is kept already (or, with `earliest`, one of
+ * an earlier line); returns the error now kept. */
+__attribute__((format(printf, 4, 5)))
+int evd_conf_fail(evd_conf_error *e, int code, unsigned line, const char *fmt, ...);
+/* An error about one key: "key 'K' in [SECTION]: ...". */
+__attribute__((format(printf, 5, 6)))
+int evd_conf_fail_key(evd_conf_error *e, const char *section, const char *key, unsigned line, const char *fmt,
+                      ...);
+/* The same, for key `index` of a task, at the line it was set on. */
+__attribute__((format(printf, 4, 5)))
+int evd_conf_fail_task_key(evd_conf_error *e, const evd_task_conf *t, enum evd_task_key index, const char *fmt,
+                           ...);
+/* The same, for the key a parser is reading. */
+__attribute__((format(printf, 2, 3)))
+int evd_key_fail(const evd_key_ctx *ctx, const char *fmt, ...);
+
+/* ---- for the parser: made from the key lists (conf_fields.c) ---- */
+
+void evd__config_defaults(evd_config *c);
+void evd__task_conf_defaults(evd_task_conf *t);
+void evd__config_daemon_clear(evd_config *c);

@@ -67,34 +67,14 @@ void evd_daemon_prepare(void) {
 
 /* [daemon] settings are read once, at the start; slow_step_warn applies at
  * once. */
-static bool str_differ(const char *a, const char *b) {
-        return a || b ? !a || !b || strcmp(a, b) != 0 : false;
-}
-
 static void reload_daemon_keys(evd_daemon *d, const evd_config *next) {
-        evd_config *c = d->config;
-        char keys[256] = "";
+        char keys[256];
 
-        if (c->slow_step_warn != next->slow_step_warn) {
-                c->slow_step_warn = next->slow_step_warn;
-                evt_loop_slow_step_set(d->loop, c->slow_step_warn, evd_records_slow_step, d);
+        if (d->config->slow_step_warn != next->slow_step_warn) {
+                d->config->slow_step_warn = next->slow_step_warn;
+                evt_loop_slow_step_set(d->loop, d->config->slow_step_warn, evd_records_slow_step, d);
         }
-        if (c->drain_timeout != next->drain_timeout)
-                strcat(keys, " drain_timeout");
-        if (c->abandon_grace != next->abandon_grace)
-                strcat(keys, " abandon_grace");
-        if (c->exit_when_done != next->exit_when_done)
-                strcat(keys, " exit_when_done");
-        if (c->log != next->log)
-                strcat(keys, " log");
-        if (c->stack_size != next->stack_size)
-                strcat(keys, " stack_size");
-        if (c->threads != next->threads)
-                strcat(keys, " threads");
-        if (str_differ(c->user, next->user))
-                strcat(keys, " user");
-        if (str_differ(c->group, next->group))
-                strcat(keys, " group");
+        evd_config_daemon_changes(d->config, next, keys, sizeof(keys));
         if (keys[0])
                 evd_log_emit(d->log, LOG_WARNING, EVD_EV_CHANGED, NULL, EVD_NO_FIELDS,
                              "[daemon] settings changed (%s ); they apply at the next start", keys);

@@ -20,8 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "exec.h"
 #include "identity.h"
+#include "kind.h"
 #include "util.h"
 
 #define LINE_MAX_BYTES 1024     /* longer lines are split */
@@ -30,6 +32,41 @@
 #define BACKOFF_MAX EVT_SEC(60)
 
 extern char **environ;
+
+/* ---- the config ---- */
+
+/* An exec task's keys, together: the schedule's, and the command split
+ * into argv (or given to sh -c as it is). */
+static int exec_check(evd_task_conf *t, evd_conf_error *e) {
+        char why[128];
+        int r;
+
+        if (t->schedule == EVD_SCHEDULE_INTERVAL && !t->key_line[EVD_TASK_KEY(interval)])
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(schedule),
+                                              "schedule = interval needs an 'interval' duration");
+        if (t->schedule != EVD_SCHEDULE_INTERVAL && t->key_line[EVD_TASK_KEY(interval)])
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(interval), "only for schedule = interval");
+        if (t->shell) {
+                char *argv[] = { "/bin/sh", "-c", t->command, NULL };
+
+                t->argv = evd_strv_copy(argv);
+                return t->argv ? 0 : evd_conf_fail(e, -ENOMEM, t->line, "out of memory");
+        }
+        r = evd_split_command(t->command, &t->argv, why, sizeof(why));
+        if (r == -ENOMEM)
+                return evd_conf_fail(e, r, t->line, "out of memory");
+        if (r < 0)
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(command), "%s", why);
+        return 0;
+}
+
+/* The program must be there: by its path, or on $PATH. */
+static int exec_probe(const evd_task_conf *t, evd_conf_error *e) {
+        if (!evd_program_found(t->argv[0]))
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(command), "'%s' is not an executable program%s",
+                                              t->argv[0], strchr(t->argv[0], '/') ? "" : " on $PATH");
+        return 0;
+}
 
 /* ---- output --------------------------------------------------------------- */
 
@@ -524,3 +561,5 @@ int evd_exec_run(evd_job *job) {
                         backoff = EVT_MSEC(100);
         }
 }
+
+const evd_kind evd_kind_exec = { .check = exec_check, .probe = exec_probe };

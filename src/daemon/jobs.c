@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "jobs.h"
+#include "kind.h"
 
 struct evd_jobs {
         evt_loop *loop;
@@ -62,11 +63,7 @@ static unsigned task_flags(const evd_task_conf *c) {
  * (a reload's replacement). Logs `spawned`. */
 static int job_start(evd_jobs *jobs, const evd_task_conf *c, evt_task *after) {
         evt_task_opts opts = { .name = c->name, .flags = task_flags(c) };
-        evd_field f[] = {
-                EVD_STR("kind", evd_kind_name(c->kind)),
-                EVD_NUM("shielded", c->shield),
-                EVD_NUM("pausable", c->pausable),
-        };
+        evd_field f[EVD_TASK_KEY_COUNT];
         evd_job *job;
         int r;
 
@@ -92,7 +89,7 @@ static int job_start(evd_jobs *jobs, const evd_task_conf *c, evt_task *after) {
                 return r;
         }
         evt__list_push_back(&jobs->all, &job->link);
-        evd_log_emit(jobs->log, LOG_INFO, EVD_EV_SPAWNED, c->name, f, ARRAY_SIZE(f),
+        evd_log_emit(jobs->log, LOG_INFO, EVD_EV_SPAWNED, c->name, f, evd_task_conf_fields(c, f, ARRAY_SIZE(f)),
                      "%s%s%s", evd_kind_name(c->kind), c->shield ? ", shielded" : "",
                      c->pausable ? "" : ", not pausable");
         return 0;
@@ -203,13 +200,6 @@ void evd_jobs_pause(evd_jobs *jobs, bool pause) {
 
 /* ---- reload ---- */
 
-static const evd_task_conf *conf_find(const evd_config *c, const char *name) {
-        for (size_t i = 0; i < c->n_tasks; i++)
-                if (strcmp(c->tasks[i].name, name) == 0)
-                        return &c->tasks[i];
-        return NULL;
-}
-
 void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *ret) {
         evd_jobs_changes n = { 0 };
         evt__list *last, *node;
@@ -223,7 +213,7 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
 
                 if (job->retired)
                         continue;
-                c = conf_find(next, job->conf.name);
+                c = evd_config_find_task(next, job->conf.name);
                 if (c && evd_task_conf_equal(c, &job->conf)) {
                         n.kept++;
                         continue;

@@ -7,6 +7,7 @@
  * with one record. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "evtask-module.h"
 #include "exec.h"
 #include "jobs.h"
+#include "kind.h"
 
 /* `speed` steps per second, one `step` record each. The pause between two
  * steps is relative, so after a pause the race goes on at its pace instead
@@ -131,6 +133,64 @@ static int run_blocking(evd_job *job) {
         return r < 0 ? r : result;
 }
 
+#define ENTRY_DEFAULT "evtask_task"
+
+/* Opens a module and checks it (its ABI, its entry symbol): 0 with the
+ * handle and the entry function, or, with the reason in err, -ENOEXEC (the
+ * file: it does not load, or is no module for this ABI) or -ENOENT (it has
+ * no such entry function). */
+static int module_open(const char *path, const char *entry, void **ret_handle, void **ret_fn, char *err,
+                       size_t errlen) {
+        const unsigned *abi;
+        void *handle;
+        int r = -ENOEXEC;
+
+        /* RTLD_NOW: a symbol the daemon lacks is an error here, not a crash
+         * in the middle of a run. */
+        handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!handle) {
+                snprintf(err, errlen, "cannot load: %s", dlerror());
+                return r;
+        }
+        abi = dlsym(handle, "evtask_module_abi");
+        if (!abi) {
+                snprintf(err, errlen, "'%s' is not an evtask module (no evtask_module_abi: declare EVTASK_MODULE())",
+                         path);
+        } else if (*abi != EVTASK_MODULE_ABI) {
+                snprintf(err, errlen, "'%s' was built for module ABI %u; this evtaskd has ABI %u: rebuild it", path,
+                         *abi, EVTASK_MODULE_ABI);
+        } else if (!(*ret_fn = dlsym(handle, entry))) {
+                snprintf(err, errlen, "'%s' has no entry function '%s'", path, entry);
+                r = -ENOENT;
+        } else {
+                *ret_handle = handle;
+                return 0;
+        }
+        dlclose(handle);
+        return r;
+}
+
+static int module_check(evd_task_conf *t, evd_conf_error *e) {
+        if (!t->entry && !(t->entry = strdup(ENTRY_DEFAULT)))
+                return evd_conf_fail(e, -ENOMEM, t->line, "out of memory");
+        return 0;
+}
+
+/* It must load, be built for this ABI, and export its entry function. */
+static int module_probe(const evd_task_conf *t, evd_conf_error *e) {
+        char why[PATH_MAX + 256];
+        void *fn, *handle;
+        int r;
+
+        r = module_open(t->path, t->entry, &handle, &fn, why, sizeof(why));
+        if (r == -ENOENT && t->key_line[EVD_TASK_KEY(entry)])
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(entry), "%s", why);
+        if (r < 0)
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(path), "%s", why);
+        dlclose(handle);
+        return 0;
+}
+
 /* kind = module. The shared object is opened for the run and closed after
  * it, so that a reload after the file changed loads the new code. */
 static void module_log(const evtask_module_ctx *ctx, int priority, const char *fmt, ...) {
@@ -155,7 +215,7 @@ static int run_module(evd_job *job) {
         void *handle, *fn;
         int r;
 
-        r = evd_module_open(c->path, c->entry, &handle, &fn, why, sizeof(why));
+        r = module_open(c->path, c->entry, &handle, &fn, why, sizeof(why));
         if (r < 0) {
                 /* The file changed since the config was read. */
                 evd_log_emit(job->log, LOG_ERR, EVD_EV_LOG, c->name, EVD_NO_FIELDS, "%s", why);
@@ -257,3 +317,10 @@ out:
         }
         return r;
 }
+
+/* The kinds of this file; exec's is exec.c's. */
+const evd_kind evd_kind_ticker = { 0 };
+const evd_kind evd_kind_sleep = { 0 };
+const evd_kind evd_kind_blocking = { 0 };
+const evd_kind evd_kind_wedge = { 0 };
+const evd_kind evd_kind_module = { .check = module_check, .probe = module_probe };

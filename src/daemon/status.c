@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "kind.h"
 
 #define TICK_SEC 1.0
 /* Each extension covers three ticks: a loop that misses them is wedged. */
@@ -118,15 +119,25 @@ void evd_status_stop(evd_daemon *d) {
 
 /* ---- the task table (SIGUSR1) ---- */
 
-/* A task: its state in the scheduler, and its run's child. */
+/* Adds f to fields unless a field of its name is there already. */
+static size_t field_add(evd_field *fields, size_t n, size_t max, evd_field f) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(fields[i].key, f.key) == 0)
+                        return n;
+        if (n < max)
+                fields[n++] = f;
+        return n;
+}
+
+/* A task: its state in the scheduler, and what its job's settings show. */
 static void table_row(evt_task *t, void *data) {
         evd_daemon *d = data;
         const evd_job *job = evd_jobs_find_task(d->jobs, t);
         unsigned flags = evt_task_flags(t);
         long long age_ms = evt_task_age(t) / 1000000;
         pid_t pid = job ? job->pid : 0;
-        evd_field f[5];
-        size_t n = 0;
+        evd_field f[8 + EVD_TASK_KEY_COUNT], shown[EVD_TASK_KEY_COUNT];
+        size_t n = 0, n_shown = job ? evd_task_conf_fields(&job->conf, shown, ARRAY_SIZE(shown)) : 0;
         char child[32] = "";
 
         f[n++] = EVD_STR("state", evt_task_state_name(t));
@@ -137,6 +148,8 @@ static void table_row(evt_task *t, void *data) {
                 f[n++] = EVD_NUM("pid", pid);
                 snprintf(child, sizeof(child), ", child %ld", (long) pid);
         }
+        for (size_t i = 0; i < n_shown; i++)
+                n = field_add(f, n, ARRAY_SIZE(f), shown[i]);
         evd_log_emit(d->log, LOG_INFO, EVD_EV_TASK_TABLE, evt_task_name(t), f, n, "%s, %s, %s, age %lld ms%s",
                      evt_task_state_name(t), (flags & EVT_TASK_SHIELDED) ? "shielded" : "unshielded",
                      (flags & EVT_TASK_NOPAUSE) ? "not pausable" : "pausable", age_ms, child);

@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <stdbool.h>
 
-#include "config.h"
+#include "command.h"
 #include "fuzz.h"
 
 static size_t strv_length(char **v) {

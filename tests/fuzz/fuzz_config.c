@@ -1,5 +1,5 @@
-/* The config loader: the input is a config file. It is loaded twice, with
- * evd_config_load_string (as "fuzz.conf") and with evd_config_load_file
+/* The config parser: the input is a config file. It is parsed twice, with
+ * evd_config_parse_string (as "fuzz.conf") and with evd_config_parse_file
  * (from a memfd, through /proc/self/fd), and besides not crashing or
  * leaking:
  * - both readers agree: the same result, the same settings, the same
@@ -12,10 +12,12 @@
  *   names the file (and a line of the input, if any), cut cleanly when the
  *   buffer is small.
  *
- * Inputs that could make the loader dlopen() a file are skipped: see
- * may_load_module(). user and group are looked up (getpwnam and friends
- * read the system's databases; harmless), and exec commands are looked
- * for on $PATH with stat() and access(). Nothing is written; the memfd
+ * The parser touches nothing but its input. A config that parses is then
+ * probed against this host, unless a module task would make the probe
+ * dlopen() a file: users and groups are looked up (getpwnam and friends
+ * read the system's databases; harmless), exec commands looked for on
+ * $PATH with stat() and access(); a config that passes names users and
+ * groups that exist, by the ids they say. Nothing is written; the memfd
  * lives in memory. */
 #include <ctype.h>
 #include <errno.h>
@@ -31,37 +33,9 @@
 #include "config.h"
 #include "fuzz.h"
 #include "identity.h"
+#include "kind.h"
 
 #define NAME "fuzz.conf"
-
-/* kind = module with a path makes the loader dlopen() that path when the
- * section ends: any shared object on the system, its constructors run in
- * this process. Inputs that could do that are skipped: those with a line
- * that starts with "kind" and holds "module", and one that starts with
- * "path" (past leading whitespace and a byte order mark, which the loader
- * drops; it compares keys and values byte for byte, and inih keeps both
- * whole). Comments that mention modules are still fuzzed. */
-static bool has_line(const uint8_t *data, size_t size, const char *start, const char *needle) {
-        const uint8_t *end = data + size;
-        size_t n = strlen(start);
-
-        for (const uint8_t *line = data; line < end;) {
-                const uint8_t *nl = memchr(line, '\n', (size_t) (end - line));
-                const uint8_t *stop = nl ? nl : end;
-
-                while (line < stop && (isspace(*line) || *line == 0xEF || *line == 0xBB || *line == 0xBF))
-                        line++;
-                if ((size_t) (stop - line) >= n && memcmp(line, start, n) == 0 &&
-                    (!needle || memmem(line, (size_t) (stop - line), needle, strlen(needle))))
-                        return true;
-                line = stop + 1;
-        }
-        return false;
-}
-
-static bool may_load_module(const uint8_t *data, size_t size) {
-        return has_line(data, size, "kind", "module") && has_line(data, size, "path", NULL);
-}
 
 /* Lines in the input, the last one with or without its '\n'. */
 static unsigned count_lines(const uint8_t *data, size_t size) {
@@ -119,12 +93,7 @@ static void check_identity(const evd_task_conf *t, const char *s, bool user) {
 }
 
 static void check_exec(const evd_task_conf *t) {
-        struct stat st;
-
         fuzz_require(t->command && t->argv && t->argv[0], "[task.%s]: exec without a command", t->name);
-        fuzz_require(t->argv[0][0], "[task.%s]: command '%s' runs an empty program name", t->name, t->command);
-        fuzz_require(!strchr(t->argv[0], '/') || (stat(t->argv[0], &st) == 0 && !S_ISDIR(st.st_mode)),
-                     "[task.%s]: command '%s' runs a directory", t->name, t->command);
         if (t->shell)
                 fuzz_require(strcmp(t->argv[0], "/bin/sh") == 0 && t->argv[1] && strcmp(t->argv[1], "-c") == 0 &&
                              t->argv[2] && strcmp(t->argv[2], t->command) == 0 && !t->argv[3],
@@ -142,10 +111,43 @@ static void check_exec(const evd_task_conf *t) {
                      "[task.%s]: working_directory '%s'", t->name, t->working_directory);
         for (char **e = t->environment; e && *e; e++)
                 fuzz_require(**e != '=' && strchr(*e, '='), "[task.%s]: environment entry '%s'", t->name, *e);
-        if (t->user)
-                check_identity(t, t->user, true);
-        if (t->group)
-                check_identity(t, t->group, false);
+}
+
+static void check_module(const evd_task_conf *t) {
+        fuzz_require(t->path && t->path[0] == '/', "[task.%s]: module path '%s'", t->name, t->path);
+        fuzz_require(t->entry && t->entry[0] &&
+                             strspn(t->entry, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+                                     strlen(t->entry),
+                     "[task.%s]: entry '%s'", t->name, t->entry);
+        for (char **a = t->args; a && *a; a++)
+                fuzz_require(**a != '=' && strchr(*a, '='), "[task.%s]: module arg '%s'", t->name, *a);
+}
+
+/* Probed, unless that would dlopen() a file: a config that passes names
+ * users and groups that exist, and programs that do. */
+static void check_probe(const evd_config *c) {
+        char err[1024];
+        struct stat st;
+
+        for (size_t i = 0; i < c->n_tasks; i++)
+                if (c->tasks[i].kind == EVD_KIND_MODULE)
+                        return;
+        if (evd_config_probe(c, err, sizeof(err)) < 0) {
+                fuzz_require(strncmp(err, c->path, strlen(c->path)) == 0, "probe message '%s'", err);
+                return;
+        }
+        for (size_t i = 0; i < c->n_tasks; i++) {
+                const evd_task_conf *t = &c->tasks[i];
+
+                if (t->user)
+                        check_identity(t, t->user, true);
+                if (t->group)
+                        check_identity(t, t->group, false);
+                if (t->kind == EVD_KIND_EXEC)
+                        fuzz_require(t->argv[0][0] && (!strchr(t->argv[0], '/') ||
+                                                       (stat(t->argv[0], &st) == 0 && !S_ISDIR(st.st_mode))),
+                                     "[task.%s]: command '%s' runs no program", t->name, t->command);
+        }
 }
 
 static void check_task(const evd_task_conf *t) {
@@ -157,15 +159,17 @@ static void check_task(const evd_task_conf *t) {
                      strspn(t->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == len,
                      "task name '%s'", t->name);
         fuzz_require(t->line > 0, "[task.%s]: line 0", t->name);
-        fuzz_require(t->kind < EVD_KIND_MODULE,
-                     "[task.%s]: kind %d (modules are not fuzzed)", t->name, t->kind);
+        fuzz_require(t->kind < EVD_KIND_COUNT, "[task.%s]: kind %d", t->name, t->kind);
         fuzz_require(t->speed > 0 && t->speed <= 1e6, "[task.%s]: speed %g", t->name, t->speed);
         fuzz_require(timed ? t->duration > 0 : t->duration == 0, "[task.%s]: kind %s with duration %lld",
                      t->name, evd_kind_name(t->kind), (long long) t->duration);
         fuzz_require(t->check_every >= 0, "[task.%s]: check_every %lld", t->name, (long long) t->check_every);
         fuzz_require(!t->message || t->message[0], "[task.%s]: empty message, not none", t->name);
-        fuzz_require(!t->path && !t->entry && !t->args, "[task.%s]: module keys on kind %s", t->name,
-                     evd_kind_name(t->kind));
+        if (t->kind == EVD_KIND_MODULE)
+                check_module(t);
+        else
+                fuzz_require(!t->path && !t->entry && !t->args, "[task.%s]: module keys on kind %s", t->name,
+                             evd_kind_name(t->kind));
         if (t->kind == EVD_KIND_EXEC)
                 check_exec(t);
         else
@@ -185,6 +189,9 @@ static void check_config(const evd_config *c, const char *path) {
         fuzz_require(c->drain_timeout > 0 && c->abandon_grace > 0, "drain_timeout %lld, abandon_grace %lld",
                      (long long) c->drain_timeout, (long long) c->abandon_grace);
         fuzz_require(c->log <= EVD_LOG_JOURNAL, "log %d", c->log);
+        for (size_t i = 0; (c->user || c->group) && i < c->n_tasks; i++)
+                fuzz_require(!c->tasks[i].user && !c->tasks[i].group,
+                             "[task.%s] switches users in a daemon that gives up root", c->tasks[i].name);
         fuzz_require(c->stack_size == 0 || (c->stack_size >= 16 << 10 && c->stack_size <= 1 << 30),
                      "stack_size %zu", c->stack_size);
         fuzz_require(c->threads <= 1024, "threads %u", c->threads);
@@ -242,11 +249,11 @@ static void check_cut_message(const char *text, size_t size, int r_full, const c
         int r;
 
         if (size % 2) {
-                r = evd_config_load_string(NAME, text, &c, NULL, 0);
+                r = evd_config_parse_string(NAME, text, &c, NULL, 0);
                 fuzz_require(r == r_full && c == &sentinel, "without a buffer: %d, expected %d", r, r_full);
                 return;
         }
-        r = evd_config_load_string(NAME, text, &c, small, sizeof(small));
+        r = evd_config_parse_string(NAME, text, &c, small, sizeof(small));
         fuzz_require(r == r_full && c == &sentinel, "with a small buffer: %d, expected %d", r, r_full);
         fuzz_require(strlen(small) == strnlen(full, sizeof(small) - 1) && strncmp(small, full, strlen(small)) == 0,
                      "cut message '%s' is no prefix of '%s'", small, full);
@@ -261,11 +268,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *text;
         int r_string, r_file;
 
-        if (may_load_module(data, size))
-                return 0;
         memset(err_file, 'x', sizeof(err_file));
         path = file_with(data, size);
-        r_file = evd_config_load_file(path, &from_file, err_file, sizeof(err_file));
+        r_file = evd_config_parse_file(path, &from_file, err_file, sizeof(err_file));
 
         text = fuzz_string(data, size);
         if (!text) {
@@ -276,7 +281,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
 
         memset(err_string, 'x', sizeof(err_string));
-        r_string = evd_config_load_string(NAME, text, &from_string, err_string, sizeof(err_string));
+        r_string = evd_config_parse_string(NAME, text, &from_string, err_string, sizeof(err_string));
         fuzz_require(r_string == r_file, "string: %d (%s); file: %d (%s)", r_string,
                      r_string ? err_string : "", r_file, r_file ? err_file : "");
         if (r_string == 0) {
@@ -284,6 +289,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check_config(from_string, NAME);
                 check_config(from_file, path);
                 check_same(from_string, from_file);
+                check_probe(from_string);
                 evd_config_free(from_string);
                 evd_config_free(from_file);
         } else {

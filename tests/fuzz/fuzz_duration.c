@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <strings.h>
 
-#include "config.h"
 #include "fuzz.h"
+#include "values.h"
 
 #define NSEC_PER_SEC ((uint64_t) 1000000000)
 

@@ -1,0 +1,174 @@
+/* Everything made from the key lists of config.h: the key table, the
+ * defaults, and the copy, clear, comparison and record fields of task
+ * settings. Nothing here names a key: a new key is a row of the list. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "config.h"
+
+/* Enum fields are parsed as unsigned (conf_types.c). */
+_Static_assert(sizeof(enum evd_kind_id) == sizeof(unsigned) && sizeof(enum evd_schedule) == sizeof(unsigned) &&
+                       sizeof(enum evd_restart) == sizeof(unsigned) &&
+                       sizeof(enum evd_log_target) == sizeof(unsigned),
+               "an enum is not an unsigned int");
+
+#define DECLARE_TYPE(field, type, kinds, required, dflt, record) extern const evd_type evd_type_##type;
+EVD_DAEMON_KEYS(DECLARE_TYPE)
+EVD_TASK_KEYS(DECLARE_TYPE)
+
+/* ---- the key table ---- */
+
+#define DAEMON_ROW(field, ty, kinds_, required_, dflt, record_)                                       \
+        { .name = #field, .section = EVD_SECTION_DAEMON, .index = EVD_KEY_##field, .kinds = (kinds_),     \
+          .required = (required_), .type = &evd_type_##ty, .offset = offsetof(evd_config, field),       \
+          .record = (record_) },
+#define TASK_ROW(field, ty, kinds_, required_, dflt, record_)                                         \
+        { .name = #field, .section = EVD_SECTION_TASK, .index = EVD_TASK_KEY_##field, .kinds = (kinds_),  \
+          .required = (required_), .type = &evd_type_##ty, .offset = offsetof(evd_task_conf, field),    \
+          .record = (record_) },
+
+const evd_key evd_keys[] = { EVD_DAEMON_KEYS(DAEMON_ROW) EVD_TASK_KEYS(TASK_ROW) };
+const size_t evd_n_keys = ARRAY_SIZE(evd_keys);
+
+const evd_key *evd_key_find(enum evd_section section, const char *name) {
+        for (size_t i = 0; i < ARRAY_SIZE(evd_keys); i++)
+                if (evd_keys[i].section == section && strcmp(evd_keys[i].name, name) == 0)
+                        return &evd_keys[i];
+        return NULL;
+}
+
+/* ---- defaults ---- */
+
+#define DEFAULT(field, type, kinds, required, dflt, record) .field = (dflt),
+
+void evd__config_defaults(evd_config *c) {
+        *c = (evd_config) { EVD_DAEMON_KEYS(DEFAULT) };
+}
+
+void evd__task_conf_defaults(evd_task_conf *t) {
+        *t = (evd_task_conf) { EVD_TASK_KEYS(DEFAULT) };
+}
+
+/* ---- copy, clear, compare: by the field's C type ---- */
+
+static int copy_string(void *field) {
+        char **s = field;
+
+        if (*s && !(*s = strdup(*s)))
+                return -ENOMEM;
+        return 0;
+}
+
+static int copy_strv(void *field) {
+        char ***v = field;
+
+        if (*v && !(*v = evd_strv_copy(*v)))
+                return -ENOMEM;
+        return 0;
+}
+
+static int copy_value(void *field) {
+        (void) field;
+        return 0;
+}
+
+static void clear_string(void *field) {
+        free(*(char **) field);
+        *(char **) field = NULL;
+}
+
+static void clear_strv(void *field) {
+        evd_strv_free(*(char ***) field);
+        *(char ***) field = NULL;
+}
+
+static void clear_value(void *field) {
+        (void) field;
+}
+
+static bool equal_string(const void *a, const void *b, size_t size) {
+        const char *x = *(char *const *) a, *y = *(char *const *) b;
+
+        (void) size;
+        return x && y ? strcmp(x, y) == 0 : x == y;
+}
+
+static bool equal_strv(const void *a, const void *b, size_t size) {
+        (void) size;
+        return evd_strv_equal(*(char **const *) a, *(char **const *) b);
+}
+
+static bool equal_value(const void *a, const void *b, size_t size) {
+        return memcmp(a, b, size) == 0;
+}
+
+#define BY_TYPE(f, string, strv, value) _Generic((f), char *: string, char **: strv, default: value)
+#define COPY(f) BY_TYPE(f, copy_string, copy_strv, copy_value)(&(f))
+#define CLEAR(f) BY_TYPE(f, clear_string, clear_strv, clear_value)(&(f))
+#define EQUAL(a, b) BY_TYPE(a, equal_string, equal_strv, equal_value)(&(a), &(b), sizeof(a))
+
+/* The task's settings that no key sets directly. */
+#define TASK_STATE(X) X(name) X(argv) X(args)
+
+int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src) {
+        evd_task_conf t = *src;
+        int r = 0;
+
+        /* Each copy replaces the borrowed pointer, or leaves NULL. */
+#define COPY_KEY(field, ...) r |= COPY(t.field);
+#define COPY_STATE(field) r |= COPY(t.field);
+        EVD_TASK_KEYS(COPY_KEY)
+        TASK_STATE(COPY_STATE)
+        if (r < 0) {
+                evd_task_conf_clear(&t);
+                return -ENOMEM;
+        }
+        *dst = t;
+        return 0;
+}
+
+void evd_task_conf_clear(evd_task_conf *t) {
+#define CLEAR_KEY(field, ...) CLEAR(t->field);
+#define CLEAR_STATE(field) CLEAR(t->field);
+        EVD_TASK_KEYS(CLEAR_KEY)
+        TASK_STATE(CLEAR_STATE)
+}
+
+bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b) {
+#define EQUAL_KEY(field, ...) EQUAL(a->field, b->field) &&
+#define EQUAL_STATE(field) EQUAL(a->field, b->field) &&
+        return EVD_TASK_KEYS(EQUAL_KEY) TASK_STATE(EQUAL_STATE) true;
+}
+
+void evd__config_daemon_clear(evd_config *c) {
+#define CLEAR_DAEMON_KEY(field, ...) CLEAR(c->field);
+        EVD_DAEMON_KEYS(CLEAR_DAEMON_KEY)
+}
+
+void evd_config_daemon_changes(const evd_config *a, const evd_config *b, char *buf, size_t size) {
+        size_t len = 0;
+
+        buf[0] = '\0';
+#define NAME_CHANGE(field, ...)                                                                        \
+        if (!EQUAL(a->field, b->field) && len < size)                                                 \
+                len += (size_t) snprintf(buf + len, size - len, " %s", #field);
+        EVD_DAEMON_KEYS(NAME_CHANGE)
+}
+
+/* ---- records ---- */
+
+size_t evd_task_conf_fields(const evd_task_conf *t, evd_field *fields, size_t max) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < ARRAY_SIZE(evd_keys) && n < max; i++) {
+                const evd_key *k = &evd_keys[i];
+
+                if (k->section == EVD_SECTION_TASK && k->record &&
+                    k->type->show((const char *) t + k->offset, k->record, &fields[n]))
+                        n++;
+        }
+        return n;
+}

@@ -1,0 +1,214 @@
+/* The value types of config keys: one small parser per type, shared by
+ * every key of that type, with the message a bad value gets; and how a
+ * value is shown in records. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "config.h"
+
+#define STACK_SIZE_MIN ((size_t) 16 << 10)
+#define STACK_SIZE_MAX ((size_t) 1 << 30)
+#define SPEED_MAX 1e6
+#define THREADS_MAX 1024
+
+static const char *const kind_words[] = { EVD_KIND_LIST(EVD_ENUM_NAME) };
+static const char *const schedule_words[] = { EVD_SCHEDULE_LIST(EVD_ENUM_NAME) };
+static const char *const restart_words[] = { EVD_RESTART_LIST(EVD_ENUM_NAME) };
+const evd_names evd_kind_names = { kind_words, ARRAY_SIZE(kind_words), "kind" };
+const evd_names evd_schedule_names = { schedule_words, ARRAY_SIZE(schedule_words), "schedule" };
+const evd_names evd_restart_names = { restart_words, ARRAY_SIZE(restart_words), "restart policy" };
+
+static int out_of_memory(const evd_key_ctx *ctx) {
+        return evd_conf_fail(ctx->error, -ENOMEM, ctx->line, "out of memory");
+}
+
+/* ---- numbers and durations ---- */
+
+static int parse_boolean(const evd_key_ctx *ctx, const char *v, void *field) {
+        if (evd_parse_bool(v, field) < 0)
+                return evd_key_fail(ctx, "'%s' is not a boolean (yes/no, true/false, on/off, 1/0)", v);
+        return 0;
+}
+
+static int parse_duration(const evd_key_ctx *ctx, const char *v, void *field) {
+        if (evd_parse_duration(v, field) < 0)
+                return evd_key_fail(ctx, "'%s' is not a duration (for example 250ms, 10s, 1.5s, 5min, 1h)", v);
+        return 0;
+}
+
+static int parse_positive_duration(const evd_key_ctx *ctx, const char *v, void *field) {
+        int r = parse_duration(ctx, v, field);
+
+        if (r == 0 && *(int64_t *) field == 0)
+                return evd_key_fail(ctx, "must be more than 0, not %s", v);
+        return r;
+}
+
+static int parse_stack_size(const evd_key_ctx *ctx, const char *v, void *field) {
+        size_t size;
+
+        if (evd_parse_size(v, &size) < 0)
+                return evd_key_fail(ctx, "'%s' is not a size (for example 65536, 64K, 1M)", v);
+        if (size < STACK_SIZE_MIN || size > STACK_SIZE_MAX)
+                return evd_key_fail(ctx, "%s is out of range (16K to 1G)", v);
+        *(size_t *) field = size;
+        return 0;
+}
+
+/* An unsigned integer up to max; `range` says what is allowed. */
+static int parse_uint_upto(const evd_key_ctx *ctx, const char *v, uint64_t max, const char *range,
+                           uint64_t *ret) {
+        int r = evd_parse_uint(v, ret);
+
+        if (r == -EINVAL)
+                return evd_key_fail(ctx, "'%s' is not an unsigned integer", v);
+        if (r < 0 || *ret > max)
+                return evd_key_fail(ctx, "%s is out of range%s", v, range);
+        return 0;
+}
+
+static int parse_threads(const evd_key_ctx *ctx, const char *v, void *field) {
+        uint64_t n;
+        int r = parse_uint_upto(ctx, v, THREADS_MAX, " (0 = one per CPU, at most 1024)", &n);
+
+        if (r == 0)
+                *(unsigned *) field = (unsigned) n;
+        return r;
+}
+
+static int parse_count(const evd_key_ctx *ctx, const char *v, void *field) {
+        return parse_uint_upto(ctx, v, UINT64_MAX, "", field);
+}
+
+static int parse_speed(const evd_key_ctx *ctx, const char *v, void *field) {
+        int r = evd_parse_positive(v, SPEED_MAX, field);
+
+        if (r == -EINVAL)
+                return evd_key_fail(ctx, "'%s' is not a number", v);
+        if (r < 0)
+                return evd_key_fail(ctx, "%s is out of range (more than 0, at most 1000000)", v);
+        return 0;
+}
+
+static int parse_signal(const evd_key_ctx *ctx, const char *v, void *field) {
+        if (evd_parse_signal(v, field) < 0)
+                return evd_key_fail(ctx, "'%s' is not a signal (for example TERM, SIGINT, 15)", v);
+        return 0;
+}
+
+/* One of the words of the type's names table; stored as the enum. */
+static int parse_word(const evd_key_ctx *ctx, const char *v, void *field) {
+        const evd_names *names = ctx->key->type->names;
+        int i = evd_names_find(names, v);
+        char list[256];
+
+        if (i < 0) {
+                evd_names_list(names, list, sizeof(list));
+                return evd_key_fail(ctx, "unknown %s '%s' (%s)", names->what, v, list);
+        }
+        *(unsigned *) field = (unsigned) i;
+        return 0;
+}
+
+/* ---- strings ---- */
+
+static int set_string(const evd_key_ctx *ctx, const char *v, char **field) {
+        *field = strdup(v);
+        return *field ? 0 : out_of_memory(ctx);
+}
+
+static int parse_string(const evd_key_ctx *ctx, const char *v, void *field) {
+        return set_string(ctx, v, field);
+}
+
+/* "key =" says "none", like leaving the key out. */
+static int parse_text(const evd_key_ctx *ctx, const char *v, void *field) {
+        return v[0] ? set_string(ctx, v, field) : 0;
+}
+
+static int parse_path(const evd_key_ctx *ctx, const char *v, void *field) {
+        if (v[0] != '/')
+                return evd_key_fail(ctx, "'%s' is not an absolute path", v);
+        return set_string(ctx, v, field);
+}
+
+static int parse_symbol(const evd_key_ctx *ctx, const char *v, void *field) {
+        static const char ident[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+
+        if (!v[0] || strspn(v, ident) != strlen(v))
+                return evd_key_fail(ctx, "'%s' is not a C identifier", v);
+        return set_string(ctx, v, field);
+}
+
+#define DROP_AND_SWITCH "jobs cannot switch users in a daemon that gives up root ([daemon] user or group)"
+
+/* A user or a group, by name or number; whether it exists is the probe's
+ * question. A daemon that gives up root runs every job as itself. */
+static int parse_identity(const evd_key_ctx *ctx, const char *v, void *field) {
+        const evd_config *c = ctx->config;
+
+        if (ctx->task && (c->user || c->group))
+                return evd_key_fail(ctx, "%s", DROP_AND_SWITCH);
+        for (size_t i = 0; !ctx->task && i < c->n_tasks; i++)
+                if (c->tasks[i].user || c->tasks[i].group)
+                        return evd_key_fail(ctx, "[task.%s] switches users: %s", c->tasks[i].name, DROP_AND_SWITCH);
+        return set_string(ctx, v, field);
+}
+
+/* NAME=VALUE words, split as a command is. */
+static int parse_environment(const evd_key_ctx *ctx, const char *v, void *field) {
+        char ***env = field, why[128];
+        int r = evd_split_command(v, env, why, sizeof(why));
+
+        if (r == -ENOMEM)
+                return out_of_memory(ctx);
+        if (r < 0)
+                return evd_key_fail(ctx, "%s", why);
+        for (char **e = *env; *e; e++)
+                if (!strchr(*e, '=') || **e == '=')
+                        return evd_key_fail(ctx, "'%s' is not NAME=VALUE", *e);
+        return 0;
+}
+
+/* ---- shown in records ---- */
+
+static bool show_boolean(const void *field, const char *record, evd_field *f) {
+        *f = EVD_NUM(record, *(const bool *) field);
+        return true;
+}
+
+static bool show_string(const void *field, const char *record, evd_field *f) {
+        const char *s = *(char *const *) field;
+
+        *f = EVD_STR(record, s);
+        return s != NULL;
+}
+
+static bool show_kind(const void *field, const char *record, evd_field *f) {
+        *f = EVD_STR(record, evd_kind_names.names[*(const enum evd_kind_id *) field]);
+        return true;
+}
+
+/* ---- the types ---- */
+
+#define TYPE(name, ...) const evd_type evd_type_##name = { __VA_ARGS__ };
+TYPE(boolean, .parse = parse_boolean, .show = show_boolean)
+TYPE(duration, .parse = parse_duration)
+TYPE(positive_duration, .parse = parse_positive_duration)
+TYPE(stack_size, .parse = parse_stack_size)
+TYPE(threads, .parse = parse_threads)
+TYPE(count, .parse = parse_count)
+TYPE(speed, .parse = parse_speed)
+TYPE(signal, .parse = parse_signal)
+TYPE(text, .parse = parse_text, .show = show_string)
+TYPE(string, .parse = parse_string, .show = show_string)
+TYPE(path, .parse = parse_path, .show = show_string)
+TYPE(symbol, .parse = parse_symbol, .show = show_string)
+TYPE(identity, .parse = parse_identity, .show = show_string)
+TYPE(environment, .parse = parse_environment)
+TYPE(kind, .parse = parse_word, .show = show_kind, .names = &evd_kind_names)
+TYPE(schedule, .parse = parse_word, .names = &evd_schedule_names)
+TYPE(restart, .parse = parse_word, .names = &evd_restart_names)
+TYPE(log_target, .parse = parse_word, .names = &evd_log_target_names)

@@ -1,0 +1,26 @@
+/* Job kinds: what a [task.NAME] section's `kind` makes the task do. Each
+ * kind is a row of one table (kind.c): the rules between its keys and
+ * what it needs of the host. */
+#pragma once
+
+#include "config.h"
+#include "jobs.h"
+
+typedef struct evd_kind {
+        /* A section of this kind once all its keys are read: the rules
+         * between them, and what follows from them (exec's argv). Pure:
+         * no file, user or environment is looked at. 0 or an error through
+         * e; NULL: nothing to check. */
+        int (*check)(evd_task_conf *t, evd_conf_error *e);
+        /* What the task needs of this host (a program, a module). 0 or an
+         * error through e; NULL: nothing. */
+        int (*probe)(const evd_task_conf *t, evd_conf_error *e);
+} evd_kind;
+
+/* The row of a kind; never NULL for a kind of the list. */
+const evd_kind *evd_kind_get(enum evd_kind_id id);
+const char *evd_kind_name(enum evd_kind_id id);
+
+/* The rows. */
+extern const evd_kind evd_kind_ticker, evd_kind_sleep, evd_kind_blocking, evd_kind_wedge, evd_kind_exec,
+        evd_kind_module;

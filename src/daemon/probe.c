@@ -1,0 +1,107 @@
+/* The host check of a parsed config: its users and groups exist (and only
+ * a daemon running as root would switch to another), and each task's kind
+ * finds what it needs (a program, a module). Errors read as the parser's,
+ * "FILE:LINE: key 'K' in [S]: ...", and the one on the earliest line is
+ * reported. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "identity.h"
+#include "kind.h"
+
+/* `user` or `group` = v, set on `line` of [section]: it must exist, and
+ * only root can become another. */
+static int probe_identity(evd_conf_error *e, const char *section, const char *key, unsigned line, const char *v) {
+        bool user = strcmp(key, "user") == 0;
+        unsigned long id, own = user ? (unsigned long) geteuid() : (unsigned long) getegid();
+        char buf[16384];
+        int r;
+
+        if (!v)
+                return 0;
+        if (user) {
+                struct passwd pw, *pwp;
+
+                r = evd_lookup_user(v, &pw, buf, sizeof(buf), &pwp);
+                id = pwp ? pwp->pw_uid : 0;
+                if (r == 0 && !pwp)
+                        return evd_conf_fail_key(e, section, key, line, "unknown user '%s'", v);
+        } else {
+                struct group gr, *grp;
+
+                r = evd_lookup_group(v, &gr, buf, sizeof(buf), &grp);
+                id = grp ? grp->gr_gid : 0;
+                if (r == 0 && !grp)
+                        return evd_conf_fail_key(e, section, key, line, "unknown group '%s'", v);
+        }
+        if (r < 0)
+                return evd_conf_fail_key(e, section, key, line, "cannot look up '%s': %s", v, strerror(-r));
+        if (geteuid() != 0 && id != own)
+                return evd_conf_fail_key(e, section, key, line,
+                                         "'%s' is %s %lu: only a daemon running as root can switch to it", v,
+                                         user ? "uid" : "gid", id);
+        return 0;
+}
+
+static void probe_task(const evd_task_conf *t, evd_conf_error *e) {
+        const evd_kind *kind = evd_kind_get(t->kind);
+        char section[128];
+
+        snprintf(section, sizeof(section), "task.%s", t->name);
+        probe_identity(e, section, "user", t->key_line[EVD_TASK_KEY(user)], t->user);
+        probe_identity(e, section, "group", t->key_line[EVD_TASK_KEY(group)], t->group);
+        if (kind->probe)
+                kind->probe(t, e);
+}
+
+int evd_config_probe(const evd_config *c, char *err, size_t errlen) {
+        evd_conf_error e = { .path = c->path, .buf = err, .len = errlen, .earliest = true };
+
+        probe_identity(&e, "daemon", "user", c->key_line[EVD_KEY_user], c->user);
+        probe_identity(&e, "daemon", "group", c->key_line[EVD_KEY_group], c->group);
+        for (size_t i = 0; i < c->n_tasks; i++) {
+                /* The tasks come in the file's order: one after a problem
+                 * found cannot hold an earlier one. */
+                if (e.code && c->tasks[i].line > e.line)
+                        break;
+                probe_task(&c->tasks[i], &e);
+        }
+        return e.code;
+}
+
+/* A parsed config, probed: *ret only once both passed. */
+static int probed(evd_config *c, evd_config **ret, char *err, size_t errlen) {
+        int r = evd_config_probe(c, err, errlen);
+
+        if (r < 0) {
+                evd_config_free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t errlen) {
+        evd_config *c;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = evd_config_parse_file(path, &c, err, errlen);
+        return r < 0 ? r : probed(c, ret, err, errlen);
+}
+
+int evd_config_load_string(const char *name, const char *text, evd_config **ret, char *err, size_t errlen) {
+        evd_config *c;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        r = evd_config_parse_string(name, text, &c, err, errlen);
+        return r < 0 ? r : probed(c, ret, err, errlen);
+}
+
