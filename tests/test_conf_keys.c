@@ -269,6 +269,7 @@ START_TEST(table_is_whole) {
         ck_assert_uint_eq(evd_kind_names.n, EVD_KIND_COUNT);
         for (int id = 0; id < EVD_KIND_COUNT; id++) {
                 ck_assert_ptr_nonnull(evd_kind_get(id));
+                ck_assert_ptr_nonnull(evd_kind_get(id)->run);
                 ck_assert_str_eq(evd_kind_name(id), evd_kind_names.names[id]);
         }
         ck_assert_str_eq(evd_kind_name(EVD_KIND_COUNT), "unknown");

@@ -1,6 +1,6 @@
 /* The jobs: started from the config, found by name or task, retired and
  * replaced by a reload, pruned once their task has ended, paused with the
- * daemon. */
+ * daemon; and the task body they all share. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -245,4 +245,53 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
                         n.added++;
         }
         *ret = n;
+}
+
+/* ---- the task body ---- */
+
+/* A job that replaces one (a reload changed its settings) starts once that
+ * one has ended, so that the two never run at once: a shielded one may
+ * take a while. */
+static int wait_for_predecessor(evd_job *job) {
+        int r = evt_task_join(job->after, EVT_FOREVER, NULL);
+
+        evt_task_unref(job->after);
+        job->after = NULL;
+        return r;
+}
+
+int evd_job_run(void *arg) {
+        evd_job *job = arg;
+        const evd_kind *kind = evd_kind_get(job->conf.kind);
+        const char *name = job->conf.name;
+        int64_t start = evt_time_now();
+        long long ms;
+        int r;
+
+        job->began = true;
+        r = job->after ? wait_for_predecessor(job) : 0;
+        if (r == 0) {
+                r = kind->run(job);
+                /* Each run has logged how it ended; only a cancel is left. */
+                if (kind->logs_own_end && r != -ECANCELED)
+                        return r;
+        }
+
+        /* This is the task's cleanup path: it runs even after a cancel
+         * (level-triggered, so nothing here may block). */
+        ms = (evt_time_now() - start) / 1000000;
+        {
+                evd_field f[] = { EVD_NUM("duration_ms", ms), EVD_NUM("result", r) };
+
+                if (r == 0)
+                        evd_log_emit(job->log, LOG_INFO, EVD_EV_FINISHED, name, f, ARRAY_SIZE(f),
+                                     "finished after %lld ms", ms);
+                else if (r == -ECANCELED)
+                        evd_log_emit(job->log, LOG_NOTICE, EVD_EV_CANCELLED, name, f, ARRAY_SIZE(f),
+                                     "cancelled after %lld ms", ms);
+                else
+                        evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, ARRAY_SIZE(f),
+                                     "failed after %lld ms: %s", ms, strerror(-r));
+        }
+        return r;
 }

@@ -1,0 +1,194 @@
+/* Starting an exec job's command. posix_spawn when the run keeps the
+ * daemon's identity: a new process group, an empty signal mask, default
+ * dispositions, stdin from /dev/null, no fd of the daemon but the two
+ * pipes. Fork and exec when it switches to a `user` or `group`: the child
+ * only makes system calls (identity looked up before the fork), and a
+ * step that fails is reported back through a pipe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "exec_spawn.h"
+
+extern char **environ;
+
+static bool overridden(const char *entry, char *const *overrides) {
+        size_t n = strcspn(entry, "=");
+
+        for (char *const *o = overrides; o && *o; o++)
+                if (strncmp(entry, *o, n + 1) == 0)
+                        return true;
+        return false;
+}
+
+static bool inherited(const char *entry, char *const *overrides, bool new_user) {
+        static const char *const dropped[] = {
+                /* The daemon's, not its jobs': a child must not notify,
+                 * ping or log in the daemon's name. */
+                "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "JOURNAL_STREAM=",
+                "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=",
+        };
+        static const char *const users[] = { "USER=", "LOGNAME=", "HOME=", "SHELL=" };
+
+        for (size_t i = 0; i < ARRAY_SIZE(dropped); i++)
+                if (strncmp(entry, dropped[i], strlen(dropped[i])) == 0)
+                        return false;
+        for (size_t i = 0; new_user && i < ARRAY_SIZE(users); i++)
+                if (strncmp(entry, users[i], strlen(users[i])) == 0)
+                        return false;
+        return !overridden(entry, overrides);
+}
+
+char **evd_exec_environment(char *const *base, char *const *overrides, const evd_identity *id) {
+        size_t n = ARRAY_SIZE(id->env) + evd_strv_length(base) + evd_strv_length(overrides), k = 0;
+        char **env = calloc(n + 1, sizeof(*env));
+
+        if (!env)
+                return NULL;
+        for (char *const *e = base; e && *e; e++)
+                if (inherited(*e, overrides, id->set_uid))
+                        env[k++] = *e;
+        for (size_t i = 0; id->set_uid && i < ARRAY_SIZE(id->env); i++)
+                if (!overridden(id->env[i], overrides))
+                        env[k++] = id->env[i];
+        for (char *const *e = overrides; e && *e; e++)
+                env[k++] = *e;
+        return env;
+}
+
+/* What a forked child was doing when it failed. */
+enum child_step {
+        STEP_STDIO,
+        STEP_IDENTITY,
+        STEP_DIRECTORY,
+        STEP_EXEC,
+};
+
+/* The child of fork_child: only system calls from here to the exec. A
+ * failure on the way writes its step and errno to the report pipe. */
+static _Noreturn void child_exec(const evd_task_conf *c, const evd_identity *id, char **env, int out, int err,
+                                 int report) {
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigset_t none;
+        int failure[2], null;
+
+        setpgid(0, 0);
+        for (int sig = 1; sig < NSIG; sig++)
+                sigaction(sig, &dfl, NULL); /* fails, harmlessly, for KILL, STOP and glibc's own */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* A pipe that already is fd 1 or 2 only loses its CLOEXEC. */
+        if (out == STDOUT_FILENO)
+                fcntl(out, F_SETFD, 0);
+        if (err == STDERR_FILENO)
+                fcntl(err, F_SETFD, 0);
+        failure[0] = STEP_STDIO;
+        null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+            dup2(err, STDERR_FILENO) < 0)
+                goto fail;
+        /* Not root: only its own ids pass the config check; nothing to do. */
+        failure[0] = STEP_IDENTITY;
+        if (geteuid() == 0) {
+                if (setgroups((size_t) id->n_groups, id->groups) < 0 || setgid(id->gid) < 0 ||
+                    setuid(id->uid) < 0)
+                        goto fail;
+        } else if ((id->gid != getegid() && setgid(id->gid) < 0) || (id->uid != geteuid() && setuid(id->uid) < 0)) {
+                goto fail;
+        }
+        /* As the user: a directory only root may enter fails the run. */
+        failure[0] = STEP_DIRECTORY;
+        if (c->working_directory && chdir(c->working_directory) < 0)
+                goto fail;
+        failure[0] = STEP_EXEC;
+        close_range(STDERR_FILENO + 1, report - 1, 0);
+        close_range(report + 1, ~0u, 0);
+        execvpe(c->argv[0], c->argv, env);
+fail:
+        failure[1] = errno;
+        (void) !write(report, failure, sizeof(failure));
+        _exit(127);
+}
+
+static int fork_child(const evd_task_conf *c, const evd_identity *id, char **env, int out, int err,
+                      pid_t *ret_pid, char *why, size_t whylen) {
+        static const char *const steps[] = {
+                [STEP_STDIO] = "cannot set up stdin, stdout and stderr",
+                [STEP_IDENTITY] = "cannot switch user and group",
+                [STEP_DIRECTORY] = "cannot enter the working directory",
+                [STEP_EXEC] = "cannot execute it",
+        };
+        int report[2], failure[2];
+        ssize_t n;
+        pid_t pid;
+
+        if (pipe2(report, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid == 0)
+                child_exec(c, id, env, out, err, report[1]);
+        close(report[1]);
+        if (pid < 0) {
+                close(report[0]);
+                return -errno;
+        }
+        /* The exec closes the pipe; a failure writes to it first. */
+        do
+                n = read(report[0], failure, sizeof(failure));
+        while (n < 0 && errno == EINTR);
+        close(report[0]);
+        if (n == (ssize_t) sizeof(failure)) {
+                /* Reaped here, before the loop runs again: not an orphan. */
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                snprintf(why, whylen, "%s: %s", steps[failure[0]], strerror(failure[1]));
+                return -failure[1];
+        }
+        *ret_pid = pid;
+        return 0;
+}
+
+int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, pid_t *ret_pid, char *why,
+                   size_t whylen) {
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none, all;
+        char **env = evd_exec_environment(environ, c->environment, id);
+        int r;
+
+        if (!env)
+                return -ENOMEM;
+        if (c->user || c->group) {
+                r = fork_child(c, id, env, out, err, ret_pid, why, whylen);
+                free(env);
+                return r;
+        }
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawn_file_actions_init(&fa);
+        posix_spawnattr_init(&attr);
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, err, STDERR_FILENO);
+        posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+        if (c->working_directory)
+                posix_spawn_file_actions_addchdir_np(&fa, c->working_directory);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        posix_spawnattr_setpgroup(&attr, 0);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &all);
+        r = posix_spawnp(ret_pid, c->argv[0], &fa, &attr, c->argv, env);
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&fa);
+        free(env);
+        return -r;
+}
+

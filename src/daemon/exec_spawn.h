@@ -1,0 +1,23 @@
+/* Starting an exec job's command: a child in a process group of its own,
+ * with a clean environment, stdin from /dev/null, the two output pipes as
+ * stdout and stderr, and no other descriptor of the daemon. */
+#pragma once
+
+#include <sys/types.h>
+
+#include "config.h"
+#include "identity.h"
+
+/* The environment of a run: `base` (the daemon's) without what is the
+ * daemon's own (NOTIFY_SOCKET, WATCHDOG_*, JOURNAL_STREAM, LISTEN_*) and,
+ * when the run switches users, without USER, LOGNAME, HOME and SHELL; then
+ * the user's (id->env, with set_uid), then `overrides` (the job's
+ * `environment`), each replacing an entry of the same name before it. The
+ * strings are borrowed: free only the array. NULL: no memory. */
+char **evd_exec_environment(char *const *base, char *const *overrides, const evd_identity *id);
+
+/* Starts c's argv as `id`, with out and err as stdout and stderr: 0 with
+ * the pid, or -errno with the reason in why (the child's step that failed,
+ * when it could not become `id`, enter its directory or exec). */
+int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, pid_t *ret_pid, char *why,
+                   size_t whylen);

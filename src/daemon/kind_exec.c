@@ -1,0 +1,265 @@
+/* kind = exec: runs of a command, each in its own process group.
+ *
+ * A run is the job's task: it spawns the child (exec_spawn.c), logs each
+ * line of its stdout and stderr as an `output` record from two reader
+ * tasks (exec_output.c), and awaits its exit with a child wait. A cancel
+ * (shutdown, reload, the run's timeout) sends kill_signal to the group,
+ * SIGKILL after kill_timeout, and reaps. Pausing the daemon stops every
+ * pausable job's group (jobs.c); a run's timeout counts only the time it
+ * was not paused. Runs follow each other per `schedule` and `restart`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "exec_output.h"
+#include "exec_spawn.h"
+#include "kind.h"
+
+#define DRAIN_OUTPUT EVT_SEC(1) /* after the exit, output still coming */
+#define REAP_AFTER_KILL EVT_SEC(5)
+#define BACKOFF_MAX EVT_SEC(60)
+
+/* ---- the config ---- */
+
+/* An exec task's keys, together: the schedule's, and the command split
+ * into argv (or given to sh -c as it is). */
+static int exec_check(evd_task_conf *t, evd_conf_error *e) {
+        char why[128];
+        int r;
+
+        if (t->schedule == EVD_SCHEDULE_INTERVAL && !t->key_line[EVD_TASK_KEY(interval)])
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(schedule),
+                                              "schedule = interval needs an 'interval' duration");
+        if (t->schedule != EVD_SCHEDULE_INTERVAL && t->key_line[EVD_TASK_KEY(interval)])
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(interval), "only for schedule = interval");
+        if (t->shell) {
+                char *argv[] = { "/bin/sh", "-c", t->command, NULL };
+
+                t->argv = evd_strv_copy(argv);
+                return t->argv ? 0 : evd_conf_fail(e, -ENOMEM, t->line, "out of memory");
+        }
+        r = evd_split_command(t->command, &t->argv, why, sizeof(why));
+        if (r == -ENOMEM)
+                return evd_conf_fail(e, r, t->line, "out of memory");
+        if (r < 0)
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(command), "%s", why);
+        return 0;
+}
+
+/* The program must be there: by its path, or on $PATH. */
+static int exec_probe(const evd_task_conf *t, evd_conf_error *e) {
+        if (!evd_program_found(t->argv[0]))
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(command), "'%s' is not an executable program%s",
+                                              t->argv[0], strchr(t->argv[0], '/') ? "" : " on $PATH");
+        return 0;
+}
+
+/* ---- one run ---- */
+
+/* The end of a cancelled run: kill_signal to the group, SIGKILL after
+ * kill_timeout. The waits run in a shield scope, so a plain cancel lets
+ * them happen; a forced one pierces it, and the child gets SIGKILL at once
+ * (libev reaps it whenever it goes). */
+static int stop_child(evd_job *job, int *ret_status) {
+        const evd_task_conf *c = &job->conf;
+        int r;
+
+        evt_shield_push();
+        killpg(job->pid, c->kill_signal);
+        killpg(job->pid, SIGCONT); /* a stopped group cannot act on it */
+        r = evt_child_wait(job->pid, evt_deadline_in(c->kill_timeout), ret_status);
+        if (r == -ETIMEDOUT || r == -ECANCELED) {
+                killpg(job->pid, SIGKILL);
+                if (r == -ETIMEDOUT)
+                        r = evt_child_wait(job->pid, evt_deadline_in(REAP_AFTER_KILL), ret_status);
+        }
+        evt_shield_pop();
+        return r;
+}
+
+/* Waits for the child's exit; on the run's timeout (time paused not
+ * counted) or a cancel, stops it. Returns 0 and the wait status, or
+ * -ECANCELED once the child has been dealt with. */
+static int await_child(evd_job *job, int *ret_status, bool *ret_timed_out) {
+        const evd_task_conf *c = &job->conf;
+        int64_t start = evd_jobs_unpaused_now(job->jobs);
+
+        for (;;) {
+                int64_t deadline = EVT_FOREVER;
+                int r;
+
+                if (c->timeout > 0) {
+                        int64_t left = c->timeout - (evd_jobs_unpaused_now(job->jobs) - start);
+
+                        if (left <= 0) {
+                                *ret_timed_out = true;
+                                return stop_child(job, ret_status) < 0 ? -ETIMEDOUT : 0;
+                        }
+                        deadline = evt_deadline_in(left);
+                }
+                r = evt_child_wait(job->pid, deadline, ret_status);
+                if (r == -ETIMEDOUT)
+                        continue; /* maybe paused meanwhile: look again */
+                if (r == -ECANCELED) {
+                        stop_child(job, ret_status);
+                        return -ECANCELED;
+                }
+                return r;
+        }
+}
+
+static bool succeeded(int status) {
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void log_end(evd_job *job, unsigned run, int status, bool timed_out, int64_t started) {
+        long long ms = (evt_time_now() - started) / 1000000;
+        evd_field f[] = {
+                EVD_NUM("run", run), EVD_NUM("pid", job->pid), EVD_NUM("duration_ms", ms),
+                EVD_NUM(WIFEXITED(status) ? "exit_code" : "signal_number",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)),
+        };
+        const char *name = job->conf.name;
+
+        if (succeeded(status))
+                evd_log_emit(job->log, LOG_INFO, EVD_EV_FINISHED, name, f, ARRAY_SIZE(f),
+                             "run %u exited 0 after %lld ms", run, ms);
+        else if (WIFEXITED(status))
+                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, ARRAY_SIZE(f),
+                             "run %u exited %d after %lld ms%s", run, WEXITSTATUS(status), ms,
+                             timed_out ? " (timeout)" : "");
+        else
+                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, ARRAY_SIZE(f),
+                             "run %u killed by %s after %lld ms%s", run, evd_signal_name(WTERMSIG(status)), ms,
+                             timed_out ? " (timeout)" : "");
+}
+
+/* One run: 0 with the wait status, -ECANCELED, or another error (logged)
+ * when the command could not be started. */
+static int run_once(evd_job *job, unsigned run, int *ret_status) {
+        const evd_task_conf *c = &job->conf;
+        int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+        evt_task_opts topts = {
+                .name = c->name,
+                .flags = (c->shield ? EVT_TASK_SHIELDED : 0) | (c->pausable ? 0 : EVT_TASK_NOPAUSE),
+        };
+        int64_t started = evt_time_now();
+        bool timed_out = false;
+        evt_group *readers = NULL;
+        evd_identity id;
+        char why[160] = "";
+        pid_t pid;
+        int r;
+
+        r = evd_identity_get(c->user, c->group, &id, why, sizeof(why));
+        if (r == 0 && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0))
+                r = -errno;
+        if (r == 0)
+                r = evd_exec_spawn(c, &id, out[1], err[1], &pid, why, sizeof(why));
+        evd_identity_clear(&id);
+        if (r < 0) {
+                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_FIELDS(EVD_NUM("run", run)),
+                             "run %u: cannot start %s: %s", run, c->argv[0], why[0] ? why : strerror(-r));
+                goto out;
+        }
+        /* From here, until the child is reaped, no await point but the
+         * child wait's: libev reaps children as they exit. */
+        job->pid = pid;
+        close(out[1]);
+        close(err[1]);
+        out[1] = err[1] = -1;
+        evd_log_emit(job->log, LOG_INFO, EVD_EV_RUN, c->name, EVD_FIELDS(EVD_NUM("run", run), EVD_NUM("pid", pid)),
+                     "run %u: pid %ld: %s", run, (long) pid, c->command);
+        if (evt_group_new(job->loop, &readers) < 0)
+                readers = NULL;
+        evd_output_reader_start(readers, job, out[0], "stdout", &topts);
+        evd_output_reader_start(readers, job, err[0], "stderr", &topts);
+        out[0] = err[0] = -1; /* the readers' now */
+
+        r = await_child(job, ret_status, &timed_out);
+        /* Output written just before the exit is still in the pipes: it is
+         * logged before the run's end. A grandchild that keeps them open
+         * does not hold the run up. */
+        if (readers) {
+                evt_shield_push();
+                if (evt_group_wait(readers, evt_deadline_in(DRAIN_OUTPUT)) < 0)
+                        evt_group_cancel(readers, EVT_CANCEL_FORCE);
+                evt_group_wait(readers, EVT_FOREVER);
+                evt_shield_pop();
+                evt_group_free(readers);
+        }
+        if (r == 0)
+                log_end(job, run, *ret_status, timed_out, started);
+        job->pid = 0;
+out:
+        for (int i = 0; i < 2; i++) {
+                if (out[i] >= 0)
+                        close(out[i]);
+                if (err[i] >= 0)
+                        close(err[i]);
+        }
+        return r;
+}
+
+/* ---- the schedule ---- */
+
+static int exec_run(evd_job *job) {
+        const evd_task_conf *c = &job->conf;
+        int64_t backoff = c->restart_sec;
+
+        for (unsigned run = 1;; run++) {
+                int64_t started = evt_time_now(), next;
+                int status = 0, r;
+                bool ok;
+
+                bool cancelled;
+
+                /* A shielded job's run completes whatever comes; a cancel
+                 * that came meanwhile ends the job after it. */
+                if (c->shield)
+                        evt_shield_push();
+                r = run_once(job, run, &status);
+                cancelled = c->shield && evt_shield_pop() < 0;
+                if (r == -ECANCELED)
+                        return r;
+                ok = r == 0 && succeeded(status);
+                if (c->schedule == EVD_SCHEDULE_ONCE &&
+                    (c->restart == EVD_RESTART_NO || (c->restart == EVD_RESTART_ON_FAILURE && ok)))
+                        return ok ? 0 : -EIO; /* done anyway: the cancel cut nothing short */
+                if (cancelled)
+                        return -ECANCELED;
+                switch (c->schedule) {
+                case EVD_SCHEDULE_INTERVAL:
+                        /* Start to start; runs that would overlap are skipped. */
+                        next = started + c->interval;
+                        while (next <= evt_time_now()) {
+                                evd_log_emit(job->log, LOG_WARNING, EVD_EV_SKIPPED, c->name,
+                                             EVD_FIELDS(EVD_NUM("run", run)),
+                                             "run %u outlasted the interval: the next start is skipped", run);
+                                next += c->interval;
+                        }
+                        r = evt_sleep_until(next);
+                        break;
+                case EVD_SCHEDULE_ALWAYS:
+                        r = evt_sleep(ok ? c->restart_sec : backoff);
+                        break;
+                default: /* once, with a restart due */
+                        r = evt_sleep(ok ? c->restart_sec : backoff);
+                        break;
+                }
+                if (r < 0)
+                        return r;
+                /* Failures in a row wait longer, up to BACKOFF_MAX. */
+                backoff = ok ? c->restart_sec : (backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2);
+                if (backoff == 0 && !ok)
+                        backoff = EVT_MSEC(100);
+        }
+}
+
+const evd_kind evd_kind_exec = { .check = exec_check, .probe = exec_probe, .run = exec_run, .logs_own_end = true };
