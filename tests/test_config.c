@@ -1,6 +1,6 @@
 /* evtaskd's configuration parser (config.c): the value parsers, a full
- * config, and every kind of error with the line and key its message must
- * name. The parser alone: nothing here needs
+ * config, values continued over lines, and every kind of error with the
+ * line and key its message must name. The parser alone: nothing here needs
  * root, a user, a program or a module (test_probe.c checks the host). */
 #include <errno.h>
 #include <ini.h>
@@ -560,8 +560,11 @@ START_TEST(error_syntax) {
         expect_error("[task.a ; comment]\nkind = ticker\n", 1, "syntax error");
         expect_error("[task.a] kind = ticker\n", 1, "syntax error", "after ']'");
         expect_error("[daemon]\n= json\n", 2, "syntax error");
-        /* An indented line is not a continuation of the value above. */
-        expect_error("[task.a]\nkind = ticker\nmessage = one\n    two\n", 4, "syntax error");
+        /* An indented line that continues no value (a comment or a blank
+         * line ends one) is no key line either. */
+        expect_error("[task.a]\nkind = ticker\nmessage = one\n# two?\n    two\n", 5, "syntax error");
+        expect_error("[task.a]\nkind = ticker\nmessage = one\n\n    two\n", 5, "syntax error");
+        expect_error("[task.a]\n    two\n", 2, "syntax error");
 }
 END_TEST
 
@@ -582,9 +585,93 @@ START_TEST(error_long_line) {
         evd_config_free(c);
 
         snprintf(text, sizeof(text), "[task.a]\nkind = ticker\nmessage = %0*d\nshield = no\n", (int) (max - 9), 0);
-        expect_error(text, 3, "line longer than 197 characters");
+        expect_error(text, 3, "line longer than 197 characters", "indented");
         snprintf(text, sizeof(text), "[task.a]\nkind = ticker\n# %0400d\n", 0);
         expect_error(text, 3, "line longer than");
+}
+END_TEST
+
+/* ---- values over several lines ---- */
+
+/* A line indented deeper than its key line continues the key's value;
+ * the lines are joined with one blank, as a shell joins a command
+ * continued with a backslash. */
+START_TEST(continued_values) {
+        evd_config *c = load_ok("[task.a]\n"
+                                "kind = ticker\n"
+                                "message = one\n"
+                                "    two ; an inline comment\n"
+                                "\t three\n"
+                                "steps = 3\n"
+                                "[task.b]\n"
+                                "  kind = exec\n"
+                                "  command = /bin/echo\n"
+                                "      'a b'\n"
+                                "      c\n"
+                                "  environment = A=1\n"
+                                "     B=2\n"
+                                "  schedule = once\n");
+
+        ck_assert_str_eq(c->tasks[0].message, "one two three");
+        ck_assert_uint_eq(c->tasks[0].steps, 3);
+        ck_assert_str_eq(c->tasks[1].command, "/bin/echo 'a b' c");
+        ck_assert_str_eq(c->tasks[1].argv[0], "/bin/echo");
+        ck_assert_str_eq(c->tasks[1].argv[1], "a b");
+        ck_assert_str_eq(c->tasks[1].argv[2], "c");
+        ck_assert_ptr_null(c->tasks[1].argv[3]);
+        ck_assert_str_eq(c->tasks[1].environment[0], "A=1");
+        ck_assert_str_eq(c->tasks[1].environment[1], "B=2");
+        ck_assert_ptr_null(c->tasks[1].environment[2]);
+        /* Every key is where it was written: its first line. */
+        ck_assert_uint_eq(c->tasks[0].key_line[EVD_TASK_KEY(steps)], 6);
+        ck_assert_uint_eq(c->tasks[1].key_line[EVD_TASK_KEY(environment)], 12);
+        evd_config_free(c);
+
+        /* An empty first line, and a module's arg. */
+        c = load_ok("[task.m]\nkind = module\npath = /x.so\narg.list =\n  1\n  2\n");
+        ck_assert_str_eq(c->tasks[0].args[0], "list=1 2");
+        evd_config_free(c);
+
+        /* A bad value is named at its key's line, also when the line
+         * after it cannot be read. */
+        expect_error("[task.a]\nkind = ticker\nsteps = 1\n  2\n", 3, "key 'steps' in [task.a]", "'1 2'");
+        {
+                char text[512];
+
+                snprintf(text, sizeof(text), "[task.a]\nkind = ticker\nsteps = x\n# %0300d\n", 0);
+                expect_error(text, 3, "key 'steps' in [task.a]", "'x'");
+        }
+}
+END_TEST
+
+/* Long values: each line stays within the limit; the value may not. */
+START_TEST(continued_long_value) {
+        size_t words = 1000, len = 0;
+        char *text = malloc(words * 16 + 64), *q = text, *expect = malloc(words * 16);
+        evd_config *c;
+
+        ck_assert_ptr_nonnull(text);
+        ck_assert_ptr_nonnull(expect);
+        q += sprintf(q, "[task.x]\nkind = ticker\nmessage =");
+        for (size_t i = 0; i < words; i++) {
+                q += sprintf(q, "\n    word%04zu", i);
+                len += (size_t) sprintf(expect + len, "%sword%04zu", i ? " " : "", i);
+        }
+        c = load_ok(text);
+        ck_assert_str_eq(c->tasks[0].message, expect);
+        ck_assert_uint_gt(strlen(expect), 5000);
+        evd_config_free(c);
+        free(text);
+        free(expect);
+
+        /* Past 128 KiB, a value is refused, naming where it began. */
+        text = malloc(200 * 1024);
+        ck_assert_ptr_nonnull(text);
+        q = text + sprintf(text, "[task.x]\nkind = ticker\nmessage = start");
+        while (q - text < 140 * 1024)
+                q += sprintf(q, "\n  %0100d", 0);
+        expect_error(text, 3, "key 'message' in [task.x]", "longer than 131072 characters");
+        free(text);
 }
 END_TEST
 
@@ -759,6 +846,11 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, error_syntax);
         tcase_add_test(tc, error_long_line);
         tcase_add_test(tc, error_first_wins);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("continued");
+        tcase_add_test(tc, continued_values);
+        tcase_add_test(tc, continued_long_value);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("file");

@@ -16,6 +16,7 @@ typedef struct evd_parser {
         unsigned line;          /* number of the line last read */
         bool want_handler;      /* that line is a key = value line ... */
         bool handled;           /* ... and inih has passed it to the handler */
+        bool continuation;      /* that line continues the value before it */
 
         evd_config *config;     /* being built; freed if anything fails */
         size_t tasks_cap;       /* allocated length of config->tasks */
@@ -24,6 +25,15 @@ typedef struct evd_parser {
         char section_name[8 + EVD_TASK_NAME_MAX]; /* "daemon" or "task.NAME" */
         size_t task;            /* index of its task in config->tasks (the
                                  * array moves as it grows: no pointers) */
+
+        /* The value being read: complete when a line does not continue it. */
+        bool pending;
+        const evd_key *key;     /* its key, or NULL for arg.KEY */
+        char arg_name[INI_MAX_LINE]; /* arg.KEY, as inih's buffer is reused */
+        unsigned key_line;
+        size_t key_indent;      /* leading whitespace of the key's line */
+        char *value;
+        size_t value_len, value_cap;
 
         evd_conf_error error;   /* the first error */
         unsigned error_at;      /* the line being read when it was found */

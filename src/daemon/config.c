@@ -3,14 +3,15 @@
  *
  * inih as packaged has four habits that fight "every error names file, line
  * and key": its handler gets no line number, it cuts section names to 49
- * bytes, it takes an indented line for the continuation of the previous
+ * bytes, it takes any indented line for the continuation of the previous
  * value, and it splits a line longer than its buffer in two. So each line
  * passes through our own reader (config_reader) before inih sees it. The
- * reader counts lines, rejects over-long ones, drops leading whitespace
- * (indentation means nothing here, and a stray indented line becomes a
- * syntax error instead of a silent continuation) and reads section headers
- * itself (conf_section.c). The handler (config_handler) only gets key =
- * value pairs, and each value is parsed by its key's type.
+ * reader counts lines, rejects over-long ones, reads section headers itself
+ * and drops leading whitespace, except on a line indented deeper than the
+ * key line before it: that one continues the key's value, and inih passes
+ * it to the handler under the same key. The handler (config_handler) only
+ * gets key = value pairs and such continuations; a value is complete, and
+ * parsed by its key's type, when the next line is not a continuation.
  *
  * The first error wins: it goes to the caller's buffer, and the reader then
  * reports end of input, so nothing after it is looked at.
@@ -33,6 +34,10 @@
 const char evd_demo_conf[] = DEMO_CONF;
 
 #define ARG_PREFIX "arg."       /* a module's own keys: arg.KEY */
+/* A value continued over lines: at most the kernel's limit on one
+ * argument or environment string (MAX_ARG_STRLEN), which a command run
+ * through sh -c must fit. */
+#define VALUE_MAX ((size_t) 128 << 10)
 
 int evd__parser_fail(evd_parser *p, int code, unsigned line, const char *fmt, ...) {
                      va_list ap;
@@ -85,19 +90,54 @@ static int module_arg(evd_parser *p, const char *name, const char *value, unsign
         return 0;
 }
 
-/* A key's value, parsed by its type into its field. */
-static int parse_value(evd_parser *p, const evd_key *k, const char *value, unsigned line) {
-        evd_task_conf *t = evd__parser_task(p);
+/* Adds text to the value being read: its first line, or (after a blank) a
+ * line that continues it. */
+static int value_append(evd_parser *p, const char *text) {
+        size_t len = strlen(text), sep = p->value_len > 0 && len > 0;
 
-        return k->type->parse(&(evd_key_ctx) {
-                                      .key = k,
-                                      .section = p->section_name,
-                                      .line = line,
-                                      .config = p->config,
-                                      .task = t,
-                                      .error = &p->error,
-                              },
-                              value, (char *) (t ? (void *) t : (void *) p->config) + k->offset);
+        if (p->value_len + sep + len > VALUE_MAX)
+                return evd_conf_fail_key(&p->error, p->section_name, p->key ? p->key->name : p->arg_name, p->key_line,
+                                         "the value is longer than %zu characters", VALUE_MAX);
+        if (p->value_len + sep + len + 1 > p->value_cap) {
+                size_t cap = p->value_cap ? p->value_cap : 256;
+                char *v;
+
+                while (cap < p->value_len + sep + len + 1)
+                        cap *= 2;
+                v = realloc(p->value, cap);
+                if (!v)
+                        return evd__parser_fail(p, -ENOMEM, p->line, "out of memory");
+                p->value = v;
+                p->value_cap = cap;
+        }
+        if (sep)
+                p->value[p->value_len++] = ' ';
+        memcpy(p->value + p->value_len, text, len + 1);
+        p->value_len += len;
+        return 0;
+}
+
+/* The value being read is complete: its key's type parses it. */
+static int value_end(evd_parser *p) {
+        evd_task_conf *t = evd__parser_task(p);
+        const evd_key *k = p->key;
+        int r;
+
+        if (!p->pending)
+                return 0;
+        p->pending = false;
+        if (!k)
+                return module_arg(p, p->arg_name, p->value ? p->value : "", p->key_line);
+        r = k->type->parse(&(evd_key_ctx) {
+                                   .key = k,
+                                   .section = p->section_name,
+                                   .line = p->key_line,
+                                   .config = p->config,
+                                   .task = t,
+                                   .error = &p->error,
+                           },
+                           p->value ? p->value : "", (char *) (t ? (void *) t : (void *) p->config) + k->offset);
+        return r;
 }
 
 /* ---- keys ---- */
@@ -119,26 +159,34 @@ static int unknown_key(evd_parser *p, const char *name, unsigned line) {
         return evd_conf_fail_key(&p->error, p->section_name, name, line, "unknown key (known: %s)", known);
 }
 
-static int key_value(evd_parser *p, const char *name, const char *value) {
+/* A key line begins a value; the lines that continue it come as more
+ * calls for the same key. */
+static int key_begin(evd_parser *p, const char *name, const char *value) {
         unsigned line = p->line;
-        const evd_key *k;
+        const evd_key *k = NULL;
         unsigned *first;
 
         if (name[0] == '\0')
                 return evd__parser_fail(p, -EINVAL, line, "syntax error: no key before '='");
         if (p->section == EVD_SECTION_NONE)
                 return evd__parser_fail(p, -EINVAL, line, "key '%s' is outside any section", name);
-        if (p->section == EVD_SECTION_TASK && strncmp(name, ARG_PREFIX, strlen(ARG_PREFIX)) == 0)
-                return module_arg(p, name, value, line);
-        k = evd_key_find(p->section, name);
-        if (!k)
-                return unknown_key(p, name, line);
-        first = key_line(p, k);
-        if (*first)
-                return evd_conf_fail_key(&p->error, p->section_name, name, line, "set twice (first at line %u)",
-                                         *first);
-        *first = line;
-        return parse_value(p, k, value, line);
+        if (p->section == EVD_SECTION_TASK && strncmp(name, ARG_PREFIX, strlen(ARG_PREFIX)) == 0) {
+                snprintf(p->arg_name, sizeof(p->arg_name), "%s", name);
+        } else {
+                k = evd_key_find(p->section, name);
+                if (!k)
+                        return unknown_key(p, name, line);
+                first = key_line(p, k);
+                if (*first)
+                        return evd_conf_fail_key(&p->error, p->section_name, name, line,
+                                                 "set twice (first at line %u)", *first);
+                *first = line;
+        }
+        p->pending = true;
+        p->key = k;
+        p->key_line = line;
+        p->value_len = 0;
+        return value_append(p, value);
 }
 
 static int config_handler(void *user, const char *section, const char *name, const char *value) {
@@ -148,7 +196,9 @@ static int config_handler(void *user, const char *section, const char *name, con
         p->handled = true;
         if (failed(p))
                 return 0;
-        return key_value(p, name, value) == 0;
+        if (p->continuation)
+                return value_append(p, value) == 0;
+        return key_begin(p, name, value) == 0;
 }
 
 /* ---- reading lines ---- */
@@ -198,7 +248,9 @@ static ssize_t read_line(evd_parser *p, char *buf, size_t max) {
         if (len > 0 && len <= max + 1 && buf[len - 1] == '\r')
                 len--;
         if (len > max) {
-                evd__parser_fail(p, -EINVAL, p->line, "line longer than %zu characters", max);
+                evd__parser_fail(p, -EINVAL, p->line,
+                        "line longer than %zu characters (continue a long value on lines indented deeper than its key)",
+                        max);
                 return -1;
         }
         if (nul) {
@@ -212,7 +264,7 @@ static ssize_t read_line(evd_parser *p, char *buf, size_t max) {
 static char *config_reader(char *buf, int size, void *stream) {
         evd_parser *p = stream;
         /* Room for "\r\n\0", as ini.h asks of INI_MAX_LINE. */
-        size_t max = (size_t) size - 3, skip = 0;
+        size_t max = (size_t) size - 3, skip = 0, indent;
         ssize_t n;
         size_t len;
 
@@ -221,23 +273,51 @@ static char *config_reader(char *buf, int size, void *stream) {
         if (failed(p))
                 return NULL;
         n = read_line(p, buf, max);
-        if (n < 0)
+        if (n < 0) {
+                /* The end, or a line that cannot be read: the value before
+                 * it is complete, and an error in it comes first. */
+                p->error.earliest = true;
+                value_end(p);
+                p->error.earliest = false;
                 return NULL;
+        }
         len = (size_t) n;
         if (p->line == 1 && len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
                 skip = 3; /* UTF-8 byte order mark */
         while (skip < len && isspace((unsigned char) buf[skip]))
                 skip++;
+        indent = skip;
+
+        /* Indented deeper than its key, a line continues the value: inih
+         * passes it on under the same key, if it still sees indentation. */
+        p->continuation = p->pending && skip < len && indent > p->key_indent && buf[skip] != ';' && buf[skip] != '#';
+        if (p->continuation) {
+                /* inih drops a key line's inline comment, not this one's. */
+                for (size_t i = skip + 1; i < len; i++)
+                        if (buf[i] == ';' && isspace((unsigned char) buf[i - 1])) {
+                                len = i;
+                                break;
+                        }
+                skip--; /* inih must see the indentation */
+        } else if (value_end(p) < 0) {
+                return NULL;
+        }
         len -= skip;
         memmove(buf, buf + skip, len);
         buf[len++] = '\n';
         buf[len] = '\0';
+        if (p->continuation) {
+                p->want_handler = true;
+                p->handled = false;
+                return buf;
+        }
 
         /* Classified as inih will: comment or blank, header, key line. */
         if (buf[0] == '\n' || buf[0] == ';' || buf[0] == '#')
                 return buf;
         if (buf[0] == '[')
                 return evd__section_header(p, buf) < 0 ? NULL : buf;
+        p->key_indent = indent;
         p->want_handler = true;
         p->handled = false;
         return buf;
@@ -263,6 +343,8 @@ static int config_parse(evd_parser *p, evd_config **ret) {
 
         r = ini_parse_stream(config_reader, p, config_handler, p);
         check_handled(p);
+        if (!failed(p))
+                value_end(p);
         /* inih may find a syntax error the reader did not classify as one;
          * it counts only if it came first. */
         if (r > 0 && (!failed(p) || (unsigned) r < p->error_at)) {
@@ -273,6 +355,7 @@ static int config_parse(evd_parser *p, evd_config **ret) {
         }
         if (!failed(p))
                 evd__section_close(p);
+        free(p->value);
 
         if (failed(p)) {
                 evd_config_free(c);
