@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -675,6 +676,49 @@ START_TEST(continued_long_value) {
 }
 END_TEST
 
+/* ---- scale ---- */
+
+static double parse_cpu_seconds(const char *text) {
+        struct timespec a, b;
+        evd_config *c;
+
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+        c = load_ok(text);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+        evd_config_free(c);
+        return (double) (b.tv_sec - a.tv_sec) + (double) (b.tv_nsec - a.tv_nsec) / 1e9;
+}
+
+static char *many_tasks(size_t n) {
+        char *text = malloc(n * 64 + 1), *q = text;
+
+        ck_assert_ptr_nonnull(text);
+        for (size_t i = 0; i < n; i++)
+                q += sprintf(q, "[task.task-%zu]\nkind = sleep\nduration = %zums\n", i, i % 1000 + 1);
+        return text;
+}
+
+/* Five times the tasks cost about five times as long (a parser quadratic
+ * in the number of tasks took 25 times), best of three each. What 50,000
+ * tasks take is a benchmark's: bench/config-check. */
+START_TEST(linear_in_tasks) {
+        char *small = many_tasks(10000), *large = many_tasks(50000);
+        double t_small = 1e9, t_large = 1e9, ratio;
+
+        for (int i = 0; i < 3; i++) {
+                double s = parse_cpu_seconds(small), l = parse_cpu_seconds(large);
+
+                t_small = s < t_small ? s : t_small;
+                t_large = l < t_large ? l : t_large;
+        }
+        ratio = t_large / t_small;
+        ck_assert_msg(ratio < 10, "10,000 tasks: %.3f s, 50,000: %.3f s, a ratio of %.1f (linear: 5)", t_small,
+                      t_large, ratio);
+        free(small);
+        free(large);
+}
+END_TEST
+
 /* Only the first error is reported, and nothing after it is read. */
 START_TEST(error_first_wins) {
         expect_error("[daemon]\nlog = nowhere\nbogus = 1\n[nope]\n", 2, "key 'log'");
@@ -851,6 +895,11 @@ Suite *evt_test_suite(void) {
         tc = tcase_create("continued");
         tcase_add_test(tc, continued_values);
         tcase_add_test(tc, continued_long_value);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("scale");
+        tcase_add_test(tc, linear_in_tasks);
+        tcase_set_timeout(tc, 120);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("file");

@@ -18,11 +18,9 @@ static bool task_name_char(char ch) {
 static int task_add(evd_parser *p, const char *name, size_t len) {
         evd_config *c = p->config;
         evd_task_conf *t;
+        uintptr_t first;
+        int r;
 
-        for (size_t i = 0; i < c->n_tasks; i++)
-                if (strlen(c->tasks[i].name) == len && memcmp(c->tasks[i].name, name, len) == 0)
-                        return evd__parser_fail(p, -EINVAL, p->line, "duplicate section [%s] (first at line %u)",
-                                                p->section_name, c->tasks[i].line);
         if (c->n_tasks == p->tasks_cap) {
                 size_t cap = p->tasks_cap ? 2 * p->tasks_cap : 8;
                 evd_task_conf *tasks = reallocarray(c->tasks, cap, sizeof(*tasks));
@@ -40,6 +38,13 @@ static int task_add(evd_parser *p, const char *name, size_t len) {
         p->task = c->n_tasks++;
         t->name = strndup(name, len);
         if (!t->name)
+                return evd__parser_fail(p, -ENOMEM, p->line, "out of memory");
+
+        r = evd_name_index_put(&c->by_name, t->name, p->task, &first);
+        if (r == -EEXIST)
+                return evd__parser_fail(p, -EINVAL, p->line,
+                        "duplicate section [%s] (first at line %u)", p->section_name, c->tasks[first].line);
+        if (r < 0)
                 return evd__parser_fail(p, -ENOMEM, p->line, "out of memory");
         return 0;
 }

@@ -408,15 +408,15 @@ int evd_config_parse_string(const char *name, const char *text, evd_config **ret
 }
 
 const evd_task_conf *evd_config_find_task(const evd_config *c, const char *name) {
-        for (size_t i = 0; i < c->n_tasks; i++)
-                if (strcmp(c->tasks[i].name, name) == 0)
-                        return &c->tasks[i];
-        return NULL;
+        uintptr_t i;
+
+        return evd_name_index_get(&c->by_name, name, &i) == 0 ? &c->tasks[i] : NULL;
 }
 
 void evd_config_free(evd_config *c) {
         if (!c)
                 return;
+        evd_name_index_free(&c->by_name);
         for (size_t i = 0; i < c->n_tasks; i++)
                 evd_task_conf_clear(&c->tasks[i]);
         free(c->tasks);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "name_index.h"
 #include "util.h"
 #include "values.h"
 
@@ -155,6 +156,7 @@ typedef struct evd_config {
         char *path;             /* the file, or the name given for a string */
         evd_task_conf *tasks;   /* in the order of the file */
         size_t n_tasks;
+        evd_name_index by_name; /* index in tasks of each name */
         unsigned daemon_line;   /* the [daemon] header; 0: none */
         unsigned key_line[EVD_DAEMON_KEY_COUNT];
 } evd_config;

@@ -8,12 +8,16 @@
 
 #include "jobs.h"
 #include "kind.h"
+#include "name_index.h"
 
 struct evd_jobs {
         evt_loop *loop;
         evt_pool *pool;
         evd_log *log;
         evt__list all;          /* every job whose task may not have ended */
+        evd_name_index current; /* the job running each task name now (not
+                                 * retired), by its conf.name */
+        size_t n_retired;       /* jobs on `all` that a reload retired */
         bool paused;            /* the processes of pausable jobs are stopped */
         int64_t paused_since, paused_total; /* the run timeouts' clock */
 };
@@ -33,7 +37,9 @@ int evd_jobs_new(evt_loop *loop, evt_pool *pool, evd_log *log, evd_jobs **ret) {
         return 0;
 }
 
-static void job_free(evd_job *job) {
+static void job_free(evd_jobs *jobs, evd_job *job) {
+        if (job->retired)
+                jobs->n_retired--;
         evt__list_remove(&job->link);
         evt_task_unref(job->task);
         evt_task_unref(job->after);
@@ -45,7 +51,8 @@ void evd_jobs_free(evd_jobs *jobs) {
         if (!jobs)
                 return;
         while (!evt__list_empty(&jobs->all))
-                job_free(JOB(jobs->all.next));
+                job_free(jobs, JOB(jobs->all.next));
+        evd_name_index_free(&jobs->current);
         free(jobs);
 }
 
@@ -69,13 +76,18 @@ static int job_start(evd_jobs *jobs, const evd_task_conf *c, evt_task *after) {
 
         job = calloc(1, sizeof(*job));
         r = job ? evd_task_conf_copy(&job->conf, c) : -ENOMEM;
+        if (r == 0) {
+                evt__list_init(&job->link);
+                r = evd_name_index_put(&jobs->current, job->conf.name, (uintptr_t) job, NULL);
+                if (r < 0)
+                        evd_task_conf_clear(&job->conf);
+        }
         if (r < 0) {
                 evd_log_emit(jobs->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_NO_FIELDS, "cannot start: %s",
                              strerror(-r));
                 free(job);
                 return r;
         }
-        evt__list_init(&job->link);
         job->jobs = jobs;
         job->log = jobs->log;
         job->loop = jobs->loop;
@@ -85,7 +97,8 @@ static int job_start(evd_jobs *jobs, const evd_task_conf *c, evt_task *after) {
         if (r < 0) {
                 evd_log_emit(jobs->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_NO_FIELDS, "cannot start: %s",
                              strerror(-r));
-                job_free(job);
+                evd_name_index_remove(&jobs->current, job->conf.name);
+                job_free(jobs, job);
                 return r;
         }
         evt__list_push_back(&jobs->all, &job->link);
@@ -107,21 +120,23 @@ int evd_jobs_start_all(evd_jobs *jobs, const evd_config *c) {
 
 /* ---- finding ---- */
 
-/* The job that runs task NAME now: not retired by an earlier reload. */
 static evd_job *job_current(evd_jobs *jobs, const char *name) {
-        evt__list *n;
+        uintptr_t job;
 
-        evt__list_for_each(n, &jobs->all)
-                if (!JOB(n)->retired && strcmp(JOB(n)->conf.name, name) == 0)
-                        return JOB(n);
-        return NULL;
+        return evd_name_index_get(&jobs->current, name, &job) == 0 ? (evd_job *) job : NULL;
 }
 
 evd_job *evd_jobs_find_task(evd_jobs *jobs, const evt_task *t) {
+        evd_job *job = job_current(jobs, evt_task_name(t));
         evt__list *n;
 
+        if (job && job->task == t)
+                return job;
+        /* Not a job's task (an exec run's reader), or a retired job's. */
+        if (jobs->n_retired == 0)
+                return NULL;
         evt__list_for_each(n, &jobs->all)
-                if (JOB(n)->task == t)
+                if (JOB(n)->retired && JOB(n)->task == t)
                         return JOB(n);
         return NULL;
 }
@@ -156,6 +171,12 @@ void evd_jobs_report_unstarted(evd_jobs *jobs) {
         }
 }
 
+static void job_retire(evd_jobs *jobs, evd_job *job) {
+        job->retired = true;
+        jobs->n_retired++;
+        evd_name_index_remove(&jobs->current, job->conf.name);
+}
+
 /* Jobs whose task has ended are of no more use (a replacement holds its
  * own reference to the task it waits for). */
 static void jobs_prune(evd_jobs *jobs) {
@@ -168,7 +189,9 @@ static void jobs_prune(evd_jobs *jobs) {
                 next = n->next;
                 if (!evt_task_is_done(job->task))
                         continue;
-                job_free(job);
+                if (!job->retired)
+                        evd_name_index_remove(&jobs->current, job->conf.name);
+                job_free(jobs, job);
         }
 }
 
@@ -218,7 +241,7 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
                         n.kept++;
                         continue;
                 }
-                job->retired = true;
+                job_retire(jobs, job);
                 if (!c) {
                         n.removed++;
                         evd_log_emit(jobs->log, LOG_NOTICE, EVD_EV_REMOVED, job->conf.name, EVD_NO_FIELDS,
