@@ -64,6 +64,7 @@ static const struct key_case {
           "unknown kind 'tickr' (ticker, sleep, blocking, wedge, exec or module)" },
         { "sleep", "shield", "yes", "2", "'2' is not a boolean" },
         { "sleep", "pausable", "no", "nope", "'nope' is not a boolean" },
+        { "wedge", "description", "nightly dump of the orders database", NULL, NULL },
         { "ticker", "speed", "2.5", "3x", "'3x' is not a number" },
         { "ticker", "speed", "1000000", "0", "0 is out of range (more than 0, at most 1000000)" },
         { "ticker", "steps", "10", "1.5", "'1.5' is not an unsigned integer" },
@@ -278,7 +279,7 @@ END_TEST
 
 /* The fields records show come from the rows that name one. */
 START_TEST(fields_shown) {
-        evd_config *c = parse_ok("[task.a]\nkind = sleep\nduration = 1s\nshield = yes\n");
+        evd_config *c = parse_ok("[task.a]\nkind = sleep\nduration = 1s\nshield = yes\ndescription = a nap\n");
         evd_field f[EVD_TASK_KEY_COUNT];
         size_t n = evd_task_conf_fields(&c->tasks[0], f, EVD_TASK_KEY_COUNT), shown = 0;
 
@@ -293,9 +294,15 @@ START_TEST(fields_shown) {
         ck_assert_int_eq(f[1].num, 1);
         ck_assert_str_eq(f[2].key, "pausable");
         ck_assert_int_eq(f[2].num, 1);
-        ck_assert_uint_eq(n, 3);
+        ck_assert_uint_eq(n, 4);
+        ck_assert_str_eq(f[3].key, "description");
+        ck_assert_str_eq(f[3].str, "a nap");
         /* No room: nothing past it is written. */
         ck_assert_uint_eq(evd_task_conf_fields(&c->tasks[0], f, 1), 1);
+        evd_config_free(c);
+        /* A text that is not set is not shown. */
+        c = parse_ok("[task.a]\nkind = ticker\ndescription =\n");
+        ck_assert_uint_eq(evd_task_conf_fields(&c->tasks[0], f, EVD_TASK_KEY_COUNT), 3);
         evd_config_free(c);
 }
 END_TEST

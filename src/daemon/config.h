@@ -89,6 +89,7 @@ extern const evd_names evd_restart_names;
         X(kind, kind, EVD_ANY_KIND, EVD_ANY_KIND, EVD_KIND_TICKER, "kind")                        \
         X(shield, boolean, EVD_ANY_KIND, 0, false, "shielded")                                    \
         X(pausable, boolean, EVD_ANY_KIND, 0, true, "pausable")                                   \
+        X(description, text, EVD_ANY_KIND, 0, NULL, "description") /* for people */              \
         X(speed, speed, EVD_TICKER, 0, 1, NULL)                   /* steps per second */          \
         X(steps, count, EVD_TICKER, 0, 0, NULL)                   /* 0: forever */                \
         X(message, text, EVD_TICKER, 0, NULL, NULL)                                               \

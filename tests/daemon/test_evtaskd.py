@@ -337,6 +337,20 @@ class Signals(DaemonTest):
         d.kill(signal.SIGTERM)
         self.assertEqual(d.finish(), 0)
 
+    def test_description_is_shown_with_the_task(self):
+        d = self.run_daemon("[task.nap]\nkind = sleep\nduration = 5s\n"
+                            "description = a nap, \"quoted\"\n    over two lines\n\n"
+                            "[task.plain]\nkind = sleep\nduration = 5s\n")
+        spawned = d.event("spawned", "nap")
+        self.assertEqual(spawned["description"], 'a nap, "quoted" over two lines')
+        self.assertNotIn("description", d.event("spawned", "plain"))
+        d.kill(signal.SIGUSR1)
+        row = d.wait_for(lambda r: r["event"] == "task-table" and r["task"] == "nap", what="the row of nap")
+        self.assertEqual(row["description"], 'a nap, "quoted" over two lines')
+        self.assertEqual(row["kind"], "sleep")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+
 
 def blocking(name, duration, check_every, shield=False):
     text = f"[task.{name}]\nkind = blocking\nduration = {duration}\ncheck_every = {check_every}\n"

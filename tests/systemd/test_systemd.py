@@ -454,7 +454,8 @@ def index_of(records, pred):
 
 class Start(ServiceTest):
     def test_start_returns_after_ready(self):
-        self.configure("start", "[daemon]\nthreads = 1\n" + ticker("alpha", 1) + sleeper("beta", "60s")
+        self.configure("start", "[daemon]\nthreads = 1\n" + ticker("alpha", 1, "description = the first task\n")
+                       + sleeper("beta", "60s")
                        + "[task.gamma]\nkind = blocking\nduration = 60s\ncheck_every = 1s\n")
         self.start()
         # Right after start returned: READY=1 came, so everything it follows
@@ -467,6 +468,9 @@ class Start(ServiceTest):
         self.assertEqual(sorted(r["TASK"] for r in spawned), ["alpha", "beta", "gamma"],
                          "start returned before every task was spawned")
         self.assertEqual({r["KIND"] for r in spawned}, {"ticker", "sleep", "blocking"})
+        # A description is a field of the task's records.
+        self.assertEqual([r.get("DESCRIPTION") for r in spawned if r["TASK"] == "alpha"], ["the first task"])
+        self.assertNotIn("DESCRIPTION", next(r for r in spawned if r["TASK"] == "beta"))
         started = self.records("started")
         self.assertEqual(len(started), 1)
         self.assertEqual(started[0]["PID"], self.main_pid)
