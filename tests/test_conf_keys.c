@@ -341,6 +341,38 @@ START_TEST(copy_equal_clear) {
 }
 END_TEST
 
+/* A reload applies the live keys (description) without a restart. */
+START_TEST(live_keys) {
+        evd_config *c = parse_ok("[task.a]\nkind = sleep\nduration = 1s\ndescription = old\n"
+                                 "[task.b]\nkind = sleep\nduration = 1s\ndescription = new\n"
+                                 "[task.c]\nkind = sleep\nduration = 2s\ndescription = new\n"
+                                 "[task.d]\nkind = sleep\nduration = 1s\n");
+        evd_task_conf a;
+        char keys[64];
+
+        /* The names differ too: compare b, c and d under a's name. */
+        for (size_t i = 1; i < c->n_tasks; i++) {
+                free(c->tasks[i].name);
+                c->tasks[i].name = strdup("a");
+        }
+        ck_assert(evd_task_conf_same_run(&c->tasks[0], &c->tasks[1]));
+        ck_assert(!evd_task_conf_equal(&c->tasks[0], &c->tasks[1]));
+        ck_assert(!evd_task_conf_same_run(&c->tasks[0], &c->tasks[2]));
+        ck_assert(evd_task_conf_same_run(&c->tasks[0], &c->tasks[3]));
+
+        ck_assert_int_eq(evd_task_conf_copy(&a, &c->tasks[0]), 0);
+        ck_assert_int_eq(evd_task_conf_take_live(&a, &c->tasks[1], keys, sizeof(keys)), 0);
+        ck_assert_str_eq(keys, " description");
+        ck_assert_str_eq(a.description, "new");
+        ck_assert_ptr_ne(a.description, c->tasks[1].description);
+        ck_assert(evd_task_conf_equal(&a, &c->tasks[1]));
+        ck_assert_int_eq(evd_task_conf_take_live(&a, &c->tasks[3], keys, sizeof(keys)), 0);
+        ck_assert_ptr_null(a.description);
+        evd_task_conf_clear(&a);
+        evd_config_free(c);
+}
+END_TEST
+
 START_TEST(daemon_changes_named) {
         evd_config *a = parse_ok("[daemon]\ndrain_timeout = 5s\nlog = json\nuser = x\n");
         evd_config *b = parse_ok("[daemon]\ndrain_timeout = 6s\nlog = json\nuser = y\nthreads = 2\n");
@@ -468,6 +500,7 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, fields_shown);
         tcase_add_test(tc, copy_equal_clear);
         tcase_add_test(tc, daemon_changes_named);
+        tcase_add_test(tc, live_keys);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("man");

@@ -143,6 +143,39 @@ bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b) {
         return EVD_TASK_KEYS(EQUAL_KEY) TASK_STATE(EQUAL_STATE) true;
 }
 
+bool evd_task_conf_same_run(const evd_task_conf *a, const evd_task_conf *b) {
+        evd_task_conf t = *a; /* borrowed: compared, never freed */
+
+#define TAKE_BORROWED(field) t.field = b->field;
+        EVD_TASK_LIVE_KEYS(TAKE_BORROWED)
+        return evd_task_conf_equal(&t, b);
+}
+
+int evd_task_conf_take_live(evd_task_conf *dst, const evd_task_conf *src, char *buf, size_t size) {
+        evd_task_conf t = *src;
+        size_t len = 0;
+        int r = 0;
+
+        buf[0] = '\0';
+#define NAME_LIVE_CHANGE(field)                                                                            \
+        if (!EQUAL(dst->field, src->field) && len < size)                                                  \
+                len += (size_t) snprintf(buf + len, size - len, " %s", #field);
+        EVD_TASK_LIVE_KEYS(NAME_LIVE_CHANGE)
+
+#define COPY_LIVE(field) r |= COPY(t.field);
+        EVD_TASK_LIVE_KEYS(COPY_LIVE)
+        if (r < 0) {
+#define CLEAR_LIVE(field) CLEAR(t.field);
+                EVD_TASK_LIVE_KEYS(CLEAR_LIVE)
+                return -ENOMEM;
+        }
+#define MOVE_LIVE(field)                                                                                   \
+        CLEAR(dst->field);                                                                                 \
+        dst->field = t.field;
+        EVD_TASK_LIVE_KEYS(MOVE_LIVE)
+        return 0;
+}
+
 void evd__config_daemon_clear(evd_config *c) {
 #define CLEAR_DAEMON_KEY(field, ...) CLEAR(c->field);
         EVD_DAEMON_KEYS(CLEAR_DAEMON_KEY)

@@ -111,6 +111,10 @@ extern const evd_names evd_restart_names;
         X(path, path, EVD_MODULE, EVD_MODULE, NULL, NULL)         /* the shared object */         \
         X(entry, symbol, EVD_MODULE, 0, NULL, NULL)               /* NULL: evtask_task */
 
+/* The task keys a reload applies to a running task at once, without
+ * restarting it: X(field). */
+#define EVD_TASK_LIVE_KEYS(X) X(description)
+
 /* The C type of each value type. */
 #define EVD_CTYPE_boolean bool
 #define EVD_CTYPE_duration int64_t
@@ -201,6 +205,12 @@ int evd_task_conf_copy(evd_task_conf *dst, const evd_task_conf *src);
 void evd_task_conf_clear(evd_task_conf *t);
 /* Same settings (where they were written does not count). */
 bool evd_task_conf_equal(const evd_task_conf *a, const evd_task_conf *b);
+/* Same settings but for those a reload applies at once (the live keys):
+ * the task need not restart. */
+bool evd_task_conf_same_run(const evd_task_conf *a, const evd_task_conf *b);
+/* Takes src's live keys into dst: 0, or -ENOMEM with dst unchanged. The
+ * names of those that differed, " a b", go into buf. */
+int evd_task_conf_take_live(evd_task_conf *dst, const evd_task_conf *src, char *buf, size_t size);
 /* The fields records show about a task: those keys whose row names a
  * record field and that are set. Returns how many were written (at most
  * max). */

@@ -237,8 +237,14 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
                 if (job->retired)
                         continue;
                 c = evd_config_find_task(next, job->conf.name);
-                if (c && evd_task_conf_equal(c, &job->conf)) {
+                if (c && evd_task_conf_same_run(c, &job->conf)) {
+                        char keys[128];
+
                         n.kept++;
+                        if (!evd_task_conf_equal(c, &job->conf) &&
+                            evd_task_conf_take_live(&job->conf, c, keys, sizeof(keys)) == 0)
+                                evd_log_emit(jobs->log, LOG_NOTICE, EVD_EV_CHANGED, job->conf.name, EVD_NO_FIELDS,
+                                             "settings changed (%s ): applied without a restart", keys);
                         continue;
                 }
                 job_retire(jobs, job);

@@ -544,6 +544,29 @@ class Reload(DaemonTest):
         self.assert_clean_log(d)
         self.assertEqual(sorted(r["task"] for r in d.of("cancelled")), ["a", "a", "b", "c", "d"])
 
+    def test_a_new_description_applies_without_a_restart(self):
+        before = "[task.a]\nkind = ticker\nspeed = 20\ndescription = first words\n"
+        d = self.run_daemon(before)
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "a", what="a step of a")
+        self.rewrite(d, before.replace("first words", "second words"))
+        d.kill(signal.SIGHUP)
+        done = self.reload_outcome(d)
+        self.assertEqual((done["added"], done["removed"], done["changed"], done["unchanged"]), (0, 0, 0, 1))
+        self.assertIn("without a restart", d.event("changed", "a")["msg"])
+        d.kill(signal.SIGUSR1)
+        row = d.wait_for(lambda r: r["event"] == "task-table" and r["task"] == "a", what="the row of a")
+        self.assertEqual(row["description"], "second words")
+        # The same task ran on: no second start, no end, and its steps go on
+        # counting.
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "a" and r["mono_us"] > row["mono_us"],
+                   what="a step after the reload")
+        self.assertEqual(len(d.of("spawned", "a")), 1)
+        self.assertEqual(d.of("cancelled", "a") + d.of("finished", "a"), [])
+        distances = [r["distance"] for r in d.of("step", "a")]
+        self.assertEqual(distances, list(range(1, len(distances) + 1)))
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+
     def test_changed_shielded_task_restarts_after_its_run(self):
         d = self.run_daemon("[task.s]\nkind = sleep\nduration = 1s\nshield = yes\n")
         d.event("spawned", "s")
