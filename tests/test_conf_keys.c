@@ -266,6 +266,8 @@ START_TEST(table_is_whole) {
                               k->name);
                 ck_assert_msg((k->required & ~k->kinds) == 0, "key '%s' required where it is not valid", k->name);
                 ck_assert_ptr_eq(evd_key_find(k->section, k->name), k);
+                if (k->section == EVD_SECTION_TASK)
+                        ck_assert_ptr_eq(evd_task_key(k->index), k);
         }
         ck_assert_uint_eq(evd_kind_names.n, EVD_KIND_COUNT);
         for (int id = 0; id < EVD_KIND_COUNT; id++) {

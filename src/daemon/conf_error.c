@@ -66,7 +66,7 @@ int evd_conf_fail_task_key(evd_conf_error *e, const evd_task_conf *t, enum evd_t
 
         snprintf(section, sizeof(section), "task.%s", t->name);
         va_start(ap, fmt);
-        r = vfail_key(e, section, evd_keys[EVD_DAEMON_KEY_COUNT + index].name, t->key_line[index], fmt, ap);
+        r = vfail_key(e, section, evd_task_key(index)->name, t->key_line[index], fmt, ap);
         va_end(ap);
         return r;
 }

@@ -33,6 +33,11 @@ EVD_TASK_KEYS(DECLARE_TYPE)
 const evd_key evd_keys[] = { EVD_DAEMON_KEYS(DAEMON_ROW) EVD_TASK_KEYS(TASK_ROW) };
 const size_t evd_n_keys = ARRAY_SIZE(evd_keys);
 
+/* The [daemon] rows come first, then the task rows in their list's order. */
+const evd_key *evd_task_key(enum evd_task_key index) {
+        return &evd_keys[EVD_DAEMON_KEY_COUNT + index];
+}
+
 const evd_key *evd_key_find(enum evd_section section, const char *name) {
         for (size_t i = 0; i < ARRAY_SIZE(evd_keys); i++)
                 if (evd_keys[i].section == section && strcmp(evd_keys[i].name, name) == 0)

@@ -261,6 +261,8 @@ extern const evd_key evd_keys[];
 extern const size_t evd_n_keys;
 /* The key `name` of a section, or NULL. */
 const evd_key *evd_key_find(enum evd_section section, const char *name);
+/* The row of task key `index`. */
+const evd_key *evd_task_key(enum evd_task_key index);
 
 /* ---- errors ---- */
 
