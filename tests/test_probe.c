@@ -33,7 +33,8 @@ static void probe_ok_at(int at, const char *text) {
 #define probe_ok(text) probe_ok_at(__LINE__, text)
 
 static void probe_bad_at(int at, const char *text, unsigned line, const char *const *needles) {
-        evd_config *c = parse(text), *sentinel = (evd_config *) &err, *out = sentinel;
+        static evd_config sentinel;
+        evd_config *c = parse(text), *out = &sentinel;
         char prefix[64];
 
         ck_assert_msg(evd_config_probe(c, err, sizeof(err)) == -EINVAL, "test line %d: the probe passed", at);
@@ -45,7 +46,7 @@ static void probe_bad_at(int at, const char *text, unsigned line, const char *co
         evd_config_free(c);
         /* Loading is parsing and probing: the same message, nothing out. */
         ck_assert_int_eq(evd_config_load_string("test.conf", text, &out, err, sizeof(err)), -EINVAL);
-        ck_assert_ptr_eq(out, sentinel);
+        ck_assert_ptr_eq(out, &sentinel);
         ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "test line %d: load says '%s'", at, err);
 }
 #define probe_bad(text, line, ...) probe_bad_at(__LINE__, text, line, (const char *const[]) { __VA_ARGS__, NULL })
