@@ -66,7 +66,7 @@ static const struct key_case {
         { "sleep", "pausable", "no", "nope", "'nope' is not a boolean" },
         { "wedge", "description", "nightly dump of the orders database", NULL, NULL },
         { "ticker", "speed", "2.5", "3x", "'3x' is not a number" },
-        { "ticker", "speed", "1000000", "0", "0 is out of range (more than 0, at most 1000000)" },
+        { "ticker", "speed", "1000", "0", "0 is out of range (0.0001 to 1000 steps a second)" },
         { "ticker", "steps", "10", "1.5", "'1.5' is not an unsigned integer" },
         { "ticker", "steps", "18446744073709551615", "18446744073709551616", "18446744073709551616 is out of range" },
         { "ticker", "message", "hop hop", NULL, NULL },

@@ -328,14 +328,14 @@ START_TEST(load_lenient_syntax) {
                                 "    exit_when_done: on\r\n"
                                 "\t[task.a]\r\n"
                                 "\tkind = ticker\r\n"
-                                "\tspeed = 1000000\r\n"
+                                "\tspeed = 1000\r\n"
                                 "\tmessage = a;b # not a comment\r\n"
                                 "\tsteps = 18446744073709551615");
 
         ck_assert_int_eq(c->log, EVD_LOG_CONSOLE);
         ck_assert(c->exit_when_done);
         ck_assert_uint_eq(c->n_tasks, 1);
-        ck_assert_double_eq(c->tasks[0].speed, 1e6);
+        ck_assert_double_eq(c->tasks[0].speed, 1000);
         ck_assert_str_eq(c->tasks[0].message, "a;b # not a comment");
         ck_assert_uint_eq(c->tasks[0].steps, UINT64_MAX);
         evd_config_free(c);
@@ -446,10 +446,30 @@ START_TEST(error_bad_duration) {
         expect_error("[daemon]\nabandon_grace = soon\n", 2, "key 'abandon_grace'", "not a duration");
         expect_error("[task.b]\nkind = blocking\nduration = 1s\ncheck_every = often\n", 4,
                      "key 'check_every' in [task.b]", "not a duration");
+        /* Finding 15 of issue 18: every duration is bounded, so that now
+         * plus one never overflows, and an interval is long enough to be
+         * a schedule. */
+        expect_error("[task.t]\nkind = exec\ncommand = true\nschedule = interval\n"
+                     "interval = 9223372036854775807ns\n",
+                     5, "key 'interval' in [task.t]", "out of range", "366 days");
+        expect_error("[daemon]\ndrain_timeout = 8785h\n", 2, "key 'drain_timeout'", "out of range");
+        expect_error("[task.t]\nkind = exec\ncommand = true\ntimeout = 9000h\n", 4, "key 'timeout'",
+                     "out of range");
+        expect_error("[task.t]\nkind = exec\ncommand = true\nschedule = interval\ninterval = 1us\n", 5,
+                     "key 'interval' in [task.t]", "at least 10ms");
+        expect_error("[task.t]\nkind = exec\ncommand = true\nschedule = interval\ninterval = 9ms\n", 5,
+                     "key 'interval'", "at least 10ms");
 
         /* check_every = 0 is allowed: a thread that never checks its token. */
         evd_config *c = load_ok("[task.b]\nkind = blocking\nduration = 1s\ncheck_every = 0\n");
         ck_assert_int_eq(c->tasks[0].check_every, 0);
+        evd_config_free(c);
+        /* Both ends of the bounds are included. */
+        c = load_ok("[task.t]\nkind = exec\ncommand = true\nschedule = interval\ninterval = 10ms\n"
+                    "timeout = 8784h\n[task.r]\nkind = ticker\nspeed = 0.0001\n");
+        ck_assert_int_eq(c->tasks[0].interval, EVD_SEC(1) / 100);
+        ck_assert_int_eq(c->tasks[0].timeout, EVD_SEC(8784) * 3600);
+        ck_assert_double_eq(c->tasks[1].speed, 0.0001);
         evd_config_free(c);
 }
 END_TEST
@@ -469,7 +489,12 @@ START_TEST(error_bad_number) {
         expect_error("[task.rabbit]\nkind = ticker\nspeed =\n", 3, "key 'speed'", "not a number");
         expect_error("[task.rabbit]\nkind = ticker\nspeed = 0\n", 3, "key 'speed'", "out of range");
         expect_error("[task.rabbit]\nkind = ticker\nspeed = 0.0\n", 3, "key 'speed'", "out of range");
-        expect_error("[task.rabbit]\nkind = ticker\nspeed = 1000000.5\n", 3, "key 'speed'", "out of range");
+        expect_error("[task.rabbit]\nkind = ticker\nspeed = 1000.5\n", 3, "key 'speed'", "out of range",
+                     "0.0001 to 1000");
+        /* Finding 15 of issue 18: a step every 10^10 s overflowed the
+         * nanoseconds between steps into a flood of steps. */
+        expect_error("[task.rabbit]\nkind = ticker\nspeed = 0.0000000001\n", 3, "key 'speed'", "out of range");
+        expect_error("[task.rabbit]\nkind = ticker\nspeed = 0.00009\n", 3, "key 'speed'", "out of range");
         expect_error("[task.rabbit]\nkind = ticker\nsteps = -1\n", 3, "key 'steps' in [task.rabbit]",
                      "not an unsigned integer");
         expect_error("[task.rabbit]\nkind = ticker\nsteps = 1.5\n", 3, "key 'steps'", "not an unsigned integer");

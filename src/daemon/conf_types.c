@@ -10,7 +10,11 @@
 
 #define STACK_SIZE_MIN ((size_t) 16 << 10)
 #define STACK_SIZE_MAX ((size_t) 1 << 30)
-#define SPEED_MAX 1e6
+#define SPEED_MIN 0.0001
+#define SPEED_MAX 1000
+/* The longest duration any key takes: a deadline or a next start of now
+ * plus a few of them still fits in int64_t nanoseconds with room to spare. */
+#define DURATION_MAX EVD_SEC(366 * 24 * 3600)
 #define THREADS_MAX 1024
 
 static const char *const kind_words[] = { EVD_KIND_LIST(EVD_ENUM_NAME) };
@@ -35,6 +39,8 @@ static int parse_boolean(const evd_key_ctx *ctx, const char *v, void *field) {
 static int parse_duration(const evd_key_ctx *ctx, const char *v, void *field) {
         if (evd_parse_duration(v, field) < 0)
                 return evd_key_fail(ctx, "'%s' is not a duration (for example 250ms, 10s, 1.5s, 5min, 1h)", v);
+        if (*(int64_t *) field > DURATION_MAX)
+                return evd_key_fail(ctx, "%s is out of range (at most 8784h, 366 days)", v);
         return 0;
 }
 
@@ -87,8 +93,8 @@ static int parse_speed(const evd_key_ctx *ctx, const char *v, void *field) {
 
         if (r == -EINVAL)
                 return evd_key_fail(ctx, "'%s' is not a number", v);
-        if (r < 0)
-                return evd_key_fail(ctx, "%s is out of range (more than 0, at most 1000000)", v);
+        if (r < 0 || *(double *) field < SPEED_MIN)
+                return evd_key_fail(ctx, "%s is out of range (0.0001 to 1000 steps a second)", v);
         return 0;
 }
 

@@ -24,6 +24,9 @@
 #define DRAIN_OUTPUT EVT_SEC(1) /* after the exit, output still coming */
 #define REAP_AFTER_KILL EVT_SEC(5)
 #define BACKOFF_MAX EVT_SEC(60)
+/* A shorter interval would start a process more often than one can be
+ * started and logged. */
+#define INTERVAL_MIN EVT_MSEC(10)
 
 /* ---- the config ---- */
 
@@ -38,6 +41,8 @@ static int exec_check(evd_task_conf *t, evd_conf_error *e) {
                                               "schedule = interval needs an 'interval' duration");
         if (t->schedule != EVD_SCHEDULE_INTERVAL && t->key_line[EVD_TASK_KEY(interval)])
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(interval), "only for schedule = interval");
+        if (t->key_line[EVD_TASK_KEY(interval)] && t->interval < INTERVAL_MIN)
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(interval), "must be at least 10ms");
         if (t->shell) {
                 char *argv[] = { "/bin/sh", "-c", t->command, NULL };
 
@@ -209,6 +214,25 @@ out:
 
 /* ---- the schedule ---- */
 
+/* Start to start: the first start of the grid started + k * interval that
+ * is still ahead. The starts a long run covered are skipped, all in one
+ * record, counted rather than walked: however short the interval or long
+ * the run, this is a division. */
+static int64_t next_start(evd_job *job, unsigned run, int64_t started) {
+        const evd_task_conf *c = &job->conf;
+        int64_t now = evt_time_now(), next = started + c->interval;
+        uint64_t skipped;
+
+        if (next > now)
+                return next;
+        skipped = (uint64_t) ((now - next) / c->interval) + 1;
+        evd_log_emit(job->log, LOG_WARNING, EVD_EV_SKIPPED, c->name,
+                     EVD_FIELDS(EVD_NUM("run", run), EVD_NUM("skipped", skipped)),
+                     "run %u outlasted the interval: %llu start%s skipped", run, (unsigned long long) skipped,
+                     skipped == 1 ? "" : "s");
+        return next + (int64_t) skipped * c->interval;
+}
+
 static int exec_run(evd_job *job) {
         const evd_task_conf *c = &job->conf;
         int64_t backoff = c->restart_sec;
@@ -236,14 +260,7 @@ static int exec_run(evd_job *job) {
                         return -ECANCELED;
                 switch (c->schedule) {
                 case EVD_SCHEDULE_INTERVAL:
-                        /* Start to start; runs that would overlap are skipped. */
-                        next = started + c->interval;
-                        while (next <= evt_time_now()) {
-                                evd_log_emit(job->log, LOG_WARNING, EVD_EV_SKIPPED, c->name,
-                                             EVD_FIELDS(EVD_NUM("run", run)),
-                                             "run %u outlasted the interval: the next start is skipped", run);
-                                next += c->interval;
-                        }
+                        next = next_start(job, run, started);
                         r = evt_sleep_until(next);
                         break;
                 case EVD_SCHEDULE_ALWAYS:

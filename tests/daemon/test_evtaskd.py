@@ -886,11 +886,29 @@ class Exec(DaemonTest):
             self.assertGreater(self.index(d, nxt), self.index(d, ends[prev["run"]]))
             self.assertGreaterEqual(nxt["mono_us"] - prev["mono_us"], 700_000)
             skipped = [r for r in d.of("skipped", "tick") if r["run"] == prev["run"]]
-            self.assertGreaterEqual(len(skipped), 2, f"run {prev['run']}: 0.7 s covers two starts")
-            for r in skipped:
-                self.assertLess(self.index(d, r), self.index(d, nxt))
+            self.assertEqual(len(skipped), 1, f"run {prev['run']}: one record for the starts it covered")
+            self.assertGreaterEqual(skipped[0]["skipped"], 2, f"run {prev['run']}: 0.7 s covers two starts")
+            self.assertLess(self.index(d, skipped[0]), self.index(d, nxt))
         for r in ends.values():
             self.assertGreaterEqual(r["duration_ms"], 700)
+
+    def test_a_short_interval_counts_its_skips(self):
+        # Finding 15 of issue 18: each skipped start was walked and logged
+        # one by one, so a run far longer than its interval flooded the
+        # log (and an interval near the limit of int64 never got out of
+        # the loop) while SIGTERM waited.
+        d = self.run_daemon(exec_task("tick", "sleep 0.5", schedule="interval", interval="10ms"))
+        d.wait_for(lambda r: r["event"] == "run" and r["task"] == "tick" and r["run"] == 3,
+                   timeout=20, what="the third run")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        skipped = d.of("skipped", "tick")
+        self.assertEqual([r["run"] for r in skipped], [1, 2], "one record per run that outlasted the interval")
+        for r in skipped:
+            self.assertGreaterEqual(r["skipped"], 40, r)
+            self.assertLessEqual(r["skipped"], 1000, r)
+        self.assertLess(len(d.records), 40, "the log holds a handful of records, not one per skipped start")
 
     def test_timeout_kills_the_run(self):
         d = self.run_daemon(self.HEAD + exec_task("sleeper", "sleep 100", timeout="1s")
