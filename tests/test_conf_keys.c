@@ -84,6 +84,8 @@ static const struct key_case {
         { "exec", "working_directory", "/srv", "srv", "'srv' is not an absolute path" },
         { "exec", "environment", "A=1 B='2 3'", "A=1 B", "'B' is not NAME=VALUE" },
         { "exec", "environment", "A=1", "A='1", "unterminated ' quote" },
+        { "exec", "umask", "027", "0800", "'0800' is not a file mode mask (octal, 0000 to 0777, for example 0022)" },
+        { "exec", "umask", "0", "1777", "1777 is out of range (0000 to 0777)" },
         { "exec", "user", "nobody", NULL, NULL },
         { "exec", "group", "nogroup", NULL, NULL },
         { "module", "path", "/usr/lib/x.so", "x.so", "'x.so' is not an absolute path" },

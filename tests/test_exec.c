@@ -23,13 +23,15 @@ START_TEST(environment_cleaned) {
         char *base[] = {
                 "PATH=/bin", "NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=1000", "WATCHDOG_PID=1",
                 "JOURNAL_STREAM=8:9", "LISTEN_FDS=2", "LISTEN_PID=1", "LISTEN_FDNAMES=a:b", "HOME=/root",
-                "NOTIFY_SOCKETS=kept", "LANG=C", NULL,
+                "NOTIFY_SOCKETS=kept", "LANG=C", "CREDENTIALS_DIRECTORY=/run/credentials/evtaskd.service",
+                "MAINPID=7", "MONITOR_SERVICE_RESULT=exit-code", "TRIGGER_UNIT=a.timer", NULL,
         };
         evd_identity same = { 0 };
         char **env = evd_exec_environment(base, NULL, &same);
 
         ck_assert_ptr_nonnull(env);
-        /* What is the daemon's own goes; the rest stays, in order. */
+        /* What is the daemon's own goes (finding 13 of issue 18: the
+         * daemon's credentials); the rest stays, in order. */
         ck_assert_str_eq(joined(env), "PATH=/bin HOME=/root NOTIFY_SOCKETS=kept LANG=C");
         free(env);
 }
@@ -50,20 +52,22 @@ END_TEST
 
 START_TEST(environment_of_a_user) {
         char *base[] = { "PATH=/bin", "USER=root", "LOGNAME=root", "HOME=/root", "SHELL=/bin/bash", "TERM=xterm",
-                         NULL };
+                         "XDG_RUNTIME_DIR=/run/user/0", "SUDO_USER=admin", "DBUS_SESSION_BUS_ADDRESS=unix:x", NULL };
         char *job[] = { "HOME=/srv/job", NULL };
         evd_identity id = { .set_uid = true,
                             .env = { strdup("USER=app"), strdup("LOGNAME=app"), strdup("HOME=/home/app"),
                                      strdup("SHELL=/bin/sh") } };
         char **env = evd_exec_environment(base, job, &id);
 
-        /* The daemon's user goes, the run's comes, the job's wins. */
+        /* The daemon's user goes (finding 13 of issue 18: root's runtime
+         * directory and session bus), the run's comes, the job's wins. */
         ck_assert_str_eq(joined(env), "PATH=/bin TERM=xterm USER=app LOGNAME=app SHELL=/bin/sh HOME=/srv/job");
         free(env);
         /* Without a user to switch to, the daemon's stay. */
         id.set_uid = false;
         env = evd_exec_environment(base, NULL, &id);
-        ck_assert_str_eq(joined(env), "PATH=/bin USER=root LOGNAME=root HOME=/root SHELL=/bin/bash TERM=xterm");
+        ck_assert_str_eq(joined(env), "PATH=/bin USER=root LOGNAME=root HOME=/root SHELL=/bin/bash TERM=xterm "
+                                      "XDG_RUNTIME_DIR=/run/user/0 SUDO_USER=admin DBUS_SESSION_BUS_ADDRESS=unix:x");
         free(env);
         evd_identity_clear(&id);
         ck_assert_ptr_null(id.env[0]);

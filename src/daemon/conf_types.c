@@ -104,6 +104,21 @@ static int parse_signal(const evd_key_ctx *ctx, const char *v, void *field) {
         return 0;
 }
 
+/* Octal, as umask(1) and systemd's UMask= take it: 0022, 027, 0. */
+static int parse_umask(const evd_key_ctx *ctx, const char *v, void *field) {
+        unsigned mask = 0;
+        size_t n = strspn(v, "01234567");
+
+        if (n == 0 || v[n] != '\0' || n > 4)
+                return evd_key_fail(ctx, "'%s' is not a file mode mask (octal, 0000 to 0777, for example 0022)", v);
+        for (size_t i = 0; i < n; i++)
+                mask = mask * 8 + (unsigned) (v[i] - '0');
+        if (mask > 0777)
+                return evd_key_fail(ctx, "%s is out of range (0000 to 0777)", v);
+        *(unsigned *) field = mask;
+        return 0;
+}
+
 /* One of the words of the type's names table; stored as the enum. */
 static int parse_word(const evd_key_ctx *ctx, const char *v, void *field) {
         const evd_names *names = ctx->key->type->names;
@@ -208,6 +223,7 @@ TYPE(threads, .parse = parse_threads)
 TYPE(count, .parse = parse_count)
 TYPE(speed, .parse = parse_speed)
 TYPE(signal, .parse = parse_signal)
+TYPE(umask, .parse = parse_umask)
 TYPE(text, .parse = parse_text, .show = show_string)
 TYPE(string, .parse = parse_string, .show = show_string)
 TYPE(path, .parse = parse_path, .show = show_string)

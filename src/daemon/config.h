@@ -106,6 +106,7 @@ extern const evd_names evd_restart_names;
         X(restart_sec, duration, EVD_EXEC, 0, EVD_SEC(1), NULL)                                   \
         X(working_directory, path, EVD_EXEC, 0, NULL, NULL)       /* NULL: the daemon's */        \
         X(environment, environment, EVD_EXEC, 0, NULL, NULL)      /* K=V entries */               \
+        X(umask, umask, EVD_EXEC, 0, 0022, NULL)                  /* the run's file mode mask */  \
         X(user, identity, EVD_EXEC, 0, NULL, NULL)                /* NULL: the daemon's */        \
         X(group, identity, EVD_EXEC, 0, NULL, NULL)               /* NULL: the user's */          \
         X(path, path, EVD_MODULE, EVD_MODULE, NULL, NULL)         /* the shared object */         \
@@ -130,6 +131,7 @@ extern const evd_names evd_restart_names;
 #define EVD_CTYPE_identity char *
 #define EVD_CTYPE_environment char **
 #define EVD_CTYPE_signal int
+#define EVD_CTYPE_umask unsigned
 #define EVD_CTYPE_kind enum evd_kind_id
 #define EVD_CTYPE_schedule enum evd_schedule
 #define EVD_CTYPE_restart enum evd_restart

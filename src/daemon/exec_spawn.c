@@ -1,7 +1,8 @@
 /* Starting an exec job's command. posix_spawn when the run keeps the
- * daemon's identity: a new process group, an empty signal mask, default
- * dispositions, stdin from /dev/null, no fd of the daemon but the two
- * pipes. Fork and exec when it switches to a `user` or `group`: the child
+ * daemon's identity and file mode mask: a new process group, an empty
+ * signal mask, default dispositions, stdin from /dev/null, no fd of the
+ * daemon but the two pipes. Fork and exec when it switches to a `user` or
+ * `group`, or to its own `umask`: the child
  * only makes system calls (identity looked up before the fork), and a
  * step that fails is reported back through a pipe. */
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,21 +31,38 @@ static bool overridden(const char *entry, char *const *overrides) {
         return false;
 }
 
-static bool inherited(const char *entry, char *const *overrides, bool new_user) {
-        static const char *const dropped[] = {
-                /* The daemon's, not its jobs': a child must not notify,
-                 * ping or log in the daemon's name. */
-                "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "JOURNAL_STREAM=",
-                "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=",
-        };
-        static const char *const users[] = { "USER=", "LOGNAME=", "HOME=", "SHELL=" };
+/* Whether entry's name is one of names, each given with its '=' ("FOO=")
+ * or as a prefix ending in '_' ("MONITOR_"). */
+static bool named(const char *entry, const char *const *names, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(entry, names[i], strlen(names[i])) == 0)
+                        return true;
+        return false;
+}
 
-        for (size_t i = 0; i < ARRAY_SIZE(dropped); i++)
-                if (strncmp(entry, dropped[i], strlen(dropped[i])) == 0)
-                        return false;
-        for (size_t i = 0; new_user && i < ARRAY_SIZE(users); i++)
-                if (strncmp(entry, users[i], strlen(users[i])) == 0)
-                        return false;
+static bool inherited(const char *entry, char *const *overrides, bool new_user) {
+        /* The daemon's, not its jobs': what the service manager hands the
+         * daemon (systemd.exec(5)): a child must not notify, ping or log
+         * in the daemon's name, take its sockets or read its credentials. */
+        static const char *const daemons[] = {
+                "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "JOURNAL_STREAM=", "LISTEN_FDS=",
+                "LISTEN_PID=", "LISTEN_FDNAMES=", "CREDENTIALS_DIRECTORY=", "MAINPID=", "MANAGERPID=",
+                "SYSTEMD_EXEC_PID=", "FDSTORE=", "PIDFILE=", "MEMORY_PRESSURE_WATCH=", "MEMORY_PRESSURE_WRITE=",
+                "SERVICE_RESULT=", "EXIT_CODE=", "EXIT_STATUS=", "MONITOR_", "TRIGGER_",
+        };
+        /* The user's who started the daemon: a run as another user gets
+         * its own USER, LOGNAME, HOME and SHELL, and none of the rest. */
+        static const char *const users[] = {
+                "USER=", "LOGNAME=", "HOME=", "SHELL=", "MAIL=", "XDG_RUNTIME_DIR=", "XDG_SESSION_",
+                "XDG_SEAT=", "XDG_VTNR=", "DBUS_SESSION_BUS_ADDRESS=", "SSH_AUTH_SOCK=", "SSH_AGENT_PID=",
+                "SUDO_", "RUNTIME_DIRECTORY=", "STATE_DIRECTORY=", "CACHE_DIRECTORY=", "LOGS_DIRECTORY=",
+                "CONFIGURATION_DIRECTORY=",
+        };
+
+        if (named(entry, daemons, ARRAY_SIZE(daemons)))
+                return false;
+        if (new_user && named(entry, users, ARRAY_SIZE(users)))
+                return false;
         return !overridden(entry, overrides);
 }
 
@@ -81,6 +100,7 @@ static _Noreturn void child_exec(const evd_task_conf *c, const evd_identity *id,
         int failure[2], null;
 
         setpgid(0, 0);
+        umask((mode_t) c->umask);
         for (int sig = 1; sig < NSIG; sig++)
                 sigaction(sig, &dfl, NULL); /* fails, harmlessly, for KILL, STOP and glibc's own */
         sigemptyset(&none);
@@ -156,6 +176,24 @@ static int fork_child(const evd_task_conf *c, const evd_identity *id, char **env
         return 0;
 }
 
+/* The daemon's own file mode mask, or -1 when it cannot be read without
+ * changing it (umask(2) only sets; a moment at another mask would apply to
+ * a file a pool thread creates meanwhile). */
+static int daemon_umask(void) {
+        char line[256];
+        unsigned mask;
+        int found = -1;
+        FILE *f = fopen("/proc/self/status", "re");
+
+        if (!f)
+                return -1;
+        while (found < 0 && fgets(line, sizeof(line), f))
+                if (sscanf(line, "Umask: %o", &mask) == 1)
+                        found = (int) mask;
+        fclose(f);
+        return found;
+}
+
 int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, pid_t *ret_pid, char *why,
                    size_t whylen) {
         posix_spawn_file_actions_t fa;
@@ -166,7 +204,9 @@ int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int 
 
         if (!env)
                 return -ENOMEM;
-        if (c->user || c->group) {
+        /* posix_spawn has no umask step: a run whose mask is not the
+         * daemon's is forked. */
+        if (c->user || c->group || daemon_umask() != (int) c->umask) {
                 r = fork_child(c, id, env, out, err, ret_pid, why, whylen);
                 free(env);
                 return r;

@@ -8,15 +8,18 @@
 #include "config.h"
 #include "identity.h"
 
-/* The environment of a run: `base` (the daemon's) without what is the
- * daemon's own (NOTIFY_SOCKET, WATCHDOG_*, JOURNAL_STREAM, LISTEN_*) and,
- * when the run switches users, without USER, LOGNAME, HOME and SHELL; then
+/* The environment of a run: `base` (the daemon's) without what the
+ * service manager gave the daemon (NOTIFY_SOCKET, WATCHDOG_*,
+ * JOURNAL_STREAM, LISTEN_*, CREDENTIALS_DIRECTORY, MAINPID, ...) and, when
+ * the run switches users, without the starting user's (USER, LOGNAME, HOME,
+ * SHELL, XDG_RUNTIME_DIR, DBUS_SESSION_BUS_ADDRESS, SUDO_*, ...); then
  * the user's (id->env, with set_uid), then `overrides` (the job's
  * `environment`), each replacing an entry of the same name before it. The
  * strings are borrowed: free only the array. NULL: no memory. */
 char **evd_exec_environment(char *const *base, char *const *overrides, const evd_identity *id);
 
-/* Starts c's argv as `id`, with out and err as stdout and stderr: 0 with
+/* Starts c's argv as `id` under c's umask, with out and err as stdout and
+ * stderr: 0 with
  * the pid, or -errno with the reason in why (the child's step that failed,
  * when it could not become `id`, enter its directory or exec). */
 int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, pid_t *ret_pid, char *why,
