@@ -13,9 +13,9 @@ typedef struct evd_kind {
          * no file, user or environment is looked at. 0 or an error through
          * e; NULL: nothing to check. */
         int (*check)(evd_task_conf *t, evd_conf_error *e);
-        /* What the task needs of this host (a program, a module). 0 or an
-         * error through e; NULL: nothing. */
-        int (*probe)(const evd_task_conf *t, evd_conf_error *e);
+        /* What the task needs of this host (a program, a module), in the
+         * daemon config c. 0 or an error through e; NULL: nothing. */
+        int (*probe)(const evd_config *c, const evd_task_conf *t, evd_conf_error *e);
         /* The task's body: 0 once done, or a negative errno. It runs on
          * the job's task, and its end is logged by evd_job_run. */
         int (*run)(evd_job *job);
@@ -23,6 +23,12 @@ typedef struct evd_kind {
          * evd_job_run logs only a cancel. */
         bool logs_own_end;
 } evd_kind;
+
+/* For a probe: whether a daemon of config c may take code from path. As
+ * root, path must be a file only root or the daemon's [daemon] user could
+ * have written (evd_trust_path); otherwise anything goes. 0, or -EPERM
+ * with the reason in why. */
+int evd_probe_trusted(const evd_config *c, const char *path, char *why, size_t whylen);
 
 /* The row of a kind; never NULL for a kind of the list. */
 const evd_kind *evd_kind_get(enum evd_kind_id id);

@@ -58,7 +58,8 @@ static int exec_check(evd_task_conf *t, evd_conf_error *e) {
 }
 
 /* The program must be there: by its path, or on $PATH. */
-static int exec_probe(const evd_task_conf *t, evd_conf_error *e) {
+static int exec_probe(const evd_config *c, const evd_task_conf *t, evd_conf_error *e) {
+        (void) c;
         if (!evd_program_found(t->argv[0]))
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(command), "'%s' is not an executable program%s",
                                               t->argv[0], strchr(t->argv[0], '/') ? "" : " on $PATH");

@@ -1,21 +1,32 @@
 /* kind = module: a shared object's entry function as the task's body, with
  * the section's arg.KEY lines as its arguments. The object is checked when
- * the config is read (it loads, it is built for this ABI, it has the entry
- * function) and opened again for each run, so that a reload after the file
- * changed runs the new code. */
+ * the config is read (as root, no other user could have written it; it
+ * loads, it is built for this ABI, it has the entry function), in a child
+ * that has become the daemon's [daemon] user first: no code of the module
+ * runs in the daemon, or as root, before the daemon gives root up. It is
+ * opened again for each run, so that a reload after the file changed runs
+ * the new code. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "evtask-module.h"
 #include "command.h"
+#include "identity.h"
 #include "kind.h"
 
 #define ENTRY_DEFAULT "evtask_task"
+/* The longest a module may take to load in the check's child. */
+#define LOAD_TIMEOUT_MS 5000
 
 /* Opens a module and checks it (its ABI, its entry symbol): 0 with the
  * handle and the entry function, or, with the reason in err, -ENOEXEC (the
@@ -58,18 +69,97 @@ static int module_check(evd_task_conf *t, evd_conf_error *e) {
         return 0;
 }
 
-/* It must load, be built for this ABI, and export its entry function. */
-static int module_probe(const evd_task_conf *t, evd_conf_error *e) {
+/* What the check's child reports: module_open's result and reason. */
+typedef struct load_report {
+        int r;
         char why[PATH_MAX + 256];
-        void *fn, *handle;
+} load_report;
+
+/* The child of load_in_child: becomes the daemon's user, opens the module,
+ * reports, and leaves without running the daemon's exit handlers. */
+static _Noreturn void load_child(const evd_config *c, const evd_task_conf *t, int report) {
+        static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS };
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        load_report rep = { 0 };
+        void *handle, *fn;
+
+        /* A fault kills the child, whatever handlers the daemon (or a
+         * sanitizer) has: its status names the signal. */
+        for (size_t i = 0; i < ARRAY_SIZE(faults); i++)
+                sigaction(faults[i], &dfl, NULL);
+        rep.r = evd_identity_drop(c->user, c->group);
+        if (rep.r < 0)
+                snprintf(rep.why, sizeof(rep.why), "cannot become [daemon] user and group to load it: %s",
+                         strerror(-rep.r));
+        else
+                rep.r = module_open(t->path, t->entry, &handle, &fn, rep.why, sizeof(rep.why));
+        (void) !write(report, &rep, sizeof(rep));
+        _exit(0);
+}
+
+/* module_open, in a child that first becomes the [daemon] user: whatever
+ * the module's constructors do (run as root, exit, fault, hang) happens
+ * there. The same results as module_open; -ENOEXEC for a module that
+ * kills or ends its loader. */
+static int load_in_child(const evd_config *c, const evd_task_conf *t, char *why, size_t whylen) {
+        load_report rep = { .r = -ENOEXEC };
+        struct pollfd pfd = { .events = POLLIN };
+        int fds[2], status = 0, ready;
+        ssize_t n = 0;
+        pid_t pid;
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        fflush(NULL); /* a constructor's exit() must not write the daemon's buffers twice */
+        pid = fork();
+        if (pid == 0)
+                load_child(c, t, fds[1]);
+        close(fds[1]);
+        if (pid < 0) {
+                close(fds[0]);
+                return -errno;
+        }
+        pfd.fd = fds[0];
+        do
+                ready = poll(&pfd, 1, LOAD_TIMEOUT_MS);
+        while (ready < 0 && errno == EINTR);
+        if (ready > 0)
+                do
+                        n = read(fds[0], &rep, sizeof(rep));
+                while (n < 0 && errno == EINTR);
+        close(fds[0]);
+        if (ready == 0)
+                kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (n == (ssize_t) sizeof(rep)) {
+                snprintf(why, whylen, "%s", rep.why);
+                return rep.r;
+        }
+        if (ready == 0)
+                snprintf(why, whylen, "'%s' did not finish loading within %d ms", t->path, LOAD_TIMEOUT_MS);
+        else if (WIFSIGNALED(status))
+                snprintf(why, whylen, "'%s' killed its loader with signal %d (%s)", t->path, WTERMSIG(status),
+                         strsignal(WTERMSIG(status)));
+        else
+                snprintf(why, whylen, "'%s' ended its loader with exit status %d while loading", t->path,
+                         WEXITSTATUS(status));
+        return -ENOEXEC;
+}
+
+/* It must be a file no other user could have written (as root), load, be
+ * built for this ABI, and export its entry function. */
+static int module_probe(const evd_config *c, const evd_task_conf *t, evd_conf_error *e) {
+        char why[2 * PATH_MAX + 256];
         int r;
 
-        r = module_open(t->path, t->entry, &handle, &fn, why, sizeof(why));
+        r = evd_probe_trusted(c, t->path, why, sizeof(why));
+        if (r == 0)
+                r = load_in_child(c, t, why, sizeof(why));
         if (r == -ENOENT && t->key_line[EVD_TASK_KEY(entry)])
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(entry), "%s", why);
         if (r < 0)
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(path), "%s", why);
-        dlclose(handle);
         return 0;
 }
 

@@ -1,10 +1,12 @@
 /* The host check of a parsed config: its users and groups exist (and only
  * a daemon running as root would switch to another), and each task's kind
- * finds what it needs (a program, a module). Errors read as the parser's,
- * "FILE:LINE: key 'K' in [S]: ...", and the one on the earliest line is
- * reported. */
+ * finds what it needs (a program, a module); as root, the config file and
+ * the modules are files no other user could have written. Errors read as
+ * the parser's, "FILE:LINE: key 'K' in [S]: ...", and the one on the
+ * earliest line is reported. */
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 
 #include "identity.h"
 #include "kind.h"
+#include "trust.h"
 
 /* `user` or `group` = v, set on `line` of [section]: it must exist, and
  * only root can become another. */
@@ -47,7 +50,27 @@ static int probe_identity(evd_conf_error *e, const char *section, const char *ke
         return 0;
 }
 
-static void probe_task(const evd_task_conf *t, evd_conf_error *e) {
+/* The user a root daemon of config c becomes: its files are trusted as
+ * root's are. 0 when it stays root (or the user is unknown: the identity
+ * probe says so). */
+static uid_t own_uid(const evd_config *c) {
+        struct passwd pw, *pwp = NULL;
+        char buf[16384];
+
+        if (c->user && evd_lookup_user(c->user, &pw, buf, sizeof(buf), &pwp) == 0 && pwp)
+                return pwp->pw_uid;
+        return 0;
+}
+
+int evd_probe_trusted(const evd_config *c, const char *path, char *why, size_t whylen) {
+        if (geteuid() != 0)
+                return 0;
+        /* A path that cannot be looked at (missing, a loop) is for the
+         * reader or the loader to report, in its own words. */
+        return evd_trust_path(path, own_uid(c), why, whylen) == -EPERM ? -EPERM : 0;
+}
+
+static void probe_task(const evd_config *c, const evd_task_conf *t, evd_conf_error *e) {
         const evd_kind *kind = evd_kind_get(t->kind);
         char section[128];
 
@@ -55,7 +78,7 @@ static void probe_task(const evd_task_conf *t, evd_conf_error *e) {
         probe_identity(e, section, "user", t->key_line[EVD_TASK_KEY(user)], t->user);
         probe_identity(e, section, "group", t->key_line[EVD_TASK_KEY(group)], t->group);
         if (kind->probe)
-                kind->probe(t, e);
+                kind->probe(c, t, e);
 }
 
 int evd_config_probe(const evd_config *c, char *err, size_t errlen) {
@@ -68,7 +91,7 @@ int evd_config_probe(const evd_config *c, char *err, size_t errlen) {
                  * found cannot hold an earlier one. */
                 if (e.code && c->tasks[i].line > e.line)
                         break;
-                probe_task(&c->tasks[i], &e);
+                probe_task(c, &c->tasks[i], &e);
         }
         return e.code;
 }
@@ -86,13 +109,24 @@ static int probed(evd_config *c, evd_config **ret, char *err, size_t errlen) {
 }
 
 int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t errlen) {
+        char why[2 * PATH_MAX + 256];
         evd_config *c;
         int r;
 
         if (!ret)
                 return -EINVAL;
         r = evd_config_parse_file(path, &c, err, errlen);
-        return r < 0 ? r : probed(c, ret, err, errlen);
+        if (r < 0)
+                return r;
+        /* Before anything it says is looked at: as root, a file another
+         * user could have written is refused whole. */
+        r = evd_probe_trusted(c, path, why, sizeof(why));
+        if (r < 0) {
+                snprintf(err, errlen, "%s: %s", path, why);
+                evd_config_free(c);
+                return r;
+        }
+        return probed(c, ret, err, errlen);
 }
 
 int evd_config_load_string(const char *name, const char *text, evd_config **ret, char *err, size_t errlen) {

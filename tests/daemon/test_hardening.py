@@ -88,5 +88,150 @@ class Environment(T.DaemonTest):
             self.assertFalse([x for x in lines if x.startswith(name + "=")], f"root's {name} reached the job")
 
 
+def check_config(path, env=None, preexec=None):
+    """evtaskd --check-config on path: (exit status, stderr)."""
+    p = subprocess.run([EVTASKD, "--check-config", "--config", path], capture_output=True, text=True, env=env,
+                       preexec_fn=lambda: (childenv.default_signals(), preexec and preexec()))
+    return p.returncode, p.stderr
+
+
+def write(path, text, mode=0o644, uid=None):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    if uid is not None:
+        os.chown(path, uid, -1)
+    return path
+
+
+SLEEPER = "[task.nap]\nkind = sleep\nduration = 1s\n"
+
+
+class Files(unittest.TestCase):
+    """Finding 12: as root, a config file or a module another user could
+    have written is refused, naming the file, its owner and its mode."""
+
+    def setUp(self):
+        need_root(self)
+        self.module = os.environ.get("MODULE_MISBEHAVE")
+
+    def refused(self, path, *words):
+        code, err = check_config(path)
+        self.assertEqual(code, 78, err)
+        for w in words:
+            self.assertIn(w, err)
+
+    def accepted(self, path):
+        code, err = check_config(path)
+        self.assertEqual(code, 0, err)
+
+    def test_a_config_of_another_user(self):
+        conf = write(os.path.join(fresh_dir(self), "evtaskd.conf"), SLEEPER, uid=NOBODY)
+        self.refused(conf, conf, "owned by nobody (uid 65534)")
+
+    def test_a_config_writable_by_group_or_others(self):
+        d = fresh_dir(self)
+        self.refused(write(os.path.join(d, "g.conf"), SLEEPER, mode=0o664), "g.conf", "writable by its group",
+                     "mode 0664")
+        self.refused(write(os.path.join(d, "o.conf"), SLEEPER, mode=0o646), "writable by others", "mode 0646")
+
+    def test_a_config_in_a_directory_anyone_can_write(self):
+        d = fresh_dir(self, mode=0o777)
+        conf = write(os.path.join(d, "evtaskd.conf"), SLEEPER)
+        self.refused(conf, f"directory '{os.path.realpath(d)}' on the way to", "writable by others", "mode 0777")
+
+    def test_a_config_under_a_directory_of_another_user(self):
+        d = fresh_dir(self)
+        os.chown(d, NOBODY, -1)
+        inner = os.path.join(d, "etc")
+        os.mkdir(inner, 0o755)
+        conf = write(os.path.join(inner, "evtaskd.conf"), SLEEPER)
+        self.refused(conf, "directory", "owned by nobody")
+
+    def test_a_link_another_user_owns(self):
+        d = fresh_dir(self, mode=0o777, sticky=True)
+        conf = write(os.path.join(fresh_dir(self), "evtaskd.conf"), SLEEPER)
+        link = os.path.join(d, "link.conf")
+        os.symlink(conf, link)
+        os.lchown(link, NOBODY, -1)
+        self.refused(link, "link", "owned by nobody")
+
+    def test_a_sticky_directory_holds_roots_own_file(self):
+        d = fresh_dir(self, mode=0o777, sticky=True)
+        self.accepted(write(os.path.join(d, "evtaskd.conf"), SLEEPER, mode=0o600))
+        self.refused(write(os.path.join(d, "theirs.conf"), SLEEPER, uid=NOBODY), "owned by nobody")
+
+    def test_the_daemons_own_user_may_own_its_files(self):
+        conf = write(os.path.join(fresh_dir(self), "evtaskd.conf"), "[daemon]\nuser = nobody\n" + SLEEPER,
+                     uid=NOBODY)
+        self.accepted(conf)
+
+    def test_a_module_of_another_user(self):
+        if not self.module:
+            self.skipTest("MODULE_MISBEHAVE is not set: run through meson test")
+        d = fresh_dir(self)
+        mod = os.path.join(d, "m.so")
+        shutil.copy(self.module, mod)
+        os.chown(mod, NOBODY, -1)
+        conf = write(os.path.join(d, "evtaskd.conf"), f"[task.m]\nkind = module\npath = {mod}\n")
+        code, err = check_config(conf)
+        self.assertEqual(code, 78, err)
+        self.assertIn(f"{conf}:3: key 'path' in [task.m]: '{mod}' is owned by nobody (uid 65534)", err)
+        os.chown(mod, 0, -1)
+        os.chmod(mod, 0o775)
+        code, err = check_config(conf)
+        self.assertIn("writable by its group (mode 0775)", err)
+        os.chmod(mod, 0o755)
+        self.accepted(conf)
+
+    def test_a_daemon_that_is_not_root_reads_its_users_files(self):
+        # The checks are for root: a user's daemon reads the user's files.
+        d = fresh_dir(self, mode=0o777)
+        conf = write(os.path.join(d, "evtaskd.conf"), SLEEPER, mode=0o666, uid=NOBODY)
+        code, err = check_config(conf, preexec=lambda: (os.setgid(65534), os.setuid(NOBODY)))
+        self.assertEqual(code, 0, err)
+
+
+class Modules(T.DaemonTest):
+    """Finding 11: a module's code runs only after root is given up."""
+
+    def setUp(self):
+        self.module = os.environ.get("MODULE_MISBEHAVE")
+        if not self.module:
+            self.skipTest("MODULE_MISBEHAVE is not set: run through meson test")
+
+    def marks(self, path):
+        with open(path) as f:
+            return [tuple(int(x) for x in line.split()) for line in f]
+
+    def test_no_module_code_runs_as_root(self):
+        need_root(self)
+        d = fresh_dir(self, mode=0o777, sticky=True)
+        mark = os.path.join(d, "mark")
+        conf_text = f"[daemon]\nuser = nobody\nexit_when_done = yes\n\n[task.m]\nkind = module\npath = {self.module}\n"
+        env = dict(os.environ, EVTASK_TEST_CTOR=f"mark={mark}")
+        conf = write(os.path.join(fresh_dir(self), "c.conf"), conf_text)
+        code, err = check_config(conf, env=env)
+        self.assertEqual(code, 0, err)
+        self.assertEqual([euid for _, euid in self.marks(mark)], [NOBODY], "--check-config loaded it as root")
+        os.unlink(mark)
+
+        dm = self.run_daemon(conf_text, env=env)
+        self.assertEqual(dm.finish(), 0, dm.records[-5:])
+        self.assertEqual(len(dm.of("finished", "m")), 1)
+        marks = self.marks(mark)
+        self.assertEqual([euid for _, euid in marks], [NOBODY, NOBODY], "the check's load, then the run's")
+        self.assertNotEqual(marks[0][0], dm.proc.pid, "the check loads it in a child")
+        self.assertEqual(marks[1][0], dm.proc.pid, "a run loads it in the daemon, after the switch")
+
+    def test_a_constructor_that_exits_or_faults_is_a_config_error(self):
+        conf = write(os.path.join(fresh_dir(self), "c.conf"), f"[task.m]\nkind = module\npath = {self.module}\n")
+        for what, says in (("exit", "ended its loader with exit status 3"),
+                           ("fault", "killed its loader with signal 11")):
+            code, err = check_config(conf, env=dict(os.environ, EVTASK_TEST_CTOR=what))
+            self.assertEqual(code, 78, err)
+            self.assertIn(f"{conf}:3: key 'path' in [task.m]: '{self.module}' {says}", err)
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0], *sys.argv[1:]], verbosity=2)
