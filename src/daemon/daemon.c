@@ -154,6 +154,7 @@ static int set_up(evd_daemon *d) {
          * daemon (the default action) or being lost (ignoring it would
          * discard it). */
         signal(SIGPIPE, SIG_IGN);
+        evd_fatal_start(d);
 
         r = evt_loop_new(NULL, &opts, &d->loop);
         if (r < 0)

@@ -3,7 +3,7 @@
  * them up and tears them down in order. Its files each take one concern:
  * daemon.c (set-up, reload, teardown), records.c (what the lifecycle and
  * the loop report, as records), status.c (what the service manager is
- * told, and the task table). */
+ * told, and the task table), fatal.c (a module that ends the daemon). */
 #pragma once
 
 #include <ev.h>
@@ -50,6 +50,14 @@ void evd_daemon_prepare(void);
 int evd_daemon_run(evd_config *config, const char *config_path, evd_log *log);
 /* SIGHUP: re-reads the config and applies it, or logs why not. */
 void evd_daemon_reload(evd_daemon *d);
+
+/* ---- fatal.c ---- */
+
+/* From here, a module's task that calls exit() or faults ends the daemon
+ * with a record naming it, its jobs' runs killed, and exit status 70.
+ * Before the loop is made: the library's overflow handler passes the
+ * faults that are not a stack overflow on to this one. */
+void evd_fatal_start(evd_daemon *d);
 
 /* ---- records.c ---- */
 

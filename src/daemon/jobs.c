@@ -150,6 +150,14 @@ bool evd_jobs_has_pid(evd_jobs *jobs, pid_t pid) {
         return false;
 }
 
+void evd_jobs_kill_runs(evd_jobs *jobs, int sig) {
+        evt__list *n;
+
+        evt__list_for_each(n, &jobs->all)
+                if (JOB(n)->pid > 0)
+                        kill(-JOB(n)->pid, sig);
+}
+
 /* ---- ending ---- */
 
 /* A task that could not get its stack ends without running its body (the

@@ -45,6 +45,8 @@ int evd_jobs_start_all(evd_jobs *jobs, const evd_config *c);
 evd_job *evd_jobs_find_task(evd_jobs *jobs, const evt_task *t);
 /* Whether pid is the child of a job's current run. */
 bool evd_jobs_has_pid(evd_jobs *jobs, pid_t pid);
+/* The daemon's last moment: sig to the process group of every run. */
+void evd_jobs_kill_runs(evd_jobs *jobs, int sig);
 
 /* Logs `failed` once for each job whose task ended without running its
  * body (it could not get a stack). */

@@ -107,6 +107,7 @@ static void usage(FILE *f) {
               "  3   some task had to be force-cancelled (drain deadline, second signal)\n"
               "  4   some blocking call ignored its stop request and was abandoned\n"
               "  64  usage error          78  configuration error\n"
+              "  70  a module's task called exit() or faulted inside the daemon\n"
               "  71  a system error (a task or the loop could not be created)\n"
               "  128+N  exited at once on the third shutdown signal N\n",
               f);

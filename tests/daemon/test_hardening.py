@@ -193,7 +193,9 @@ class Files(unittest.TestCase):
 
 
 class Modules(T.DaemonTest):
-    """Finding 11: a module's code runs only after root is given up."""
+    """Findings 11 and 16: a module's code runs only after root is given
+    up, and a module that exits or faults ends the daemon with a record
+    naming it, its jobs' processes killed, and status 70."""
 
     def setUp(self):
         self.module = os.environ.get("MODULE_MISBEHAVE")
@@ -231,6 +233,30 @@ class Modules(T.DaemonTest):
             code, err = check_config(conf, env=dict(os.environ, EVTASK_TEST_CTOR=what))
             self.assertEqual(code, 78, err)
             self.assertIn(f"{conf}:3: key 'path' in [task.m]: '{self.module}' {says}", err)
+
+    def ends_the_daemon(self, entry, what, **args):
+        keys = "".join(f"arg.{k} = {v}\n" for k, v in args.items())
+        d = self.run_daemon(T.exec_task("sleeper", "sleep 60") + T.sleepers(0, 1, "60s")
+                            + f"[task.m]\nkind = module\npath = {self.module}\nentry = {entry}\n{keys}\n")
+        run = d.event("run", "sleeper")
+        code = d.finish()
+        self.assertEqual(code, 70, d.records[-5:])
+        self.assert_clean_log(d)
+        end = d.records[-1]
+        self.assertEqual((end["event"], end["task"], end["exit_code"]), ("exit", "m", 70))
+        self.assertIn(f"task m (kind = module, {self.module}) {what} inside evtaskd", end["msg"])
+        self.assertIn(what, d.stderr)
+        self.assertTrue(T.wait_gone(run["pid"], 5), "the exec job's process outlived the daemon")
+        return end
+
+    def test_a_module_that_calls_exit(self):
+        # Before: exit status 0, no record, the exec job left running.
+        self.ends_the_daemon("exit_task", "called exit(0)", status=0)
+
+    def test_a_module_that_faults(self):
+        # Before: killed by SIGSEGV, nothing naming the task.
+        end = self.ends_the_daemon("fault_task", "faulted with signal 11 (SEGV)")
+        self.assertEqual(end["signal_number"], 11)
 
 
 if __name__ == "__main__":
