@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "exec_spawn.h"
 #include "identity.h"
 
 /* The signals the lifecycle handles. */
@@ -144,6 +145,19 @@ static int lifecycle_new(evd_daemon *d) {
         return evt_lifecycle_new(d->loop, &opts, &ops, &d->lc);
 }
 
+/* After the switch to [daemon] user: the environment jobs inherit is the
+ * user's, as a job's own `user` would make it. */
+static int become_user(evd_daemon *d) {
+        evd_identity id;
+        char why[256];
+        int r = evd_identity_get(d->config->user, d->config->group, &id, why, sizeof(why));
+
+        if (r == 0)
+                r = evd_exec_environment_become(&id);
+        evd_identity_clear(&id);
+        return r < 0 ? fatal(d, r, "cannot take [daemon] user's environment") : 0;
+}
+
 static int set_up(evd_daemon *d) {
         evt_loop_opts opts = { .stack_size = d->config->stack_size };
         int r;
@@ -186,7 +200,7 @@ static int set_up(evd_daemon *d) {
         r = evd_identity_drop(d->config->user, d->config->group);
         if (r < 0)
                 return fatal(d, r, "cannot switch to [daemon] user and group");
-        return 0;
+        return d->config->user ? become_user(d) : 0;
 }
 
 static const char *exit_reason(int status) {

@@ -40,6 +40,14 @@ static bool named(const char *entry, const char *const *names, size_t n) {
         return false;
 }
 
+/* The user's who started the daemon: a run as another user gets its own
+ * USER, LOGNAME, HOME and SHELL, and none of the rest. */
+static const char *const users[] = {
+        "USER=", "LOGNAME=", "HOME=", "SHELL=", "MAIL=", "XDG_RUNTIME_DIR=", "XDG_SESSION_", "XDG_SEAT=",
+        "XDG_VTNR=", "DBUS_SESSION_BUS_ADDRESS=", "SSH_AUTH_SOCK=", "SSH_AGENT_PID=", "SUDO_", "RUNTIME_DIRECTORY=",
+        "STATE_DIRECTORY=", "CACHE_DIRECTORY=", "LOGS_DIRECTORY=", "CONFIGURATION_DIRECTORY=",
+};
+
 static bool inherited(const char *entry, char *const *overrides, bool new_user) {
         /* The daemon's, not its jobs': what the service manager hands the
          * daemon (systemd.exec(5)): a child must not notify, ping or log
@@ -49,14 +57,6 @@ static bool inherited(const char *entry, char *const *overrides, bool new_user) 
                 "LISTEN_PID=", "LISTEN_FDNAMES=", "CREDENTIALS_DIRECTORY=", "MAINPID=", "MANAGERPID=",
                 "SYSTEMD_EXEC_PID=", "FDSTORE=", "PIDFILE=", "MEMORY_PRESSURE_WATCH=", "MEMORY_PRESSURE_WRITE=",
                 "SERVICE_RESULT=", "EXIT_CODE=", "EXIT_STATUS=", "MONITOR_", "TRIGGER_",
-        };
-        /* The user's who started the daemon: a run as another user gets
-         * its own USER, LOGNAME, HOME and SHELL, and none of the rest. */
-        static const char *const users[] = {
-                "USER=", "LOGNAME=", "HOME=", "SHELL=", "MAIL=", "XDG_RUNTIME_DIR=", "XDG_SESSION_",
-                "XDG_SEAT=", "XDG_VTNR=", "DBUS_SESSION_BUS_ADDRESS=", "SSH_AUTH_SOCK=", "SSH_AGENT_PID=",
-                "SUDO_", "RUNTIME_DIRECTORY=", "STATE_DIRECTORY=", "CACHE_DIRECTORY=", "LOGS_DIRECTORY=",
-                "CONFIGURATION_DIRECTORY=",
         };
 
         if (named(entry, daemons, ARRAY_SIZE(daemons)))
@@ -81,6 +81,34 @@ char **evd_exec_environment(char *const *base, char *const *overrides, const evd
         for (char *const *e = overrides; e && *e; e++)
                 env[k++] = *e;
         return env;
+}
+
+int evd_exec_environment_become(const evd_identity *id) {
+        char **e = environ;
+
+        while (*e) {
+                char *name;
+
+                if (!named(*e, users, ARRAY_SIZE(users))) {
+                        e++;
+                        continue;
+                }
+                name = strndup(*e, strcspn(*e, "="));
+                if (!name)
+                        return -ENOMEM;
+                unsetenv(name); /* environ shifts: look again from the start */
+                free(name);
+                e = environ;
+        }
+        for (size_t i = 0; id->set_uid && i < ARRAY_SIZE(id->env); i++) {
+                char *name = strndup(id->env[i], strcspn(id->env[i], "="));
+                int r = name ? setenv(name, id->env[i] + strlen(name) + 1, 1) : -1;
+
+                free(name);
+                if (r < 0)
+                        return -ENOMEM;
+        }
+        return 0;
 }
 
 /* What a forked child was doing when it failed. */

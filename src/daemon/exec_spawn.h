@@ -18,6 +18,12 @@
  * strings are borrowed: free only the array. NULL: no memory. */
 char **evd_exec_environment(char *const *base, char *const *overrides, const evd_identity *id);
 
+/* The daemon became `id` ([daemon] user): its own environment, which its
+ * jobs inherit, loses the starting user's entries (as a run as another
+ * user does) and takes id's. Before any thread reads the environment.
+ * 0 or -ENOMEM. */
+int evd_exec_environment_become(const evd_identity *id);
+
 /* Starts c's argv as `id` under c's umask, with out and err as stdout and
  * stderr: 0 with
  * the pid, or -errno with the reason in why (the child's step that failed,

@@ -87,6 +87,19 @@ class Environment(T.DaemonTest):
         for name in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "SUDO_USER"):
             self.assertFalse([x for x in lines if x.startswith(name + "=")], f"root's {name} reached the job")
 
+    def test_a_daemon_that_gives_up_root_gives_its_jobs_its_users_environment(self):
+        need_root(self)
+        env = dict(os.environ, XDG_RUNTIME_DIR="/run/user/0", HOME="/root", USER="root", SUDO_UID="0")
+        d = self.run_daemon("[daemon]\nuser = nobody\nexit_when_done = yes\n\n"
+                            + T.exec_task("show", self.SHOW, shell="yes"), env=env)
+        self.assertEqual(d.finish(), 0, d.records[-5:])
+        lines = outputs(d, "show")
+        home = pwd.getpwnam("nobody").pw_dir
+        self.assertIn("USER=nobody", lines)
+        self.assertIn(f"HOME={home}", lines)
+        for name in ("XDG_RUNTIME_DIR", "SUDO_UID"):
+            self.assertFalse([x for x in lines if x.startswith(name + "=")], f"root's {name} reached the job")
+
 
 def check_config(path, env=None, preexec=None):
     """evtaskd --check-config on path: (exit status, stderr)."""
