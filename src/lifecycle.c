@@ -4,9 +4,9 @@
  *   kernel -> sigaction handler -> self-pipe -> ev_io   (INT, TERM, QUIT)
  *   kernel -> signalfd ------------------------> ev_io  (HUP, USR1, USR2)
  *
- * The handler is async-signal-safe: it counts, writes a record to the pipe
- * and, on the third shutdown signal, writes the emergency message and
- * _exit()s. Because it runs even while a task has wedged the loop, it is the
+ * The handler is async-signal-safe and never blocks: it counts, writes a
+ * record to the pipe and, on the third shutdown signal, writes the
+ * emergency message if there is room for it and _exit()s. Because it runs even while a task has wedged the loop, it is the
  * escape hatch. HUP, USR1 and USR2 need no escape hatch; they go through
  * signalfd, or libev's ev_signal where signalfd does not exist. */
 #include <assert.h>
@@ -90,6 +90,22 @@ static int pipe_index(int signo) {
         return -1;
 }
 
+/* The escape hatch must not wait for a reader that does not read (a full
+ * pipe, a terminal on hold): the message is written non-blocking, or not
+ * at all. The flag is on the file description, which other processes may
+ * share: it is put back before the exit. */
+static void emergency_write(void) {
+        int flags = fcntl(handler_message_fd, F_GETFL);
+
+        if (flags < 0)
+                return;
+        if (!(flags & O_NONBLOCK) && fcntl(handler_message_fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return;
+        (void) !write(handler_message_fd, handler_message, handler_message_len);
+        if (!(flags & O_NONBLOCK))
+                fcntl(handler_message_fd, F_SETFL, flags);
+}
+
 static void handler(int signo, siginfo_t *si, void *ucontext) {
         int saved_errno = errno;
         struct pipe_record rec = { .signo = signo };
@@ -108,7 +124,7 @@ static void handler(int signo, siginfo_t *si, void *ucontext) {
         handler_count[i]++;
         if (signo != SIGINT && ++handler_shutdowns >= 3) {
                 if (handler_message_len > 0)
-                        (void) !write(handler_message_fd, handler_message, handler_message_len);
+                        emergency_write();
                 _exit(128 + signo);
         }
         /* A full pipe loses the record, not the signal: the count has it. */

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Job output end to end (issue 18, findings 1-6 and 14): every byte a job
+writes arrives, in order, however slowly the log is read; a sink that
+fails says so and ends the daemon with EX_IOERR (74); the escape hatch
+never blocks on a full stdout.
+
+Run by meson (`meson test --suite daemon`), one class per meson test, with
+EVTASKD set to the built daemon. Slow readers are throttled by sleeping
+between reads: that sets the reader's speed, never the order of checks.
+"""
+import fcntl
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_evtaskd as T  # noqa: E402  (the Daemon helper and its conventions)
+import childenv  # noqa: E402  (the signal state of every child; on the path through T)
+
+EVTASKD = T.EVTASKD
+EX_IOERR = 74
+
+
+def config(command, extra="", daemon=""):
+    return (f"[daemon]\nexit_when_done = yes\n{daemon}\n"
+            f"[task.job]\nkind = exec\nshell = yes\ncommand = {command}\n{extra}\n")
+
+
+class SlowReader:
+    """evtaskd --log json with its stdout on a pipe read at `rate` bytes a
+    second (None: as fast as possible); optionally the write end set
+    O_NONBLOCK, as a parent that shares it may leave it."""
+
+    def __init__(self, test, config_text, rate=None, nonblocking=False):
+        self.conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+        self.conf.write(config_text)
+        self.conf.close()
+        test.addCleanup(os.unlink, self.conf.name)
+        r, w = os.pipe()
+        if nonblocking:
+            fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self.proc = subprocess.Popen([EVTASKD, "--config", self.conf.name, "--log", "json"], stdout=w,
+                                     stderr=subprocess.PIPE, preexec_fn=childenv.default_signals)
+        os.close(w)
+        test.addCleanup(lambda: self.proc.poll() is None and (self.proc.kill(), self.proc.wait()))
+        self.fd = r
+        self.rate = rate
+        self.data = bytearray()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        chunk = 4096
+        while True:
+            b = os.read(self.fd, chunk)
+            if not b:
+                break
+            self.data += b
+            if self.rate:
+                time.sleep(len(b) / self.rate)
+        os.close(self.fd)
+
+    def finish(self, timeout=120):
+        code = self.proc.wait(timeout)
+        self.thread.join(timeout)
+        self.stderr = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stderr.close()
+        self.records = [json.loads(line) for line in self.data.decode().splitlines()]
+        return code
+
+    def of(self, event, task=None):
+        return [r for r in self.records if r["event"] == event and (task is None or r["task"] == task)]
+
+
+def lines_of(records):
+    """The text of each line, parts put together."""
+    lines, cur = [], None
+    for r in records:
+        if "part" not in r:
+            lines.append(r["msg"])
+            continue
+        cur = (cur or "") + r["msg"]
+        if not r["continued"]:
+            lines.append(cur)
+            cur = None
+    return lines
+
+
+class Output(unittest.TestCase):
+    def test_finding14_escape_hatch_with_a_full_stdout(self):
+        """Finding 14: stdout a full pipe nobody reads (`evtaskd --log json
+        | less`, unscrolled): the third SIGTERM still ends the daemon at
+        once (128 + 15)."""
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write(config("yes"))
+        self.addCleanup(os.unlink, f.name)
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        proc = subprocess.Popen([EVTASKD, "--config", f.name, "--log", "json"], stdout=w,
+                                stderr=subprocess.DEVNULL, preexec_fn=childenv.default_signals)
+        # A description of our own, to see the pipe fill: O_NONBLOCK on
+        # it does not reach the daemon's.
+        probe = os.open(f"/proc/self/fd/{w}", os.O_WRONLY | os.O_NONBLOCK)
+        os.close(w)
+        self.addCleanup(os.close, probe)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        poller = select.poll()
+        poller.register(probe, select.POLLOUT)
+        deadline = time.monotonic() + 10
+        while poller.poll(0):
+            self.assertLess(time.monotonic(), deadline, "stdout never filled")
+            time.sleep(0.01)
+        for _ in range(3):
+            proc.send_signal(signal.SIGTERM)
+            self.assertTrue(childenv.wait_delivered(proc.pid, signal.SIGTERM))
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.fail("the third SIGTERM did not end evtaskd: its handler blocked on the full stdout")
+        self.assertEqual(code, 128 + signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1] + sys.argv[1:], verbosity=2)
