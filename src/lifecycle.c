@@ -26,6 +26,9 @@
 
 #define DEFAULT_DRAIN_TIMEOUT EVT_SEC(20)
 #define DEFAULT_ABANDON_GRACE EVT_SEC(1)
+/* Iterations the loop gets, past the drain deadline, to handle what was
+ * ready when the deadline passed, if it never goes idle. */
+#define SETTLE_ROUNDS_MAX 64
 
 /* The signals of the self-pipe, and those only reported. */
 static const int pipe_signals[] = { SIGINT, SIGTERM, SIGQUIT };
@@ -57,6 +60,8 @@ struct evt_lifecycle {
         ev_timer drain_timer;   /* the drain deadline */
         ev_timer grace_timer;   /* from forcing to abandoning calls */
         ev_check done_check;    /* after each iteration: is the work over? */
+        ev_idle settle_idle;    /* past the deadline: the loop has caught up */
+        unsigned settle_rounds; /* ... iterations since the deadline */
 #if EVT_HAVE_SIGNALFD
         int sigfd;
         ev_io sigfd_watcher;
@@ -187,6 +192,13 @@ static void timer_stop(evt_lifecycle *lc, ev_timer *w) {
         }
 }
 
+static void settle_stop(evt_lifecycle *lc) {
+        if (ev_is_active(&lc->settle_idle)) {
+                ev_idle_stop(lc->loop->ev, &lc->settle_idle);
+                evt__watcher_stopped(lc->loop);
+        }
+}
+
 /* The work is over when no task is left and either a shutdown is under way
  * or the caller asked to stop when idle. */
 static void check_done(evt_lifecycle *lc) {
@@ -196,6 +208,7 @@ static void check_done(evt_lifecycle *lc) {
                 return;
         timer_stop(lc, &lc->drain_timer);
         timer_stop(lc, &lc->grace_timer);
+        settle_stop(lc);
         set_phase(lc, EVT_PHASE_DONE);
         ev_break(lc->loop->ev, EVBREAK_ONE);
 }
@@ -216,6 +229,7 @@ static void force_one(evt_task *t, void *data) {
 
 static void force(evt_lifecycle *lc) {
         timer_stop(lc, &lc->drain_timer);
+        settle_stop(lc);
         set_phase(lc, EVT_PHASE_FORCING);
         /* A forced cancel passes the pause gate too, but resume anyway: a
          * forced task's cleanup must not wait for a SIGINT. */
@@ -250,14 +264,30 @@ static void grace_cb(struct ev_loop *ev, ev_timer *w, int revents) {
         check_done(lc);
 }
 
-static void drain_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+/* The drain deadline passed: before forcing, the loop handles what is
+ * ready already. A process that was stopped (SIGSTOP) past the deadline
+ * finds, when it continues, the deadline passed together with the output
+ * and the exits that came meanwhile; those are the tasks' last steps, and
+ * a task they end was not late. The idle watcher, at the lowest priority,
+ * runs once nothing else is pending and no task is ready; a loop that
+ * never goes idle is forced after SETTLE_ROUNDS_MAX iterations. */
+static void settle_cb(struct ev_loop *ev, ev_idle *w, int revents) {
         evt_lifecycle *lc = w->data;
 
         (void) ev;
         (void) revents;
-        evt__watcher_stopped(lc->loop);
         force(lc);
         check_done(lc);
+}
+
+static void drain_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+        evt_lifecycle *lc = w->data;
+
+        (void) revents;
+        evt__watcher_stopped(lc->loop);
+        lc->settle_rounds = 0;
+        ev_idle_start(ev, &lc->settle_idle);
+        evt__watcher_started(lc->loop);
 }
 
 int evt_lifecycle_shutdown(evt_lifecycle *lc, bool force_now) {
@@ -285,9 +315,15 @@ int evt_lifecycle_shutdown(evt_lifecycle *lc, bool force_now) {
 }
 
 static void done_cb(struct ev_loop *ev, ev_check *w, int revents) {
+        evt_lifecycle *lc = w->data;
+
         (void) ev;
         (void) revents;
-        check_done(w->data);
+        check_done(lc);
+        if (ev_is_active(&lc->settle_idle) && ++lc->settle_rounds > SETTLE_ROUNDS_MAX) {
+                force(lc);
+                check_done(lc);
+        }
 }
 
 /* ---- acting on signals --------------------------------------------------- */
@@ -396,6 +432,7 @@ static void teardown(evt_lifecycle *lc) {
         }
         timer_stop(lc, &lc->drain_timer);
         timer_stop(lc, &lc->grace_timer);
+        settle_stop(lc);
         if (ev_is_active(&lc->done_check)) {
                 ev_check_stop(ev, &lc->done_check);
                 evt__watcher_stopped(lc->loop);
@@ -549,6 +586,9 @@ int evt_lifecycle_new(evt_loop *loop, const evt_lifecycle_opts *opts, const evt_
         ev_init(&lc->grace_timer, grace_cb);
         lc->grace_timer.data = lc;
         ev_init(&lc->done_check, NULL);
+        ev_idle_init(&lc->settle_idle, settle_cb);
+        ev_set_priority(&lc->settle_idle, EV_MINPRI);
+        lc->settle_idle.data = lc;
 #if EVT_HAVE_SIGNALFD
         ev_init(&lc->sigfd_watcher, NULL);
 #else

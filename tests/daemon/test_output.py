@@ -94,6 +94,41 @@ def lines_of(records):
 
 
 class Output(unittest.TestCase):
+    def test_finding5_stopped_past_the_drain_deadline_loses_no_line(self):
+        """Finding 5: the daemon SIGSTOPped past drain_timeout while a
+        shielded run finishes: after SIGCONT its last line and its end are
+        logged, and nothing is forced."""
+        tmp = tempfile.TemporaryDirectory(prefix="evtaskd-output-")
+        self.addCleanup(tmp.cleanup)
+        go = os.path.join(tmp.name, "go")
+        cmd = f"echo ready; while [ ! -e {go} ]; do sleep 0.01; done; echo last"
+        d = T.Daemon(config(cmd, "shield = yes", "drain_timeout = 200ms"))
+        self.addCleanup(lambda: d.proc.poll() is None and (d.proc.kill(), d.proc.wait()))
+        self.addCleanup(lambda: os.path.exists(d.conf.name) and os.unlink(d.conf.name))
+        run = d.event("run", "job")
+        d.wait_for(lambda r: r["event"] == "output" and r["msg"] == "ready", what="ready")
+        d.kill(signal.SIGTERM)
+        draining = d.event("draining")
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        self.addCleanup(lambda: d.proc.poll() is None and os.kill(d.proc.pid, signal.SIGCONT))
+        open(go, "w").close()
+        # The run ends while the daemon is stopped (a zombie: not reaped),
+        # and the deadline passes.
+        deadline = time.monotonic() + 10
+        while True:
+            with open(f"/proc/{run['pid']}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            self.assertLess(time.monotonic(), deadline, "the run did not end")
+            time.sleep(0.01)
+        while T.now_us() - draining["mono_us"] < 600_000:
+            time.sleep(0.05)
+        os.kill(d.proc.pid, signal.SIGCONT)
+        self.assertEqual(d.finish(), 0, d.records[-10:])
+        self.assertEqual([r["msg"] for r in d.of("output", "job")], ["ready", "last"])
+        self.assertEqual(len(d.of("finished", "job")), 1)
+        self.assertEqual(d.of("forced"), [])
+
     def test_finding14_escape_hatch_with_a_full_stdout(self):
         """Finding 14: stdout a full pipe nobody reads (`evtaskd --log json
         | less`, unscrolled): the third SIGTERM still ends the daemon at
