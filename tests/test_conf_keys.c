@@ -53,6 +53,7 @@ static const struct key_case {
         { "daemon", "drain_timeout", "1.5s", "0", "must be more than 0, not 0" },
         { "daemon", "exit_when_done", "yes", "maybe", "'maybe' is not a boolean (yes/no, true/false, on/off, 1/0)" },
         { "daemon", "log", "json", "syslog", "unknown log target 'syslog' (auto, console, json or journal)" },
+        { "daemon", "log_overflow", "drop", "lose", "unknown log overflow policy 'lose' (block or drop)" },
         { "daemon", "stack_size", "64K", "8K", "8K is out of range (16K to 1G)" },
         { "daemon", "threads", "4", "1025", "1025 is out of range (0 = one per CPU, at most 1024)" },
         { "daemon", "abandon_grace", "250ms", "soon",

@@ -4,6 +4,7 @@
  * sink names. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,45 @@ START_TEST(emit_writes_one_line) {
 }
 END_TEST
 
+/* Reads a pipe slowly, to its end, counting lines. */
+static void *slow_reader(void *arg) {
+        int fd = *(int *) arg;
+        char buf[512];
+        ssize_t n;
+        long lines = 0;
+
+        while ((n = read(fd, buf, sizeof(buf))) > 0) {
+                for (ssize_t i = 0; i < n; i++)
+                        lines += buf[i] == '\n';
+                usleep(200);
+        }
+        return (void *) lines;
+}
+
+/* Issue 18, finding 3: stdout non-blocking and read slowly; no record is
+ * lost on EAGAIN. */
+START_TEST(emit_nonblocking_loses_nothing) {
+        evd_log *log = log_new(EVD_LOG_JSON);
+        int fds[2], saved = dup(STDOUT_FILENO);
+        pthread_t reader;
+        void *lines;
+
+        ck_assert_int_eq(pipe(fds), 0);
+        ck_assert_int_eq(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+        ck_assert_int_eq(dup2(fds[1], STDOUT_FILENO), STDOUT_FILENO);
+        close(fds[1]);
+        ck_assert_int_eq(pthread_create(&reader, NULL, slow_reader, &fds[0]), 0);
+        for (int i = 0; i < 2000; i++)
+                evd_log_emit(log, LOG_INFO, EVD_EV_OUTPUT, "t", EVD_NO_FIELDS, "line %d", i);
+        evd_log_free(log);
+        dup2(saved, STDOUT_FILENO);
+        close(saved);
+        pthread_join(reader, &lines);
+        close(fds[0]);
+        ck_assert_int_eq((long) lines, 2000);
+}
+END_TEST
+
 START_TEST(names) {
         ck_assert_str_eq(evd_event_name(EVD_EV_TASK_TABLE), "task-table");
         ck_assert_str_eq(evd_event_name(EVD_EVENT_COUNT), "unknown");
@@ -198,6 +238,7 @@ Suite *evt_test_suite(void) {
 
         tc = tcase_create("emit");
         tcase_add_test(tc, emit_writes_one_line);
+        tcase_add_test(tc, emit_nonblocking_loses_nothing);
         tcase_add_test(tc, names);
         suite_add_tcase(s, tc);
         return s;

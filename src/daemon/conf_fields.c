@@ -12,7 +12,8 @@
 /* Enum fields are parsed as unsigned (conf_types.c). */
 _Static_assert(sizeof(enum evd_kind_id) == sizeof(unsigned) && sizeof(enum evd_schedule) == sizeof(unsigned) &&
                        sizeof(enum evd_restart) == sizeof(unsigned) &&
-                       sizeof(enum evd_log_target) == sizeof(unsigned),
+                       sizeof(enum evd_log_target) == sizeof(unsigned) &&
+                       sizeof(enum evd_log_overflow) == sizeof(unsigned),
                "an enum is not an unsigned int");
 
 #define DECLARE_TYPE(field, type, kinds, required, dflt, record) extern const evd_type evd_type_##type;

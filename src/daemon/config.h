@@ -78,6 +78,7 @@ extern const evd_names evd_restart_names;
         X(drain_timeout, positive_duration, EVD_ANY_KIND, 0, EVD_SEC(20), NULL)                  \
         X(exit_when_done, boolean, EVD_ANY_KIND, 0, false, NULL)                                  \
         X(log, log_target, EVD_ANY_KIND, 0, EVD_LOG_AUTO, NULL)                                   \
+        X(log_overflow, log_overflow, EVD_ANY_KIND, 0, EVD_LOG_OVERFLOW_BLOCK, NULL)              \
         X(stack_size, stack_size, EVD_ANY_KIND, 0, 0, NULL)       /* 0: the library's default */ \
         X(threads, threads, EVD_ANY_KIND, 0, 0, NULL)             /* 0: one per CPU */            \
         X(abandon_grace, positive_duration, EVD_ANY_KIND, 0, EVD_SEC(1), NULL)                   \
@@ -136,6 +137,7 @@ extern const evd_names evd_restart_names;
 #define EVD_CTYPE_schedule enum evd_schedule
 #define EVD_CTYPE_restart enum evd_restart
 #define EVD_CTYPE_log_target enum evd_log_target
+#define EVD_CTYPE_log_overflow enum evd_log_overflow
 
 #define EVD_KEY_FIELD(field, type, kinds, required, dflt, record) EVD_CTYPE_##type field;
 #define EVD_KEY_INDEX(field, type, kinds, required, dflt, record) EVD_KEY_##field,

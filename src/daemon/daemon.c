@@ -158,6 +158,15 @@ static int become_user(evd_daemon *d) {
         return r < 0 ? fatal(d, r, "cannot take [daemon] user's environment") : 0;
 }
 
+/* The log's sink failed (said on stderr): the jobs are stopped as at a
+ * shutdown, and the exit status says EX_IOERR. */
+static void log_failed(void *data) {
+        evd_daemon *d = data;
+
+        if (d->lc)
+                evt_lifecycle_shutdown(d->lc, false);
+}
+
 static int set_up(evd_daemon *d) {
         evt_loop_opts opts = { .stack_size = d->config->stack_size };
         int r;
@@ -174,6 +183,8 @@ static int set_up(evd_daemon *d) {
         if (r < 0)
                 return fatal(d, r, "cannot create the loop");
         evt_loop_slow_step_set(d->loop, d->config->slow_step_warn, evd_records_slow_step, d);
+        evd_log_set_overflow(d->log, d->config->log_overflow);
+        evd_log_attach(d->log, evt_loop_ev(d->loop), log_failed, d);
         r = evd_notify_new(evt_loop_ev(d->loop), &d->notify);
         if (r < 0)
                 return fatal(d, r, "cannot set up notification");
@@ -211,6 +222,8 @@ static const char *exit_reason(int status) {
                 return "tasks were force-cancelled";
         case EVT_EXIT_ABANDONED:
                 return "blocking calls were abandoned";
+        case EX_IOERR:
+                return "the log's sink failed";
         default:
                 return "error";
         }
@@ -241,12 +254,19 @@ static int run(evd_daemon *d) {
         status = evt_lifecycle_run(d->lc);
         if (r < 0)
                 status = EX_OSERR;
+        if (evd_log_error(d->log) < 0)
+                status = EX_IOERR;
         evd_log_emit(d->log, LOG_INFO, EVD_EV_EXIT, NULL, EVD_FIELDS(EVD_NUM("exit_code", status)),
                      "exiting with status %d (%s)", status, exit_reason(status));
         return status;
 }
 
 static void tear_down(evd_daemon *d) {
+        /* The last records go out before anything else ends, while the
+         * third signal can still end a wait for a sink that never reads. */
+        evd_log_detach(d->log);
+        if (evd_log_error(d->log) < 0 && d->exit_status != EX_IOERR)
+                d->exit_status = EX_IOERR;
         evd_status_stop(d);
         evd_records_orphans_stop(d);
         evd_notify_free(d->notify);
@@ -265,8 +285,8 @@ static void tear_down(evd_daemon *d) {
 
 int evd_daemon_run(evd_config *config, const char *config_path, evd_log *log) {
         evd_daemon d = { .config = config, .config_path = config_path, .log = log };
-        int status = run(&d);
 
+        d.exit_status = run(&d);
         tear_down(&d);
-        return status;
+        return d.exit_status;
 }

@@ -36,6 +36,7 @@ typedef struct evd_daemon {
         ev_child orphans;       /* any child: those that are not a run's */
         evd_status status;
         bool abandoned;         /* threads may still run: keep what they use */
+        int exit_status;
 } evd_daemon;
 
 /* ---- daemon.c ---- */

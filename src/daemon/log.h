@@ -18,6 +18,14 @@
 enum evd_log_target { EVD_LOG_TARGET_LIST(EVD_ENUM_ID) };
 extern const evd_names evd_log_target_names;
 
+/* What job output does when the sink is slower than the jobs: X(ID, name). */
+#define EVD_LOG_OVERFLOW_LIST(X)                                                        \
+        X(EVD_LOG_OVERFLOW_BLOCK, "block") /* the daemon stops reading the jobs' pipes */ \
+        X(EVD_LOG_OVERFLOW_DROP, "drop")   /* their records are dropped and counted */
+
+enum evd_log_overflow { EVD_LOG_OVERFLOW_LIST(EVD_ENUM_ID) };
+extern const evd_names evd_log_overflow_names;
+
 /* Every record's event: X(ID, name, journal MESSAGE_ID or NULL). The names
  * and the MESSAGE_IDs are stable: `journalctl MESSAGE_ID=...` finds one
  * kind of record across versions. Never change one; add new ones. */
@@ -51,12 +59,14 @@ extern const evd_names evd_log_target_names;
         X(EVD_EV_OUTPUT, "output", "04f17791cfc94040816ca318d43134bb")          \
         X(EVD_EV_SKIPPED, "skipped", "1f9eb373e1b74313ba5e29b272c59de7")        \
         X(EVD_EV_REAPED, "reaped", "ceae86b01fb440598f42503e7c75c49c")          \
-        X(EVD_EV_SLOW_STEP, "slow-step", NULL)
+        X(EVD_EV_SLOW_STEP, "slow-step", NULL)                                  \
+        X(EVD_EV_DROPPED, "dropped", "8ad88c39ab3348eb93d92a7fcb4fbe41")
 
 typedef enum evd_event { EVD_EVENT_LIST(EVD_ENUM_ID) EVD_EVENT_COUNT } evd_event;
 const char *evd_event_name(evd_event event);
 
 typedef struct evd_log evd_log;
+struct ev_loop;
 
 /* A structured field of a record: a string, or (str NULL) a number. */
 typedef struct evd_field {
@@ -75,14 +85,36 @@ typedef struct evd_field {
 #define EVD_NO_FIELDS NULL, 0
 
 /* EVD_LOG_AUTO becomes the journal when stderr is connected to it
- * (JOURNAL_STREAM), else the console. -EOPNOTSUPP for the journal in a
- * build without libsystemd. */
+ * (JOURNAL_STREAM) and journald's socket is there, else the console.
+ * -EOPNOTSUPP for the journal in a build without libsystemd, the errno of
+ * journald's socket when it is not there. */
 int evd_log_new(enum evd_log_target target, evd_log **ret_log);
+/* Detaches, writing what is queued (waiting for the sink), and frees. */
 void evd_log_free(evd_log *log);
 enum evd_log_target evd_log_get_target(const evd_log *log);
+void evd_log_set_overflow(evd_log *log, enum evd_log_overflow overflow);
 
-/* Emits one record, with one write: records are never torn or interleaved.
- * priority is a syslog LOG_* level; task may be NULL. */
+/* From here the loop ev writes what the sink cannot take at once, and
+ * failed_cb(data) is called on the loop's thread if the sink fails. Until
+ * then, and after evd_log_detach (which writes the queue out, waiting for
+ * the sink), a full sink is waited for in place. */
+int evd_log_attach(evd_log *log, struct ev_loop *ev, void (*failed_cb)(void *data), void *data);
+void evd_log_detach(evd_log *log);
+/* The sink's failure (-errno), once it failed, else 0. */
+int evd_log_error(evd_log *log);
+
+/* For job output, in a task: waits until the queue has room (with
+ * log_overflow = block; at once with drop, whose records are dropped when
+ * there is none). 0, or -ECANCELED. */
+int evd_log_wait_room(evd_log *log);
+/* Records emitted between these two go out in as few writes as possible. */
+void evd_log_hold(evd_log *log);
+void evd_log_release(evd_log *log);
+
+/* Emits one record, whole: records are never torn or interleaved. What the
+ * sink does not take at once waits in a queue; only `output` records are
+ * ever dropped (log_overflow = drop). priority is a syslog LOG_* level;
+ * task may be NULL. */
 __attribute__((format(printf, 7, 8)))
 void evd_log_emit(evd_log *log, int priority, evd_event event, const char *task, const evd_field *fields,
                   size_t n_fields, const char *fmt, ...);

@@ -109,6 +109,7 @@ static void usage(FILE *f) {
               "  64  usage error          78  configuration error\n"
               "  70  a module's task called exit() or faulted inside the daemon\n"
               "  71  a system error (a task or the loop could not be created)\n"
+              "  74  the log's sink failed (its reader went away, no journald)\n"
               "  128+N  exited at once on the third shutdown signal N\n",
               f);
 }
@@ -189,6 +190,13 @@ int main(int argc, char **argv) {
 
         target = a.log_target >= 0 ? (enum evd_log_target) a.log_target : config->log;
         r = evd_log_new(target, &log);
+        if (r < 0 && r != -EOPNOTSUPP && r != -ENOMEM) {
+                /* --log journal without journald: nowhere to log to. */
+                fprintf(stderr, "evtaskd: cannot log to %s: journald is not reachable (%s)\n",
+                        evd_log_target_names.names[target], strerror(-r));
+                evd_config_free(config);
+                return EX_IOERR;
+        }
         if (r < 0) {
                 fprintf(stderr, "evtaskd: cannot log to %s: %s\n", evd_log_target_names.names[target],
                         r == -EOPNOTSUPP ? "not supported by this build" : strerror(-r));

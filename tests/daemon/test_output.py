@@ -94,6 +94,65 @@ def lines_of(records):
 
 
 class Output(unittest.TestCase):
+    def test_finding3_nonblocking_stdout_read_slowly_loses_nothing(self):
+        """Finding 3: stdout set O_NONBLOCK and read slowly: no record
+        vanishes on EAGAIN; the daemon waits for the sink instead."""
+        d = SlowReader(self, config("seq 1 5000"), rate=200_000, nonblocking=True)
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual([r["msg"] for r in d.of("output", "job")], [str(i) for i in range(1, 5001)])
+        for event in ("started", "finished", "done", "exit"):
+            self.assertEqual(len(d.of(event)), 1, f"the {event} record")
+
+    def test_finding3_drop_is_counted_and_reported(self):
+        """Finding 3, log_overflow = drop: what is dropped is counted in
+        dropped records, and the daemon's own records all arrive."""
+        d = SlowReader(self, config("seq 1 30000", daemon="log_overflow = drop"), rate=100_000, nonblocking=True)
+        self.assertEqual(d.finish(), 0)
+        got = len(d.of("output", "job"))
+        dropped = sum(r["records"] for r in d.of("dropped"))
+        self.assertGreater(dropped, 0, "a reader this slow makes drop drop")
+        self.assertEqual(got + dropped, 30000, "every line is logged or counted")
+        for event in ("started", "finished", "done", "exit"):
+            self.assertEqual(len(d.of(event)), 1, f"the {event} record")
+
+    def test_finding4_journal_without_journald_exits_74(self):
+        """Finding 4: --log journal with no journald is said on stderr and
+        evtaskd exits 74 before running anything."""
+        if os.path.exists("/run/systemd/journal/socket"):
+            self.skipTest("journald runs here")
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+            f.write(config("echo hi"))
+            f.flush()
+            p = subprocess.run([EVTASKD, "--config", f.name, "--log", "journal"], capture_output=True, timeout=30,
+                               preexec_fn=childenv.default_signals)
+        if b"not supported by this build" in p.stderr:
+            self.skipTest("built without libsystemd")
+        self.assertEqual(p.returncode, EX_IOERR, p.stderr)
+        self.assertIn(b"journald is not reachable", p.stderr)
+
+    def test_finding4_a_sink_that_fails_exits_74(self):
+        """Finding 4: the log's reader goes away (EPIPE): said on stderr,
+        the jobs are stopped, and evtaskd exits 74."""
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write(config("while :; do echo x; sleep 0.01; done"))
+        self.addCleanup(os.unlink, f.name)
+        r, w = os.pipe()
+        proc = subprocess.Popen([EVTASKD, "--config", f.name, "--log", "json"], stdout=w, stderr=subprocess.PIPE,
+                                preexec_fn=childenv.default_signals)
+        os.close(w)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        seen = b""
+        while b'"event":"output"' not in seen:
+            b = os.read(r, 4096)
+            self.assertTrue(b, "no output record")
+            seen += b
+        os.close(r)
+        code = proc.wait(30)
+        stderr = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+        self.assertEqual(code, EX_IOERR, stderr)
+        self.assertIn("cannot write the log to stdout", stderr)
+
     def test_finding5_stopped_past_the_drain_deadline_loses_no_line(self):
         """Finding 5: the daemon SIGSTOPped past drain_timeout while a
         shielded run finishes: after SIGCONT its last line and its end are
