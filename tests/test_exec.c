@@ -88,7 +88,7 @@ static const char *escaped(const char *p, size_t n) {
         static char out[4 * 64 + 1];
 
         ck_assert_uint_le(n, 64);
-        ck_assert_uint_eq(evd_output_escape(p, n, out), strlen(out));
+        ck_assert_uint_eq(evd_output_escape(p, n, out, sizeof(out) - 1, NULL), strlen(out));
         return out;
 }
 
@@ -101,7 +101,29 @@ START_TEST(output_escaped) {
         ck_assert_str_eq(ESCAPED("caf\xc3\xa9 \xf0\x9f\x90\x87"), "caf\xc3\xa9 \xf0\x9f\x90\x87");
         ck_assert_str_eq(ESCAPED("bad \xff \xc3 \xe2\x82"), "bad \\xff \\xc3 \\xe2\\x82");
         ck_assert_str_eq(ESCAPED(""), "");
+        /* Issue 18, finding 6: the text \x01 and the byte 0x01 differ; C1
+         * controls (U+009B is a terminal's CSI) are escaped as C0 ones are. */
+        ck_assert_str_eq(ESCAPED("\\x01"), "\\\\x01");
+        ck_assert_str_eq(ESCAPED("\x01"), "\\x01");
+        ck_assert_str_eq(ESCAPED("csi \xc2\x9b" "31m nel \xc2\x85 nbsp \xc2\xa0"),
+                         "csi \\xc2\\x9b31m nel \\xc2\\x85 nbsp \xc2\xa0");
 #undef ESCAPED
+}
+END_TEST
+
+/* Issue 18, finding 2: escaping stops at max, at a character's end, and
+ * says how much it took: the rest goes in the next record. */
+START_TEST(output_escape_bounded) {
+        char out[16];
+        size_t used;
+
+        ck_assert_uint_eq(evd_output_escape("\x01\x01\x01\x01\x01", 5, out, 10, &used), 8);
+        ck_assert_uint_eq(used, 2);
+        ck_assert_str_eq(out, "\\x01\\x01");
+        ck_assert_uint_eq(evd_output_escape("ab\xc3\xa9", 4, out, 3, &used), 2);
+        ck_assert_uint_eq(used, 2);
+        ck_assert_uint_eq(evd_output_escape("ab\xc3\xa9", 4, out, 4, &used), 4);
+        ck_assert_uint_eq(used, 4);
 }
 END_TEST
 
@@ -118,6 +140,7 @@ Suite *evt_test_suite(void) {
 
         tc = tcase_create("output");
         tcase_add_test(tc, output_escaped);
+        tcase_add_test(tc, output_escape_bounded);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -21,7 +21,6 @@
 #include "exec_spawn.h"
 #include "kind.h"
 
-#define DRAIN_OUTPUT EVT_SEC(1) /* after the exit, output still coming */
 #define REAP_AFTER_KILL EVT_SEC(5)
 #define BACKOFF_MAX EVT_SEC(60)
 /* A shorter interval would start a process more often than one can be
@@ -157,7 +156,7 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         };
         int64_t started = evt_time_now();
         bool timed_out = false;
-        evt_group *readers = NULL;
+        evd_output *output;
         evd_identity id;
         char why[160] = "";
         pid_t pid;
@@ -182,24 +181,13 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         out[1] = err[1] = -1;
         evd_log_emit(job->log, LOG_INFO, EVD_EV_RUN, c->name, EVD_FIELDS(EVD_NUM("run", run), EVD_NUM("pid", pid)),
                      "run %u: pid %ld: %s", run, (long) pid, c->command);
-        if (evt_group_new(job->loop, &readers) < 0)
-                readers = NULL;
-        evd_output_reader_start(readers, job, out[0], "stdout", &topts);
-        evd_output_reader_start(readers, job, err[0], "stderr", &topts);
+        output = evd_output_start(job, out[0], err[0], &topts);
         out[0] = err[0] = -1; /* the readers' now */
 
         r = await_child(job, ret_status, &timed_out);
-        /* Output written just before the exit is still in the pipes: it is
-         * logged before the run's end. A grandchild that keeps them open
-         * does not hold the run up. */
-        if (readers) {
-                evt_shield_push();
-                if (evt_group_wait(readers, evt_deadline_in(DRAIN_OUTPUT)) < 0)
-                        evt_group_cancel(readers, EVT_CANCEL_FORCE);
-                evt_group_wait(readers, EVT_FOREVER);
-                evt_shield_pop();
-                evt_group_free(readers);
-        }
+        /* A run is finished when its output is: what it wrote before its
+         * exit is still in the pipes, and is logged before the run's end. */
+        evd_output_finish(output);
         if (r == 0)
                 log_end(job, run, *ret_status, timed_out, started);
         job->pid = 0;

@@ -94,6 +94,30 @@ def lines_of(records):
 
 
 class Output(unittest.TestCase):
+    def test_finding1_output_read_to_eof_with_a_slow_sink(self):
+        """Finding 1: a command that exits with output still in its pipe
+        (the log read at about 650 KB/s) loses none of it, and the run's
+        end comes after its last line."""
+        d = SlowReader(self, config("seq 1 20000"), rate=650_000)
+        self.assertEqual(d.finish(), 0)
+        out = d.of("output", "job")
+        self.assertEqual([r["msg"] for r in out], [str(i) for i in range(1, 20001)], "every line, in order")
+        end = d.of("finished", "job")
+        self.assertEqual(len(end), 1)
+        self.assertGreater(d.records.index(end[0]), d.records.index(out[-1]), "finished after the last line")
+
+    def test_finding2_a_long_line_arrives_whole_in_parts(self):
+        """Finding 2: a line of 1,000 bytes 0x01 keeps every byte, in
+        records that say they are parts of one line."""
+        d = SlowReader(self, config("head -c 1000 /dev/zero | tr '\\0' '\\1'; echo; echo after"))
+        self.assertEqual(d.finish(), 0)
+        out = d.of("output", "job")
+        parts = [r for r in out if "part" in r]
+        self.assertGreater(len(parts), 1, "a long line goes in several records")
+        self.assertEqual([r["part"] for r in parts], list(range(1, len(parts) + 1)))
+        self.assertEqual([r["continued"] for r in parts], [1] * (len(parts) - 1) + [0])
+        self.assertEqual(lines_of(out), ["\\x01" * 1000, "after"])
+
     def test_finding3_nonblocking_stdout_read_slowly_loses_nothing(self):
         """Finding 3: stdout set O_NONBLOCK and read slowly: no record
         vanishes on EAGAIN; the daemon waits for the sink instead."""
@@ -187,6 +211,23 @@ class Output(unittest.TestCase):
         self.assertEqual([r["msg"] for r in d.of("output", "job")], ["ready", "last"])
         self.assertEqual(len(d.of("finished", "job")), 1)
         self.assertEqual(d.of("forced"), [])
+
+    def test_finding6_backslash_and_c1_escaped(self):
+        """Finding 6: the text \\x01 and the byte 0x01 give different
+        records; a C1 control (U+009B) is escaped, in JSON and on the
+        console."""
+        cmd = "printf '%s|\\001|\\302\\233|\\n' '\\x01'"
+        d = SlowReader(self, config(cmd))
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual([r["msg"] for r in d.of("output", "job")], ["\\\\x01|\\x01|\\xc2\\x9b|"])
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+            f.write(config(cmd))
+            f.flush()
+            p = subprocess.run([EVTASKD, "--config", f.name, "--log", "console"], capture_output=True, timeout=30,
+                               preexec_fn=childenv.default_signals)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"output: \\\\x01|\\x01|\\xc2\\x9b|\n", p.stderr)
+        self.assertNotIn(b"\xc2\x9b", p.stderr)
 
     def test_finding14_escape_hatch_with_a_full_stdout(self):
         """Finding 14: stdout a full pipe nobody reads (`evtaskd --log json
