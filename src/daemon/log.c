@@ -180,6 +180,22 @@ static void put(struct buf *b, const char *fmt, ...) {
         b->len += (size_t) n;
 }
 
+static void put_bytes(struct buf *b, const char *p, size_t n) {
+        if (b->overflow)
+                return;
+        if (n >= b->size - b->len) {
+                b->overflow = true;
+                return;
+        }
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+}
+
+static void put_lit(struct buf *b, const char *s) {
+        put_bytes(b, s, strlen(s));
+}
+
 size_t evd_utf8_len(const unsigned char *s, size_t avail) {
         size_t n;
 
@@ -206,17 +222,36 @@ size_t evd_utf8_len(const unsigned char *s, size_t avail) {
 /* A JSON string of at most `max` bytes of output: cut at a character
  * boundary, with "..." inside the quotes, so that the record stays valid
  * JSON. Bytes that are not UTF-8 become U+FFFD. */
+static bool json_plain(unsigned char c) {
+        return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 static void put_json_string(struct buf *b, const char *str, size_t max) {
         const unsigned char *s = (const unsigned char *) (str ? str : "");
         size_t limit = b->len + max;
 
-        put(b, "\"");
+        put_lit(b, "\"");
         while (*s) {
-                size_t n = evd_utf8_len(s, SIZE_MAX); /* NUL-terminated: the NUL stops it */
                 char esc[8];
                 const char *out = esc;
-                size_t out_len;
+                size_t n, out_len;
 
+                /* A run of plain ASCII at once: the common case, by far. */
+                if (json_plain(*s)) {
+                        size_t run = 1, room = limit > b->len + 5 ? limit - b->len - 5 : 0;
+
+                        while (json_plain(s[run]))
+                                run++;
+                        if (run > room) {
+                                put_bytes(b, (const char *) s, room);
+                                put_lit(b, "...");
+                                break;
+                        }
+                        put_bytes(b, (const char *) s, run);
+                        s += run;
+                        continue;
+                }
+                n = evd_utf8_len(s, SIZE_MAX); /* NUL-terminated: the NUL stops it */
                 if (n == 0) {
                         out = "\\ufffd";
                         n = 1;
@@ -234,13 +269,13 @@ static void put_json_string(struct buf *b, const char *str, size_t max) {
                 }
                 out_len = strlen(out);
                 if (b->len + out_len + 5 > limit) {
-                        put(b, "...");
+                        put_lit(b, "...");
                         break;
                 }
-                put(b, "%s", out);
+                put_bytes(b, out, out_len);
                 s += n;
         }
-        put(b, "\"");
+        put_lit(b, "\"");
 }
 
 /* A record that does not fit is cut, and still ends as a whole line; in
@@ -290,16 +325,18 @@ static void format_json(struct buf *b, int priority, const char *event, const ch
             rt.tv_nsec / 1000, (long long) mono.tv_sec * 1000000 + mono.tv_nsec / 1000,
             level_names[priority & 7]);
         put_json_string(b, event, 64);
-        put(b, ",\"task\":");
+        put_lit(b, ",\"task\":");
         if (task)
                 put_json_string(b, task, 128);
         else
-                put(b, "null");
-        put(b, ",\"msg\":");
+                put_lit(b, "null");
+        put_lit(b, ",\"msg\":");
         /* Room for the fields after the message. */
         put_json_string(b, msg, RECORD_MAX - 1024);
         for (size_t i = 0; i < n; i++) {
-                put(b, ",\"%s\":", fields[i].key);
+                put_lit(b, ",\"");
+                put_lit(b, fields[i].key);
+                put_lit(b, "\":");
                 if (fields[i].str)
                         put_json_string(b, fields[i].str, 256);
                 else
