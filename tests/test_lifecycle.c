@@ -208,6 +208,56 @@ START_TEST(drain_deadline_forces) {
 }
 END_TEST
 
+/* Issue 18, finding 5: a process stopped (SIGSTOP) past the drain deadline
+ * finds, when it continues, the deadline passed together with the work
+ * that became ready meanwhile. Here a task holds the loop past the deadline
+ * (as a stopped process does) after making a shielded reader's pipe
+ * readable: the reader runs before the deadline is judged, and nothing is
+ * forced. */
+struct late {
+        int fds[2];
+        ssize_t got;
+};
+
+static int late_reader(void *arg) {
+        struct late *l = arg;
+        char buf[16];
+        int r = evt_fd_wait(l->fds[0], EVT_READ, EVT_FOREVER, NULL);
+
+        if (r < 0)
+                return r;
+        l->got = read(l->fds[0], buf, sizeof(buf));
+        return 0;
+}
+
+static int late_holder(void *arg) {
+        struct late *l = arg;
+
+        evt_sleep(EVT_MSEC(10));
+        ck_assert_int_eq(write(l->fds[1], "last", 4), 4);
+        usleep(150 * 1000); /* no await point: the loop is held past the deadline */
+        return 0;
+}
+
+START_TEST(late_deadline_lets_ready_work_end) {
+        evt_loop *loop = test_loop_new();
+        evt_lifecycle *lc = lifecycle_new(loop, EVT_MSEC(50), false);
+        struct late l = { .got = -1 };
+
+        ck_assert_int_eq(pipe2(l.fds, O_NONBLOCK), 0);
+        evt_task_unref(test_spawn(loop, late_reader, &l, "reader", EVT_TASK_SHIELDED));
+        evt_task_unref(test_spawn(loop, late_holder, &l, "holder", EVT_TASK_SHIELDED));
+        ck_assert_int_eq(evt_lifecycle_shutdown(lc, false), 0);
+        ck_assert_int_eq(evt_lifecycle_run(lc), EVT_EXIT_CLEAN);
+        ck_assert_int_eq(seen.n_forced, 0);
+        ck_assert_int_eq(l.got, 4);
+        close(l.fds[0]);
+        close(l.fds[1]);
+        evt_lifecycle_free(lc);
+        test_loop_free(loop);
+}
+END_TEST
+
 START_TEST(second_signal_forces) {
         evt_loop *loop = test_loop_new();
         evt_lifecycle *lc = lifecycle_new(loop, EVT_SEC(60), false);
@@ -322,6 +372,7 @@ Suite *evt_test_suite(void) {
         tc = tcase_create("shutdown");
         tcase_add_test(tc, term_cancels_and_drains);
         tcase_add_test(tc, drain_deadline_forces);
+        tcase_add_test(tc, late_deadline_lets_ready_work_end);
         tcase_add_test(tc, second_signal_forces);
         tcase_add_test(tc, sigint_ignored_during_shutdown);
         suite_add_tcase(s, tc);
