@@ -470,6 +470,26 @@ static void queue_flush(evd_log *log) {
         watcher_update(log);
 }
 
+/* The report of drops runs while there are drops to report: one record
+ * per interval. On the loop's thread; a pool thread wakes the loop for
+ * it. Under the lock. */
+static void drop_report_arm(evd_log *log) {
+        if (!log->ev || log->dropped == 0)
+                return;
+        if (!pthread_equal(pthread_self(), log->loop_thread)) {
+                ev_async_send(log->ev, &log->wake);
+        } else if (!ev_is_active(&log->drop_report)) {
+                ev_timer_start(log->ev, &log->drop_report);
+                ev_unref(log->ev); /* it keeps no loop alive */
+        }
+}
+
+static void count_drop(evd_log *log, size_t len) {
+        log->dropped++;
+        log->dropped_bytes += len;
+        drop_report_arm(log);
+}
+
 static void record_put(evd_log *log, const char *p, size_t len, bool droppable) {
         pthread_mutex_lock(&log->lock);
         if (log->error) {
@@ -477,8 +497,7 @@ static void record_put(evd_log *log, const char *p, size_t len, bool droppable) 
                 return;
         }
         if (droppable && log->overflow == EVD_LOG_OVERFLOW_DROP && log->len >= QUEUE_ROOM) {
-                log->dropped++;
-                log->dropped_bytes += len;
+                count_drop(log, len);
                 pthread_mutex_unlock(&log->lock);
                 return;
         }
@@ -486,10 +505,8 @@ static void record_put(evd_log *log, const char *p, size_t len, bool droppable) 
                 /* No memory for more queue: the sink takes what waits
                  * first. Without memory even then, the record is counted. */
                 queue_write_waiting(log);
-                if (!queue_append(log, p, len)) {
-                        log->dropped++;
-                        log->dropped_bytes += len;
-                }
+                if (!queue_append(log, p, len))
+                        count_drop(log, len);
         }
         queue_flush(log);
         pthread_mutex_unlock(&log->lock);
@@ -514,6 +531,7 @@ static void wake_cb(struct ev_loop *ev, ev_async *w, int revents) {
         (void) revents;
         pthread_mutex_lock(&log->lock);
         watcher_update(log);
+        drop_report_arm(log);
         failed = log->error != 0 && log->failed_cb;
         pthread_mutex_unlock(&log->lock);
         if (failed) {
@@ -532,14 +550,20 @@ static void drop_report_cb(struct ev_loop *ev, ev_timer *w, int revents) {
         n = log->dropped;
         bytes = log->dropped_bytes;
         log->dropped = log->dropped_bytes = 0;
+        if (n == 0 && ev_is_active(w)) {
+                ev_ref(ev);
+                ev_timer_stop(ev, w);
+        }
         pthread_mutex_unlock(&log->lock);
         if (n > 0)
                 evd_log_emit(log, LOG_WARNING, EVD_EV_DROPPED, NULL,
                              EVD_FIELDS(EVD_NUM("records", n), EVD_NUM("bytes", bytes),
                                         EVD_NUM("interval_ms", DROP_REPORT_EVERY * 1000)),
-                             "log_overflow = drop: %llu output records (%llu bytes) dropped in the last %g s: "
-                             "the log's reader is slower than the jobs' output",
-                             n, bytes, DROP_REPORT_EVERY);
+                             "%llu output records (%llu bytes) dropped in the last %g s: %s", n, bytes,
+                             DROP_REPORT_EVERY,
+                             log->overflow == EVD_LOG_OVERFLOW_DROP
+                                     ? "log_overflow = drop, and the log's reader is slower than the jobs"
+                                     : "no memory to queue them");
 }
 
 /* A private, non-blocking file description of the sink's pipe or terminal:
@@ -585,10 +609,6 @@ int evd_log_attach(evd_log *log, struct ev_loop *ev, void (*failed_cb)(void *dat
         ev_unref(ev); /* the log keeps no loop alive */
         ev_timer_init(&log->drop_report, drop_report_cb, DROP_REPORT_EVERY, DROP_REPORT_EVERY);
         log->drop_report.data = log;
-        if (log->overflow == EVD_LOG_OVERFLOW_DROP) {
-                ev_timer_start(ev, &log->drop_report);
-                ev_unref(ev);
-        }
         pthread_mutex_unlock(&log->lock);
         return 0;
 }
@@ -600,8 +620,8 @@ void evd_log_detach(evd_log *log) {
         if (ev_is_active(&log->drop_report)) {
                 ev_ref(log->ev);
                 ev_timer_stop(log->ev, &log->drop_report);
-                drop_report_cb(log->ev, &log->drop_report, 0);
         }
+        drop_report_cb(log->ev, &log->drop_report, 0);
         pthread_mutex_lock(&log->lock);
         if (ev_is_active(&log->writable))
                 ev_io_stop(log->ev, &log->writable);
