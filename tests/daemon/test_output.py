@@ -106,6 +106,23 @@ class Output(unittest.TestCase):
         self.assertEqual(len(end), 1)
         self.assertGreater(d.records.index(end[0]), d.records.index(out[-1]), "finished after the last line")
 
+    def test_finding1_a_silent_leftover_does_not_hold_the_run(self):
+        """Finding 1's limit: pipes held open after the exit by a process
+        the run left behind, silent, do not hold the run's end forever;
+        what was written before the exit is all there."""
+        d = SlowReader(self, config("sleep 30 & echo $!; seq 1 3"))
+        try:
+            self.assertEqual(d.finish(timeout=30), 0)
+        finally:
+            for r in d.of("output", "job")[:1]:
+                try:
+                    os.kill(int(r["msg"]), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+        out = [r["msg"] for r in d.of("output", "job")]
+        self.assertEqual(out[1:], ["1", "2", "3"])
+        self.assertEqual(len(d.of("finished", "job")), 1)
+
     def test_finding2_a_long_line_arrives_whole_in_parts(self):
         """Finding 2: a line of 1,000 bytes 0x01 keeps every byte, in
         records that say they are parts of one line."""
