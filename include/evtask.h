@@ -142,13 +142,20 @@ typedef struct evt_task_opts {
         const char *name;       /* copied; NULL: "task-<id>" */
         size_t stack_size;      /* 0: the loop's */
         unsigned flags;         /* EVT_TASK_* */
+        /* If set, called as arg_free(arg), on the loop's thread, exactly
+         * once if the task ends without having run: cancelled before its
+         * first step (evt_loop_free included), or no stack for it. A task
+         * that runs owns arg from its first step on; arg_free is never
+         * called for it. A failed spawn takes nothing. */
+        void (*arg_free)(void *arg);
 } evt_task_opts;
 
 /* Creates a task that runs fn(arg) from the loop's next iteration on. With
  * ret_task, the caller holds a reference (see evt_task_unref); without, the
  * task is detached. -EINVAL for a bad option (an unknown flag, a stack_size
  * outside 16 KiB to 1 GiB), -ENOMEM. The task gets its stack when it first
- * runs: if none can be had then, it ends with -ENOMEM, without running. */
+ * runs: if none can be had then, it ends with -ENOMEM, without running
+ * (opts->arg_free says what becomes of arg then). */
 EVT_API int evt_task_spawn(evt_loop *loop, evt_task_fn fn, void *arg,
                            const evt_task_opts *opts, evt_task **ret_task);
 

@@ -167,6 +167,20 @@ static void task_end(evt_task *t, int result) {
 }
 
 static void task_main(void *arg);
+static void task_release(evt_task *t);
+
+/* A task that ends without having run: its argument was never handed to
+ * it, so it goes to arg_free (once: fn and arg_free are both dropped). */
+static void task_end_unrun(evt_task *t, int result) {
+        void (*arg_free)(void *arg) = t->arg_free;
+        void *arg = t->arg;
+
+        t->arg_free = NULL;
+        task_end(t, result);
+        task_release(t); /* may free t */
+        if (arg_free)
+                arg_free(arg);
+}
 
 static void task_release(evt_task *t) {
         evt_loop *l = t->loop;
@@ -350,8 +364,7 @@ static evt_task *round_next(evt_loop *l) {
                 if (t->state == EVT__TASK_NEW) {
                         if (evt__cancel_deliverable(t)) {
                                 /* Cancelled before it started: it never runs. */
-                                task_end(t, -ECANCELED);
-                                task_release(t);
+                                task_end_unrun(t, -ECANCELED);
                                 continue;
                         }
                         /* A first step costs a stack, maybe a fresh one:
@@ -361,8 +374,7 @@ static evt_task *round_next(evt_loop *l) {
                         l->birth_started = true;
                         r = evt__stack_get(&l->stacks, t->stack_size, &t->stack);
                         if (r < 0) {
-                                task_end(t, r);
-                                task_release(t);
+                                task_end_unrun(t, r);
                                 continue;
                         }
                         evt__coro_init(&t->coro, t->stack, task_main, t);
@@ -516,6 +528,7 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         t->stack = NULL;
         t->fn = fn;
         t->arg = arg;
+        t->arg_free = opts->arg_free;
         t->id = ++loop->next_id;
         t->spawned_at = coarse_now();
         t->flags = opts->flags;

@@ -105,6 +105,7 @@ struct evt_task {
         evt__stack *stack;      /* from its first run until it has ended */
         evt_task_fn fn;
         void *arg;
+        void (*arg_free)(void *arg); /* for a task that never runs */
         uint64_t id;
         int64_t spawned_at;     /* CLOCK_MONOTONIC_COARSE at spawn, in ns */
         unsigned flags;         /* EVT_TASK_* */

@@ -316,6 +316,11 @@ static int victim_fn(void *arg) {
         return 0;
 }
 
+/* A victim's arg_free: a task that never runs gives its argument back. */
+static void victim_arg_free(void *arg) {
+        (*(int *) arg)++;
+}
+
 static int after_fn(void *arg) {
         (void) arg;
         stack_touch(32 * 1024);
@@ -328,15 +333,19 @@ static int after_fn(void *arg) {
  * or evt_task_spawn fails with -ENOMEM. */
 static void assert_no_stack(size_t stack_size) {
         evt_task *t = (evt_task *) &sk; /* untouched on failure */
-        int r = evt_task_spawn(sk.loop, victim_fn, NULL, &(evt_task_opts) { .stack_size = stack_size }, &t);
+        int freed = 0;
+        int r = evt_task_spawn(sk.loop, victim_fn, &freed,
+                               &(evt_task_opts) { .stack_size = stack_size, .arg_free = victim_arg_free }, &t);
 
         if (r < 0) {
                 child_assert_int_eq(r, -ENOMEM);
                 child_assert(t == (evt_task *) &sk);
+                child_assert_int_eq(freed, 0); /* a failed spawn takes nothing */
                 return;
         }
         child_assert_int_eq(child_join(t), -ENOMEM);
         child_assert_int_eq(sk.victims_ran, 0);
+        child_assert_int_eq(freed, 1);
 }
 
 static int stacks_main(void *arg) {

@@ -429,6 +429,83 @@ START_TEST(free_ends_running_tasks) {
 }
 END_TEST
 
+/* ---- arg_free: the argument of a task that never runs ---- */
+
+/* How often each argument was given back; an argument is an index. */
+static int arg_freed[8];
+
+static void count_arg_free(void *arg) {
+        arg_freed[(intptr_t) arg]++;
+}
+
+static evt_task *spawn_owning(evt_loop *loop, evt_task_fn fn, intptr_t i, unsigned flags) {
+        evt_task *t = NULL;
+
+        ck_assert_int_eq(evt_task_spawn(loop, fn, (void *) i,
+                                        &(evt_task_opts) { .flags = flags, .arg_free = count_arg_free }, &t), 0);
+        return t;
+}
+
+/* Cancelled before its first step: the argument goes to arg_free, once; a
+ * task that ran (even one cancelled later) owns its argument, and so does a
+ * shielded task that a plain cancel lets start. A failed spawn takes
+ * nothing. */
+START_TEST(arg_free_when_never_run) {
+        evt_loop *loop = test_loop_new();
+        evt_task *t[4];
+
+        memset(arg_freed, 0, sizeof(arg_freed));
+        t[0] = spawn_owning(loop, park, 0, 0);
+        t[1] = spawn_owning(loop, ret_value, 1, 0);
+        t[2] = spawn_owning(loop, ret_value, 2, EVT_TASK_SHIELDED);
+        t[3] = spawn_owning(loop, park, 3, 0);
+        ck_assert_int_eq(evt_task_cancel(t[0], 0), 0);
+        ck_assert_int_eq(evt_task_cancel(t[2], 0), 0);
+        ck_assert_int_eq(evt_task_spawn(loop, ret_value, (void *) 4,
+                                        &(evt_task_opts) { .flags = 1u << 7, .arg_free = count_arg_free }, NULL),
+                         -EINVAL);
+        /* t[3] starts and parks; then it is cancelled while it waits. */
+        ev_run(evt_loop_ev(loop), EVRUN_NOWAIT);
+        ck_assert(evt_task_is_done(t[0]));
+        ck_assert_int_eq(arg_freed[0], 1);
+        ck_assert_int_eq(evt_task_cancel(t[3], 0), 0);
+        test_loop_run(loop);
+        ck_assert_int_eq(arg_freed[0], 1);
+        for (int i = 1; i < 5; i++)
+                ck_assert_int_eq(arg_freed[i], 0);
+        for (int i = 0; i < 4; i++)
+                evt_task_unref(t[i]);
+        test_loop_free(loop);
+}
+END_TEST
+
+/* The loop freed with tasks that never ran, a shielded one and a detached
+ * one among them: each argument goes back once; the running task's not. */
+START_TEST(arg_free_at_loop_free) {
+        evt_loop *loop = test_loop_new();
+        evt_task *running, *waiting;
+        int res;
+
+        memset(arg_freed, 0, sizeof(arg_freed));
+        running = spawn_owning(loop, park, 0, 0);
+        ev_run(evt_loop_ev(loop), EVRUN_NOWAIT);
+        waiting = spawn_owning(loop, park, 1, EVT_TASK_SHIELDED);
+        ck_assert_int_eq(evt_task_spawn(loop, park, (void *) 2,
+                                        &(evt_task_opts) { .arg_free = count_arg_free }, NULL), 0);
+        ck_assert_int_eq(evt_loop_pause(loop), 0);
+        ck_assert_int_eq(evt_task_spawn(loop, park, (void *) 3,
+                                        &(evt_task_opts) { .arg_free = count_arg_free }, NULL), 0);
+        evt_loop_free(loop);
+        ck_assert_int_eq(arg_freed[0], 0);
+        for (int i = 1; i < 4; i++)
+                ck_assert_int_eq(arg_freed[i], 1);
+        ck_assert_int_eq(evt_task_result(waiting, &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        evt_task_unref(running);
+        evt_task_unref(waiting);
+}
+END_TEST
+
 /* ---- stacks beyond the guard budget ---- */
 
 static int park_on(void *arg) {
@@ -674,6 +751,8 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, detached_tasks_end_and_go);
         tcase_add_test(tc, names);
         tcase_add_test(tc, task_drops_own_reference);
+        tcase_add_test(tc, arg_free_when_never_run);
+        tcase_add_test(tc, arg_free_at_loop_free);
         tcase_add_test(tc, stack_size_option);
         tcase_add_test(tc, many_tasks);
         suite_add_tcase(s, tc);
