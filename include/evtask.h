@@ -268,8 +268,9 @@ EVT_API int evt_group_spawn(evt_group *group, evt_task_fn fn, void *arg,
  * get -EIDRM. Accepts NULL. */
 EVT_API void evt_group_free(evt_group *group);
 /* Await point: 0 once every task in the group has ended (at once if none).
- * -EIDRM if the group is freed meanwhile; -EINVAL for NULL or a group of
- * another loop. */
+ * -EDEADLK for a task of the group itself, whatever the deadline (it would
+ * wait for its own end); -EIDRM if the group is freed meanwhile; -EINVAL
+ * for NULL or a group of another loop. */
 EVT_API int evt_group_wait(evt_group *group, int64_t deadline);
 /* Cancels every task in the group now, as evt_task_cancel; tasks spawned
  * into it later are not cancelled. 0, or -EINVAL for NULL or an unknown

@@ -48,6 +48,9 @@ int evt_group_wait(evt_group *group, int64_t deadline) {
                 return r;
         if (group->loop != t->loop)
                 return -EINVAL;
+        /* A member would wait for its own end: as evt_task_join of itself. */
+        if (t->set == &group->set)
+                return -EDEADLK;
         if (group->set.n_tasks == 0)
                 return 0;
         return evt__wait_on(t, &group->set.waiters, deadline);

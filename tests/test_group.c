@@ -626,6 +626,32 @@ START_TEST(group_wait_args_in_task) {
 }
 END_TEST
 
+/* A member waiting for its own group would wait for its own end: -EDEADLK
+ * at once, with or without a deadline, as evt_task_join of itself. Once
+ * the group is gone the member is not in it any more. */
+static int self_wait_fn(void *arg) {
+        int *r = arg;
+
+        r[0] = evt_group_wait(st.group, EVT_FOREVER);
+        r[1] = evt_group_wait(st.group, evt_deadline_in(EVT_SEC(60)));
+        return 0;
+}
+
+START_TEST(group_wait_own_group) {
+        int r[2] = { 1, 1 };
+
+        reset();
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(st.loop, &st.group), 0);
+        ck_assert_int_eq(evt_group_spawn(st.group, self_wait_fn, r, NULL, NULL), 0);
+        test_loop_run(st.loop);
+        ck_assert_int_eq(r[0], -EDEADLK);
+        ck_assert_int_eq(r[1], -EDEADLK);
+        evt_group_free(st.group);
+        test_loop_free(st.loop);
+}
+END_TEST
+
 Suite *evt_test_suite(void) {
         Suite *s = suite_create("group");
         TCase *tc;
@@ -658,6 +684,7 @@ Suite *evt_test_suite(void) {
         tc = tcase_create("args");
         tcase_add_test(tc, group_args);
         tcase_add_test(tc, group_wait_args_in_task);
+        tcase_add_test(tc, group_wait_own_group);
         suite_add_tcase(s, tc);
         return s;
 }
