@@ -356,14 +356,20 @@ typedef struct evt_call_opts {
          * until fn has returned, which can be after the awaiting task gave
          * up on the call. */
         void (*arg_free)(void *arg);
+        /* A bound on the run, in ns from when a thread takes the call (time
+         * spent queued does not count); 0: none. When it passes, the call
+         * ends as at its deadline: -ETIMEDOUT, the stop flag set. The
+         * deadline stays the bound on the whole wait, queue included. */
+        int64_t run_timeout;
 } evt_call_opts;
 
 /* Await point: runs fn(token, arg) on a worker thread and stores what it
- * returned in ret_result (may be NULL). At most threads + queue_max calls
+ * returned in ret_result (may be NULL). Bounded by the deadline and, once a
+ * thread has taken the call, by opts->run_timeout. At most threads + queue_max calls
  * are in flight (queued, running, or abandoned by their task and still
  * running); beyond that, first waits for room (until the deadline), or
  * returns -EAGAIN with EVT_CALL_NOWAIT. -EAGAIN too if no worker thread
- * exists and none can be started. A cancel or the deadline returns
+ * exists and none can be started. -EINVAL for a negative run_timeout. A cancel or the deadline returns
  * -ECANCELED or -ETIMEDOUT at once and sets the call's stop flag; a call
  * that has already returned by then reports its result instead; with a
  * deadline passed already, fn never runs. -EIDRM if the pool is freed
@@ -418,6 +424,8 @@ typedef struct evt_pool_stats {
         size_t calls;           /* in flight: queued, running, or returned
                                  * and not yet collected by the loop */
         uint64_t completed;     /* functions that have returned so far */
+        int64_t oldest_queued;  /* ns the oldest queued call has waited for
+                                 * a thread; 0: none is queued */
 } evt_pool_stats;
 
 /* Fills ret_stats with the pool's counts: 0, or -EINVAL for a NULL

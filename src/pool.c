@@ -10,7 +10,9 @@
  *
  *   QUEUED --a worker takes it--> RUNNING --fn returns--> DONE (core->done)
  *
- * and a worker tells the loop of a DONE record with ev_async. The loop side
+ * and a worker tells the loop of a DONE record with ev_async; also of a
+ * record that has started running, if it has a run bound (core->started):
+ * the awaiting task learns when its bound begins. The loop side
  * releases a record when the awaiting task has taken its result, or when the
  * task gave up on it: at once if it is QUEUED (it never runs) or DONE, else
  * when async_cb collects it ("orphaned": stop is set, nobody waits).
@@ -55,9 +57,10 @@ typedef struct call {
         evt_blocking_fn fn;
         void *arg;
         void (*arg_free)(void *arg);
+        int64_t run_timeout;    /* the run bound, from evt_call_opts */
         /* Under core->lock: */
         enum call_state state;
-        evt__list core_link;    /* on core->queue or core->done */
+        evt__list core_link;    /* on core->queue, core->started or core->done */
         int64_t started_at;     /* when fn started; 0 while queued */
         int result;             /* fn's return value, once DONE */
         /* The loop side's, while the pool lives: */
@@ -86,6 +89,8 @@ struct pool_core {
         struct ev_loop *ev;     /* where to send `async`, while attached */
         ev_async *async;
         evt__list queue;        /* QUEUED calls, oldest first */
+        evt__list started;      /* RUNNING calls with a run bound that the
+                                 * loop has not been told of */
         evt__list done;         /* DONE calls the loop has not collected */
         evt__list workers;      /* struct worker.link of joinable threads */
         unsigned max_threads;
@@ -197,6 +202,10 @@ static void *worker_main(void *arg) {
                 c->running++;
                 k->state = CALL_RUNNING;
                 k->started_at = evt_time_now();
+                if (k->run_timeout && c->attached) {
+                        evt__list_push_back(&c->started, &k->core_link);
+                        ev_async_send(c->ev, c->async);
+                }
                 w->busy = true;
                 pthread_mutex_unlock(&c->lock);
 
@@ -210,6 +219,7 @@ static void *worker_main(void *arg) {
                 c->completed++;
                 k->result = r;
                 k->state = CALL_DONE;
+                evt__list_remove(&k->core_link); /* off `started`, if there */
                 if (c->attached) {
                         evt__list_push_back(&c->done, &k->core_link);
                         ev_async_send(c->ev, c->async);
@@ -290,7 +300,12 @@ static void call_release(evt_pool *p, call *k) {
         evt__wake_all(&p->room_waiters, 0);
 }
 
-/* Takes the calls whose function has returned from the workers. */
+/* What wakes a task whose call has started running under a run bound: it
+ * waits again, with the bound's deadline. Not an errno, and not 0. */
+#define WAKE_STARTED 1
+
+/* Takes the calls whose function has returned from the workers, and tells
+ * tasks whose call has started under a run bound. */
 static void collect(evt_pool *p) {
         struct pool_core *c = p->core;
         evt__list done;
@@ -299,6 +314,14 @@ static void collect(evt_pool *p) {
         evt__list_init(&done);
         pthread_mutex_lock(&c->lock);
         evt__list_splice_back(&done, &c->done);
+        /* Under lock: the worker takes a record off `started` when its
+         * function returns. */
+        while ((n = evt__list_pop_front(&c->started))) {
+                call *k = evt__container_of(n, call, core_link);
+
+                if (k->awaited)
+                        evt__wake(k->task, WAKE_STARTED);
+        }
         pthread_mutex_unlock(&c->lock);
 
         /* Collected records are DONE and off every core list: no worker
@@ -391,6 +414,7 @@ int evt_pool_new(evt_loop *loop, const evt_pool_opts *opts, evt_pool **ret_pool)
         c->async = &p->async;
         c->max_threads = threads;
         evt__list_init(&c->queue);
+        evt__list_init(&c->started);
         evt__list_init(&c->done);
         evt__list_init(&c->workers);
 
@@ -453,6 +477,7 @@ void evt_pool_free(evt_pool *pool) {
                         break;
                 case CALL_RUNNING:
                         call_stop(c, k);
+                        evt__list_remove(&k->core_link); /* off `started` */
                         evt__list_remove(&k->pool_link);
                         p->n_calls--;
                         evt_task_unref(k->task);
@@ -554,11 +579,32 @@ static int call_finish(evt_pool *p, call *k, int r, int *ret_result) {
                 return r;
         case CALL_RUNNING:
                 /* Orphaned: async_cb releases it when fn returns. */
+                evt__list_remove(&k->core_link); /* off `started`, if there */
                 call_stop(c, k);
                 pthread_mutex_unlock(&c->lock);
                 return r;
         }
         pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+/* The awaiting task's wait for k: until the deadline, and once a thread
+ * has taken k, until its run bound too. What evt__wait returns. */
+static int await_call(evt_pool *p, call *k, int64_t deadline) {
+        int64_t until = deadline;
+        int r;
+
+        while ((r = evt__wait(k->task, until)) == WAKE_STARTED && !p->gone) {
+                bool done;
+
+                pthread_mutex_lock(&p->core->lock);
+                done = k->state == CALL_DONE; /* its collect found us awake */
+                if (k->started_at < INT64_MAX - k->run_timeout && k->started_at + k->run_timeout < until)
+                        until = k->started_at + k->run_timeout;
+                pthread_mutex_unlock(&p->core->lock);
+                if (done)
+                        return 0;
+        }
         return r;
 }
 
@@ -574,7 +620,7 @@ int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_
                 return -EINVAL;
         if (!opts)
                 opts = &defaults;
-        if (opts->flags & ~(unsigned) EVT_CALL_NOWAIT)
+        if ((opts->flags & ~(unsigned) EVT_CALL_NOWAIT) || opts->run_timeout < 0)
                 return -EINVAL;
         t = evt_task_current();
         if (!t || t->loop != p->loop)
@@ -611,6 +657,7 @@ int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_
         k->fn = fn;
         k->arg = arg;
         k->arg_free = opts->arg_free;
+        k->run_timeout = opts->run_timeout;
         k->state = CALL_QUEUED;
         k->task = evt_task_ref(t);
         k->made_at = evt_time_now();
@@ -634,7 +681,7 @@ int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_
         p->n_awaited++;
         hold_update(p);
 
-        r = evt__wait(t, deadline);
+        r = await_call(p, k, deadline);
         if (p->gone) {
                 r = -EIDRM; /* evt_pool_free has dealt with the record */
         } else {
@@ -663,6 +710,12 @@ int evt_pool_stats_get(evt_pool *pool, evt_pool_stats *ret_stats) {
                 .calls = pool->n_calls,
                 .completed = c->completed,
         };
+        /* The queue is in call order: its head has waited longest. */
+        if (!evt__list_empty(&c->queue)) {
+                int64_t waited = evt_time_now() - evt__container_of(c->queue.next, call, core_link)->made_at;
+
+                ret_stats->oldest_queued = waited > 0 ? waited : 1;
+        }
         pthread_mutex_unlock(&c->lock);
         return 0;
 }

@@ -950,6 +950,102 @@ START_TEST(deadline_passes_while_queued) {
 }
 END_TEST
 
+/* ---- run bounds ---------------------------------------------------------- */
+
+#define RUN_BOUND EVT_MSEC(50)
+#define QUEUED_FOR EVT_MSEC(150)
+
+static struct {
+        bool ready;             /* job 0 ran and job 1 was queued */
+        evt_pool_stats queued, later, running;
+        int64_t released_at;
+        bool still_waiting;     /* job 1's caller, after QUEUED_FOR queued */
+} rb;
+
+/* Holds job 1 in the queue behind job 0 for QUEUED_FOR, three times its
+ * run bound, then lets job 0 end. */
+static int run_bound_controller(void *arg) {
+        (void) arg;
+        rb.ready = wait_pool(1, 1);
+        rb.queued = pool_stats();
+        evt_sleep(QUEUED_FOR);
+        rb.later = pool_stats();
+        rb.still_waiting = st.callers[1].r == 1;
+        rb.released_at = evt_time_now();
+        atomic_store(&st.jobs[0].release, true);
+        POLL_UNTIL(count(&st.jobs[1].runs) == 1);
+        rb.running = pool_stats();
+        return 0;
+}
+
+/* The run bound starts when a thread takes the call: a call queued for
+ * three times its bound still runs, and is stopped a bound after it
+ * started. The queue's length and oldest wait show in the stats. */
+START_TEST(run_bound_starts_when_taken) {
+        struct caller *bounded;
+
+        setup(1, 0);
+        memset(&rb, 0, sizeof(rb));
+        st.jobs[0].check_every_ms = 1;
+        st.jobs[1].check_every_ms = 1;
+        call_in_task(0, cooperative_fn, &st.jobs[0], "blocker", 0);
+        bounded = call_in_task(1, cooperative_fn, &st.jobs[1], "bounded", 0);
+        bounded->opts.run_timeout = RUN_BOUND;
+        bounded->opts.arg_free = job_free;
+        evt_task_unref(test_spawn(st.loop, run_bound_controller, NULL, "control", 0));
+        ck_assert_int_eq(evt_loop_run(st.loop), 0);
+
+        ck_assert(rb.ready);
+        ck_assert_uint_eq(rb.queued.queued, 1);
+        ck_assert_int_gt(rb.queued.oldest_queued, 0);
+        ck_assert_int_ge(rb.later.oldest_queued, QUEUED_FOR);
+        ck_assert(rb.still_waiting);
+        ck_assert_uint_eq(rb.running.queued, 0);
+        ck_assert_int_eq(rb.running.oldest_queued, 0);
+
+        ck_assert_int_eq(bounded->r, -ETIMEDOUT);
+        ck_assert_int_eq(bounded->result, UNTOUCHED);
+        ck_assert_int_ge(bounded->returned_at, rb.released_at + RUN_BOUND);
+        ck_assert_int_lt(bounded->returned_at, rb.released_at + RUN_BOUND + SOON);
+        settle();
+        ck_assert_int_eq(count(&st.jobs[1].runs), 1);
+        ck_assert(flag(&st.jobs[1].by_token));
+        assert_freed_once(&st.jobs[1], false);
+        finish();
+}
+END_TEST
+
+static int many_bounded_fn(void *arg) {
+        int *ok = arg;
+
+        for (int i = 0; i < N_MANY; i++) {
+                int result = UNTOUCHED;
+                int r = evt_pool_call(st.pool, quick_fn, &st.jobs[i % N_JOBS],
+                                      &(evt_call_opts) { .run_timeout = EVT_SEC(60) }, EVT_FOREVER, &result);
+
+                if (r == 0 && result == i % N_JOBS)
+                        (*ok)++;
+        }
+        return 0;
+}
+
+/* Calls under a run bound that they keep return their result, however the
+ * news of their start and of their end reach the loop. */
+START_TEST(run_bound_kept) {
+        int ok[N_CALLERS] = { 0 };
+
+        setup(2, 0);
+        for (int i = 0; i < N_JOBS; i++)
+                st.jobs[i].value = i;
+        for (int i = 0; i < N_CALLERS; i++)
+                evt_task_unref(test_spawn(st.loop, many_bounded_fn, &ok[i], "bounded", 0));
+        ck_assert_int_eq(evt_loop_run(st.loop), 0);
+        for (int i = 0; i < N_CALLERS; i++)
+                ck_assert_int_eq(ok[i], N_MANY);
+        finish();
+}
+END_TEST
+
 /* ---- freeing the pool ---------------------------------------------------- */
 
 static struct {
@@ -1448,19 +1544,21 @@ END_TEST
 
 static struct {
         evt_pool *other;        /* of another loop */
-        int r_null_pool, r_null_fn, r_flags, r_other;
+        int r_null_pool, r_null_fn, r_flags, r_run, r_other;
         int result;
 } args;
 
 static int args_task(void *arg) {
         const evt_call_opts owned = { .arg_free = job_free };
         const evt_call_opts bad_flags = { .flags = 1u << 7, .arg_free = job_free };
+        const evt_call_opts bad_run = { .run_timeout = -1, .arg_free = job_free };
         struct job *j = &st.jobs[0];
 
         (void) arg;
         args.r_null_pool = evt_pool_call(NULL, quick_fn, j, &owned, EVT_FOREVER, &args.result);
         args.r_null_fn = evt_pool_call(st.pool, NULL, j, &owned, EVT_FOREVER, &args.result);
         args.r_flags = evt_pool_call(st.pool, quick_fn, j, &bad_flags, EVT_FOREVER, &args.result);
+        args.r_run = evt_pool_call(st.pool, quick_fn, j, &bad_run, EVT_FOREVER, &args.result);
         args.r_other = evt_pool_call(args.other, quick_fn, j, &owned, EVT_FOREVER, &args.result);
         return 0;
 }
@@ -1488,6 +1586,7 @@ START_TEST(pool_call_args) {
         ck_assert_int_eq(args.r_null_pool, -EINVAL);
         ck_assert_int_eq(args.r_null_fn, -EINVAL);
         ck_assert_int_eq(args.r_flags, -EINVAL);
+        ck_assert_int_eq(args.r_run, -EINVAL);
         ck_assert_int_eq(args.r_other, -EINVAL);
         ck_assert_int_eq(args.result, UNTOUCHED);
         ck_assert_int_eq(count(&st.jobs[0].runs), 0);
@@ -1536,6 +1635,11 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, deadline_passes_while_running);
         tcase_add_test(tc, deadline_already_passed);
         tcase_add_test(tc, deadline_passes_while_queued);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("run_bound");
+        tcase_add_test(tc, run_bound_starts_when_taken);
+        tcase_add_test(tc, run_bound_kept);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("pool_free");
