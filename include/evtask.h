@@ -280,6 +280,96 @@ EVT_API int evt_group_cancel(evt_group *group, unsigned flags);
 EVT_API size_t evt_group_size(const evt_group *group);
 
 /* ========================================================================
+ * Channels
+ *
+ * A bounded FIFO queue of fixed-size values between the tasks of a loop.
+ * Values are copied in and out. Senders wait while the buffer is full,
+ * receivers while it is empty; with capacity 0 every send waits for a
+ * receiver to take its value (a rendezvous). Waiting senders, and waiting
+ * receivers, are served in the order they came, each value to one
+ * receiver. A sender whose value was taken, or a receiver that took one,
+ * gets 0 even if a cancel came after (the next await point fails); a task
+ * that gave up first (cancel, deadline) takes and leaves nothing.
+ * ======================================================================== */
+
+typedef struct evt_channel evt_channel;
+
+/* A channel on `loop` for values of elem_size bytes (> 0), with room for
+ * `capacity` of them (0: rendezvous). -EINVAL for a NULL argument or an
+ * elem_size of 0, -ENOMEM. */
+EVT_API int evt_channel_new(evt_loop *loop, size_t elem_size, size_t capacity, evt_channel **ret_channel);
+/* Wakes waiting senders and receivers with -EIDRM; buffered values are
+ * dropped. Accepts NULL. */
+EVT_API void evt_channel_free(evt_channel *channel);
+/* Await point: copies elem_size bytes from elem into the channel: to the
+ * first waiting receiver, else into the buffer, else waits until one of
+ * them has room. -EPIPE once the channel is closed (before the call or
+ * while it waits: the value is not sent); -EIDRM if it is freed meanwhile;
+ * -EINVAL for a NULL argument or a channel of another loop. */
+EVT_API int evt_channel_send(evt_channel *channel, const void *elem, int64_t deadline);
+/* evt_channel_send without waiting, also from outside a task (a libev
+ * callback, an evt_loop_post function): -EAGAIN where the send would
+ * wait. Not an await point: never -ECANCELED. */
+EVT_API int evt_channel_try_send(evt_channel *channel, const void *elem);
+/* Await point: takes the oldest value into ret_elem (NULL: drops it),
+ * waiting while there is none. Once the channel is closed, receivers still
+ * get the buffered values, then -EPIPE. -EIDRM if it is freed meanwhile;
+ * -EINVAL for NULL or a channel of another loop. */
+EVT_API int evt_channel_recv(evt_channel *channel, void *ret_elem, int64_t deadline);
+/* No value can be sent from now on: waiting senders get -EPIPE (their
+ * values are not sent), and so do waiting receivers, who found the buffer
+ * empty. 0, also if it was closed; -EINVAL for NULL. */
+EVT_API int evt_channel_close(evt_channel *channel);
+/* True once closed; false for NULL. */
+EVT_API bool evt_channel_is_closed(const evt_channel *channel);
+/* Values in the buffer; 0 for NULL. */
+EVT_API size_t evt_channel_len(const evt_channel *channel);
+
+/* ========================================================================
+ * Locks: mutexes and counting semaphores
+ *
+ * A release hands the lock or the permit straight to the first task in
+ * line and wakes it alone: waiters get it in the order they came, and a
+ * task that comes later cannot take it first. A waiter cancelled before
+ * it ran again takes nothing: what it was handed goes to the next.
+ * ======================================================================== */
+
+typedef struct evt_mutex evt_mutex;
+typedef struct evt_sem evt_sem;
+
+/* A new mutex on `loop`, unlocked. -EINVAL for a NULL argument, -ENOMEM. */
+EVT_API int evt_mutex_new(evt_loop *loop, evt_mutex **ret_mutex);
+/* Wakes waiting tasks with -EIDRM, held or not. Accepts NULL. */
+EVT_API void evt_mutex_free(evt_mutex *mutex);
+/* Await point: locks the mutex for the calling task, waiting in line while
+ * another task holds it. -EDEADLK if the caller holds it; -EIDRM if it is
+ * freed meanwhile; -EINVAL for NULL or a mutex of another loop. */
+EVT_API int evt_mutex_lock(evt_mutex *mutex, int64_t deadline);
+/* Unlocks a mutex the calling task holds, handing it to the first waiter.
+ * 0, -EPERM if the caller does not hold it, -EINVAL for NULL. A task that
+ * ends holding a mutex leaves it locked. */
+EVT_API int evt_mutex_unlock(evt_mutex *mutex);
+/* The task that holds the mutex, NULL if none (also for NULL, and while a
+ * waiter it was handed to has not run yet). */
+EVT_API evt_task *evt_mutex_owner(const evt_mutex *mutex);
+
+/* A semaphore on `loop` with `permits` free. -EINVAL for a NULL argument,
+ * -ENOMEM. */
+EVT_API int evt_sem_new(evt_loop *loop, size_t permits, evt_sem **ret_sem);
+/* Wakes waiting tasks with -EIDRM. Accepts NULL. */
+EVT_API void evt_sem_free(evt_sem *sem);
+/* Await point: takes a permit, waiting in line while none is free. -EIDRM
+ * if it is freed meanwhile; -EINVAL for NULL or a semaphore of another
+ * loop. */
+EVT_API int evt_sem_acquire(evt_sem *sem, int64_t deadline);
+/* Gives a permit back: to the first waiter, or to the free ones. Any code
+ * on the loop's thread may release, a task or not. 0, -EOVERFLOW beyond
+ * SIZE_MAX free permits, -EINVAL for NULL. */
+EVT_API int evt_sem_release(evt_sem *sem);
+/* Free permits; 0 for NULL. */
+EVT_API size_t evt_sem_value(const evt_sem *sem);
+
+/* ========================================================================
  * File descriptors and child processes
  * ======================================================================== */
 

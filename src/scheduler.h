@@ -189,6 +189,45 @@ void evt__taskset_init(evt__taskset *s);
 /* Members leave the set and run on; waiters are woken with -EIDRM. */
 void evt__taskset_done(evt__taskset *s);
 
+/* A task in a wait queue (waitq.c), in its own frame: the mechanism under
+ * locks and channels, whose wakers hand each waiter what it waits for, in
+ * FIFO order, before waking it. */
+typedef struct evt__waiter {
+        evt__list link;         /* on the queue while it waits */
+        evt_task *task;
+        void *data;             /* the primitive's: a value's source or
+                                 * destination */
+        bool handed;            /* a waker handed it what it waited for */
+} evt__waiter;
+
+/* Waits in `queue` until handed something, woken otherwise (a result for
+ * every waiter, a cancel, the deadline): what evt__wait returns. w->handed
+ * says whether the handoff happened, even if a cancel is returned. */
+int evt__waiter_wait(evt__waiter *w, evt_task *t, evt__list *queue, void *data, int64_t deadline);
+/* The first waiter that still waits, taken off the queue (with those before
+ * it, which are leaving); NULL if none. */
+evt__waiter *evt__waiter_next(evt__list *queue);
+/* Does any waiter of the queue still wait? */
+bool evt__waiter_waits(const evt__list *queue);
+/* Marks w handed and wakes it with 0; w is off its queue. */
+void evt__waiter_hand(evt__waiter *w);
+/* Wakes every waiter with `result`, emptying the queue. */
+void evt__waiters_wake_all(evt__list *queue, int result);
+
+/* Permits handed out in FIFO order: the counter of semaphores and mutexes. */
+typedef struct evt__permits {
+        size_t n;               /* free; > 0 only while no task waits */
+        evt__list waiters;      /* evt__waiter.link */
+} evt__permits;
+
+/* Takes a permit, waiting in line for one until the deadline: 0, or the
+ * wait's error, and then no permit is held (one handed to a task cancelled
+ * before it ran goes on to the next waiter). The caller has called
+ * evt__enter. */
+int evt__permits_acquire(evt__permits *p, evt_task *t, int64_t deadline);
+/* Hands a permit to the first waiter that still waits, or keeps it. */
+void evt__permits_release(evt__permits *p);
+
 /* evt_task_spawn, with the new task put in `set` (may be NULL). */
 int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_opts *opts,
                     evt__taskset *set, evt_task **ret_task);

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "testutil.h"
 
@@ -31,6 +32,33 @@ void test_loop_run(evt_loop *loop) {
 void test_loop_free(evt_loop *loop) {
         assert_nothing_left(loop);
         evt_loop_free(loop);
+}
+
+evt_loop *test_other_loop_new(void) {
+        struct ev_loop *ev = ev_loop_new(EVFLAG_AUTO);
+        evt_loop *loop = NULL;
+
+        ck_assert_ptr_nonnull(ev);
+        ck_assert_int_eq(evt_loop_new(ev, NULL, &loop), 0);
+        return loop;
+}
+
+void test_other_loop_free(evt_loop *loop) {
+        struct ev_loop *ev = evt_loop_ev(loop);
+
+        test_loop_free(loop);
+        ev_loop_destroy(ev);
+}
+
+uint64_t test_switches(evt_loop *loop) {
+        evt_loop_stats st;
+
+        ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
+        return st.switches;
+}
+
+bool test_is_waiting(const evt_task *t) {
+        return strcmp(evt_task_state_name(t), "waiting") == 0;
 }
 
 int64_t test_ms_since(int64_t start) {

@@ -19,6 +19,17 @@ void test_loop_run(evt_loop *loop);
 /* The same check, then frees the loop. */
 void test_loop_free(evt_loop *loop);
 
+/* A second loop, on a libev loop of its own: for the checks that an object
+ * of another loop is refused. test_other_loop_free frees both. */
+evt_loop *test_other_loop_new(void);
+void test_other_loop_free(evt_loop *loop);
+
+/* Context switches into tasks so far (evt_loop_stats.switches). */
+uint64_t test_switches(evt_loop *loop);
+
+/* Is the task waiting (evt_task_state_name)? */
+bool test_is_waiting(const evt_task *t);
+
 /* Milliseconds since an evt_time_now() value. */
 int64_t test_ms_since(int64_t start);
 
