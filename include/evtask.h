@@ -255,27 +255,74 @@ EVT_API int evt_event_wait(evt_event *event, int64_t deadline);
  * Groups
  *
  * A set of tasks that are waited for and cancelled together. A task joins
- * its group at spawn and leaves it when it ends.
+ * its group at spawn and leaves it when it ends. Options give a group
+ * structure: fail-fast (the first failure cancels the rest), the ended
+ * members kept to be taken one at a time in the order they ended, and a
+ * bound on the members not yet ended.
+ *
+ * Freeing a group with live members lets them run on outside any group
+ * (nothing is cancelled); tasks waiting in evt_group_wait, evt_group_next
+ * or for room in evt_group_spawn get -EIDRM, and ended members kept for
+ * evt_group_next are let go.
  * ======================================================================== */
 
-/* A new, empty group on `loop`. -EINVAL for a NULL argument, -ENOMEM. */
+enum {
+        /* The first member to end with a negative result (bar -ECANCELED
+         * after a cancel) cancels the group; evt_group_wait returns that
+         * result, and evt_group_failed names the member. */
+        EVT_GROUP_FAIL_FAST = 1 << 0,
+        /* Ended members are kept, in the order they ended, for
+         * evt_group_next. */
+        EVT_GROUP_KEEP_DONE = 1 << 1,
+};
+
+typedef struct evt_group_opts {
+        unsigned flags;         /* EVT_GROUP_* */
+        size_t max_running;     /* members not yet ended at most; 0: no
+                                 * bound (see evt_group_spawn) */
+} evt_group_opts;
+
+/* A new, empty group on `loop` with the options (NULL: none). -EINVAL for
+ * a NULL argument or an unknown flag, -ENOMEM. */
+EVT_API int evt_group_new_opts(evt_loop *loop, const evt_group_opts *opts, evt_group **ret_group);
+/* evt_group_new_opts without options. */
 EVT_API int evt_group_new(evt_loop *loop, evt_group **ret_group);
 /* evt_task_spawn on the group's loop, with the task in the group; its
- * errors, and -EINVAL for a NULL group. */
+ * errors, and -EINVAL for a NULL group. In a cancelled group the task
+ * starts cancelled, with the group's cancel flags: it never runs unless
+ * shielded (see evt_task_opts.arg_free). With max_running members not yet
+ * ended, a task waits in line for one to end (an await point then: also
+ * -ECANCELED, and -EIDRM if the group is freed meanwhile); other code gets
+ * -EAGAIN. */
 EVT_API int evt_group_spawn(evt_group *group, evt_task_fn fn, void *arg,
                             const evt_task_opts *opts, evt_task **ret_task);
-/* Running members leave the group and run on; tasks waiting for the group
- * get -EIDRM. Accepts NULL. */
+/* See the section's head. Accepts NULL. */
 EVT_API void evt_group_free(evt_group *group);
-/* Await point: 0 once every task in the group has ended (at once if none).
+/* Await point: once every task in the group has ended (at once if none):
+ * 0, or with EVT_GROUP_FAIL_FAST the result of the member that failed.
  * -EDEADLK for a task of the group itself, whatever the deadline (it would
  * wait for its own end); -EIDRM if the group is freed meanwhile; -EINVAL
  * for NULL or a group of another loop. */
 EVT_API int evt_group_wait(evt_group *group, int64_t deadline);
-/* Cancels every task in the group now, as evt_task_cancel; tasks spawned
- * into it later are not cancelled. 0, or -EINVAL for NULL or an unknown
- * flag. */
+/* Await point, for an EVT_GROUP_KEEP_DONE group: takes the member that
+ * ended first of those not yet taken, waiting for one to end; the caller
+ * gets a reference to it (evt_task_unref). -ENOENT once none is left to
+ * take or to end; -EDEADLK for the last member itself; -EIDRM if the group
+ * is freed meanwhile; -EINVAL for NULL, a group without the flag or of
+ * another loop. A member handed over is reported even if a cancel came
+ * after. */
+EVT_API int evt_group_next(evt_group *group, int64_t deadline, evt_task **ret_task);
+/* Cancels every task in the group now, as evt_task_cancel, and the tasks
+ * spawned into it later (they start cancelled). 0, or -EINVAL for NULL or
+ * an unknown flag. */
 EVT_API int evt_group_cancel(evt_group *group, unsigned flags);
+/* True once the group was cancelled (evt_group_cancel, or a fail-fast
+ * failure); false for NULL. */
+EVT_API bool evt_group_is_cancelled(const evt_group *group);
+/* With EVT_GROUP_FAIL_FAST, the member whose failure cancelled the group
+ * (its result: evt_task_result); it lives as long as the group. NULL if
+ * none failed, or for NULL. */
+EVT_API evt_task *evt_group_failed(const evt_group *group);
 /* Tasks in the group that have not ended; 0 for NULL. */
 EVT_API size_t evt_group_size(const evt_group *group);
 

@@ -161,7 +161,10 @@ static void task_end(evt_task *t, int result) {
         if (set) {
                 evt__list_remove(&t->set_link);
                 t->set = NULL;
-                if (--set->n_tasks == 0)
+                set->n_tasks--;
+                if (set->end_cb)
+                        set->end_cb(set, t);
+                if (set->n_tasks == 0)
                         evt__wake_all(&set->waiters, 0);
         }
 }
@@ -797,6 +800,7 @@ void evt__taskset_init(evt__taskset *s) {
         evt__list_init(&s->tasks);
         evt__list_init(&s->waiters);
         s->n_tasks = 0;
+        s->end_cb = NULL;
 }
 
 void evt__taskset_done(evt__taskset *s) {

@@ -183,6 +183,10 @@ typedef struct evt__taskset {
         evt__list tasks;        /* evt_task.set_link */
         size_t n_tasks;         /* length of tasks */
         evt__list waiters;      /* tasks waiting for it to empty (wait_link) */
+        /* Called as each member ends, once it has left the set (its
+         * set_link is free) and before the waiters are woken; or NULL.
+         * It must not switch. */
+        void (*end_cb)(struct evt__taskset *s, evt_task *t);
 } evt__taskset;
 
 void evt__taskset_init(evt__taskset *s);

@@ -552,6 +552,336 @@ static int dummy_fn(void *arg) {
         return 0;
 }
 
+/* ---- policies: fail-fast, completion order, a bound, precancelled ---- */
+
+#define N_POL 6
+
+static struct {
+        evt_group *g;
+        evt_task *t[N_POL];
+        evt_event *go[N_POL];   /* member i ends once go[i] is set */
+        int value[N_POL];       /* ... with this result */
+        bool started[N_POL], finished[N_POL];
+        int running, most_running;
+        int r_wait, r_spawn_outside;
+        evt_task *order[N_POL + 1];
+        int r_next[N_POL + 1];
+        int freed;              /* arg_free calls */
+} pol;
+
+static void pol_reset(const evt_group_opts *opts) {
+        reset();
+        memset(&pol, 0, sizeof(pol));
+        pol.r_wait = 1;
+        st.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new_opts(st.loop, opts, &pol.g), 0);
+        for (int i = 0; i < N_POL; i++)
+                ck_assert_int_eq(evt_event_new(st.loop, &pol.go[i]), 0);
+}
+
+static void pol_finish(void) {
+        for (int i = 0; i < N_POL; i++) {
+                evt_task_unref(pol.t[i]);
+                evt_task_unref(pol.order[i]);
+                evt_event_free(pol.go[i]);
+        }
+        evt_group_free(pol.g);
+        test_loop_free(st.loop);
+}
+
+/* Waits for go[i], then returns value[i]; a cancel ends it earlier. */
+static int pol_member_fn(void *arg) {
+        int i = (int) (intptr_t) arg;
+        int r;
+
+        pol.started[i] = true;
+        if (++pol.running > pol.most_running)
+                pol.most_running = pol.running;
+        r = evt_event_wait(pol.go[i], EVT_FOREVER);
+        pol.running--;
+        pol.finished[i] = true;
+        return r < 0 ? r : pol.value[i];
+}
+
+static void pol_spawn(int i) {
+        ck_assert_int_eq(evt_group_spawn(pol.g, pol_member_fn, (void *) (intptr_t) i, NULL, &pol.t[i]), 0);
+}
+
+static int pol_waiter_fn(void *arg) {
+        (void) arg;
+        pol.r_wait = evt_group_wait(pol.g, EVT_FOREVER);
+        return 0;
+}
+
+/* Ported from asyncio's test_taskgroups.py, test_cancel_children_on_child_error:
+ * three members fail, one sleeps; the first failure cancels the sleeper,
+ * and the group's wait returns that failure and names its member. */
+START_TEST(group_fail_fast_cancels_siblings) {
+        pol_reset(&(evt_group_opts) { .flags = EVT_GROUP_FAIL_FAST });
+        for (int i = 0; i < 4; i++) {
+                pol.value[i] = i < 3 ? -EDOM : 0;
+                pol_spawn(i);
+        }
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(evt_event_set(pol.go[i]), 0);
+        evt_task_unref(test_spawn(st.loop, pol_waiter_fn, NULL, "waiter", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.r_wait, -EDOM);
+        ck_assert_ptr_eq(evt_group_failed(pol.g), pol.t[0]);
+        ck_assert(evt_group_is_cancelled(pol.g));
+        ck_assert(evt_task_is_cancelled(pol.t[3]));
+        {
+                int res;
+
+                ck_assert_int_eq(evt_task_result(pol.t[3], &res), 0);
+                ck_assert_int_eq(res, -ECANCELED);
+        }
+        pol_finish();
+}
+END_TEST
+
+/* Ported from asyncio's test_taskgroups.py, test_taskgroup_03: a member
+ * cancelled on its own is not a failure; the others run on. */
+static int cancel_one_fn(void *arg) {
+        (void) arg;
+        if (!POLL_UNTIL(pol.started[0] && pol.started[1]))
+                return -1;
+        evt_task_cancel(pol.t[0], 0);
+        if (evt_task_join(pol.t[0], EVT_FOREVER, NULL) < 0)
+                return -1;
+        return evt_event_set(pol.go[1]);
+}
+
+START_TEST(group_fail_fast_own_cancel_is_no_failure) {
+        int res;
+
+        pol_reset(&(evt_group_opts) { .flags = EVT_GROUP_FAIL_FAST });
+        pol.value[1] = 11;
+        pol_spawn(0);
+        pol_spawn(1);
+        evt_task_unref(test_spawn(st.loop, cancel_one_fn, NULL, "ctl", 0));
+        evt_task_unref(test_spawn(st.loop, pol_waiter_fn, NULL, "waiter", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.r_wait, 0);
+        ck_assert_ptr_null(evt_group_failed(pol.g));
+        ck_assert(!evt_group_is_cancelled(pol.g));
+        ck_assert_int_eq(evt_task_result(pol.t[0], &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        ck_assert_int_eq(evt_task_result(pol.t[1], &res), 0);
+        ck_assert_int_eq(res, 11);
+        pol_finish();
+}
+END_TEST
+
+/* Without the policy a failure is only a result: nothing is cancelled. */
+START_TEST(group_failure_without_policy) {
+        pol_reset(NULL);
+        pol.value[0] = -EDOM;
+        pol_spawn(0);
+        pol_spawn(1);
+        ck_assert_int_eq(evt_event_set(pol.go[0]), 0);
+        ck_assert_int_eq(evt_event_set(pol.go[1]), 0);
+        evt_task_unref(test_spawn(st.loop, pol_waiter_fn, NULL, "waiter", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.r_wait, 0);
+        ck_assert_ptr_null(evt_group_failed(pol.g));
+        ck_assert(!evt_task_is_cancelled(pol.t[1]));
+        pol_finish();
+}
+END_TEST
+
+static void count_free(void *arg) {
+        (void) arg;
+        pol.freed++;
+}
+
+/* Ported from trio's test_run.py, test_precancelled_task: a task spawned
+ * into a cancelled group starts cancelled. Trio lets it start and fail at
+ * its first await point; here a task cancelled before its first step never
+ * runs, and its argument goes to arg_free. A shielded one runs. */
+START_TEST(group_precancelled_task) {
+        evt_task *shielded;
+        int res;
+
+        pol_reset(NULL);
+        ck_assert_int_eq(evt_group_cancel(pol.g, 0), 0);
+        ck_assert(evt_group_is_cancelled(pol.g));
+        ck_assert_int_eq(evt_group_spawn(pol.g, pol_member_fn, (void *) 0,
+                                         &(evt_task_opts) { .arg_free = count_free }, &pol.t[0]), 0);
+        ck_assert(evt_task_is_cancelled(pol.t[0]));
+        ck_assert_int_eq(evt_group_spawn(pol.g, pol_member_fn, (void *) 1,
+                                         &(evt_task_opts) { .flags = EVT_TASK_SHIELDED }, &shielded), 0);
+        ck_assert_int_eq(evt_event_set(pol.go[1]), 0);
+        test_loop_run(st.loop);
+        ck_assert(!pol.started[0]);
+        ck_assert_int_eq(pol.freed, 1);
+        ck_assert_int_eq(evt_task_result(pol.t[0], &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        ck_assert(pol.finished[1]);
+        evt_task_unref(shielded);
+        pol_finish();
+}
+END_TEST
+
+/* Members end in the order 2, 0, 1 (each released once the one before was
+ * taken), then 4 and 3 both before the next take: evt_group_next hands them
+ * out in that order, then -ENOENT. */
+static int next_fn(void *arg) {
+        static const int ends[] = { 2, 0, 1 };
+        int k = 0;
+
+        (void) arg;
+        for (; k < 3; k++) {
+                evt_event_set(pol.go[ends[k]]);
+                pol.r_next[k] = evt_group_next(pol.g, EVT_FOREVER, &pol.order[k]);
+        }
+        evt_event_set(pol.go[4]);
+        if (evt_task_join(pol.t[4], EVT_FOREVER, NULL) < 0)
+                return -1;
+        evt_event_set(pol.go[3]);
+        if (evt_task_join(pol.t[3], EVT_FOREVER, NULL) < 0)
+                return -1;
+        for (; k < 6; k++)
+                pol.r_next[k] = evt_group_next(pol.g, EVT_FOREVER, &pol.order[k]);
+        return 0;
+}
+
+START_TEST(group_next_in_completion_order) {
+        static const int want[] = { 2, 0, 1, 4, 3 };
+
+        pol_reset(&(evt_group_opts) { .flags = EVT_GROUP_KEEP_DONE });
+        for (int i = 0; i < 5; i++) {
+                pol.value[i] = 10 + i;
+                pol_spawn(i);
+        }
+        evt_task_unref(test_spawn(st.loop, next_fn, NULL, "next", 0));
+        test_loop_run(st.loop);
+        for (int k = 0; k < 5; k++) {
+                int res;
+
+                ck_assert_int_eq(pol.r_next[k], 0);
+                ck_assert_ptr_eq(pol.order[k], pol.t[want[k]]);
+                ck_assert_int_eq(evt_task_result(pol.order[k], &res), 0);
+                ck_assert_int_eq(res, 10 + want[k]);
+        }
+        ck_assert_int_eq(pol.r_next[5], -ENOENT);
+        pol_finish();
+}
+END_TEST
+
+/* A group bound to 2 members: a task that spawns 6 waits for room each
+ * time; never more than 2 run; code outside a task gets -EAGAIN. */
+static int bounded_spawner_fn(void *arg) {
+        (void) arg;
+        for (int i = 0; i < N_POL; i++) {
+                if (evt_group_spawn(pol.g, pol_member_fn, (void *) (intptr_t) i, NULL, &pol.t[i]) < 0)
+                        return -1;
+                /* Let the newest run, then end the oldest still running. */
+                if (!POLL_UNTIL(pol.started[i]))
+                        return -1;
+                if (i >= 1)
+                        evt_event_set(pol.go[i - 1]);
+        }
+        return evt_event_set(pol.go[N_POL - 1]);
+}
+
+START_TEST(group_bounded_spawn_waits) {
+        pol_reset(&(evt_group_opts) { .max_running = 2 });
+        ck_assert_int_eq(evt_group_spawn(pol.g, pol_member_fn, (void *) 0, NULL, &pol.t[0]), 0);
+        ck_assert_int_eq(evt_group_spawn(pol.g, pol_member_fn, (void *) 1, NULL, &pol.t[1]), 0);
+        ck_assert_int_eq(evt_group_spawn(pol.g, pol_member_fn, (void *) 2, NULL, NULL), -EAGAIN);
+        ck_assert_uint_eq(evt_group_size(pol.g), 2);
+        evt_group_cancel(pol.g, 0);
+        test_loop_run(st.loop);
+        evt_task_unref(pol.t[0]);
+        evt_task_unref(pol.t[1]);
+        pol.t[0] = pol.t[1] = NULL;
+        evt_group_free(pol.g);
+
+        memset(pol.started, 0, sizeof(pol.started));
+        ck_assert_int_eq(evt_group_new_opts(st.loop, &(evt_group_opts) { .max_running = 2 }, &pol.g), 0);
+        evt_task_unref(test_spawn(st.loop, bounded_spawner_fn, NULL, "spawner", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.most_running, 2);
+        for (int i = 0; i < N_POL; i++)
+                ck_assert(pol.finished[i]);
+        pol_finish();
+}
+END_TEST
+
+/* Ported from asyncio's test_taskgroups.py, test_taskgroup_24: a member
+ * spawns more members; the wait covers them too. */
+static int root_fn(void *arg) {
+        (void) arg;
+        pol_spawn(1);
+        pol_spawn(2);
+        evt_event_set(pol.go[1]);
+        return evt_event_set(pol.go[2]);
+}
+
+START_TEST(group_members_spawn_members) {
+        pol_reset(NULL);
+        ck_assert_int_eq(evt_group_spawn(pol.g, root_fn, NULL, NULL, &pol.t[0]), 0);
+        evt_task_unref(test_spawn(st.loop, pol_waiter_fn, NULL, "waiter", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.r_wait, 0);
+        ck_assert(pol.finished[1] && pol.finished[2]);
+        pol_finish();
+}
+END_TEST
+
+/* Freeing a group lets go of kept members and wakes a task waiting for
+ * room or for the next member with -EIDRM. */
+static int free_policies_fn(void *arg) {
+        evt_task *got = NULL;
+
+        (void) arg;
+        pol.r_next[0] = evt_group_next(pol.g, EVT_FOREVER, &got);
+        return 0;
+}
+
+static int free_room_fn(void *arg) {
+        (void) arg;
+        pol.r_next[1] = evt_group_spawn(pol.g, pol_member_fn, (void *) 3, NULL, NULL);
+        return 0;
+}
+
+static int group_freer2_fn(void *arg) {
+        evt_task **waiters = arg;
+
+        if (!POLL_UNTIL(test_is_waiting(waiters[0]) && test_is_waiting(waiters[1])))
+                return -1;
+        evt_group_free(pol.g);
+        pol.g = NULL;
+        evt_event_set(pol.go[0]);
+        return evt_event_set(pol.go[1]);
+}
+
+START_TEST(group_free_with_policies) {
+        evt_task *waiters[2];
+
+        pol_reset(&(evt_group_opts) { .flags = EVT_GROUP_KEEP_DONE, .max_running = 2 });
+        pol_spawn(0);
+        pol_spawn(1);
+        waiters[0] = test_spawn(st.loop, free_policies_fn, NULL, "next", 0);
+        waiters[1] = test_spawn(st.loop, free_room_fn, NULL, "room", 0);
+        evt_task_unref(test_spawn(st.loop, group_freer2_fn, waiters, "freer", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.r_next[0], -EIDRM);
+        ck_assert_int_eq(pol.r_next[1], -EIDRM);
+        ck_assert(pol.finished[0] && pol.finished[1]);
+        evt_task_unref(waiters[0]);
+        evt_task_unref(waiters[1]);
+
+        /* A member kept and never taken goes with the group. */
+        ck_assert_int_eq(evt_group_new_opts(st.loop, &(evt_group_opts) { .flags = EVT_GROUP_KEEP_DONE }, &pol.g),
+                         0);
+        ck_assert_int_eq(evt_group_spawn(pol.g, dummy_fn, NULL, NULL, NULL), 0);
+        test_loop_run(st.loop);
+        pol_finish();
+}
+END_TEST
+
 START_TEST(group_args) {
         evt_loop *loop = test_loop_new();
         evt_group *g = (evt_group *) &g;
@@ -679,6 +1009,17 @@ Suite *evt_test_suite(void) {
 
         tc = tcase_create("wait_cancelled");
         tcase_add_test(tc, group_wait_cancelled);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("policies");
+        tcase_add_test(tc, group_fail_fast_cancels_siblings);
+        tcase_add_test(tc, group_fail_fast_own_cancel_is_no_failure);
+        tcase_add_test(tc, group_failure_without_policy);
+        tcase_add_test(tc, group_precancelled_task);
+        tcase_add_test(tc, group_next_in_completion_order);
+        tcase_add_test(tc, group_bounded_spawn_waits);
+        tcase_add_test(tc, group_members_spawn_members);
+        tcase_add_test(tc, group_free_with_policies);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("args");
