@@ -70,14 +70,7 @@ static void deliver(evt_channel *c, void *to, const void *from) {
 
 /* Which task may use the channel: the caller, in a task of its loop. */
 static int channel_enter(evt_channel *c, evt_task **ret_task) {
-        int r;
-
-        if (!c)
-                return -EINVAL;
-        r = evt__enter(ret_task);
-        if (r < 0)
-                return r;
-        return c->loop == (*ret_task)->loop ? 0 : -EINVAL;
+        return evt__enter_on(c, c ? c->loop : NULL, ret_task);
 }
 
 /* A send that needs no wait: to a waiting receiver, or into the buffer.

@@ -54,13 +54,9 @@ int evt_event_wait(evt_event *event, int64_t deadline) {
         evt_task *t;
         int r;
 
-        if (!event)
-                return -EINVAL;
-        r = evt__enter(&t);
+        r = evt__enter_on(event, event ? event->loop : NULL, &t);
         if (r < 0)
                 return r;
-        if (event->loop != t->loop)
-                return -EINVAL;
         if (event->set)
                 return 0;
         return evt__wait_on(t, &event->waiters, deadline);

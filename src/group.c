@@ -157,14 +157,7 @@ int evt_group_spawn(evt_group *group, evt_task_fn fn, void *arg, const evt_task_
 
 /* The entry of the group's await points: the calling task, of its loop. */
 static int group_enter(evt_group *g, evt_task **ret_task) {
-        int r;
-
-        if (!g)
-                return -EINVAL;
-        r = evt__enter(ret_task);
-        if (r < 0)
-                return r;
-        return g->loop == (*ret_task)->loop ? 0 : -EINVAL;
+        return evt__enter_on(g, g ? g->loop : NULL, ret_task);
 }
 
 int evt_group_wait(evt_group *group, int64_t deadline) {

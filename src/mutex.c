@@ -39,13 +39,9 @@ int evt_mutex_lock(evt_mutex *mutex, int64_t deadline) {
         evt_task *t;
         int r;
 
-        if (!mutex)
-                return -EINVAL;
-        r = evt__enter(&t);
+        r = evt__enter_on(mutex, mutex ? mutex->loop : NULL, &t);
         if (r < 0)
                 return r;
-        if (mutex->loop != t->loop)
-                return -EINVAL;
         if (mutex->owner == t)
                 return -EDEADLK;
         r = evt__permits_acquire(&mutex->permit, t, deadline);

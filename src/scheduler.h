@@ -12,6 +12,7 @@
  * (a deadline, a cancel) are ignored until the task waits again. */
 #pragma once
 
+#include <errno.h>
 #include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -144,6 +145,18 @@ evt_task *evt__task_running(void);
 /* Entry check of every await point: the calling task, or -EINVAL outside a
  * task, or -ECANCELED. */
 int evt__enter(evt_task **ret_task);
+/* evt__enter for an await point on an object of `loop`: -EINVAL also for
+ * a NULL object (obj) or a task of another loop. */
+static inline int evt__enter_on(const void *obj, const evt_loop *loop, evt_task **ret_task) {
+        int r;
+
+        if (!obj)
+                return -EINVAL;
+        r = evt__enter(ret_task);
+        if (r < 0)
+                return r;
+        return (*ret_task)->loop == loop ? 0 : -EINVAL;
+}
 /* Suspends t (the current task) until evt__wake or the deadline. Returns
  * -ECANCELED if the task is cancelled by the time it runs again, else the
  * wake result or -ETIMEDOUT; -ETIMEDOUT at once if the deadline has passed.

@@ -36,13 +36,9 @@ int evt_sem_acquire(evt_sem *sem, int64_t deadline) {
         evt_task *t;
         int r;
 
-        if (!sem)
-                return -EINVAL;
-        r = evt__enter(&t);
+        r = evt__enter_on(sem, sem ? sem->loop : NULL, &t);
         if (r < 0)
                 return r;
-        if (sem->loop != t->loop)
-                return -EINVAL;
         return evt__permits_acquire(&sem->permits, t, deadline);
 }
 
