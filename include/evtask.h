@@ -15,8 +15,8 @@
  * - Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds;
  *   EVT_FOREVER never passes and EVT_NOW has always passed (poll).
  * - Everything runs on the thread that owns the loop; nothing here is
- *   thread-safe unless it says so (evt_time_now, evt_deadline_in and the
- *   evt_token_* calls do).
+ *   thread-safe unless it says so (evt_time_now, evt_deadline_in,
+ *   evt_async_post and the evt_token_* calls do).
  */
 #ifndef EVTASK_H
 #define EVTASK_H
@@ -415,6 +415,33 @@ EVT_API int evt_sem_acquire(evt_sem *sem, int64_t deadline);
 EVT_API int evt_sem_release(evt_sem *sem);
 /* Free permits; 0 for NULL. */
 EVT_API size_t evt_sem_value(const evt_sem *sem);
+
+/* ========================================================================
+ * Reaching a loop from other threads
+ *
+ * asyncio's call_soon_threadsafe, trio's from_thread: any thread (a pool's
+ * function, a thread of its own) posts a function that then runs on the
+ * loop's thread, waking the loop. From there it may do what code outside a
+ * task may: set an event, evt_channel_try_send, release a semaphore, spawn
+ * or cancel a task.
+ * ======================================================================== */
+
+typedef struct evt_async evt_async;
+
+/* A post box on `loop`, made on the loop's thread. While it exists, it
+ * keeps libev running: tasks waiting for what will be posted are not a
+ * deadlock for evt_loop_run (it is not one of evt_loop_stats' watchers). -EINVAL for a NULL argument, -ENOMEM, or
+ * -EMFILE or -ENFILE (libev may need a descriptor to wake the loop). */
+EVT_API int evt_async_new(evt_loop *loop, evt_async **ret_async);
+/* On the loop's thread, also from a posted function: runs the posts still
+ * queued, then frees it. Freed with its loop if left, but a post that
+ * spawns a task must run before evt_loop_free. No thread may post once
+ * the free may have begun. Accepts NULL. */
+EVT_API void evt_async_free(evt_async *async);
+/* Thread-safe: queues fn(arg) to run on the loop's thread, from a libev
+ * callback (not in a task), after the functions posted before it. 0,
+ * -ENOMEM, -EINVAL for a NULL argument. */
+EVT_API int evt_async_post(evt_async *async, void (*fn)(void *arg), void *arg);
 
 /* ========================================================================
  * File descriptors and child processes
