@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -37,6 +38,7 @@ extern "C" {
 #endif
 
 struct ev_loop;
+struct addrinfo;
 
 /* ========================================================================
  * Time
@@ -466,6 +468,39 @@ EVT_API int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret
 EVT_API int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status);
 
 /* ========================================================================
+ * Socket calls
+ *
+ * On non-blocking descriptors (O_NONBLOCK; evt_accept's are): each tries
+ * its system call first and waits for the descriptor only when it would
+ * block; EINTR and EAGAIN never come out. Writes to a socket use
+ * MSG_NOSIGNAL, so a peer that has gone is -EPIPE, not SIGPIPE; a write to
+ * a pipe whose reader has gone raises SIGPIPE unless the program ignores
+ * or blocks it. A call that gives up (deadline, cancel) may have moved
+ * part of the data: the stream is then in an unknown state.
+ * ======================================================================== */
+
+/* Await point: reads up to len bytes, waiting until there are some, and
+ * stores how many in ret_n (may be NULL): 0 is the end of the stream.
+ * The errno of read otherwise (-ECONNRESET...); -EINVAL for fd < 0 or a
+ * NULL buf with len > 0. */
+EVT_API int evt_read(int fd, void *buf, size_t len, int64_t deadline, size_t *ret_n);
+/* Await point: writes all len bytes, waiting for room as often as needed:
+ * 0 once all are written, else the error (-EPIPE for a peer that has
+ * gone), however much was written before it. -EINVAL as evt_read. */
+EVT_API int evt_write(int fd, const void *buf, size_t len, int64_t deadline);
+/* Await point: accepts a connection on the listening socket fd, waiting
+ * for one, and stores its descriptor, non-blocking and close-on-exec, in
+ * ret_fd. Errors of a connection that failed before it was accepted are
+ * passed over; the errno of accept4 otherwise (-EMFILE). -EINVAL for
+ * fd < 0 or a NULL ret_fd. */
+EVT_API int evt_accept(int fd, int64_t deadline, int *ret_fd);
+/* Await point: connects the non-blocking socket fd to addr, waiting until
+ * the connection is made or refused: 0, or the connection's errno
+ * (-ECONNREFUSED...). After -ETIMEDOUT or -ECANCELED the connect may still
+ * be under way: close fd. -EINVAL for fd < 0 or a NULL addr. */
+EVT_API int evt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
+
+/* ========================================================================
  * Blocking work in threads
  *
  * A pool runs blocking functions on worker threads, so that a task can
@@ -542,6 +577,17 @@ typedef struct evt_call_opts {
  * for other calls, EVT_TASK_NOPAUSE tasks' included. */
 EVT_API int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg,
                           const evt_call_opts *opts, int64_t deadline, int *ret_result);
+
+/* Await point: getaddrinfo(host, service, hints) on a thread of `pool`
+ * (host or service may be NULL, not both; hints may be NULL), and the list
+ * in ret_res, to be freed with freeaddrinfo. Its errors as errnos:
+ * -ENOENT (EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY), -EAGAIN (EAI_AGAIN),
+ * -EIO (EAI_FAIL), -ENOMEM, -ESRCH (EAI_SERVICE), -EAFNOSUPPORT,
+ * -ESOCKTNOSUPPORT, -EINVAL (EAI_BADFLAGS), -EOVERFLOW, errno for
+ * EAI_SYSTEM; and evt_pool_call's. A lookup given up on runs on to its
+ * end, and its result is freed then. */
+EVT_API int evt_getaddrinfo(evt_pool *pool, const char *host, const char *service,
+                            const struct addrinfo *hints, int64_t deadline, struct addrinfo **ret_res);
 
 /* A token belongs to one call; these are for its function, on its worker
  * thread, and are thread-safe. */
