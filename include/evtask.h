@@ -213,19 +213,81 @@ EVT_API int evt_sleep_until(int64_t deadline);
 EVT_API int evt_sleep(int64_t ns);
 
 /* ========================================================================
- * Shield scopes
+ * Cancel scopes and shields
  *
- * Inside a scope, the current task does not see cancellation: its await
- * points behave normally. A forced cancel pierces every scope.
+ * Trio's model. A scope is a region of a task, from its push to its pop,
+ * that can be cancelled as a unit and can carry a deadline: once it is
+ * cancelled (evt_scope_cancel) or its deadline has passed, every await
+ * point inside it fails, level-triggered, until the scope is popped. The
+ * deadline of every wait inside it (evt_sleep and evt_yield included) is
+ * the earliest of its own and those of the scopes it is in. Scopes nest
+ * and belong to the task that pushed them; they are popped innermost
+ * first. What fails at an await point inside:
+ * - a move-on scope (evt_move_on_at/after): -ECANCELED, and its pop
+ *   returns 0: the code unwinds to the pop and goes on quietly;
+ * - a fail scope (evt_fail_at/after): -ETIMEDOUT once its deadline has
+ *   passed, and its pop returns -ETIMEDOUT; an explicit cancel of it
+ *   behaves as a move-on scope's;
+ * - a shield scope (EVT_SCOPE_SHIELD, or evt_shield_push): the cancels of
+ *   the task and of the scopes outside it, and their deadlines, do not
+ *   reach inside; its own still do.
+ * A forced cancel pierces every scope. A task's own cancel (evt_task_cancel)
+ * acts as the cancel of a scope around the whole task.
  * ======================================================================== */
 
-/* Opens a shield scope in the current task; scopes nest. 0, or -EINVAL
- * outside a task. */
+typedef struct evt_scope evt_scope;
+
+enum {
+        EVT_SCOPE_SHIELD = 1 << 0,  /* cancels from outside do not reach in */
+        EVT_SCOPE_FAIL = 1 << 1,    /* its deadline fails with -ETIMEDOUT */
+};
+
+/* Opens a scope in the current task with a deadline (EVT_FOREVER: none;
+ * one that has passed cancels it at once) and EVT_SCOPE_* flags; it lives
+ * until evt_scope_pop, or the end of the task. -EINVAL outside a task, for
+ * a NULL ret_scope or an unknown flag; -ENOMEM. */
+EVT_API int evt_scope_push(int64_t deadline, unsigned flags, evt_scope **ret_scope);
+/* evt_scope_push of a move-on scope with a deadline. */
+EVT_API int evt_move_on_at(int64_t deadline, evt_scope **ret_scope);
+/* evt_move_on_at(evt_deadline_in(ns)). */
+EVT_API int evt_move_on_after(int64_t ns, evt_scope **ret_scope);
+/* evt_scope_push of a fail scope: EVT_SCOPE_FAIL. */
+EVT_API int evt_fail_at(int64_t deadline, evt_scope **ret_scope);
+/* evt_fail_at(evt_deadline_in(ns)). */
+EVT_API int evt_fail_after(int64_t ns, evt_scope **ret_scope);
+/* Ends the innermost scope of the calling task, and frees it. ret_caught
+ * (may be NULL) tells whether an await point inside failed because of this
+ * scope (trio's cancelled_caught). Then returns, in this order: the error
+ * of a cancel from outside that can be delivered now (-ECANCELED, or
+ * -ETIMEDOUT of an outer fail scope), as every later await point would;
+ * -ETIMEDOUT for a fail scope whose deadline made an await point fail; 0.
+ * The scope ends either way. -EINVAL (and nothing ends) for NULL, a scope
+ * that is not the innermost, or one with an evt_shield_push still open
+ * inside. */
+EVT_API int evt_scope_pop(evt_scope *scope, bool *ret_caught);
+/* Cancels the scope: its task's await points inside it fail from now on
+ * (and one it waits in returns now). From any code on the loop's thread,
+ * while the scope is open. 0, or -EINVAL for NULL. */
+EVT_API int evt_scope_cancel(evt_scope *scope);
+/* True once the scope was cancelled or its deadline has passed (trio's
+ * cancel_called); false for NULL. */
+EVT_API bool evt_scope_cancel_called(const evt_scope *scope);
+/* The deadline it was pushed with; EVT_FOREVER for NULL. */
+EVT_API int64_t evt_scope_deadline(const evt_scope *scope);
+/* The deadline that bounds the current task's waits: the earliest of its
+ * scopes' that reach it (a shield stops those outside it). EVT_FOREVER if
+ * none, or outside a task. */
+EVT_API int64_t evt_current_deadline(void);
+
+/* A shield scope without a handle: opens one in the current task; scopes
+ * nest. 0, or -EINVAL outside a task. */
 EVT_API int evt_shield_push(void);
-/* Ends the innermost scope, then returns -ECANCELED if a cancel can be
- * delivered (every later await point fails too): a pending one once no
- * scope is left and the task is not EVT_TASK_SHIELDED, a forced one at any
- * depth. The scope ends either way. -EINVAL outside a task or a scope. */
+/* Ends the innermost evt_shield_push scope, then returns -ECANCELED if a
+ * cancel can be delivered (every later await point fails too): a pending
+ * one once nothing shields the task any more, a forced one at any depth;
+ * -ETIMEDOUT in a fail scope past its deadline. The scope ends either way.
+ * -EINVAL outside a task or such a scope, or past an evt_scope_push scope
+ * still open inside it. */
 EVT_API int evt_shield_pop(void);
 
 /* ========================================================================

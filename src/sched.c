@@ -155,6 +155,7 @@ static void task_end(evt_task *t, int result) {
 
         t->result = result;
         t->state = EVT__TASK_DONE;
+        evt__scopes_drop(t); /* those its function left open */
         evt__list_remove(&t->link);
         l->n_tasks--;
         evt__wake_all(&t->joiners, 0);
@@ -541,6 +542,7 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         t->wake_result = 0;
         t->refs = 1 + (ret_task != NULL); /* the running reference, and the caller's */
         t->shield_depth = 0;
+        t->scope = NULL;
         t->cancelled = false;
         t->forced = false;
         t->held = false;
@@ -578,11 +580,13 @@ int evt_task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_opt
 
 int evt__enter(evt_task **ret_task) {
         evt_task *t = current;
+        int r;
 
         if (!t)
                 return -EINVAL;
-        if (evt__cancel_deliverable(t))
-                return -ECANCELED;
+        r = evt__cancel_status(t);
+        if (r < 0)
+                return r;
         *ret_task = t;
         return 0;
 }
@@ -602,16 +606,24 @@ static void suspend(evt_task *t) {
 
 int evt__wait(evt_task *t, int64_t deadline) {
         evt__deadline d;
+        int r;
 
         assert(t == current);
 
+        /* Every wait honours the deadlines of the task's scopes. */
+        if (t->scope) {
+                int64_t at = evt__scope_deadline(t);
+
+                if (at < deadline)
+                        deadline = at;
+        }
         /* The deadline lives in this frame, on the task's stack: few waits
          * have one, and every task record would otherwise carry it. */
         if (deadline != EVT_FOREVER) {
-                int r;
-
-                if (deadline <= evt_time_now())
-                        return -ETIMEDOUT;
+                if (deadline <= evt_time_now()) {
+                        r = evt__cancel_status(t);
+                        return r < 0 ? r : -ETIMEDOUT;
+                }
                 d = (evt__deadline) { .at = deadline, .task = t };
                 r = evt__deadline_add(t->loop, &d);
                 if (r < 0)
@@ -623,8 +635,10 @@ int evt__wait(evt_task *t, int64_t deadline) {
         assert(!t->deadline || t->deadline->pos == 0);
         t->deadline = NULL;
         /* Level-triggered: a cancel that came after the wake-up but before
-         * the task ran again is delivered here too. */
-        return evt__cancel_deliverable(t) ? -ECANCELED : t->wake_result;
+         * the task ran again is delivered here too; and a scope's deadline
+         * is told from the wait's own. */
+        r = evt__cancel_status(t);
+        return r < 0 ? r : t->wake_result;
 }
 
 void evt__wake(evt_task *t, int result) {
@@ -667,7 +681,7 @@ int evt_yield(void) {
         suspend(t);
         /* A cancel that came while the task stood in the queue is delivered
          * here, not at the next await point. */
-        return evt__cancel_deliverable(t) ? -ECANCELED : 0;
+        return evt__cancel_status(t);
 }
 
 /* ---- cancellation -------------------------------------------------------- */
@@ -681,14 +695,17 @@ int evt_task_cancel(evt_task *task, unsigned flags) {
         task->cancelled = true;
         if (flags & EVT_CANCEL_FORCE)
                 task->forced = true;
-        if (!evt__cancel_deliverable(task))
-                return 0; /* shielded: delivered when the shield ends */
-
-        if (task->state == EVT__TASK_WAITING)
-                evt__wake(task, -ECANCELED);
-        else
-                unhold(task->loop, task);
+        evt__cancel_notify(task);
         return 0;
+}
+
+void evt__cancel_notify(evt_task *t) {
+        if (t->state == EVT__TASK_DONE || !evt__cancel_deliverable(t))
+                return; /* shielded: delivered when the shield ends */
+        if (t->state == EVT__TASK_WAITING)
+                evt__wake(t, -ECANCELED);
+        else
+                unhold(t->loop, t);
 }
 
 /* ---- joining and inspecting tasks ---------------------------------------- */

@@ -116,7 +116,9 @@ struct evt_task {
         int result;             /* fn's return value, once DONE */
         int wake_result;        /* what evt__wait returns */
         unsigned refs;          /* callers' references, +1 until DONE */
-        unsigned shield_depth;  /* open shield scopes */
+        unsigned shield_depth;  /* open evt_shield_push scopes */
+        struct evt_scope *scope; /* the innermost cancel scope (scope.c);
+                                 * NULL: none */
         bool cancelled;         /* a cancel was requested */
         bool forced;            /* ... and it pierces shields */
         bool held;              /* queue_link is on loop->held, not run */
@@ -132,18 +134,56 @@ struct evt_task {
         char name[];            /* NUL-terminated */
 };
 
-/* Will the task's next await point fail with -ECANCELED? */
+/* A cancel scope (scope.c), from its push to its pop. */
+struct evt_scope {
+        evt_task *task;
+        struct evt_scope *parent; /* the scope it is in; NULL: the task */
+        int64_t deadline;       /* EVT_FOREVER: none */
+        unsigned flags;         /* EVT_SCOPE_* */
+        unsigned shield_base;   /* the task's shield depth at the push */
+        bool cancel_called;     /* evt_scope_cancel */
+        int caught;             /* the error an await point inside returned
+                                 * for this scope; 0: none */
+};
+
+/* Cancel scopes (scope.c). What the task's next await point would return
+ * for its cancels and its scopes: -ECANCELED, -ETIMEDOUT (a fail scope
+ * whose deadline passed), or 0; the scope that decides in ret_owner (NULL:
+ * the task's own cancel, or none). Not for a forced cancel. */
+int evt__scope_check(const evt_task *t, struct evt_scope **ret_owner);
+/* evt__cancel_status's walk, for a task with scopes or a forced cancel. */
+int evt__scope_status(evt_task *t);
+/* The earliest deadline of the scopes the task's await points see;
+ * EVT_FOREVER if none. */
+int64_t evt__scope_deadline(const evt_task *t);
+/* Frees the scopes a task left open when it ended. */
+void evt__scopes_drop(evt_task *t);
+
+/* Will the task's next await point fail with a cancel? */
 static inline bool evt__cancel_deliverable(const evt_task *t) {
+        struct evt_scope *owner;
+
         if (t->forced)
                 return true;
+        if (t->scope)
+                return evt__scope_check(t, &owner) < 0;
         return t->cancelled && t->shield_depth == 0 && !(t->flags & EVT_TASK_SHIELDED);
+}
+
+/* What an await point of t returns for its cancels, now that it fails (or
+ * not: 0): -ECANCELED, or -ETIMEDOUT in a fail scope past its deadline.
+ * The scope that decides notes that an await point inside failed for it. */
+static inline int evt__cancel_status(evt_task *t) {
+        if (t->scope || t->forced)
+                return evt__scope_status(t);
+        return t->cancelled && t->shield_depth == 0 && !(t->flags & EVT_TASK_SHIELDED) ? -ECANCELED : 0;
 }
 
 /* The running task, as evt_task_current, NULL outside tasks. Hidden, so
  * that a signal handler (overflow.c) calls it without the dynamic linker. */
 evt_task *evt__task_running(void);
 /* Entry check of every await point: the calling task, or -EINVAL outside a
- * task, or -ECANCELED. */
+ * task, or evt__cancel_status's error. */
 int evt__enter(evt_task **ret_task);
 /* evt__enter for an await point on an object of `loop`: -EINVAL also for
  * a NULL object (obj) or a task of another loop. */
@@ -157,14 +197,19 @@ static inline int evt__enter_on(const void *obj, const evt_loop *loop, evt_task 
                 return r;
         return (*ret_task)->loop == loop ? 0 : -EINVAL;
 }
-/* Suspends t (the current task) until evt__wake or the deadline. Returns
- * -ECANCELED if the task is cancelled by the time it runs again, else the
- * wake result or -ETIMEDOUT; -ETIMEDOUT at once if the deadline has passed.
+/* Suspends t (the current task) until evt__wake, the deadline or that of
+ * its scopes. Returns evt__cancel_status's error if there is one by the
+ * time it runs again, else the wake result or -ETIMEDOUT; at once if the
+ * deadline has passed.
  * The caller has checked cancellation with evt__enter. A primitive whose
  * wake-up consumed something keeps it itself (see evt_child_wait). */
 int evt__wait(evt_task *t, int64_t deadline);
 /* Makes a waiting task ready; evt__wait will return `result`. Does nothing
  * to a task that is not waiting. Never switches. */
+/* After a cancel of the task or of one of its scopes: if an await point
+ * would now fail, wakes the task if it waits, or lets it pass the pause
+ * gate. Never switches. */
+void evt__cancel_notify(evt_task *t);
 void evt__wake(evt_task *t, int result);
 /* evt__wait with t on a list of waiters (wait_link) for the duration, for
  * primitives whose wakers walk such a list. */

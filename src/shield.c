@@ -15,9 +15,10 @@ int evt_shield_push(void) {
 int evt_shield_pop(void) {
         evt_task *t = evt_task_current();
 
-        if (!t || t->shield_depth == 0)
+        /* Not past a cancel scope opened inside the shield. */
+        if (!t || t->shield_depth == (t->scope ? t->scope->shield_base : 0))
                 return -EINVAL;
         t->shield_depth--;
         /* The cancel that waited is delivered at the scope's end. */
-        return evt__cancel_deliverable(t) ? -ECANCELED : 0;
+        return evt__cancel_status(t);
 }

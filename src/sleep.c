@@ -14,7 +14,8 @@ int evt_sleep_until(int64_t deadline) {
         if (deadline <= evt_time_now())
                 return evt_yield();
         r = evt__wait(t, deadline);
-        return r == -ETIMEDOUT ? 0 : r;
+        /* Its own deadline is its end; a fail scope's is an error. */
+        return r == -ETIMEDOUT && evt__cancel_status(t) == 0 ? 0 : r;
 }
 
 int evt_sleep(int64_t ns) {

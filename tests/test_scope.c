@@ -1,0 +1,451 @@
+/* Layer 2: cancel scopes, with deadlines and shields. Most cases are ports
+ * of trio's and asyncio's test suites; each names its origin. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define TARGET EVT_MSEC(50)     /* trio's TARGET, shortened */
+#define SLACK EVT_MSEC(500)     /* for "about TARGET", on a loaded machine */
+
+/* What a scenario saw; the test body asserts. Reset by run(). */
+static struct {
+        int r[8];
+        bool caught[4];
+        bool called[4];
+        int64_t took;
+        int64_t deadline[4];
+} st;
+
+/* Runs fn in a task of a fresh loop, to its end. */
+static void run(evt_task_fn fn) {
+        evt_loop *loop = test_loop_new();
+
+        memset(&st, 0, sizeof(st));
+        for (int i = 0; i < 8; i++)
+                st.r[i] = 1;
+        evt_task_unref(test_spawn(loop, fn, NULL, "scenario", 0));
+        test_loop_run(loop);
+        test_loop_free(loop);
+}
+
+/* ---- move-on and fail scopes ---- */
+
+/* Ported from trio's test_timeouts.py, test_sleep (its last part): a
+ * move_on_at(now) scope cancels evt_sleep(0) and evt_yield at once. */
+static int sleep_zero_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        if (evt_move_on_at(evt_time_now(), &s) < 0)
+                return -1;
+        st.r[0] = evt_sleep(0);
+        st.r[1] = evt_yield();
+        st.r[2] = evt_scope_pop(s, &st.caught[0]);
+        st.r[3] = evt_yield(); /* outside: works again */
+        return 0;
+}
+
+START_TEST(trio_sleep_move_on_at_now) {
+        run(sleep_zero_fn);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], -ECANCELED);
+        ck_assert_int_eq(st.r[2], 0);
+        ck_assert(st.caught[0]);
+        ck_assert_int_eq(st.r[3], 0);
+}
+END_TEST
+
+/* Ported from trio's test_timeouts.py, test_move_on_after: a long sleep in
+ * a move_on_after(TARGET) scope takes about TARGET, and the pop is quiet. */
+static int move_on_after_fn(void *arg) {
+        int64_t start = evt_time_now();
+        evt_scope *s;
+
+        (void) arg;
+        if (evt_move_on_after(TARGET, &s) < 0)
+                return -1;
+        st.deadline[0] = evt_current_deadline();
+        st.r[0] = evt_sleep(EVT_SEC(100));
+        st.called[0] = evt_scope_cancel_called(s);
+        st.r[1] = evt_scope_pop(s, &st.caught[0]);
+        st.took = evt_time_now() - start;
+        st.deadline[1] = evt_current_deadline();
+        return 0;
+}
+
+START_TEST(trio_move_on_after) {
+        run(move_on_after_fn);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert(st.caught[0]);
+        ck_assert(st.called[0]);
+        ck_assert_int_ge(st.took, TARGET);
+        ck_assert_int_lt(st.took, TARGET + SLACK);
+        ck_assert_int_ne(st.deadline[0], EVT_FOREVER);
+        ck_assert_int_eq(st.deadline[1], EVT_FOREVER);
+}
+END_TEST
+
+/* Ported from trio's test_timeouts.py, test_fail: a fail_at/fail_after
+ * scope around a long sleep fails with -ETIMEDOUT after about TARGET; one
+ * with a far deadline around evt_sleep(0) does not. */
+static int fail_fn(void *arg) {
+        int64_t start = evt_time_now();
+        evt_scope *s;
+
+        (void) arg;
+        if (evt_fail_at(evt_time_now() + TARGET, &s) < 0)
+                return -1;
+        st.r[0] = evt_sleep(EVT_SEC(100));
+        st.r[1] = evt_scope_pop(s, &st.caught[0]);
+        st.took = evt_time_now() - start;
+        if (evt_fail_after(EVT_SEC(100), &s) < 0)
+                return -1;
+        st.r[2] = evt_sleep(0);
+        st.r[3] = evt_scope_pop(s, &st.caught[1]);
+        if (evt_fail_after(TARGET, &s) < 0)
+                return -1;
+        st.r[4] = evt_sleep(EVT_SEC(100));
+        st.r[5] = evt_scope_pop(s, NULL);
+        return 0;
+}
+
+START_TEST(trio_fail) {
+        run(fail_fn);
+        ck_assert_int_eq(st.r[0], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[1], -ETIMEDOUT);
+        ck_assert(st.caught[0]);
+        ck_assert_int_ge(st.took, TARGET);
+        ck_assert_int_lt(st.took, TARGET + SLACK);
+        ck_assert_int_eq(st.r[2], 0);
+        ck_assert_int_eq(st.r[3], 0);
+        ck_assert(!st.caught[1]);
+        ck_assert_int_eq(st.r[4], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[5], -ETIMEDOUT);
+}
+END_TEST
+
+/* Ported from asyncio's test_timeouts.py, test_timeout_basic and
+ * test_timeout_at_basic: timeout(0.01) around sleep(10) raises
+ * TimeoutError; here, a fail scope. The wait of an event, a channel and a
+ * pool call honour it too: every await point does. */
+static int basic_fn(void *arg) {
+        evt_loop *loop = arg;
+        evt_event *ev = NULL;
+        evt_scope *s;
+
+        if (evt_event_new(loop, &ev) < 0)
+                return -1;
+        if (evt_fail_after(EVT_MSEC(10), &s) < 0)
+                return -1;
+        st.r[0] = evt_event_wait(ev, EVT_FOREVER);
+        st.r[1] = evt_scope_pop(s, &st.caught[0]);
+        if (evt_fail_at(evt_time_now() + EVT_MSEC(10), &s) < 0)
+                return -1;
+        st.deadline[0] = evt_scope_deadline(s);
+        st.deadline[1] = evt_current_deadline();
+        st.r[2] = evt_sleep(EVT_SEC(10));
+        st.r[3] = evt_scope_pop(s, &st.caught[1]);
+        evt_event_free(ev);
+        return 0;
+}
+
+START_TEST(asyncio_timeout_basic) {
+        evt_loop *loop = test_loop_new();
+
+        memset(&st, 0, sizeof(st));
+        evt_task_unref(test_spawn(loop, basic_fn, loop, "scenario", 0));
+        test_loop_run(loop);
+        test_loop_free(loop);
+        ck_assert_int_eq(st.r[0], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[1], -ETIMEDOUT);
+        ck_assert(st.caught[0]);
+        ck_assert_int_eq(st.r[2], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[3], -ETIMEDOUT);
+        ck_assert(st.caught[1]);
+        ck_assert_int_eq(st.deadline[0], st.deadline[1]);
+}
+END_TEST
+
+/* Ported from asyncio's test_timeouts.py, test_nested_timeouts: two fail
+ * scopes with the same deadline; only the outer one reports the timeout
+ * as its own (trio's rule: of two at once, the outer wins). */
+static int nested_same_deadline_fn(void *arg) {
+        int64_t deadline = evt_time_now() + EVT_MSEC(10);
+        evt_scope *cm1, *cm2;
+
+        (void) arg;
+        if (evt_fail_at(deadline, &cm1) < 0 || evt_fail_at(deadline, &cm2) < 0)
+                return -1;
+        st.r[0] = evt_sleep(EVT_SEC(10));
+        st.called[1] = evt_scope_cancel_called(cm2);
+        st.r[1] = evt_scope_pop(cm2, &st.caught[1]);
+        st.called[0] = evt_scope_cancel_called(cm1);
+        st.r[2] = evt_scope_pop(cm1, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(asyncio_nested_timeouts) {
+        run(nested_same_deadline_fn);
+        ck_assert_int_eq(st.r[0], -ETIMEDOUT);
+        ck_assert(st.called[1]);
+        ck_assert(!st.caught[1]);
+        ck_assert_int_eq(st.r[1], -ETIMEDOUT); /* the outer one, delivered at the pop */
+        ck_assert(st.called[0]);
+        ck_assert(st.caught[0]);
+        ck_assert_int_eq(st.r[2], -ETIMEDOUT);
+}
+END_TEST
+
+/* ---- nesting, explicit cancels, shields ---- */
+
+/* Ported from trio's test_run.py, test_cancel_scope_nesting. Two scopes
+ * cancelled at once: the outer one catches it. A shield keeps an outer
+ * cancel out, not its own. A cancel of a scope popped without an await
+ * point inside is not delivered. */
+static int nesting_fn(void *arg) {
+        evt_scope *scope1, *scope2, *scope3;
+
+        (void) arg;
+        evt_scope_push(EVT_FOREVER, 0, &scope1);
+        evt_scope_push(EVT_FOREVER, 0, &scope2);
+        evt_scope_push(EVT_FOREVER, 0, &scope3);
+        evt_scope_cancel(scope3);
+        evt_scope_cancel(scope2);
+        st.r[0] = evt_sleep(EVT_SEC(100));
+        st.called[2] = evt_scope_cancel_called(scope3);
+        evt_scope_pop(scope3, &st.caught[2]);
+        st.called[1] = evt_scope_cancel_called(scope2);
+        st.r[1] = evt_scope_pop(scope2, &st.caught[1]);
+        st.called[0] = evt_scope_cancel_called(scope1);
+        evt_scope_pop(scope1, &st.caught[0]);
+
+        /* Shielding. */
+        evt_scope_push(EVT_FOREVER, 0, &scope1);
+        evt_scope_cancel(scope1);
+        st.r[2] = evt_yield();
+        evt_scope_push(EVT_FOREVER, EVT_SCOPE_SHIELD, &scope2);
+        st.r[3] = evt_yield();
+        evt_scope_cancel(scope2);
+        st.r[4] = evt_yield();
+        st.r[5] = evt_scope_pop(scope2, NULL);
+        evt_scope_pop(scope1, NULL);
+
+        /* Pending, then popped: not delivered. */
+        evt_scope_push(EVT_FOREVER, 0, &scope1);
+        evt_scope_cancel(scope1);
+        st.r[6] = evt_scope_pop(scope1, &st.caught[3]);
+        st.r[7] = evt_yield();
+        return 0;
+}
+
+START_TEST(trio_cancel_scope_nesting) {
+        run(nesting_fn);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert(st.called[2]);
+        ck_assert(!st.caught[2]);
+        ck_assert(st.called[1]);
+        ck_assert(st.caught[1]);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert(!st.called[0]);
+        ck_assert(!st.caught[0]);
+        ck_assert_int_eq(st.r[2], -ECANCELED);
+        ck_assert_int_eq(st.r[3], 0);
+        ck_assert_int_eq(st.r[4], -ECANCELED);
+        ck_assert_int_eq(st.r[5], -ECANCELED); /* scope1's, past the shield */
+        ck_assert_int_eq(st.r[6], 0);
+        ck_assert(!st.caught[3]);
+        ck_assert_int_eq(st.r[7], 0);
+}
+END_TEST
+
+/* Ported from trio's test_run.py, test_basic_timeout: a scope whose
+ * deadline passed before the wait catches a wait for ever; its
+ * cancel_called shows it. */
+static int basic_timeout_fn(void *arg) {
+        evt_event *never = arg;
+        evt_scope *s;
+
+        if (evt_scope_push(evt_time_now() - 1, 0, &s) < 0)
+                return -1;
+        st.called[0] = evt_scope_cancel_called(s);
+        st.r[0] = evt_event_wait(never, EVT_FOREVER);
+        st.r[1] = evt_scope_pop(s, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(trio_basic_timeout) {
+        evt_loop *loop = test_loop_new();
+        evt_event *never;
+
+        memset(&st, 0, sizeof(st));
+        ck_assert_int_eq(evt_event_new(loop, &never), 0);
+        evt_task_unref(test_spawn(loop, basic_timeout_fn, never, "scenario", 0));
+        test_loop_run(loop);
+        evt_event_free(never);
+        test_loop_free(loop);
+        ck_assert(st.called[0]);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert(st.caught[0]);
+}
+END_TEST
+
+/* Ported from trio's test_timeouts.py, test_fail_after_fails_even_if_shielded:
+ * an outer scope is cancelled, a shielded fail scope inside it still
+ * sleeps until its own deadline, and fails then. */
+static int shielded_fail_fn(void *arg) {
+        int64_t start = evt_time_now();
+        evt_scope *outer, *inner;
+
+        (void) arg;
+        evt_scope_push(EVT_FOREVER, 0, &outer);
+        evt_scope_push(evt_deadline_in(TARGET), EVT_SCOPE_FAIL | EVT_SCOPE_SHIELD, &inner);
+        evt_scope_cancel(outer);
+        st.r[0] = evt_sleep(EVT_SEC(100));
+        st.took = evt_time_now() - start;
+        st.r[1] = evt_scope_pop(inner, &st.caught[1]);
+        st.r[2] = evt_scope_pop(outer, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(trio_fail_after_fails_even_if_shielded) {
+        run(shielded_fail_fn);
+        ck_assert_int_eq(st.r[0], -ETIMEDOUT);
+        ck_assert_int_ge(st.took, TARGET);
+        ck_assert_int_lt(st.took, TARGET + SLACK);
+        ck_assert(st.caught[1]);
+        ck_assert_int_eq(st.r[1], -ECANCELED); /* outer's, once the shield ends */
+        ck_assert(st.caught[0]);
+        ck_assert_int_eq(st.r[2], 0);
+}
+END_TEST
+
+/* A task's own cancel is the outermost scope: a shield scope keeps it out
+ * (evt_shield_push too, and they nest), a forced cancel pierces all. */
+static int task_cancel_fn(void *arg) {
+        evt_scope *shield, *inner;
+
+        (void) arg;
+        evt_scope_push(EVT_FOREVER, EVT_SCOPE_SHIELD, &shield);
+        evt_task_cancel(evt_task_current(), 0);
+        st.r[0] = evt_yield();
+        evt_shield_push();
+        evt_scope_push(EVT_FOREVER, 0, &inner);
+        st.r[1] = evt_shield_pop(); /* a scope is open inside the shield */
+        st.r[2] = evt_scope_pop(shield, NULL); /* not the innermost */
+        evt_scope_cancel(inner);
+        st.r[3] = evt_yield();
+        st.r[4] = evt_scope_pop(inner, &st.caught[0]);
+        st.r[5] = evt_shield_pop();
+        evt_task_cancel(evt_task_current(), EVT_CANCEL_FORCE);
+        st.r[6] = evt_yield();
+        st.r[7] = evt_scope_pop(shield, NULL);
+        return 0;
+}
+
+START_TEST(task_cancel_and_shields) {
+        run(task_cancel_fn);
+        ck_assert_int_eq(st.r[0], 0);
+        ck_assert_int_eq(st.r[1], -EINVAL);
+        ck_assert_int_eq(st.r[2], -EINVAL);
+        ck_assert_int_eq(st.r[3], -ECANCELED);
+        ck_assert_int_eq(st.r[4], 0);
+        ck_assert(st.caught[0]);
+        ck_assert_int_eq(st.r[5], 0);
+        ck_assert_int_eq(st.r[6], -ECANCELED);
+        ck_assert_int_eq(st.r[7], -ECANCELED);
+}
+END_TEST
+
+/* Another task cancels a scope in which a task waits: the wait ends now.
+ * Scopes left open when a task ends go with it. */
+static int waiter_in_scope_fn(void *arg) {
+        evt_scope **s = arg;
+        evt_scope *left;
+
+        evt_scope_push(EVT_FOREVER, 0, s);
+        st.r[0] = evt_sleep(EVT_SEC(100));
+        st.r[1] = evt_scope_pop(*s, &st.caught[0]);
+        evt_move_on_after(EVT_SEC(100), &left);
+        return 0;
+}
+
+static int scope_canceller_fn(void *arg) {
+        evt_scope **s = arg;
+
+        if (!POLL_UNTIL(*s != NULL && st.r[0] == 1))
+                return -1;
+        return evt_scope_cancel(*s);
+}
+
+START_TEST(scope_cancel_from_another_task) {
+        evt_loop *loop = test_loop_new();
+        evt_scope *s = NULL;
+
+        memset(&st, 0, sizeof(st));
+        st.r[0] = 1;
+        evt_task_unref(test_spawn(loop, waiter_in_scope_fn, &s, "waiter", 0));
+        evt_task_unref(test_spawn(loop, scope_canceller_fn, &s, "canceller", 0));
+        test_loop_run(loop);
+        test_loop_free(loop);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert(st.caught[0]);
+}
+END_TEST
+
+static int args_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        st.r[0] = evt_scope_push(EVT_FOREVER, 1u << 7, &s);
+        st.r[1] = evt_scope_push(EVT_FOREVER, 0, NULL);
+        st.r[2] = evt_scope_pop(NULL, NULL);
+        st.r[3] = evt_scope_cancel(NULL);
+        st.called[0] = evt_scope_cancel_called(NULL);
+        st.deadline[0] = evt_scope_deadline(NULL);
+        return 0;
+}
+
+START_TEST(scope_args) {
+        evt_scope *s = (evt_scope *) &s;
+
+        ck_assert_int_eq(evt_scope_push(EVT_FOREVER, 0, &s), -EINVAL); /* outside a task */
+        ck_assert_ptr_eq(s, (evt_scope *) &s);
+        ck_assert_int_eq(evt_current_deadline(), EVT_FOREVER);
+        run(args_fn);
+        for (int i = 0; i < 4; i++)
+                ck_assert_int_eq(st.r[i], -EINVAL);
+        ck_assert(!st.called[0]);
+        ck_assert_int_eq(st.deadline[0], EVT_FOREVER);
+}
+END_TEST
+
+Suite *evt_test_suite(void) {
+        Suite *s = suite_create("scope");
+        TCase *tc;
+
+        tc = tcase_create("deadlines");
+        tcase_add_test(tc, trio_sleep_move_on_at_now);
+        tcase_add_test(tc, trio_move_on_after);
+        tcase_add_test(tc, trio_fail);
+        tcase_add_test(tc, asyncio_timeout_basic);
+        tcase_add_test(tc, asyncio_nested_timeouts);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("nesting");
+        tcase_add_test(tc, trio_cancel_scope_nesting);
+        tcase_add_test(tc, trio_basic_timeout);
+        tcase_add_test(tc, trio_fail_after_fails_even_if_shielded);
+        tcase_add_test(tc, task_cancel_and_shields);
+        tcase_add_test(tc, scope_cancel_from_another_task);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("args");
+        tcase_add_test(tc, scope_args);
+        suite_add_tcase(s, tc);
+        return s;
+}
