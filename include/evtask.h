@@ -75,6 +75,9 @@ typedef struct evt_loop evt_loop;
 typedef struct evt_loop_opts {
         size_t stack_size;      /* usable bytes per task stack; 0: 64 KiB */
         size_t stack_pool_max;  /* free stacks kept for reuse; 0: 1024 */
+        /* A pause stops the clock for the deadlines of pausable tasks (see
+         * the pause gate); false: deadlines keep running. */
+        bool pause_stops_deadlines;
 } evt_loop_opts;
 
 /* A scheduler on the libev loop `ev`, or on libev's default loop if ev is
@@ -109,8 +112,12 @@ EVT_API struct ev_loop *evt_loop_ev(evt_loop *loop);
  * While a loop is paused, no pausable task is resumed: tasks that become
  * ready (timer, event, I/O) are held, and run in order after resume. A
  * task running when the pause is requested finishes its current step.
- * Deadlines keep running: one that passes during a pause is delivered after
- * resume. Tasks spawned with EVT_TASK_NOPAUSE, and cancelled tasks (so their
+ * By default deadlines keep running: one that passes during a pause is
+ * delivered after resume. With evt_loop_opts.pause_stops_deadlines, a pause
+ * stops their clock instead, for pausable tasks: the deadlines of their
+ * waits (pool calls' included) and scopes that lie ahead at the pause move
+ * on by its length at the resume, so that a pause does not turn into a
+ * wave of timeouts; a deadline computed after the resume is not moved. Tasks spawned with EVT_TASK_NOPAUSE, and cancelled tasks (so their
  * cleanup can run), pass the gate. A paused loop keeps libev running (and
  * evt_loop_run from returning) until it is resumed.
  * ======================================================================== */

@@ -221,6 +221,9 @@ void evt__deadlines_init(evt_loop *l) {
         h->fd = -1;
         h->opened = false;
         h->watching = false;
+        h->pause_stops = false;
+        evt__list_init(&h->frozen);
+        h->paused_at = 0;
 #if EVT_HAVE_TIMERFD
         ev_init(&h->io, timerfd_cb);
 #endif
@@ -239,9 +242,21 @@ void evt__deadlines_done(evt_loop *l) {
         h->heap = NULL;
 }
 
+/* Does a pause stop the clock of d now? */
+static bool freezes(const evt_loop *l, const evt__deadline *d) {
+        return l->deadlines.pause_stops && l->paused && !(d->task->flags & EVT_TASK_NOPAUSE);
+}
+
 int evt__deadline_add(evt_loop *l, evt__deadline *d) {
         evt__deadlines *h = &l->deadlines;
 
+        /* A wait begun during a pause (the step under way at the pause):
+         * its clock starts at the resume. */
+        if (freezes(l, d)) {
+                d->frozen = true;
+                evt__list_push_back(&h->frozen, &d->frozen_link);
+                return 0;
+        }
         if (h->n == h->cap && heap_grow(h) < 0)
                 return -ENOMEM;
         if (!h->opened)
@@ -258,6 +273,11 @@ void evt__deadline_remove(evt_loop *l, evt__deadline *d) {
         evt__deadlines *h = &l->deadlines;
         size_t i = d->pos - 1;
 
+        if (d->frozen) {
+                d->frozen = false;
+                evt__list_remove(&d->frozen_link);
+                return;
+        }
         assert(d->pos > 0 && h->heap[i].d == d);
         d->pos = 0;
         if (--h->n > i) {
@@ -273,4 +293,64 @@ void evt__deadline_remove(evt_loop *l, evt__deadline *d) {
         if (h->n == 0)
                 timer_watch(l, false);
         heap_shrink(h);
+}
+
+/* ---- pauses that stop the clock ---------------------------------------- */
+
+void evt__deadlines_pause(evt_loop *l) {
+        evt__deadlines *h = &l->deadlines;
+        size_t i = 0;
+
+        if (!h->pause_stops)
+                return;
+        h->paused_at = evt_time_now();
+        /* Those due already are served as if the pause came later. */
+        while (i < h->n) {
+                evt__deadline *d = h->heap[i].d;
+
+                if (d->at > h->paused_at && freezes(l, d)) {
+                        evt__deadline_remove(l, d); /* moves another entry to i */
+                        d->frozen = true;
+                        evt__list_push_back(&h->frozen, &d->frozen_link);
+                } else {
+                        i++;
+                }
+        }
+}
+
+/* A time moved on by the pause's length, never past EVT_FOREVER. */
+static int64_t moved(int64_t at, int64_t by) {
+        return at >= EVT_FOREVER - by ? EVT_FOREVER : at + by;
+}
+
+void evt__deadlines_resume(evt_loop *l) {
+        evt__deadlines *h = &l->deadlines;
+        int64_t paused;
+        evt__list *n;
+
+        if (!h->pause_stops)
+                return;
+        paused = evt_time_now() - h->paused_at;
+        /* The scopes of pausable tasks: deadlines still ahead at the pause
+         * move on (one that had passed stays passed). */
+        evt__list_for_each(n, &l->tasks) {
+                evt_task *t = evt__container_of(n, evt_task, link);
+
+                if (t->flags & EVT_TASK_NOPAUSE)
+                        continue;
+                for (struct evt_scope *s = t->scope; s; s = s->parent)
+                        if (s->deadline != EVT_FOREVER && s->deadline > h->paused_at)
+                                s->deadline = moved(s->deadline, paused);
+        }
+        while ((n = evt__list_pop_front(&h->frozen))) {
+                evt__deadline *d = evt__container_of(n, evt__deadline, frozen_link);
+
+                d->frozen = false;
+                d->at = moved(d->at > h->paused_at ? d->at : h->paused_at, paused);
+                if (evt__deadline_add(l, d) < 0) {
+                        /* No room in the heap for it again: it passes now,
+                         * as a wait whose deadline cannot be kept. */
+                        evt__wake(d->task, -ENOMEM);
+                }
+        }
 }

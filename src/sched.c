@@ -96,6 +96,7 @@ int evt_loop_pause(evt_loop *loop) {
         /* Held tasks wait for a resume: the loop must not run out of work
          * and return while it is paused. */
         ev_ref(loop->ev);
+        evt__deadlines_pause(loop);
         observers_tell_pause(loop);
         return 0;
 }
@@ -109,6 +110,7 @@ int evt_loop_resume(evt_loop *loop) {
                 return 0;
         loop->paused = false;
         ev_unref(loop->ev);
+        evt__deadlines_resume(loop);
         /* Held tasks keep the order in which they became ready. */
         evt__list_for_each(n, &loop->held)
                 evt__container_of(n, evt_task, queue_link)->held = false;
@@ -625,6 +627,7 @@ int evt__wait(evt_task *t, int64_t deadline) {
                         return r < 0 ? r : -ETIMEDOUT;
                 }
                 d = (evt__deadline) { .at = deadline, .task = t };
+                evt__list_init(&d.frozen_link);
                 r = evt__deadline_add(t->loop, &d);
                 if (r < 0)
                         return r;
@@ -632,7 +635,7 @@ int evt__wait(evt_task *t, int64_t deadline) {
         }
         t->state = EVT__TASK_WAITING;
         suspend(t);
-        assert(!t->deadline || t->deadline->pos == 0);
+        assert(!t->deadline || !evt__deadline_pending(t->deadline));
         t->deadline = NULL;
         /* Level-triggered: a cancel that came after the wake-up but before
          * the task ran again is delivered here too; and a scope's deadline
@@ -644,7 +647,7 @@ int evt__wait(evt_task *t, int64_t deadline) {
 void evt__wake(evt_task *t, int result) {
         if (t->state != EVT__TASK_WAITING)
                 return;
-        if (t->deadline && t->deadline->pos)
+        if (t->deadline && evt__deadline_pending(t->deadline))
                 evt__deadline_remove(t->loop, t->deadline);
         t->wake_result = result;
         t->state = EVT__TASK_RUNNABLE;
@@ -876,6 +879,7 @@ int evt_loop_new(struct ev_loop *ev, const evt_loop_opts *opts, evt_loop **ret_l
         l->ev = ev;
         evt__coro_init_main(&l->main);
         evt__deadlines_init(l);
+        l->deadlines.pause_stops = opts->pause_stops_deadlines;
         evt__stack_pool_init(&l->stacks, stack_size,
                              opts->stack_pool_max ? opts->stack_pool_max : DEFAULT_STACK_POOL_MAX);
         evt__list_init(&l->run);

@@ -44,6 +44,9 @@ typedef struct evt__deadline {
         int64_t at;             /* in evt_time_now() terms */
         evt_task *task;
         size_t pos;             /* its heap index + 1; 0: not in the heap */
+        evt__list frozen_link;  /* on deadlines.frozen while a pause stops
+                                 * its clock (then pos is 0) */
+        bool frozen;
 } evt__deadline;
 
 typedef struct evt__deadline_entry {
@@ -60,6 +63,11 @@ typedef struct evt__deadlines {
         int fd;                 /* the timerfd; -1: the ev_timer */
         bool opened;            /* fd has been tried */
         bool watching;          /* the watcher is active (n > 0) */
+        /* evt_loop_opts.pause_stops_deadlines: the deadlines of pausable
+         * tasks taken out of the heap while the loop is paused. */
+        bool pause_stops;
+        evt__list frozen;       /* evt__deadline.frozen_link */
+        int64_t paused_at;      /* when the pause began */
         ev_io io;               /* on fd */
         ev_timer timer;         /* without fd */
 } evt__deadlines;
@@ -224,6 +232,14 @@ void evt__deadlines_init(evt_loop *l);
 void evt__deadlines_done(evt_loop *l);
 int evt__deadline_add(evt_loop *l, evt__deadline *d);
 void evt__deadline_remove(evt_loop *l, evt__deadline *d);
+/* Is d waiting to pass (in the heap, or frozen by a pause)? */
+static inline bool evt__deadline_pending(const evt__deadline *d) {
+        return d->pos > 0 || d->frozen;
+}
+/* With pause_stops: the pause stops the clock of pausable tasks'
+ * deadlines, and the resume moves them on by the pause's length. */
+void evt__deadlines_pause(evt_loop *l);
+void evt__deadlines_resume(evt_loop *l);
 
 /* Scheduler watchers are counted so that tests can prove none is left. */
 static inline void evt__watcher_started(evt_loop *l) {

@@ -1,7 +1,10 @@
 /* The pause gate: while the loop is paused, no pausable task runs a step;
  * wake-ups that fall due are held and delivered on resume. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -298,6 +301,143 @@ START_TEST(free_paused_loop_releases_libev) {
 }
 END_TEST
 
+
+/* ---- a pause that stops the clock of deadlines ---- */
+
+#define CLOCK_D EVT_MSEC(300)           /* every deadline below */
+#define CLOCK_PAUSE EVT_MSEC(500)       /* longer than CLOCK_D */
+#define CLOCK_STEPS 30                  /* of 1 ms: the pool call's work */
+
+enum { C_SLEEPER, C_SCOPED, C_CALLER, C_NOPAUSE, C_N };
+
+static struct {
+        evt_loop *loop;
+        evt_pool *pool;
+        evt_event *never;
+        evt_task *task[C_N];
+        int64_t start, woke[C_N];
+        int r[C_N], result;
+        int64_t paused_at, resumed_at;
+        atomic_int steps;
+} ck;
+
+static int clock_sleeper_fn(void *arg) {
+        int i = (int) (intptr_t) arg;
+
+        ck.r[i] = evt_sleep(CLOCK_D);
+        ck.woke[i] = evt_time_now();
+        return 0;
+}
+
+static int clock_scoped_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        if (evt_move_on_after(CLOCK_D, &s) < 0)
+                return -1;
+        ck.r[C_SCOPED] = evt_event_wait(ck.never, EVT_FOREVER);
+        ck.woke[C_SCOPED] = evt_time_now();
+        return evt_scope_pop(s, NULL);
+}
+
+/* CLOCK_STEPS steps of 1 ms, each after a checkpoint (which waits while
+ * the loop is paused). */
+static int clock_work_fn(evt_token *token, void *arg) {
+        (void) arg;
+        for (int i = 0; i < CLOCK_STEPS; i++) {
+                struct timespec ms = { 0, 1000000 };
+
+                if (evt_token_checkpoint(token) < 0)
+                        return -ECANCELED;
+                nanosleep(&ms, NULL);
+                atomic_fetch_add(&ck.steps, 1);
+        }
+        return 7;
+}
+
+static int clock_caller_fn(void *arg) {
+        (void) arg;
+        ck.r[C_CALLER] = evt_pool_call(ck.pool, clock_work_fn, NULL, NULL, evt_deadline_in(CLOCK_D), &ck.result);
+        ck.woke[C_CALLER] = evt_time_now();
+        return 0;
+}
+
+/* Once every task waits and the call has begun its work, pauses for
+ * CLOCK_PAUSE. */
+static int clock_control_fn(void *arg) {
+        (void) arg;
+        for (int i = 0; i < C_N; i++)
+                if (!POLL_UNTIL(test_is_waiting(ck.task[i])))
+                        return -1;
+        if (!POLL_UNTIL(atomic_load(&ck.steps) > 0))
+                return -1;
+        evt_loop_pause(ck.loop);
+        ck.paused_at = evt_time_now();
+        evt_sleep(CLOCK_PAUSE);
+        ck.resumed_at = evt_time_now();
+        return evt_loop_resume(ck.loop);
+}
+
+static void clock_scenario(bool stops) {
+        static const evt_task_fn fns[C_N] = { clock_sleeper_fn, clock_scoped_fn, clock_caller_fn, clock_sleeper_fn };
+        evt_loop_opts opts = { .pause_stops_deadlines = stops };
+
+        memset(&ck, 0, sizeof(ck));
+        ck_assert_int_eq(evt_loop_new(NULL, &opts, &ck.loop), 0);
+        ck_assert_int_eq(evt_pool_new(ck.loop, &(evt_pool_opts) { .threads = 1 }, &ck.pool), 0);
+        ck_assert_int_eq(evt_event_new(ck.loop, &ck.never), 0);
+        ck.start = evt_time_now();
+        for (int i = 0; i < C_N; i++)
+                ck.task[i] = test_spawn(ck.loop, fns[i], (void *) (intptr_t) i, "clocked",
+                                        i == C_NOPAUSE ? EVT_TASK_NOPAUSE : 0);
+        evt_task_unref(test_spawn(ck.loop, clock_control_fn, NULL, "control", EVT_TASK_NOPAUSE));
+        ck_assert_int_eq(evt_loop_run(ck.loop), 0);
+        for (int i = 0; i < C_N; i++)
+                evt_task_unref(ck.task[i]);
+        evt_event_free(ck.never);
+        evt_pool_free(ck.pool);
+        test_loop_free(ck.loop);
+}
+
+/* By default deadlines keep running: those that passed during the pause
+ * are delivered at the resume, the pool call's among them (the issue's
+ * wave of timeouts). A task that is not pausable is not held. */
+START_TEST(pause_deadlines_keep_running) {
+        int64_t pause;
+
+        clock_scenario(false);
+        pause = ck.resumed_at - ck.paused_at;
+        ck_assert_int_ge(pause, CLOCK_PAUSE);
+        ck_assert_int_eq(ck.r[C_SLEEPER], 0);
+        ck_assert_int_ge(ck.woke[C_SLEEPER], ck.resumed_at);
+        ck_assert_int_lt(ck.woke[C_SLEEPER], ck.start + CLOCK_D + pause);
+        ck_assert_int_eq(ck.r[C_SCOPED], -ECANCELED);
+        ck_assert_int_lt(ck.woke[C_SCOPED], ck.start + CLOCK_D + pause);
+        ck_assert_int_eq(ck.r[C_CALLER], -ETIMEDOUT);
+        ck_assert_int_lt(ck.woke[C_NOPAUSE], ck.resumed_at);
+}
+END_TEST
+
+/* With pause_stops_deadlines, the pause stops the clock of pausable tasks:
+ * each deadline passes its length after the start plus the pause, and the
+ * pool call, whose work needs far less than its deadline outside the
+ * pause, returns its result. A task that is not pausable keeps its time. */
+START_TEST(pause_stops_deadlines) {
+        int64_t pause;
+
+        clock_scenario(true);
+        pause = ck.resumed_at - ck.paused_at;
+        ck_assert_int_eq(ck.r[C_SLEEPER], 0);
+        ck_assert_int_ge(ck.woke[C_SLEEPER], ck.start + CLOCK_D + pause);
+        ck_assert_int_eq(ck.r[C_SCOPED], -ECANCELED);
+        ck_assert_int_ge(ck.woke[C_SCOPED], ck.start + CLOCK_D + pause);
+        ck_assert_int_eq(ck.r[C_CALLER], 0);
+        ck_assert_int_eq(ck.result, 7);
+        ck_assert_int_eq(ck.r[C_NOPAUSE], 0);
+        ck_assert_int_lt(ck.woke[C_NOPAUSE], ck.resumed_at);
+}
+END_TEST
+
 Suite *evt_test_suite(void) {
         Suite *s = suite_create("pause");
         TCase *tc;
@@ -315,6 +455,11 @@ Suite *evt_test_suite(void) {
         tc = tcase_create("gate");
         tcase_add_test(tc, nopause_and_cancelled_pass_the_gate);
         tcase_add_test(tc, free_paused_loop_releases_libev);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("clock");
+        tcase_add_test(tc, pause_deadlines_keep_running);
+        tcase_add_test(tc, pause_stops_deadlines);
         suite_add_tcase(s, tc);
         return s;
 }

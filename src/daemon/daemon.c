@@ -168,7 +168,7 @@ static void log_failed(void *data) {
 }
 
 static int set_up(evd_daemon *d) {
-        evt_loop_opts opts = { .stack_size = d->config->stack_size };
+        evt_loop_opts opts = { .stack_size = d->config->stack_size, .pause_stops_deadlines = true };
         int r;
 
         /* A log reader that goes away must not kill the daemon. The
