@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ SOURCE_ROOT = os.environ.get("MESON_SOURCE_ROOT", ".")
 BUILD_ROOT = os.environ.get("MESON_BUILD_ROOT", "build")
 MESON = os.environ.get("MESON", "meson")
 SANITIZE = os.environ.get("B_SANITIZE", "none")  # the build's b_sanitize
-NAMES = ("race", "stop", "shutdown", "threads", "together")
+NAMES = ("race", "stop", "shutdown", "threads", "together", "lineserver", "pipeline")
 
 
 class Program:
@@ -251,6 +252,79 @@ class Together(ExampleTest):
                 self.assertGreaterEqual(seconds, 0.99)
                 self.assertLess(seconds, 1.9, "two 1 s sleeps took the sum of their times")
         self.assertEqual(len(self.matching(p, r"\.\.\.world[!?]$")), 4)
+
+
+class Lineserver(ExampleTest):
+    """Real connections on loopback: the cap, and a shutdown that lets a
+    request under way answer."""
+
+    def connect(self, port, n):
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+        for s in socks:
+            self.addCleanup(s.close)
+        return socks
+
+    @staticmethod
+    def ask(s, line):
+        s.sendall(line.encode() + b"\n")
+        return s.makefile("r").readline().rstrip("\n")
+
+    def listening(self, *args):
+        p = self.start("lineserver", "0", *args)
+        at = p.wait_for(r"^listening on \d+$")
+        port = int(re.search(r"listening on (\d+)", p.texts()[at])[1])
+        return p, port
+
+    def test_many_connections_answered(self):
+        p, port = self.listening()
+        socks = self.connect(port, 200)
+        for i, s in enumerate(socks):
+            s.sendall(f"line {i}\n".encode())
+        for i, s in enumerate(socks):
+            self.assertEqual(s.makefile("r").readline(), f"echo: line {i}\n")
+        p.kill(signal.SIGTERM)
+        self.assertEqual(p.finish(), 0, p.report())
+
+    def test_cap_holds_new_connections(self):
+        p, port = self.listening("2")
+        a, b, c = self.connect(port, 3)
+        self.assertEqual(self.ask(a, "a"), "echo: a")
+        self.assertEqual(self.ask(b, "b"), "echo: b")
+        c.sendall(b"c\n")
+        c.settimeout(0.5)  # the third waits for room: no answer yet
+        with self.assertRaises(socket.timeout):
+            c.recv(100)
+        a.close()          # room: the third is served
+        c.settimeout(10)
+        self.assertEqual(c.makefile("r").readline(), "echo: c\n")
+        p.kill(signal.SIGTERM)
+        self.assertEqual(p.finish(), 0, p.report())
+
+    def test_term_lets_the_request_under_way_answer(self):
+        p, port = self.listening()
+        slow, idle = self.connect(port, 2)
+        self.assertEqual(self.ask(idle, "hello"), "echo: hello")
+        slow.sendall(b"slow\n")
+        p.wait_for(r"^request started: slow$")
+        p.kill(signal.SIGTERM)
+        # The request finishes and answers, then its connection closes;
+        # the idle one closes at once.
+        self.assertEqual(slow.makefile("r").readline(), "echo: slow\n")
+        self.assertEqual(slow.recv(100), b"")
+        self.assertEqual(idle.recv(100), b"")
+        self.assertEqual(p.finish(), 0, p.report())
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+class Pipeline(ExampleTest):
+    def test_sum_through_bounded_channels(self):
+        p = self.start("pipeline", "10000", "4")
+        self.assertEqual(p.finish(), 0, p.report())
+        n = 10000
+        self.assertIn(f"sum of squares 1..{n} = {n * (n + 1) * (2 * n + 1) // 6}", p.texts())
+        most = int(re.search(r"most values in a channel: (\d+) of 8", p.texts()[-1])[1])
+        self.assertLessEqual(most, 8)
 
 
 class Install(unittest.TestCase):
