@@ -2,7 +2,7 @@
  * per result. Not part of the test suite: timings belong here, not in tests.
  *
  *   evtask-bench [switch|yield|spawn|call|all] [repetitions]
- *   evtask-bench W1|W2|W3|W4|W5|W6 [N]
+ *   evtask-bench W1|W2|W3|W4|W5|W6|W7|W8 [N]
  *   evtask-bench signal [R]
  *
  * switch  one context switch, raw (layer 1), no scheduler
@@ -26,7 +26,15 @@
  * call    one task awaits 100,000 empty blocking calls one after another:
  *         the round trip (submit, run on a worker, complete through
  *         ev_async, resume the task); then 100 tasks do so at once on a
- *         pool of 2 threads: ns per call */
+ *         pool of 2 threads: ns per call
+ * echo    W7: a TCP line-echo server on 127.0.0.1: prints "listening PORT"
+ *         and serves until killed; bench/loadgen measures it
+ * channel W8: two tasks play ping-pong over channels (rendezvous, and
+ *         capacity 64), hand a mutex to each other, and yield to each
+ *         other (the bare-yield baseline): ns per message, handoff, yield */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -584,6 +592,141 @@ static void bench_signal(int runs) {
         }
 }
 
+/* ---- W7 echo server ---- */
+
+#define W7_LINE 256
+
+/* Echoes every line it reads, until the peer closes. */
+static int echo_conn(void *arg) {
+        int fd = (int) (intptr_t) arg;
+        char buf[W7_LINE];
+        size_t have = 0, n;
+
+        while (evt_read(fd, buf + have, sizeof(buf) - have, EVT_FOREVER, &n) == 0 && n > 0) {
+                char *end = memrchr(buf + have, '\n', n);
+
+                have += n;
+                if (!end)
+                        continue;
+                /* Whole lines, written at once; the rest waits for more. */
+                if (evt_write(fd, buf, (size_t) (end - buf) + 1, EVT_FOREVER) < 0)
+                        break;
+                have -= (size_t) (end - buf) + 1;
+                memmove(buf, end + 1, have);
+                if (have == sizeof(buf))
+                        break;
+        }
+        close(fd);
+        return 0;
+}
+
+static evt_loop *echo_loop;
+
+static int echo_acceptor(void *arg) {
+        int lfd = (int) (intptr_t) arg, fd;
+
+        while (evt_accept(lfd, EVT_FOREVER, &fd) == 0)
+                check(evt_task_spawn(echo_loop, echo_conn, (void *) (intptr_t) fd, NULL, NULL), "spawn");
+        return 0;
+}
+
+static void bench_echo(void) {
+        struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(addr);
+        evt_loop *loop = loop_new();
+        int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+        struct rlimit lim;
+
+        /* A descriptor per connection: as many as the hard limit allows. */
+        if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+                lim.rlim_cur = lim.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &lim);
+        }
+        if (lfd < 0 || bind(lfd, (struct sockaddr *) &addr, sizeof(addr)) < 0 || listen(lfd, 4096) < 0 ||
+            getsockname(lfd, (struct sockaddr *) &addr, &len) < 0) {
+                perror("evtask-bench: W7: listen");
+                exit(1);
+        }
+        echo_loop = loop;
+        printf("listening %u\n", (unsigned) ntohs(addr.sin_port));
+        fflush(stdout);
+        check(evt_task_spawn(loop, echo_acceptor, (void *) (intptr_t) lfd, NULL, NULL), "spawn");
+        check(evt_loop_run(loop), "run");
+}
+
+/* ---- W8 channels ---- */
+
+#define W8_ROUNDS 1000000
+
+static evt_channel *w8_ping, *w8_pong;
+static evt_mutex *w8_mutex;
+
+/* Sends a round's value one way and takes it back the other. */
+static int w8_player(void *arg) {
+        bool first = arg != NULL;
+        int v = 0;
+
+        for (int i = 0; i < W8_ROUNDS; i++) {
+                if (first)
+                        check(evt_channel_send(w8_ping, &v, EVT_FOREVER), "send");
+                check(evt_channel_recv(first ? w8_pong : w8_ping, &v, EVT_FOREVER), "recv");
+                if (!first)
+                        check(evt_channel_send(w8_pong, &v, EVT_FOREVER), "send");
+        }
+        return 0;
+}
+
+/* Takes the mutex, lets the other run (which then waits for it), gives it
+ * up: each round hands it to the other task. */
+static int w8_locker(void *arg) {
+        (void) arg;
+        for (int i = 0; i < W8_ROUNDS; i++) {
+                check(evt_mutex_lock(w8_mutex, EVT_FOREVER), "lock");
+                check(evt_yield(), "yield");
+                check(evt_mutex_unlock(w8_mutex), "unlock");
+        }
+        return 0;
+}
+
+static int w8_yielder(void *arg) {
+        (void) arg;
+        for (int i = 0; i < W8_ROUNDS; i++)
+                check(evt_yield(), "yield");
+        return 0;
+}
+
+/* Runs two tasks of fn to their end: ns per unit, of `units` in all. */
+static double w8_pair(evt_loop *loop, evt_task_fn fn, double units) {
+        int64_t start;
+
+        check(evt_task_spawn(loop, fn, (void *) 1, NULL, NULL), "spawn");
+        check(evt_task_spawn(loop, fn, NULL, NULL, NULL), "spawn");
+        start = evt_time_now();
+        check(evt_loop_run(loop), "run");
+        return (double) (evt_time_now() - start) / units;
+}
+
+static void bench_channel(void) {
+        static const size_t caps[] = { 0, 64 };
+        static const char *const metrics[] = { "ns_per_msg_rendezvous", "ns_per_msg_buffered64" };
+        evt_loop *loop = loop_new();
+
+        /* Two messages a round, each a wake-up of the other task. */
+        for (int c = 0; c < 2; c++) {
+                check(evt_channel_new(loop, sizeof(int), caps[c], &w8_ping), "channel");
+                check(evt_channel_new(loop, sizeof(int), caps[c], &w8_pong), "channel");
+                result("W8", metrics[c], w8_pair(loop, w8_player, 2.0 * W8_ROUNDS));
+                evt_channel_free(w8_ping);
+                evt_channel_free(w8_pong);
+        }
+        check(evt_mutex_new(loop, &w8_mutex), "mutex");
+        result("W8", "ns_per_mutex_handoff", w8_pair(loop, w8_locker, 2.0 * W8_ROUNDS));
+        evt_mutex_free(w8_mutex);
+        result("W8", "ns_per_yield", w8_pair(loop, w8_yielder, 2.0 * W8_ROUNDS));
+        evt_loop_free(loop);
+}
+
 /* ---- blocking calls ---- */
 
 #define CALLS 100000
@@ -627,7 +770,7 @@ int main(int argc, char **argv) {
 
         if (strcmp(which, "--help") == 0 || reps < 1) {
                 printf("usage: evtask-bench [switch|yield|spawn|call|all] [repetitions]\n"
-                       "       evtask-bench W1|W2|W3|W4|W5|W6 [N]   (bench/peers/README.md)\n"
+                       "       evtask-bench W1|W2|W3|W4|W5|W6|W7|W8 [N]   (bench/peers/README.md)\n"
                        "       evtask-bench signal [R]   (R runs, default 20)\n");
                 return reps < 1 ? 64 : 0;
         }
@@ -636,7 +779,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         /* The workloads of bench/peers/README.md, one run each. */
-        if (which[0] == 'W' && which[1] >= '1' && which[1] <= '6' && !which[2]) {
+        if (which[0] == 'W' && which[1] >= '1' && which[1] <= '8' && !which[2]) {
                 long n = argc > 2 ? atol(argv[2]) : 100000;
 
                 switch (which[1]) {
@@ -646,6 +789,8 @@ int main(int argc, char **argv) {
                 case '4': bench_timers(); break;
                 case '5': bench_shutdown(); break;
                 case '6': bench_pause(); break;
+                case '7': bench_echo(); break;
+                case '8': bench_channel(); break;
                 }
                 return 0;
         }

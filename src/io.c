@@ -48,15 +48,19 @@ static void fd_cb(struct ev_loop *ev, ev_io *w, int revents) {
 }
 
 int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events) {
-        struct fd_wait fw;
-        evt_task *t;
-        int r;
-
         if (fd < 0 || events == 0 || (events & ~(unsigned) (EVT_READ | EVT_WRITE)))
                 return -EINVAL;
         /* libev asserts on a descriptor that is not open: refuse it here. */
         if (fcntl(fd, F_GETFD) < 0)
                 return -EBADF;
+        return evt__fd_wait(fd, events, deadline, ret_events);
+}
+
+int evt__fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events) {
+        struct fd_wait fw;
+        evt_task *t;
+        int r;
+
         r = evt__enter(&t);
         if (r < 0)
                 return r;

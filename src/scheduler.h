@@ -241,6 +241,10 @@ static inline bool evt__deadline_pending(const evt__deadline *d) {
 void evt__deadlines_pause(evt_loop *l);
 void evt__deadlines_resume(evt_loop *l);
 
+/* evt_fd_wait for a descriptor known to be open (a system call on it just
+ * failed with EAGAIN), without the check that costs a system call. */
+int evt__fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events);
+
 /* Scheduler watchers are counted so that tests can prove none is left. */
 static inline void evt__watcher_started(evt_loop *l) {
         l->n_watchers++;

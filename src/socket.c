@@ -34,7 +34,7 @@ static int io_again(int fd, unsigned events, int64_t deadline, int err) {
                 return 0;
         if (err != EAGAIN && err != EWOULDBLOCK)
                 return -err;
-        return evt_fd_wait(fd, events, deadline, NULL);
+        return evt__fd_wait(fd, events, deadline, NULL);
 }
 
 int evt_read(int fd, void *buf, size_t len, int64_t deadline, size_t *ret_n) {
@@ -119,7 +119,7 @@ int evt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t 
         /* Interrupted, a connect goes on by itself, as one in progress. */
         if (errno != EINPROGRESS && errno != EINTR)
                 return -errno;
-        r = evt_fd_wait(fd, EVT_WRITE, deadline, NULL);
+        r = evt__fd_wait(fd, EVT_WRITE, deadline, NULL);
         if (r < 0)
                 return r;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)

@@ -367,11 +367,31 @@ async def trio_w6():
             "ticks_after_resume": at_end - at_resume}
 
 
+# ---- W7: a TCP line-echo server (bench/loadgen measures it) ----
+
+async def aio_w7():
+    async def serve(reader, writer):
+        try:
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a descriptor per connection
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=4096)
+    print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
 # ---- driver ----
 
 WORKLOADS = {
     "asyncio": {"W1": aio_w1, "W2": aio_w2, "W3": aio_w3,
-                "W4": aio_w4, "W5": aio_w5, "W6": aio_w6},
+                "W4": aio_w4, "W5": aio_w5, "W6": aio_w6, "W7": aio_w7},
     "trio": {"W1": trio_w1, "W2": trio_w2, "W3": trio_w3,
              "W4": trio_w4, "W5": trio_w5, "W6": trio_w6},
 }
@@ -381,7 +401,7 @@ WORKLOADS["uvloop"] = WORKLOADS["asyncio"]
 def main(argv):
     if len(argv) not in (3, 4) or argv[1] not in WORKLOADS \
             or argv[2] not in WORKLOADS[argv[1]]:
-        fail("usage: py_bench.py asyncio|uvloop|trio W1..W6 [N]")
+        fail("usage: py_bench.py asyncio|uvloop|trio W1..W6 [N], asyncio|uvloop W7")
     impl, workload = argv[1], argv[2]
     fn = WORKLOADS[impl][workload]
     args = ()

@@ -1,14 +1,16 @@
-// go-bench: benchmark peer for bench/run, the workloads W1..W6 written as a
+// go-bench: benchmark peer for bench/run, the workloads W1..W8 written as a
 // Go user would write them. See ../README.md.
 //
-//	go-bench W1|W2|W3|W4|W5|W6 [N]    (only W3 uses N; default 100000)
+//	go-bench W1|W2|W3|W4|W5|W6|W7|W8 [N]    (only W3 uses N; default 100000)
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -333,8 +335,89 @@ func w6() {
 	result("W6", "ticks_after_resume", float64(atEnd-atResume))
 }
 
+// w7 is the TCP line-echo server: a goroutine per connection, as net's
+// documentation has it. bench/loadgen measures it; it runs until killed.
+func w7() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fail("W7: %v", err)
+	}
+	fmt.Printf("listening %d\n", ln.Addr().(*net.TCPAddr).Port)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			fail("W7: accept: %v", err)
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(line); err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+}
+
+const w8Rounds = 1000000
+
+// w8pair runs two goroutines of fn to their end: ns per unit, of 2 *
+// w8Rounds in all.
+func w8pair(fn func(first bool)) float64 {
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Add(2)
+	for _, first := range []bool{true, false} {
+		go func(first bool) {
+			defer wg.Done()
+			fn(first)
+		}(first)
+	}
+	wg.Wait()
+	return float64(time.Since(start).Nanoseconds()) / (2 * w8Rounds)
+}
+
+// w8 is channel ping-pong (unbuffered, and 64), a mutex handed back and
+// forth, and the bare-yield baseline (runtime.Gosched).
+func w8() {
+	for _, c := range []struct {
+		capacity int
+		metric   string
+	}{{0, "ns_per_msg_rendezvous"}, {64, "ns_per_msg_buffered64"}} {
+		ping, pong := make(chan int, c.capacity), make(chan int, c.capacity)
+		result("W8", c.metric, w8pair(func(first bool) {
+			for i := 0; i < w8Rounds; i++ {
+				if first {
+					ping <- i
+					<-pong
+				} else {
+					pong <- <-ping
+				}
+			}
+		}))
+	}
+	var mu sync.Mutex
+	result("W8", "ns_per_mutex_handoff", w8pair(func(bool) {
+		for i := 0; i < w8Rounds; i++ {
+			mu.Lock()
+			runtime.Gosched()
+			mu.Unlock()
+		}
+	}))
+	result("W8", "ns_per_yield", w8pair(func(bool) {
+		for i := 0; i < w8Rounds; i++ {
+			runtime.Gosched()
+		}
+	}))
+}
+
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: go-bench W1|W2|W3|W4|W5|W6 [N]   (only W3 uses N: 100000 or 1000000)")
+	fmt.Fprintln(os.Stderr, "usage: go-bench W1|W2|W3|W4|W5|W6|W7|W8 [N]   (only W3 uses N: 100000 or 1000000)")
 	os.Exit(2)
 }
 
@@ -364,6 +447,10 @@ func main() {
 		w5()
 	case "W6":
 		w6()
+	case "W7":
+		w7()
+	case "W8":
+		w8()
 	default:
 		usage()
 	}
