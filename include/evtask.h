@@ -9,7 +9,8 @@
  *   are written only on success; a call that fails has no side effects.
  * - An *await point* is a call that can block the calling task. It may only
  *   be called from inside a task (else -EINVAL). It returns -ECANCELED once
- *   the task has been cancelled, and -ETIMEDOUT when its deadline passes.
+ *   the task (or a cancel scope it is in) has been cancelled, and
+ *   -ETIMEDOUT when its deadline passes (or that of a fail scope).
  * - Cancellation is level-triggered: once a task is cancelled, every later
  *   await point fails at once with -ECANCELED, except inside a shield.
  * - Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds;
