@@ -199,6 +199,114 @@ START_TEST(asyncio_nested_timeouts) {
 }
 END_TEST
 
+
+/* Ported from asyncio's test_timeouts.py, test_timeout_not_called: a far
+ * deadline around a short sleep does nothing. */
+static int not_called_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        if (evt_fail_after(EVT_SEC(10), &s) < 0)
+                return -1;
+        st.r[0] = evt_sleep(EVT_MSEC(10));
+        st.called[0] = evt_scope_cancel_called(s);
+        st.r[1] = evt_scope_pop(s, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(asyncio_timeout_not_called) {
+        run(not_called_fn);
+        ck_assert_int_eq(st.r[0], 0);
+        ck_assert(!st.called[0]);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert(!st.caught[0]);
+}
+END_TEST
+
+/* Ported from asyncio's test_timeouts.py, test_timeout_zero,
+ * test_timeout_zero_sleep_zero and test_timeout_in_the_past_sleep_zero:
+ * a deadline of now, or in the past, fails the first await point, a sleep
+ * of 0 too. */
+static int zero_fn(void *arg) {
+        static const int64_t past[] = { 0, 0, -EVT_SEC(11) };
+        static const int64_t sleeps[] = { EVT_SEC(10), 0, 0 };
+
+        (void) arg;
+        for (int i = 0; i < 3; i++) {
+                evt_scope *s;
+
+                if (evt_fail_after(past[i], &s) < 0)
+                        return -1;
+                st.r[2 * i] = evt_sleep(sleeps[i]);
+                st.r[2 * i + 1] = evt_scope_pop(s, &st.caught[i]);
+        }
+        return 0;
+}
+
+START_TEST(asyncio_timeout_zero) {
+        run(zero_fn);
+        for (int i = 0; i < 6; i++)
+                ck_assert_int_eq(st.r[i], -ETIMEDOUT);
+        for (int i = 0; i < 3; i++)
+                ck_assert(st.caught[i]);
+}
+END_TEST
+
+/* Ported from asyncio's test_timeouts.py,
+ * test_foreign_cancel_doesnt_timeout_if_not_expired: the task's own cancel
+ * inside a fail scope is -ECANCELED, and the scope has not expired. */
+static int foreign_cancel_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        if (evt_fail_after(EVT_SEC(10), &s) < 0)
+                return -1;
+        evt_task_cancel(evt_task_current(), 0);
+        st.r[0] = evt_sleep(EVT_SEC(10));
+        st.called[0] = evt_scope_cancel_called(s);
+        st.r[1] = evt_scope_pop(s, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(asyncio_foreign_cancel_not_expired) {
+        run(foreign_cancel_fn);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert(!st.called[0]);
+        ck_assert(!st.caught[0]);
+        ck_assert_int_eq(st.r[1], -ECANCELED);
+}
+END_TEST
+
+/* Ported from asyncio's test_timeouts.py, test_nested_timeouts_loop_busy:
+ * the task holds the loop past the inner deadline, whose scope fails at
+ * the next await point; after it, the outer deadline ends a long sleep. */
+static int loop_busy_fn(void *arg) {
+        int64_t start = evt_time_now(), busy_until;
+        evt_scope *outer, *inner;
+
+        (void) arg;
+        if (evt_fail_after(EVT_MSEC(100), &outer) < 0 || evt_fail_after(EVT_MSEC(10), &inner) < 0)
+                return -1;
+        busy_until = evt_time_now() + EVT_MSEC(30);
+        while (evt_time_now() < busy_until)
+                ; /* the loop is held */
+        st.r[0] = evt_sleep(EVT_SEC(1));
+        st.r[1] = evt_scope_pop(inner, NULL);
+        st.r[2] = evt_sleep(EVT_SEC(10));
+        st.r[3] = evt_scope_pop(outer, NULL);
+        st.took = evt_time_now() - start;
+        return 0;
+}
+
+START_TEST(asyncio_nested_timeouts_loop_busy) {
+        run(loop_busy_fn);
+        for (int i = 0; i < 4; i++)
+                ck_assert_int_eq(st.r[i], -ETIMEDOUT);
+        ck_assert_int_ge(st.took, EVT_MSEC(100));
+        ck_assert_int_lt(st.took, EVT_SEC(1));
+}
+END_TEST
+
 /* ---- nesting, explicit cancels, shields ---- */
 
 /* Ported from trio's test_run.py, test_cancel_scope_nesting. Two scopes
@@ -434,6 +542,10 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, trio_fail);
         tcase_add_test(tc, asyncio_timeout_basic);
         tcase_add_test(tc, asyncio_nested_timeouts);
+        tcase_add_test(tc, asyncio_timeout_not_called);
+        tcase_add_test(tc, asyncio_timeout_zero);
+        tcase_add_test(tc, asyncio_foreign_cancel_not_expired);
+        tcase_add_test(tc, asyncio_nested_timeouts_loop_busy);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("nesting");
