@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -307,6 +310,137 @@ START_TEST(asyncio_nested_timeouts_loop_busy) {
 }
 END_TEST
 
+
+/* Every await point honours a scope's deadline: each of these would wait
+ * for ever, and each fails with -ETIMEDOUT 10 ms into its fail scope. */
+enum { AP_JOIN, AP_EVENT, AP_GROUP, AP_RECV, AP_SEND, AP_LOCK, AP_SEM, AP_FD, AP_READ, AP_CALL, AP_CHILD_LAST };
+
+static struct {
+        evt_loop *loop;
+        evt_task *parked;
+        evt_event *never;
+        evt_group *group;
+        evt_channel *ch;
+        evt_mutex *mutex;
+        evt_sem *sem;
+        evt_pool *pool;
+        int fds[2];
+        int r[AP_CHILD_LAST];
+        int64_t took[AP_CHILD_LAST];
+} ap;
+
+static int parked_fn(void *arg) {
+        (void) arg;
+        return evt_event_wait(ap.never, EVT_FOREVER);
+}
+
+static int endless_fn(evt_token *token, void *arg) {
+        (void) arg;
+        while (evt_token_checkpoint(token) == 0) {
+                struct timespec ms = { 0, 1000000 };
+
+                nanosleep(&ms, NULL);
+        }
+        return -ECANCELED;
+}
+
+static int await_point(int which) {
+        char c;
+        int v = 0;
+
+        switch (which) {
+        case AP_JOIN:
+                return evt_task_join(ap.parked, EVT_FOREVER, NULL);
+        case AP_EVENT:
+                return evt_event_wait(ap.never, EVT_FOREVER);
+        case AP_GROUP:
+                return evt_group_wait(ap.group, EVT_FOREVER);
+        case AP_RECV:
+                return evt_channel_recv(ap.ch, &v, EVT_FOREVER);
+        case AP_SEND:
+                return evt_channel_send(ap.ch, &v, EVT_FOREVER); /* a rendezvous: nobody receives */
+        case AP_LOCK:
+                return evt_mutex_lock(ap.mutex, EVT_FOREVER);
+        case AP_SEM:
+                return evt_sem_acquire(ap.sem, EVT_FOREVER);
+        case AP_FD:
+                return evt_fd_wait(ap.fds[0], EVT_READ, EVT_FOREVER, NULL);
+        case AP_READ:
+                return evt_read(ap.fds[0], &c, 1, EVT_FOREVER, NULL);
+        case AP_CALL:
+                return evt_pool_call(ap.pool, endless_fn, NULL, NULL, EVT_FOREVER, NULL);
+        }
+        return -1;
+}
+
+static int every_point_fn(void *arg) {
+        (void) arg;
+        for (int i = 0; i < AP_CHILD_LAST; i++) {
+                int64_t start = evt_time_now();
+                evt_scope *s;
+
+                if (evt_fail_after(EVT_MSEC(10), &s) < 0)
+                        return -1;
+                ap.r[i] = await_point(i);
+                ap.took[i] = evt_time_now() - start;
+                if (evt_scope_pop(s, NULL) != -ETIMEDOUT)
+                        ap.r[i] = 1;
+        }
+        return 0;
+}
+
+static int holder_fn(void *arg) {
+        evt_task *scenario = arg;
+        int r = evt_mutex_lock(ap.mutex, EVT_FOREVER);
+
+        if (r < 0)
+                return r;
+        evt_task_join(scenario, EVT_FOREVER, NULL);
+        return evt_mutex_unlock(ap.mutex);
+}
+
+START_TEST(every_await_point_honours_the_scope) {
+        evt_task *scenario;
+
+        memset(&ap, 0, sizeof(ap));
+        ap.loop = test_loop_new();
+        ck_assert_int_eq(evt_event_new(ap.loop, &ap.never), 0);
+        ck_assert_int_eq(evt_group_new(ap.loop, &ap.group), 0);
+        ck_assert_int_eq(evt_channel_new(ap.loop, sizeof(int), 0, &ap.ch), 0);
+        ck_assert_int_eq(evt_mutex_new(ap.loop, &ap.mutex), 0);
+        ck_assert_int_eq(evt_sem_new(ap.loop, 0, &ap.sem), 0);
+        ck_assert_int_eq(evt_pool_new(ap.loop, &(evt_pool_opts) { .threads = 1 }, &ap.pool), 0);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ap.fds), 0);
+        ap.parked = test_spawn(ap.loop, parked_fn, NULL, "parked", 0);
+        ck_assert_int_eq(evt_group_spawn(ap.group, parked_fn, NULL, NULL, NULL), 0);
+        scenario = test_spawn(ap.loop, every_point_fn, NULL, "scenario", 0);
+        /* The holder takes the mutex in its first step, while the
+         * scenario waits at its first await point. */
+        evt_task_unref(test_spawn(ap.loop, holder_fn, scenario, "holder", 0));
+        while (!evt_task_is_done(scenario))
+                ev_run(evt_loop_ev(ap.loop), EVRUN_ONCE);
+        for (int i = 0; i < AP_CHILD_LAST; i++) {
+                ck_assert_msg(ap.r[i] == -ETIMEDOUT, "await point %d returned %d", i, ap.r[i]);
+                ck_assert_int_ge(ap.took[i], EVT_MSEC(10));
+                ck_assert_int_lt(ap.took[i], SLACK);
+        }
+        evt_task_cancel(ap.parked, 0);
+        evt_group_cancel(ap.group, 0);
+        ck_assert_int_eq(evt_loop_run(ap.loop), 0);
+        evt_task_unref(scenario);
+        evt_task_unref(ap.parked);
+        evt_pool_free(ap.pool);
+        close(ap.fds[0]);
+        close(ap.fds[1]);
+        evt_sem_free(ap.sem);
+        evt_mutex_free(ap.mutex);
+        evt_channel_free(ap.ch);
+        evt_group_free(ap.group);
+        evt_event_free(ap.never);
+        test_loop_free(ap.loop);
+}
+END_TEST
+
 /* ---- nesting, explicit cancels, shields ---- */
 
 /* Ported from trio's test_run.py, test_cancel_scope_nesting. Two scopes
@@ -546,6 +680,7 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, asyncio_timeout_zero);
         tcase_add_test(tc, asyncio_foreign_cancel_not_expired);
         tcase_add_test(tc, asyncio_nested_timeouts_loop_busy);
+        tcase_add_test(tc, every_await_point_honours_the_scope);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("nesting");
