@@ -207,6 +207,19 @@ EVT_API bool evt_task_is_cancelled(const evt_task *task);
  * (cancelled before it started, or no stack); false for NULL. */
 EVT_API bool evt_task_is_done(const evt_task *task);
 
+/* Suspends one task, pausable or not: from its next wake-up it takes not
+ * one step until evt_task_resume, as the loop-wide pause gate holds tasks
+ * (its wake-ups are kept, in order; deadlines keep running; a cancel gets
+ * it through, so that its cleanup runs). A blocking call it made runs on
+ * in its thread. 0 (also if suspended already), -ESRCH for a task that has
+ * ended, -EINVAL for NULL. */
+EVT_API int evt_task_suspend(evt_task *task);
+/* Lets a suspended task run again (unless the loop is paused and it is
+ * pausable). 0, also if it was not suspended; -EINVAL for NULL. */
+EVT_API int evt_task_resume(evt_task *task);
+/* True from evt_task_suspend until evt_task_resume or its end. */
+EVT_API bool evt_task_is_suspended(const evt_task *task);
+
 /* ========================================================================
  * Await points: yield, sleep
  * ======================================================================== */

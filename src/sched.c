@@ -31,10 +31,11 @@ static __thread evt_task *current;
 
 /* ---- the run queue and the pause gate ----------------------------------- */
 
-/* Does the pause gate hold this ready task? Cancelled tasks pass, so that
+/* Does the pause gate hold this ready task: the loop's pause (for a
+ * pausable task) or its own suspension? Cancelled tasks pass, so that
  * their cleanup runs. */
 static bool gate_holds(const evt_loop *l, const evt_task *t) {
-        return l->paused && !(t->flags & EVT_TASK_NOPAUSE) && !evt__cancel_deliverable(t);
+        return ((l->paused && !(t->flags & EVT_TASK_NOPAUSE)) || t->suspended) && !evt__cancel_deliverable(t);
 }
 
 static void run_watcher_update(evt_loop *l) {
@@ -111,13 +112,56 @@ int evt_loop_resume(evt_loop *loop) {
         loop->paused = false;
         ev_unref(loop->ev);
         evt__deadlines_resume(loop);
-        /* Held tasks keep the order in which they became ready. */
-        evt__list_for_each(n, &loop->held)
-                evt__container_of(n, evt_task, queue_link)->held = false;
-        evt__list_splice_back(&loop->run, &loop->held);
+        /* Held tasks keep the order in which they became ready; suspended
+         * ones stay held. */
+        for (n = loop->held.next; n != &loop->held;) {
+                evt_task *t = evt__container_of(n, evt_task, queue_link);
+
+                n = n->next;
+                unhold(loop, t);
+        }
         run_watcher_update(loop);
         observers_tell_pause(loop);
         return 0;
+}
+
+/* A suspended task waits for evt_task_resume: while one is, the loop must
+ * not run out of work and return. */
+static void suspended_set(evt_task *t, bool on) {
+        evt_loop *l = t->loop;
+
+        if (t->suspended == on)
+                return;
+        t->suspended = on;
+        if (on && l->n_suspended++ == 0)
+                ev_ref(l->ev);
+        else if (!on && --l->n_suspended == 0)
+                ev_unref(l->ev);
+}
+
+int evt_task_suspend(evt_task *task) {
+        if (!task)
+                return -EINVAL;
+        if (task->state == EVT__TASK_DONE)
+                return -ESRCH;
+        /* A ready task is held when its turn comes (the round checks the
+         * gate); a running or waiting one when it is next ready. */
+        suspended_set(task, true);
+        return 0;
+}
+
+int evt_task_resume(evt_task *task) {
+        if (!task)
+                return -EINVAL;
+        if (!task->suspended)
+                return 0;
+        suspended_set(task, false);
+        unhold(task->loop, task);
+        return 0;
+}
+
+bool evt_task_is_suspended(const evt_task *task) {
+        return task && task->suspended;
 }
 
 bool evt_loop_is_paused(const evt_loop *loop) {
@@ -158,6 +202,7 @@ static void task_end(evt_task *t, int result) {
         t->result = result;
         t->state = EVT__TASK_DONE;
         evt__scopes_drop(t); /* those its function left open */
+        suspended_set(t, false); /* a cancel got it through the gate */
         evt__list_remove(&t->link);
         l->n_tasks--;
         evt__wake_all(&t->joiners, 0);
@@ -548,6 +593,7 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
         t->cancelled = false;
         t->forced = false;
         t->held = false;
+        t->suspended = false;
         t->in_cache = len <= DEFAULT_NAME_MAX;
         t->deadline = NULL;
         t->set = NULL;

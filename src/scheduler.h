@@ -98,6 +98,7 @@ struct evt_loop {
         uint64_t next_id;       /* for default task names */
         unsigned run_depth;     /* evt_loop_run calls in progress */
         bool paused;            /* the pause gate is closed */
+        size_t n_suspended;     /* tasks evt_task_suspend holds, not ended */
         evt__list observers;    /* evt__loop_observer.link */
         evt__list pools;        /* the loop's thread pools, kept by pool.c
                                  * (evt_pool.loop_link) */
@@ -130,6 +131,7 @@ struct evt_task {
         bool cancelled;         /* a cancel was requested */
         bool forced;            /* ... and it pierces shields */
         bool held;              /* queue_link is on loop->held, not run */
+        bool suspended;         /* evt_task_suspend: the gate holds it alone */
         bool in_cache;           /* from loop->task_cache, else malloc */
         evt__deadline *deadline; /* on its stack while it waits with a
                                  * deadline, else NULL */

@@ -1,5 +1,6 @@
 /* The pause gate: while the loop is paused, no pausable task runs a step;
- * wake-ups that fall due are held and delivered on resume. */
+ * wake-ups that fall due are held and delivered on resume. The same gate
+ * holds one suspended task (evt_task_suspend). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -438,6 +439,166 @@ START_TEST(pause_stops_deadlines) {
 }
 END_TEST
 
+/* ---- one task suspended ---- */
+
+struct suspension {
+        evt_loop *loop;
+        evt_task *held;         /* the suspended ticker */
+        struct ticker held_tk, other_tk;
+        int steps_at_suspend, steps_at_resume, other_steps_while;
+        int r_again, r_done, r_null;
+        bool loop_resume_released;
+};
+
+/* Not pausable: suspends the held ticker, lets the other run, pauses and
+ * resumes the loop (which must not release the suspended one), resumes. */
+static int suspender(void *arg) {
+        struct suspension *sp = arg;
+        int other_before;
+
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(10)), 0);
+        ck_assert_int_eq(evt_task_suspend(sp->held), 0);
+        sp->r_again = evt_task_suspend(sp->held);
+        ck_assert(evt_task_is_suspended(sp->held));
+        /* It was in the run queue or about to be: one step may be under
+         * way no more. */
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(2)), 0);
+        sp->steps_at_suspend = sp->held_tk.steps;
+        other_before = sp->other_tk.steps;
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(30)), 0);
+        evt_loop_pause(sp->loop);
+        evt_loop_resume(sp->loop);
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(30)), 0);
+        sp->loop_resume_released = sp->held_tk.steps != sp->steps_at_suspend;
+        sp->steps_at_resume = sp->held_tk.steps;
+        sp->other_steps_while = sp->other_tk.steps - other_before;
+        ck_assert_int_eq(evt_task_resume(sp->held), 0);
+        ck_assert_int_eq(evt_task_resume(sp->held), 0);
+        ck_assert(!evt_task_is_suspended(sp->held));
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(20)), 0);
+        sp->held_tk.stop = sp->other_tk.stop = true;
+        return 0;
+}
+
+START_TEST(suspended_task_takes_no_step_others_go_on) {
+        evt_loop *loop = test_loop_new();
+        struct suspension sp = { .loop = loop, .held_tk.loop = loop, .other_tk.loop = loop };
+
+        sp.held = test_spawn(loop, tick_sleep, &sp.held_tk, "held", 0);
+        evt_task_unref(test_spawn(loop, tick_sleep, &sp.other_tk, "other", 0));
+        evt_task_unref(test_spawn(loop, suspender, &sp, "suspender", EVT_TASK_NOPAUSE));
+        test_loop_run(loop);
+        ck_assert_int_eq(sp.r_again, 0);
+        ck_assert_int_eq(sp.steps_at_resume, sp.steps_at_suspend);
+        ck_assert(!sp.loop_resume_released);
+        ck_assert_int_gt(sp.other_steps_while, 10);
+        ck_assert_int_gt(sp.held_tk.steps, sp.steps_at_resume); /* it went on after */
+        ck_assert_int_eq(evt_task_suspend(sp.held), -ESRCH);    /* ended */
+        ck_assert_int_eq(evt_task_suspend(NULL), -EINVAL);
+        ck_assert_int_eq(evt_task_resume(NULL), -EINVAL);
+        evt_task_unref(sp.held);
+        test_loop_free(loop);
+}
+END_TEST
+
+/* A wake-up that falls due while suspended is kept, and a cancel gets the
+ * task through to its cleanup. */
+struct kept {
+        evt_loop *loop;
+        evt_event *event;
+        evt_task *waiter, *victim;
+        int waiter_r, victim_r;
+        int64_t set_at, woke_at, resumed_at, victim_ended_at;
+};
+
+static int kept_waiter(void *arg) {
+        struct kept *k = arg;
+
+        k->waiter_r = evt_event_wait(k->event, EVT_FOREVER);
+        k->woke_at = evt_time_now();
+        return 0;
+}
+
+static int kept_victim(void *arg) {
+        struct kept *k = arg;
+
+        k->victim_r = evt_sleep(EVT_SEC(10));
+        k->victim_ended_at = evt_time_now();
+        return 0;
+}
+
+static int kept_driver(void *arg) {
+        struct kept *k = arg;
+
+        evt_sleep(EVT_MSEC(5));
+        evt_task_suspend(k->waiter);
+        evt_task_suspend(k->victim);
+        evt_event_set(k->event);
+        k->set_at = evt_time_now();
+        evt_task_cancel(k->victim, 0);
+        evt_sleep(EVT_MSEC(30));
+        ck_assert_int_eq(k->woke_at, 0);
+        ck_assert_int_gt(k->victim_ended_at, 0);
+        k->resumed_at = evt_time_now();
+        evt_task_resume(k->waiter);
+        return 0;
+}
+
+START_TEST(suspended_wakeups_kept_and_cancel_passes) {
+        evt_loop *loop = test_loop_new();
+        struct kept k = { .loop = loop, .waiter_r = 1 };
+
+        ck_assert_int_eq(evt_event_new(loop, &k.event), 0);
+        k.waiter = test_spawn(loop, kept_waiter, &k, "waiter", 0);
+        k.victim = test_spawn(loop, kept_victim, &k, "victim", 0);
+        evt_task_unref(test_spawn(loop, kept_driver, &k, "driver", 0));
+        test_loop_run(loop);
+        ck_assert_int_eq(k.waiter_r, 0);
+        ck_assert_int_ge(k.woke_at, k.resumed_at);
+        ck_assert_int_eq(k.victim_r, -ECANCELED);
+        evt_task_unref(k.waiter);
+        evt_task_unref(k.victim);
+        evt_event_free(k.event);
+        test_loop_free(loop);
+}
+END_TEST
+
+/* A loop whose only task is suspended does not run out of work: it waits
+ * for the resume (here from a libev timer outside any task). */
+static void task_resume_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+        (void) revents;
+        ev_ref(ev); /* the timer, stopped, gives back the test's unref */
+        evt_task_resume(w->data);
+}
+
+static int suspend_self(void *arg) {
+        int *steps = arg;
+
+        evt_task_suspend(evt_task_current());
+        ck_assert_int_eq(evt_yield(), 0); /* held here until the timer */
+        (*steps)++;
+        return 0;
+}
+
+START_TEST(loop_waits_for_a_suspended_task) {
+        evt_loop *loop = test_loop_new();
+        int steps = 0;
+        evt_task *t = test_spawn(loop, suspend_self, &steps, "self", 0);
+        ev_timer timer;
+        int64_t start = evt_time_now();
+
+        ev_timer_init(&timer, task_resume_cb, 0.05, 0);
+        timer.data = t;
+        ev_timer_start(evt_loop_ev(loop), &timer);
+        ev_unref(evt_loop_ev(loop)); /* only the suspension keeps it alive */
+        test_loop_run(loop);
+        ck_assert_int_eq(steps, 1);
+        ck_assert_int_ge(evt_time_now() - start, EVT_MSEC(40));
+        evt_task_unref(t);
+        test_loop_free(loop);
+}
+END_TEST
+
 Suite *evt_test_suite(void) {
         Suite *s = suite_create("pause");
         TCase *tc;
@@ -450,6 +611,12 @@ Suite *evt_test_suite(void) {
         tc = tcase_create("held wake-ups");
         tcase_add_test(tc, timer_wakeup_held_until_resume);
         tcase_add_test(tc, event_wakeup_held_until_resume);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("one task suspended");
+        tcase_add_test(tc, suspended_task_takes_no_step_others_go_on);
+        tcase_add_test(tc, suspended_wakeups_kept_and_cancel_passes);
+        tcase_add_test(tc, loop_waits_for_a_suspended_task);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("gate");
