@@ -862,6 +862,10 @@ EVT_API int evt_lifecycle_run(evt_lifecycle *lc);
  * shutdown is draining, any call forces, and once forcing it does nothing.
  * 0, or -EINVAL for NULL. A TERM or QUIT after it forces. */
 EVT_API int evt_lifecycle_shutdown(evt_lifecycle *lc, bool force);
+/* As evt_lifecycle_shutdown(lc, false), with a drain of drain_timeout
+ * (> 0) instead of the one the lifecycle was made with: an operator's
+ * shutdown that allows more, or less, time. -EINVAL for a bad argument. */
+EVT_API int evt_lifecycle_shutdown_within(evt_lifecycle *lc, int64_t drain_timeout);
 /* The current phase; EVT_PHASE_RUNNING for NULL. */
 EVT_API evt_phase evt_lifecycle_phase(const evt_lifecycle *lc);
 /* "running", "stopping", "draining", "forcing", "done"; "unknown" for a

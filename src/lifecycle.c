@@ -314,6 +314,15 @@ int evt_lifecycle_shutdown(evt_lifecycle *lc, bool force_now) {
         return 0;
 }
 
+int evt_lifecycle_shutdown_within(evt_lifecycle *lc, int64_t drain_timeout) {
+        if (!lc || drain_timeout <= 0)
+                return -EINVAL;
+        /* Read when the drain begins: a shutdown under way keeps its own. */
+        if (lc->phase == EVT_PHASE_RUNNING)
+                lc->drain_timeout = drain_timeout;
+        return evt_lifecycle_shutdown(lc, false);
+}
+
 static void done_cb(struct ev_loop *ev, ev_check *w, int revents) {
         evt_lifecycle *lc = w->data;
 
