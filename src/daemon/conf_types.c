@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "command.h"
 #include "config.h"
@@ -163,6 +164,19 @@ static int parse_symbol(const evd_key_ctx *ctx, const char *v, void *field) {
         return set_string(ctx, v, field);
 }
 
+/* An absolute path, or "none". Where a socket may go: sun_path's size. */
+static int parse_socket_path(const evd_key_ctx *ctx, const char *v, void *field) {
+        if (strcmp(v, "none") != 0 && strlen(v) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
+                return evd_key_fail(ctx, "'%s' is too long for a socket (at most %zu bytes)", v,
+                                    sizeof(((struct sockaddr_un *) NULL)->sun_path) - 1);
+        return strcmp(v, "none") == 0 ? set_string(ctx, v, field) : parse_path(ctx, v, field);
+}
+
+/* A group, by name or number; whether it exists is the probe's question. */
+static int parse_group_name(const evd_key_ctx *ctx, const char *v, void *field) {
+        return v[0] ? set_string(ctx, v, field) : evd_key_fail(ctx, "a group name or number is needed");
+}
+
 #define DROP_AND_SWITCH "jobs cannot switch users in a daemon that gives up root ([daemon] user or group)"
 
 /* A user or a group, by name or number; whether it exists is the probe's
@@ -229,6 +243,8 @@ TYPE(string, .parse = parse_string, .show = show_string)
 TYPE(path, .parse = parse_path, .show = show_string)
 TYPE(symbol, .parse = parse_symbol, .show = show_string)
 TYPE(identity, .parse = parse_identity, .show = show_string)
+TYPE(socket_path, .parse = parse_socket_path, .show = show_string)
+TYPE(group_name, .parse = parse_group_name, .show = show_string)
 TYPE(environment, .parse = parse_environment)
 TYPE(kind, .parse = parse_word, .show = show_kind, .names = &evd_kind_names)
 TYPE(schedule, .parse = parse_word, .names = &evd_schedule_names)

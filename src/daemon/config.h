@@ -84,7 +84,10 @@ extern const evd_names evd_restart_names;
         X(abandon_grace, positive_duration, EVD_ANY_KIND, 0, EVD_SEC(1), NULL)                   \
         X(slow_step_warn, duration, EVD_ANY_KIND, 0, EVD_SEC(1) / 10, NULL) /* 0: off */          \
         X(user, identity, EVD_ANY_KIND, 0, NULL, NULL)            /* NULL: stay as started */     \
-        X(group, identity, EVD_ANY_KIND, 0, NULL, NULL)           /* NULL: the user's */
+        X(group, identity, EVD_ANY_KIND, 0, NULL, NULL)           /* NULL: the user's */          \
+        X(control_socket, socket_path, EVD_ANY_KIND, 0, NULL, NULL) /* NULL: the default place */ \
+        X(control_group, group_name, EVD_ANY_KIND, 0, NULL, NULL)  /* may also send commands */   \
+        X(control_readonly, boolean, EVD_ANY_KIND, 0, false, NULL) /* anyone may read status */
 
 #define EVD_TASK_KEYS(X)                                                                          \
         X(kind, kind, EVD_ANY_KIND, EVD_ANY_KIND, EVD_KIND_TICKER, "kind")                        \
@@ -130,6 +133,8 @@ extern const evd_names evd_restart_names;
 #define EVD_CTYPE_path char *
 #define EVD_CTYPE_symbol char *
 #define EVD_CTYPE_identity char *
+#define EVD_CTYPE_socket_path char *
+#define EVD_CTYPE_group_name char *
 #define EVD_CTYPE_environment char **
 #define EVD_CTYPE_signal int
 #define EVD_CTYPE_umask unsigned

@@ -4,6 +4,7 @@
  * tears it all down in order. Also the reload: re-read the config, apply
  * it to the jobs. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,25 +82,24 @@ static void reload_daemon_keys(evd_daemon *d, const evd_config *next) {
                              "[daemon] settings changed (%s ); they apply at the next start", keys);
 }
 
-void evd_daemon_reload(evd_daemon *d) {
+int evd_daemon_reload_answer(evd_daemon *d, evd_jobs_changes *ret, char *err, size_t errlen) {
         const char *path = d->config_path ? d->config_path : EVD_DEMO_NAME;
         evd_config *next = NULL;
-        evd_jobs_changes n;
-        char err[512];
+        evd_jobs_changes n = { 0 };
         int r;
 
         if (evt_lifecycle_phase(d->lc) != EVT_PHASE_RUNNING) {
-                evd_log_emit(d->log, LOG_WARNING, EVD_EV_RELOAD_FAILED, NULL, EVD_NO_FIELDS,
-                             "not reloading during a shutdown");
-                return;
+                snprintf(err, errlen, "not reloading during a shutdown");
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_RELOAD_FAILED, NULL, EVD_NO_FIELDS, "%s", err);
+                return -EBUSY;
         }
         evd_notify_send(d->notify, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long) (evt_time_now() / 1000));
         evd_log_emit(d->log, LOG_NOTICE, EVD_EV_RELOADING, NULL, EVD_FIELDS(EVD_STR("config", path)), "re-reading %s",
                      path);
         if (d->config_path)
-                r = evd_config_load_file(d->config_path, &next, err, sizeof(err));
+                r = evd_config_load_file(d->config_path, &next, err, errlen);
         else
-                r = evd_config_load_string(path, evd_demo_conf, &next, err, sizeof(err));
+                r = evd_config_load_string(path, evd_demo_conf, &next, err, errlen);
         if (r < 0) {
                 evd_log_emit(d->log, LOG_ERR, EVD_EV_RELOAD_FAILED, NULL, EVD_FIELDS(EVD_STR("config", path)),
                              "%s; still running the config loaded before", err);
@@ -114,6 +114,15 @@ void evd_daemon_reload(evd_daemon *d) {
         }
         evd_notify_send(d->notify, "READY=1");
         evd_status_update(d);
+        if (ret)
+                *ret = n;
+        return r;
+}
+
+void evd_daemon_reload(evd_daemon *d) {
+        char err[512];
+
+        evd_daemon_reload_answer(d, NULL, err, sizeof(err));
 }
 
 /* ---- set-up, run, teardown ---- */
@@ -169,6 +178,7 @@ static void log_failed(void *data) {
 
 static int set_up(evd_daemon *d) {
         evt_loop_opts opts = { .stack_size = d->config->stack_size, .pause_stops_deadlines = true };
+        char err[PATH_MAX + 256];
         int r;
 
         /* A log reader that goes away must not kill the daemon. The
@@ -205,8 +215,15 @@ static int set_up(evd_daemon *d) {
         evd_records_orphans_start(d);
         evd_status_start(d);
 
+        r = evd_control_open(d, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "evtaskd: %s\n", err);
+                return EX_CONFIG;
+        }
+
         /* [daemon] user and group: once everything that needs root is open
-         * (the loop, signal handling, notification, the log), the daemon
+         * (the loop, signal handling, notification, the log, the control
+         * socket), the daemon
          * gives root up for good, supplementary groups included. */
         r = evd_identity_drop(d->config->user, d->config->group);
         if (r < 0)
@@ -262,6 +279,7 @@ static int run(evd_daemon *d) {
 }
 
 static void tear_down(evd_daemon *d) {
+        evd_control_free(d->control);
         /* The last records go out before anything else ends, while the
          * third signal can still end a wait for a sink that never reads. */
         evd_log_detach(d->log);

@@ -3,13 +3,15 @@
  * them up and tears them down in order. Its files each take one concern:
  * daemon.c (set-up, reload, teardown), records.c (what the lifecycle and
  * the loop report, as records), status.c (what the service manager is
- * told, and the task table), fatal.c (a module that ends the daemon). */
+ * told, and the task table), fatal.c (a module that ends the daemon),
+ * control.c and control_verbs.c (evtaskctl's socket). */
 #pragma once
 
 #include <ev.h>
 #include <stdbool.h>
 
 #include "config.h"
+#include "control.h"
 #include "evtask.h"
 #include "jobs.h"
 #include "log.h"
@@ -33,6 +35,7 @@ typedef struct evd_daemon {
         evt_pool *pool;         /* for blocking jobs; freed with the loop */
         evt_lifecycle *lc;
         evd_jobs *jobs;
+        evd_control *control;   /* the control socket, or NULL: none */
         ev_child orphans;       /* any child: those that are not a run's */
         evd_status status;
         bool abandoned;         /* threads may still run: keep what they use */
@@ -51,6 +54,9 @@ void evd_daemon_prepare(void);
 int evd_daemon_run(evd_config *config, const char *config_path, evd_log *log);
 /* SIGHUP: re-reads the config and applies it, or logs why not. */
 void evd_daemon_reload(evd_daemon *d);
+/* The same, answering: 0 with what changed, or -errno with the error
+ * ("FILE:LINE: key ...", or why not now) in err. */
+int evd_daemon_reload_answer(evd_daemon *d, evd_jobs_changes *ret, char *err, size_t errlen);
 
 /* ---- fatal.c ---- */
 
@@ -62,6 +68,9 @@ void evd_fatal_start(evd_daemon *d);
 
 /* ---- records.c ---- */
 
+/* What SIGINT does, asked for by other means (evtaskctl): pauses or
+ * resumes the loop and the jobs' processes, with the same record. */
+void evd_records_pause(evd_daemon *d, bool pause);
 /* The lifecycle's callbacks, as records (data: the daemon). */
 extern const evt_lifecycle_ops evd_records_lifecycle_ops;
 /* The loop's slow-step callback (data: the daemon). */
@@ -80,3 +89,8 @@ void evd_status_update(evd_daemon *d);
 void evd_status_phase(evd_daemon *d, evt_phase phase, size_t tasks_left);
 /* The task table, to the log. */
 void evd_status_table(evd_daemon *d);
+/* A task's state as evtaskd shows it: running, waiting, paused (a
+ * pausable task while the loop-wide gate is closed), draining (alive in a
+ * shutdown's drain) or done. The one mapping from the library's states,
+ * for the table and evtaskctl. */
+const char *evd_status_state(evd_daemon *d, evt_task *t);

@@ -126,6 +126,10 @@ static evd_job *job_current(evd_jobs *jobs, const char *name) {
         return evd_name_index_get(&jobs->current, name, &job) == 0 ? (evd_job *) job : NULL;
 }
 
+evd_job *evd_jobs_find(evd_jobs *jobs, const char *name) {
+        return job_current(jobs, name);
+}
+
 evd_job *evd_jobs_find_task(evd_jobs *jobs, const evt_task *t) {
         evd_job *job = job_current(jobs, evt_task_name(t));
         evt__list *n;

@@ -40,6 +40,8 @@ void evd_jobs_free(evd_jobs *jobs);
  * (and is logged): its -errno. */
 int evd_jobs_start_all(evd_jobs *jobs, const evd_config *c);
 
+/* The job that runs task `name` now (not a retired one), or NULL. */
+evd_job *evd_jobs_find(evd_jobs *jobs, const char *name);
 /* The job whose task is t (the one running it now, or a retired one), or
  * NULL. */
 evd_job *evd_jobs_find_task(evd_jobs *jobs, const evt_task *t);

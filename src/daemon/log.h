@@ -60,7 +60,8 @@ extern const evd_names evd_log_overflow_names;
         X(EVD_EV_SKIPPED, "skipped", "1f9eb373e1b74313ba5e29b272c59de7")        \
         X(EVD_EV_REAPED, "reaped", "ceae86b01fb440598f42503e7c75c49c")          \
         X(EVD_EV_SLOW_STEP, "slow-step", NULL)                                  \
-        X(EVD_EV_DROPPED, "dropped", "8ad88c39ab3348eb93d92a7fcb4fbe41")
+        X(EVD_EV_DROPPED, "dropped", "8ad88c39ab3348eb93d92a7fcb4fbe41")        \
+        X(EVD_EV_CONTROL, "control", "b405acb3f7f24da085a77e8fcaa36d26")
 
 typedef enum evd_event { EVD_EVENT_LIST(EVD_ENUM_ID) EVD_EVENT_COUNT } evd_event;
 const char *evd_event_name(evd_event event);

@@ -70,6 +70,21 @@ int evd_probe_trusted(const evd_config *c, const char *path, char *why, size_t w
         return evd_trust_path(path, own_uid(c), why, whylen) == -EPERM ? -EPERM : 0;
 }
 
+/* A group named only to be looked up (not switched to): it must exist. */
+static void probe_group_exists(evd_conf_error *e, const char *key, unsigned line, const char *v) {
+        struct group gr, *grp;
+        char buf[16384];
+        int r;
+
+        if (!v)
+                return;
+        r = evd_lookup_group(v, &gr, buf, sizeof(buf), &grp);
+        if (r < 0)
+                evd_conf_fail_key(e, "daemon", key, line, "cannot look up '%s': %s", v, strerror(-r));
+        else if (!grp)
+                evd_conf_fail_key(e, "daemon", key, line, "unknown group '%s'", v);
+}
+
 static void probe_task(const evd_config *c, const evd_task_conf *t, evd_conf_error *e) {
         const evd_kind *kind = evd_kind_get(t->kind);
         char section[128];
@@ -86,6 +101,7 @@ int evd_config_probe(const evd_config *c, char *err, size_t errlen) {
 
         probe_identity(&e, "daemon", "user", c->key_line[EVD_KEY_user], c->user);
         probe_identity(&e, "daemon", "group", c->key_line[EVD_KEY_group], c->group);
+        probe_group_exists(&e, "control_group", c->key_line[EVD_KEY_control_group], c->control_group);
         for (size_t i = 0; i < c->n_tasks; i++) {
                 /* The tasks come in the file's order: one after a problem
                  * found cannot hold an earlier one. */

@@ -70,6 +70,19 @@ static void on_signal(evt_lifecycle *lc, const evt_signal_info *si, void *data) 
         evd_status_update(d);
 }
 
+void evd_records_pause(evd_daemon *d, bool pause) {
+        if (pause) {
+                evt_loop_pause(d->loop);
+                pause_jobs(d);
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_PAUSED, NULL, EVD_NO_FIELDS, "%s", signal_rows[0].message);
+        } else {
+                evt_loop_resume(d->loop);
+                resume_jobs(d);
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_RESUMED, NULL, EVD_NO_FIELDS, "%s", signal_rows[1].message);
+        }
+        evd_status_update(d);
+}
+
 static size_t calls_in_flight(evd_daemon *d) {
         evt_loop_stats st;
 

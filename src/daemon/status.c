@@ -119,6 +119,27 @@ void evd_status_stop(evd_daemon *d) {
 
 /* ---- the task table (SIGUSR1) ---- */
 
+const char *evd_status_state(evd_daemon *d, evt_task *t) {
+        static const struct {
+                const char *library, *shown;
+        } states[] = {
+                { "new", "running" }, { "ready", "running" }, { "running", "running" },
+                { "waiting", "waiting" }, { "held", "paused" }, { "done", "done" },
+        };
+        const char *s = evt_task_state_name(t);
+        evt_phase phase = evt_lifecycle_phase(d->lc);
+
+        if (strcmp(s, "done") != 0 && (phase == EVT_PHASE_DRAINING || phase == EVT_PHASE_FORCING))
+                return "draining";
+        /* Held at its next wake-up, if not yet: it takes no step. */
+        if (strcmp(s, "done") != 0 && evt_loop_is_paused(d->loop) && !(evt_task_flags(t) & EVT_TASK_NOPAUSE))
+                return "paused";
+        for (size_t i = 0; i < ARRAY_SIZE(states); i++)
+                if (strcmp(s, states[i].library) == 0)
+                        return states[i].shown;
+        return s;
+}
+
 /* Adds f to fields unless a field of its name is there already. */
 static size_t field_add(evd_field *fields, size_t n, size_t max, evd_field f) {
         for (size_t i = 0; i < n; i++)
@@ -140,7 +161,7 @@ static void table_row(evt_task *t, void *data) {
         size_t n = 0, n_shown = job ? evd_task_conf_fields(&job->conf, shown, ARRAY_SIZE(shown)) : 0;
         char child[32] = "";
 
-        f[n++] = EVD_STR("state", evt_task_state_name(t));
+        f[n++] = EVD_STR("state", evd_status_state(d, t));
         f[n++] = EVD_NUM("shielded", (flags & EVT_TASK_SHIELDED) != 0);
         f[n++] = EVD_NUM("pausable", (flags & EVT_TASK_NOPAUSE) == 0);
         f[n++] = EVD_NUM("age_ms", age_ms);
@@ -151,7 +172,7 @@ static void table_row(evt_task *t, void *data) {
         for (size_t i = 0; i < n_shown; i++)
                 n = field_add(f, n, ARRAY_SIZE(f), shown[i]);
         evd_log_emit(d->log, LOG_INFO, EVD_EV_TASK_TABLE, evt_task_name(t), f, n, "%s, %s, %s, age %lld ms%s",
-                     evt_task_state_name(t), (flags & EVT_TASK_SHIELDED) ? "shielded" : "unshielded",
+                     evd_status_state(d, t), (flags & EVT_TASK_SHIELDED) ? "shielded" : "unshielded",
                      (flags & EVT_TASK_NOPAUSE) ? "not pausable" : "pausable", age_ms, child);
 }
 

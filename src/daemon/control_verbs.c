@@ -1,0 +1,271 @@
+/* What each control request does: one table of verbs, each with whether
+ * it changes anything (such a verb is for root, the daemon's user and
+ * control_group only, and is logged as a `control` record naming the
+ * peer), and its function from request to reply. */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "control_path.h"
+#include "daemon.h"
+#include "values.h"
+
+typedef json_t *verb_fn(evd_daemon *d, json_t *req);
+
+static json_t *done(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *done(const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return json_pack("{s:b, s:s}", "ok", 1, "message", msg);
+}
+
+/* The request's task names: NULL when it names none, or an array. */
+static json_t *task_names(json_t *req) {
+        json_t *tasks = json_object_get(req, "tasks");
+
+        return json_is_array(tasks) && json_array_size(tasks) > 0 ? tasks : NULL;
+}
+
+/* The job of the request's one task name, or NULL with *reply set. */
+static evd_job *one_job(evd_daemon *d, json_t *req, json_t **reply) {
+        json_t *tasks = task_names(req);
+        const char *name = tasks ? json_string_value(json_array_get(tasks, 0)) : NULL;
+        evd_job *job;
+
+        if (!tasks || json_array_size(tasks) != 1 || !name) {
+                *reply = evd_control_error("usage", "name one task");
+                return NULL;
+        }
+        job = evd_jobs_find(d->jobs, name);
+        if (job && strcmp(evt_task_state_name(job->task), "done") != 0)
+                return job;
+        *reply = job || evd_config_find_task(d->config, name)
+                         ? evd_control_error("not-running", "task '%s' is not running", name)
+                         : evd_control_error("unknown-task", "no task '%s'", name);
+        return NULL;
+}
+
+/* ---- reading ---- */
+
+static json_t *task_json(evd_daemon *d, evt_task *t) {
+        const evd_job *job = evd_jobs_find_task(d->jobs, t);
+        unsigned flags = evt_task_flags(t);
+        json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:I}", "name", evt_task_name(t), "state", evd_status_state(d, t),
+                              "shielded", (flags & EVT_TASK_SHIELDED) != 0, "pausable",
+                              (flags & EVT_TASK_NOPAUSE) == 0, "age_ms", (json_int_t) (evt_task_age(t) / 1000000));
+
+        if (o && job) {
+                json_object_set_new(o, "kind", json_string(evd_kind_names.names[job->conf.kind]));
+                if (job->conf.description)
+                        json_object_set_new(o, "description", json_string(job->conf.description));
+                if (job->pid > 0)
+                        json_object_set_new(o, "pid", json_integer(job->pid));
+        }
+        return o;
+}
+
+struct status_walk {
+        evd_daemon *d;
+        json_t *names;          /* NULL: every task */
+        json_t *tasks;
+};
+
+static void status_one(evt_task *t, void *data) {
+        struct status_walk *w = data;
+        size_t i;
+        json_t *v;
+
+        /* Only the jobs' tasks: an exec run's readers are the run's. */
+        if (!evd_jobs_find_task(w->d->jobs, t))
+                return;
+        json_array_foreach(w->names, i, v)
+                if (json_is_string(v) && strcmp(json_string_value(v), evt_task_name(t)) == 0)
+                        break;
+        if (!w->names || i < json_array_size(w->names))
+                json_array_append_new(w->tasks, task_json(w->d, t));
+}
+
+static json_t *daemon_json(evd_daemon *d) {
+        evt_loop_stats st = { 0 };
+
+        evt_loop_stats_get(d->loop, &st);
+        return json_pack("{s:I, s:s, s:b, s:I, s:s}", "pid", (json_int_t) getpid(), "phase",
+                         evt_phase_name(evt_lifecycle_phase(d->lc)), "paused", evt_loop_is_paused(d->loop),
+                         "blocking_calls", (json_int_t) st.calls, "config", d->config->path);
+}
+
+static json_t *verb_status(evd_daemon *d, json_t *req) {
+        struct status_walk w = { d, task_names(req), json_array() };
+        json_t *v, *dmn;
+        size_t i;
+
+        /* Every name asked for must be a task of the config. */
+        json_array_foreach(w.names, i, v)
+                if (!json_is_string(v) || !evd_config_find_task(d->config, json_string_value(v))) {
+                        json_decref(w.tasks);
+                        return evd_control_error("unknown-task", "no task '%s'",
+                                                 json_is_string(v) ? json_string_value(v) : "?");
+                }
+        evt_loop_foreach_task(d->loop, status_one, &w);
+        dmn = daemon_json(d);
+        json_object_set_new(dmn, "tasks", json_integer((json_int_t) json_array_size(w.tasks)));
+        return json_pack("{s:b, s:o, s:o}", "ok", 1, "daemon", dmn, "tasks", w.tasks);
+}
+
+/* Ready: every task was started, and no shutdown has begun. */
+static json_t *verb_health(evd_daemon *d, json_t *req) {
+        evt_phase phase = evt_lifecycle_phase(d->lc);
+
+        (void) req;
+        return json_pack("{s:b, s:b, s:s, s:b}", "ok", 1, "ready", phase == EVT_PHASE_RUNNING, "phase",
+                         evt_phase_name(phase), "paused", evt_loop_is_paused(d->loop));
+}
+
+/* ---- changing ---- */
+
+/* pause and resume without a name: what SIGINT does, said in the reply. */
+static json_t *pause_all(evd_daemon *d, bool pause) {
+        if (evt_lifecycle_phase(d->lc) != EVT_PHASE_RUNNING)
+                return evd_control_error("shutting-down", "not during a shutdown");
+        if (evt_loop_is_paused(d->loop) == pause)
+                return done("every task was %s already", pause ? "paused" : "running");
+        evd_records_pause(d, pause);
+        return done("%s every pausable task", pause ? "paused" : "resumed");
+}
+
+static json_t *verb_pause(evd_daemon *d, json_t *req) {
+        if (task_names(req))
+                return evd_control_error("unsupported",
+                                         "pausing one task is not built yet: pause without a name pauses all");
+        return pause_all(d, true);
+}
+
+static json_t *verb_resume(evd_daemon *d, json_t *req) {
+        if (task_names(req))
+                return evd_control_error("unsupported",
+                                         "resuming one task is not built yet: resume without a name resumes all");
+        return pause_all(d, false);
+}
+
+static json_t *verb_cancel(evd_daemon *d, json_t *req) {
+        bool force = json_is_true(json_object_get(req, "force"));
+        json_t *reply = NULL;
+        evd_job *job = one_job(d, req, &reply);
+
+        if (!job)
+                return reply;
+        evt_task_cancel(job->task, force ? EVT_CANCEL_FORCE : 0);
+        if ((evt_task_flags(job->task) & EVT_TASK_SHIELDED) && !force)
+                return done("task '%s' is shielded: it is cancelled when its shield ends (--force pierces it)",
+                            job->conf.name);
+        return done("cancelled task '%s'%s", job->conf.name, force ? ", through its shield" : "");
+}
+
+static json_t *verb_signal(evd_daemon *d, json_t *req) {
+        const char *name = json_string_value(json_object_get(req, "signal"));
+        json_t *reply = NULL;
+        evd_job *job = one_job(d, req, &reply);
+        int sig;
+
+        if (!job)
+                return reply;
+        if (!name || evd_parse_signal(name, &sig) < 0)
+                return evd_control_error("usage", "'%s' is not a signal (for example TERM, SIGHUP, 10)",
+                                         name ? name : "");
+        if (job->conf.kind != EVD_KIND_EXEC)
+                return evd_control_error("not-applicable",
+                                         "task '%s' is of kind %s: only an exec run's processes take signals",
+                                         job->conf.name, evd_kind_names.names[job->conf.kind]);
+        if (job->pid <= 0)
+                return evd_control_error("not-running", "task '%s' has no run now", job->conf.name);
+        if (kill(-job->pid, sig) < 0)
+                return evd_control_error("failed", "cannot signal the run of '%s': %s", job->conf.name,
+                                         strerror(errno));
+        return done("sent %s to the run of task '%s' (process group %ld)", evd_signal_name(sig), job->conf.name,
+                    (long) job->pid);
+}
+
+static json_t *verb_reload(evd_daemon *d, json_t *req) {
+        evd_jobs_changes n;
+        char err[1024];
+
+        (void) req;
+        if (evd_daemon_reload_answer(d, &n, err, sizeof(err)) < 0)
+                return evd_control_error("reload-failed", "%s", err);
+        return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I}", "ok", 1, "message", "reloaded", "added",
+                         (json_int_t) n.added, "removed", (json_int_t) n.removed, "changed", (json_int_t) n.changed,
+                         "unchanged", (json_int_t) n.kept);
+}
+
+static json_t *verb_shutdown(evd_daemon *d, json_t *req) {
+        json_t *v = json_object_get(req, "drain_timeout");
+        int64_t drain = 0;
+
+        if (v && (!json_is_string(v) || evd_parse_duration(json_string_value(v), &drain) < 0 || drain <= 0))
+                return evd_control_error("usage", "--drain-timeout takes a duration above 0 (for example 30s, 2min)");
+        if (drain > 0)
+                evt_lifecycle_shutdown_within(d->lc, drain);
+        else
+                evt_lifecycle_shutdown(d->lc, false);
+        return done("shutting down: %s", evt_phase_name(evt_lifecycle_phase(d->lc)));
+}
+
+static const struct verb {
+        const char *name;
+        bool changes;
+        verb_fn *fn;
+} verbs[] = {
+        { "status", false, verb_status },
+        { "health", false, verb_health },
+        { "pause", true, verb_pause },
+        { "resume", true, verb_resume },
+        { "cancel", true, verb_cancel },
+        { "signal", true, verb_signal },
+        { "reload", true, verb_reload },
+        { "shutdown", true, verb_shutdown },
+};
+
+/* The request in one line of text, for the record: the verb and its
+ * arguments. */
+static void request_words(json_t *req, char *buf, size_t len) {
+        char *text = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
+
+        snprintf(buf, len, "%s", text ? text : "?");
+        free(text);
+}
+
+json_t *evd_control_answer(evd_daemon *d, const evd_control_peer *peer, json_t *req) {
+        const char *verb = json_string_value(json_object_get(req, "verb"));
+        json_t *version = json_object_get(req, "version");
+        char words[512];
+
+        if (version && json_integer_value(version) != EVD_CONTROL_VERSION)
+                return evd_control_error("version", "this evtaskd speaks version %d of the protocol, not %lld",
+                                         EVD_CONTROL_VERSION, (long long) json_integer_value(version));
+        for (size_t i = 0; verb && i < ARRAY_SIZE(verbs); i++) {
+                if (strcmp(verbs[i].name, verb) != 0)
+                        continue;
+                if (!verbs[i].changes)
+                        return verbs[i].fn(d, req);
+                if (!peer->may_change)
+                        return evd_control_error("denied", "'%s' is for root, the daemon's user and control_group",
+                                                 verb);
+                request_words(req, words, sizeof(words));
+                evd_log_emit(d->log, LOG_NOTICE, EVD_EV_CONTROL, NULL,
+                             EVD_FIELDS(EVD_STR("verb", verb), EVD_NUM("peer_pid", peer->pid),
+                                        EVD_NUM("peer_uid", peer->uid), EVD_STR("request", words)),
+                             "%s from pid %ld (uid %ld): %s", verb, (long) peer->pid, (long) peer->uid, words);
+                return verbs[i].fn(d, req);
+        }
+        return evd_control_error("unknown-verb", "unknown verb '%s'", verb ? verb : "");
+}
