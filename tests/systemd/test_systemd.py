@@ -38,7 +38,7 @@ DEBOOTSTRAP_LOG = os.path.join(BUILD, "systemd-root.debootstrap.log")
 NSPAWN_LOG = os.path.join(BUILD, "systemd-nspawn.log")
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 RELEASE = "bookworm"
-PACKAGES = "systemd,systemd-sysv,dbus,libev4,libinih1,libsystemd0"
+PACKAGES = "systemd,systemd-sysv,dbus,libev4,libinih1,libsystemd0,libjansson4"
 MACHINE = "evtaskd-test"
 
 UNIT = "evtaskd.service"
@@ -94,18 +94,13 @@ def tail(path, lines=30):
 
 
 def installed_paths():
-    """Where `meson install` puts the daemon and the unit."""
+    """Where `meson install` puts the daemon, evtaskctl and the unit."""
     with open(os.path.join(BUILD, "meson-info", "intro-installed.json")) as f:
         installed = json.load(f)
-    daemon = unit = None
-    for src, dest in installed.items():
-        if os.path.basename(dest) == "evtaskd":
-            daemon = dest
-        elif os.path.basename(dest) == UNIT:
-            unit = dest
-    if not daemon or not unit:
-        raise RuntimeError(f"evtaskd or {UNIT} is not in the install plan: {installed}")
-    return daemon, unit
+    found = {os.path.basename(dest): dest for dest in installed.values()}
+    if not all(name in found for name in ("evtaskd", "evtaskctl", UNIT)):
+        raise RuntimeError(f"evtaskd, evtaskctl or {UNIT} is not in the install plan: {installed}")
+    return found["evtaskd"], found["evtaskctl"], found[UNIT]
 
 
 def run_in_session(cmd, timeout, **kw):
@@ -139,10 +134,20 @@ def prepare_root():
     """The cached Debian root, built once. A root is only ever renamed into
     place complete: an interrupted build leaves a partial directory, which
     the next run removes."""
+    marker = os.path.join(ROOT, ".evtask-packages")
     if os.path.isdir(ROOT):
         if not os.path.exists(host("/usr/lib/systemd/systemd")):
             raise RuntimeError(f"{ROOT} has no systemd in it; remove it to have it built again")
-        return
+        try:
+            with open(marker) as f:
+                if f.read() == PACKAGES:
+                    return
+        except FileNotFoundError:
+            pass
+        # Built for another package list (the daemon needs a new library):
+        # built again.
+        unmount_below(ROOT)
+        shutil.rmtree(ROOT)
     for stale in glob.glob(os.path.join(BUILD, PARTIAL_PREFIX + "*")):
         unmount_below(stale)
         shutil.rmtree(stale)
@@ -158,6 +163,8 @@ def prepare_root():
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"debootstrap failed with status {code}; {DEBOOTSTRAP_LOG} ends:\n"
                            + tail(DEBOOTSTRAP_LOG))
+    with open(os.path.join(tmp, ".evtask-packages"), "w") as f:
+        f.write(PACKAGES)
     os.rename(tmp, ROOT)
     print(f"root built in {time.monotonic() - started:.0f} s", flush=True)
 
@@ -284,13 +291,13 @@ DAEMON_PATH = UNIT_PATH = None
 
 
 def setUpModule():
-    global CT, LOCK, DAEMON_PATH, UNIT_PATH
+    global CT, LOCK, DAEMON_PATH, CTL_PATH, UNIT_PATH
     LOCK = open(LOCK_FILE, "w")
     try:
         fcntl.flock(LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise RuntimeError(f"another run holds {LOCK_FILE}: it uses {ROOT}") from None
-    DAEMON_PATH, UNIT_PATH = installed_paths()
+    DAEMON_PATH, CTL_PATH, UNIT_PATH = installed_paths()
     prepare_root()
     install_build()
     CT = Container(ROOT)
@@ -533,6 +540,31 @@ class Pause(ServiceTest):
         distances = [int(r["DISTANCE"]) for r in records if r["EVENT"] == "step"]
         self.assertEqual(distances, list(range(1, len(distances) + 1)), "steps out of order or lost")
         self.assertGreaterEqual(sent_us(records[q]) - sent_us(records[p]), 2_500_000)
+
+
+class Control(ServiceTest):
+    def test_evtaskctl_through_the_runtime_directory(self):
+        # The unit's RuntimeDirectory= is where the socket goes and where
+        # evtaskctl, as root, looks for it: no --socket needed.
+        self.configure("control", ticker("hare", 10) + sleeper("nap", "60s") + "description = a long nap\n")
+        self.start()
+        p = CT.run(CTL_PATH, "--json", "status")
+        reply = json.loads(p.stdout)
+        self.assertEqual(reply["daemon"]["pid"], int(self.main_pid))
+        self.assertEqual(sorted(t["name"] for t in reply["tasks"]), ["hare", "nap"])
+        self.assertEqual([t.get("description") for t in reply["tasks"] if t["name"] == "nap"], ["a long nap"])
+        st = CT.run("stat", "-c", "%a %U", "/run/evtaskd/control").stdout.split()
+        self.assertEqual(st[0], "660")
+        CT.run(CTL_PATH, "pause")
+        control = self.event("control")
+        self.assertEqual((control.get("VERB"), control.get("PEER_UID")), ("pause", "0"))
+        self.event("paused")
+        self.assertEqual(CT.run(CTL_PATH, "health").stdout.strip(), "ready (running, paused)")
+        CT.run(CTL_PATH, "resume")
+        self.event("resumed")
+        CT.systemctl("stop", UNIT, timeout=60)
+        self.assertEqual(CT.run("test", "-e", "/run/evtaskd/control", check=False).returncode, 1,
+                         "the socket outlived the service")
 
 
 class Stop(ServiceTest):
