@@ -52,7 +52,8 @@ static const char *state_colour(const char *state) {
         static const struct {
                 const char *state, *sgr;
         } colours[] = {
-                { "running", "32" }, { "waiting", "36" }, { "paused", "33" }, { "draining", "31" }, { "done", "2" },
+                { "running", "32" }, { "waiting", "36" }, { "paused", "33" }, { "suspended", "33" },
+                { "draining", "31" }, { "done", "2" },
         };
 
         for (size_t i = 0; colour && i < ARRAY_SIZE(colours); i++)
@@ -145,8 +146,11 @@ static const struct verb {
         { "health", 0, 0, NULL, show_health,
           "health                  exit 0 when ready, 1 when not (draining), 4 when\n"
           "                          the loop does not answer within --timeout" },
-        { "pause", 0, 0, NULL, show_message, "pause                   pause every pausable task (as SIGINT)" },
-        { "resume", 0, 0, NULL, show_message, "resume                  resume them (as the next SIGINT)" },
+        { "pause", 0, -1, NULL, show_message,
+          "pause [TASK...]         pause every pausable task (as SIGINT), or suspend the\n"
+          "                          tasks named: not one step, their processes stopped" },
+        { "resume", 0, -1, NULL, show_message,
+          "resume [TASK...]        resume them (as the next SIGINT), or the tasks named" },
         { "cancel", 1, 1, NULL, show_message, "cancel TASK [--force]   cancel a task; --force pierces its shield" },
         { "signal", 1, 1, "SIG", show_message,
           "signal TASK SIG         send SIG to an exec task's run (its process group)" },

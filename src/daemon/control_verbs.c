@@ -143,18 +143,43 @@ static json_t *pause_all(evd_daemon *d, bool pause) {
         return done("%s every pausable task", pause ? "paused" : "resumed");
 }
 
+/* pause and resume with names: each task suspended or resumed alone. All
+ * names are checked before any is acted on. */
+static json_t *suspend_some(evd_daemon *d, json_t *names, bool suspend) {
+        evd_job *jobs[64];
+        size_t i, n = json_array_size(names);
+        char done_names[512] = "";
+        json_t *v, *reply = NULL;
+
+        if (n > ARRAY_SIZE(jobs))
+                return evd_control_error("usage", "at most %zu tasks at once", ARRAY_SIZE(jobs));
+        json_array_foreach(names, i, v) {
+                json_t *one = json_pack("{s:[O]}", "tasks", v);
+
+                jobs[i] = one_job(d, one, &reply);
+                json_decref(one);
+                if (!jobs[i])
+                        return reply;
+        }
+        for (i = 0; i < n; i++) {
+                int r = evd_job_suspend(d->jobs, jobs[i], suspend);
+
+                if (r < 0)
+                        return evd_control_error("failed", "cannot %s task '%s': %s", suspend ? "suspend" : "resume",
+                                                 jobs[i]->conf.name, strerror(-r));
+                snprintf(done_names + strlen(done_names), sizeof(done_names) - strlen(done_names), "%s'%s'",
+                         i ? ", " : "", jobs[i]->conf.name);
+        }
+        evd_status_update(d);
+        return done("%s %s", suspend ? "suspended" : "resumed", done_names);
+}
+
 static json_t *verb_pause(evd_daemon *d, json_t *req) {
-        if (task_names(req))
-                return evd_control_error("unsupported",
-                                         "pausing one task is not built yet: pause without a name pauses all");
-        return pause_all(d, true);
+        return task_names(req) ? suspend_some(d, task_names(req), true) : pause_all(d, true);
 }
 
 static json_t *verb_resume(evd_daemon *d, json_t *req) {
-        if (task_names(req))
-                return evd_control_error("unsupported",
-                                         "resuming one task is not built yet: resume without a name resumes all");
-        return pause_all(d, false);
+        return task_names(req) ? suspend_some(d, task_names(req), false) : pause_all(d, false);
 }
 
 static json_t *verb_cancel(evd_daemon *d, json_t *req) {

@@ -89,8 +89,8 @@ void evd_status_update(evd_daemon *d);
 void evd_status_phase(evd_daemon *d, evt_phase phase, size_t tasks_left);
 /* The task table, to the log. */
 void evd_status_table(evd_daemon *d);
-/* A task's state as evtaskd shows it: running, waiting, paused (a
- * pausable task while the loop-wide gate is closed), draining (alive in a
- * shutdown's drain) or done. The one mapping from the library's states,
+/* A task's state as evtaskd shows it: running, waiting, suspended
+ * (evtaskctl pause TASK), paused (a pausable task while the loop-wide gate
+ * is closed), draining (alive in a shutdown's drain) or done. The one mapping from the library's states,
  * for the table and evtaskctl. */
 const char *evd_status_state(evd_daemon *d, evt_task *t);

@@ -228,9 +228,21 @@ void evd_jobs_pause(evd_jobs *jobs, bool pause) {
         evt__list_for_each(n, &jobs->all) {
                 evd_job *job = JOB(n);
 
-                if (job->pid > 0 && job->conf.pausable)
+                /* A suspended job's processes wait for its own resume. */
+                if (job->pid > 0 && job->conf.pausable && !job->suspended)
                         killpg(job->pid, pause ? SIGSTOP : SIGCONT);
         }
+}
+
+int evd_job_suspend(evd_jobs *jobs, evd_job *job, bool suspend) {
+        int r = suspend ? evt_task_suspend(job->task) : evt_task_resume(job->task);
+
+        if (r < 0 || job->suspended == suspend)
+                return r;
+        job->suspended = suspend;
+        if (job->pid > 0 && (suspend || !(jobs->paused && job->conf.pausable)))
+                killpg(job->pid, suspend ? SIGSTOP : SIGCONT);
+        return 0;
 }
 
 /* ---- reload ---- */

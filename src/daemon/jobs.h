@@ -26,6 +26,7 @@ typedef struct evd_job {
         evt_task *after;        /* the job this one replaces: it starts once
                                  * that one has ended (a reference), or NULL */
         bool retired;           /* removed or replaced by a reload */
+        bool suspended;         /* evtaskctl pause TASK: task and processes */
         bool began;             /* evd_job_run has begun, and logs the end;
                                  * a task that never ran (no stack) did not */
         evt__list link;         /* on the set's list, in start order */
@@ -47,6 +48,12 @@ evd_job *evd_jobs_find(evd_jobs *jobs, const char *name);
 evd_job *evd_jobs_find_task(evd_jobs *jobs, const evt_task *t);
 /* Whether pid is the child of a job's current run. */
 bool evd_jobs_has_pid(evd_jobs *jobs, pid_t pid);
+/* evtaskctl pause TASK and resume TASK: the job's task suspended in the
+ * scheduler (evt_task_suspend), and its run's processes stopped with it;
+ * a resume continues them unless the daemon's own pause holds them. 0 or
+ * the library's -errno. */
+int evd_job_suspend(evd_jobs *jobs, evd_job *job, bool suspend);
+
 /* The daemon's last moment: sig to the process group of every run. */
 void evd_jobs_kill_runs(evd_jobs *jobs, int sig);
 

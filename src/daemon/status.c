@@ -131,6 +131,8 @@ const char *evd_status_state(evd_daemon *d, evt_task *t) {
 
         if (strcmp(s, "done") != 0 && (phase == EVT_PHASE_DRAINING || phase == EVT_PHASE_FORCING))
                 return "draining";
+        if (strcmp(s, "done") != 0 && evt_task_is_suspended(t))
+                return "suspended";
         /* Held at its next wake-up, if not yet: it takes no step. */
         if (strcmp(s, "done") != 0 && evt_loop_is_paused(d->loop) && !(evt_task_flags(t) & EVT_TASK_NOPAUSE))
                 return "paused";

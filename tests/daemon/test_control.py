@@ -123,6 +123,40 @@ class Verbs(ControlTest):
         d.kill(signal.SIGTERM)
         self.assertEqual(d.finish(), 0)
 
+    def test_pause_one_task(self):
+        d = self.start(RACE + "[task.hare]\nkind = ticker\nspeed = 20\npausable = no\n\n")
+        run = d.event("run", "loop")
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "rabbit" and r["distance"] == 3)
+        code, out, err = self.ctl("pause", "rabbit", "loop", "hare")
+        self.assertEqual((code, out.strip()), (0, "suspended 'rabbit', 'loop', 'hare'"), err)
+        steps = len(d.of("step", "rabbit"))
+        tasks = self.tasks()
+        self.assertEqual([tasks[n]["state"] for n in ("rabbit", "loop", "hare", "nap")],
+                         ["suspended", "suspended", "suspended", "waiting"])
+        self.assertEqual(T.proc_stat(run["pid"])[0], "T", "the run's process is stopped")
+        # The loop-wide pause and resume leave them suspended.
+        self.assertEqual(self.ctl("pause")[0], 0)
+        self.assertEqual(self.ctl("resume")[0], 0)
+        self.assertEqual(T.proc_stat(run["pid"])[0], "T")
+        code, out, err = self.ctl("resume", "hare")
+        self.assertEqual(code, 0, err)
+        hare_at = len(d.of("step", "hare"))
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "hare" and r["distance"] >= hare_at + 5)
+        self.assertLessEqual(len(d.of("step", "rabbit")), steps + 1, "a suspended task took steps")
+        code, out, err = self.ctl("resume", "rabbit", "loop")
+        self.assertEqual(code, 0, err)
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "rabbit" and r["distance"] >= steps + 3)
+        self.assertNotEqual(T.proc_stat(run["pid"])[0], "T", "the run's process was continued")
+        code, out, err = self.ctl("pause", "rabbit", "nosuch")
+        self.assertEqual(code, 1)
+        self.assertIn("no task 'nosuch'", err)
+        self.assertEqual(self.tasks()["rabbit"]["state"], "waiting", "nothing was done when a name was wrong")
+        # A suspended task is still cancelled by a shutdown.
+        self.assertEqual(self.ctl("pause", "rabbit")[0], 0)
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual(len(d.of("cancelled", "rabbit")), 1)
+
     def test_cancel_respects_shields_unless_forced(self):
         d = self.start(RACE + GUARD)
         code, out, err = self.ctl("cancel", "rabbit")
