@@ -735,6 +735,24 @@ EVT_API int64_t evt_task_age(const evt_task *task);
  * NULL for NULL. */
 EVT_API const char *evt_task_state_name(const evt_task *task);
 
+/* What a waiting task waits for, as a status page or a dump shows it. */
+typedef struct evt_wait_info {
+        const char *what;       /* "sleep", "event", "fd", "child", "join",
+                                 * "group", "group room", "pool call",
+                                 * "pool room", "channel send", "channel
+                                 * receive", "mutex", "semaphore", "other";
+                                 * NULL: the task is not waiting */
+        long long arg;          /* the fd, the child's pid; -1: none */
+        const char *task;       /* for a join: the joined task's name */
+        int64_t since;          /* when the wait began (evt_time_now's clock,
+                                 * to a few ms) */
+        int64_t deadline;       /* when it times out; EVT_FOREVER: never */
+} evt_wait_info;
+/* Fills ret with what task waits for (what = NULL when it is not waiting):
+ * 0, or -EINVAL for a NULL argument. The strings live as long as the
+ * task's memory, or for ever. */
+EVT_API int evt_task_wait_info(const evt_task *task, evt_wait_info *ret);
+
 /* One blocking call in flight, as status pages and the lifecycle see it. */
 typedef struct evt_call_info {
         const char *task;       /* the name of the task that made the call */

@@ -107,6 +107,7 @@ int evt_channel_send(evt_channel *channel, const void *elem, int64_t deadline) {
         r = send_now(c, elem);
         if (r != -EAGAIN)
                 return r;
+        evt__waits(t, "channel send", -1);
         r = evt__waiter_wait(&w, t, &c->senders, (void *) elem, deadline);
         /* A receiver that took the value took it, whatever came after. */
         return w.handed ? 0 : r;
@@ -154,6 +155,7 @@ int evt_channel_recv(evt_channel *channel, void *ret_elem, int64_t deadline) {
         r = recv_now(c, ret_elem);
         if (r != -EAGAIN)
                 return r;
+        evt__waits(t, "channel receive", -1);
         r = evt__waiter_wait(&w, t, &c->receivers, ret_elem, deadline);
         return w.handed ? 0 : r;
 }

@@ -59,5 +59,6 @@ int evt_event_wait(evt_event *event, int64_t deadline) {
                 return r;
         if (event->set)
                 return 0;
+        evt__waits(t, "event", -1);
         return evt__wait_on(t, &event->waiters, deadline);
 }

@@ -123,6 +123,7 @@ static int room_take(evt_group *g) {
                 return r;
         if (t->loop != g->loop)
                 return -EINVAL;
+        evt__waits(t, "group room", -1);
         return evt__permits_acquire(&g->room, t, EVT_FOREVER);
 }
 
@@ -171,6 +172,7 @@ int evt_group_wait(evt_group *group, int64_t deadline) {
         if (t->set == &group->set)
                 return -EDEADLK;
         if (group->set.n_tasks > 0) {
+                evt__waits(t, "group", -1);
                 r = evt__wait_on(t, &group->set.waiters, deadline);
                 if (r < 0)
                         return r; /* -EIDRM: the group is gone */
@@ -198,6 +200,7 @@ int evt_group_next(evt_group *group, int64_t deadline, evt_task **ret_task) {
                 return -ENOENT;
         if (t->set == &group->set && group->set.n_tasks == 1)
                 return -EDEADLK; /* only itself is left to end */
+        evt__waits(t, "group", -1);
         r = evt__waiter_wait(&w, t, &group->next_waiters, &got, deadline);
         /* A task handed over is reported, even if a cancel came after. */
         if (!w.handed)

@@ -72,6 +72,7 @@ int evt__fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events
                                       ((events & EVT_WRITE) ? EV_WRITE : 0));
         ev_io_start(t->loop->ev, &fw.io);
         evt__watcher_started(t->loop);
+        evt__waits(t, "fd", fd);
         r = evt__wait(t, deadline);
         if (ev_is_active(&fw.io)) {
                 ev_io_stop(t->loop->ev, &fw.io);
@@ -118,6 +119,7 @@ int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status) {
         ev_child_init(&cw.child, child_cb, pid, 0);
         ev_child_start(t->loop->ev, &cw.child);
         evt__watcher_started(t->loop);
+        evt__waits(t, "child", pid);
         r = evt__wait(t, deadline);
         if (ev_is_active(&cw.child)) {
                 ev_child_stop(t->loop->ev, &cw.child);

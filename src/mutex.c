@@ -44,6 +44,7 @@ int evt_mutex_lock(evt_mutex *mutex, int64_t deadline) {
                 return r;
         if (mutex->owner == t)
                 return -EDEADLK;
+        evt__waits(t, "mutex", -1);
         r = evt__permits_acquire(&mutex->permit, t, deadline);
         if (r == 0)
                 mutex->owner = evt_task_ref(t);

@@ -594,6 +594,7 @@ static int await_call(evt_pool *p, call *k, int64_t deadline) {
         int64_t until = deadline;
         int r;
 
+        evt__waits(k->task, "pool call", -1);
         while ((r = evt__wait(k->task, until)) == WAKE_STARTED && !p->gone) {
                 bool done;
 
@@ -634,6 +635,7 @@ int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_
         while (r == 0 && p->n_calls >= p->limit) {
                 evt__list_push_back(&p->room_waiters, &t->wait_link);
                 hold_update(p);
+                evt__waits(t, "pool room", -1);
                 r = evt__wait(t, deadline);
                 evt__list_remove(&t->wait_link);
                 if (p->gone)

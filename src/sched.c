@@ -680,6 +680,7 @@ int evt__wait(evt_task *t, int64_t deadline) {
                 t->deadline = &d;
         }
         t->state = EVT__TASK_WAITING;
+        t->wait_since = coarse_now();
         suspend(t);
         assert(!t->deadline || !evt__deadline_pending(t->deadline));
         t->deadline = NULL;
@@ -773,6 +774,8 @@ int evt_task_join(evt_task *task, int64_t deadline, int *ret_result) {
         if (task->state != EVT__TASK_DONE) {
                 /* Another task may drop the last reference meanwhile. */
                 evt_task_ref(task);
+                evt__waits(t, "join", -1);
+                t->waits_task = task;
                 r = evt__wait_on(t, &task->joiners, deadline);
                 if (r == 0 && ret_result)
                         *ret_result = task->result;
@@ -826,6 +829,21 @@ int64_t evt_task_age(const evt_task *task) {
         if (!task)
                 return 0;
         return coarse_now() - task->spawned_at;
+}
+
+int evt_task_wait_info(const evt_task *task, evt_wait_info *ret) {
+        if (!task || !ret)
+                return -EINVAL;
+        *ret = (evt_wait_info) { .arg = -1, .deadline = EVT_FOREVER };
+        if (task->state != EVT__TASK_WAITING)
+                return 0;
+        ret->what = task->waits_on ? task->waits_on : "other";
+        ret->arg = task->waits_arg;
+        ret->task = task->waits_task ? evt_task_name(task->waits_task) : NULL;
+        ret->since = task->wait_since;
+        if (task->deadline)
+                ret->deadline = task->deadline->at;
+        return 0;
 }
 
 const char *evt_task_state_name(const evt_task *task) {

@@ -132,6 +132,12 @@ struct evt_task {
         bool forced;            /* ... and it pierces shields */
         bool held;              /* queue_link is on loop->held, not run */
         bool suspended;         /* evt_task_suspend: the gate holds it alone */
+        const char *waits_on;   /* what its current or last wait is for
+                                 * (evt_wait_info.what), set by the
+                                 * primitive before evt__wait */
+        const evt_task *waits_task; /* for a join: the task joined */
+        long long waits_arg;    /* the fd, the pid, or -1 */
+        int64_t wait_since;     /* when the wait began, to a few ms */
         bool in_cache;           /* from loop->task_cache, else malloc */
         evt__deadline *deadline; /* on its stack while it waits with a
                                  * deadline, else NULL */
@@ -214,6 +220,12 @@ static inline int evt__enter_on(const void *obj, const evt_loop *loop, evt_task 
  * The caller has checked cancellation with evt__enter. A primitive whose
  * wake-up consumed something keeps it itself (see evt_child_wait). */
 int evt__wait(evt_task *t, int64_t deadline);
+/* Says what t's next wait is for (evt_wait_info), for introspection. */
+static inline void evt__waits(evt_task *t, const char *what, long long arg) {
+        t->waits_on = what;
+        t->waits_arg = arg;
+        t->waits_task = NULL;
+}
 /* Makes a waiting task ready; evt__wait will return `result`. Does nothing
  * to a task that is not waiting. Never switches. */
 /* After a cancel of the task or of one of its scopes: if an await point

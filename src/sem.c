@@ -39,6 +39,7 @@ int evt_sem_acquire(evt_sem *sem, int64_t deadline) {
         r = evt__enter_on(sem, sem ? sem->loop : NULL, &t);
         if (r < 0)
                 return r;
+        evt__waits(t, "semaphore", -1);
         return evt__permits_acquire(&sem->permits, t, deadline);
 }
 

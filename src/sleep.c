@@ -13,6 +13,7 @@ int evt_sleep_until(int64_t deadline) {
          * that falls behind its schedule cannot starve the loop. */
         if (deadline <= evt_time_now())
                 return evt_yield();
+        evt__waits(t, "sleep", -1);
         r = evt__wait(t, deadline);
         /* Its own deadline is its end; a fail scope's is an error. */
         return r == -ETIMEDOUT && evt__cancel_status(t) == 0 ? 0 : r;

@@ -735,6 +735,94 @@ START_TEST(backend_from_environment) {
 }
 END_TEST
 
+/* ---- what a task waits on ---- */
+
+struct waits {
+        evt_loop *loop;
+        evt_event *event;
+        evt_channel *channel;
+        int pipe[2];
+        evt_task *sleeper, *eventer, *fder, *joiner, *receiver, *runner;
+        evt_wait_info info[5], running;
+        int64_t before;
+};
+
+static int w_sleeper(void *arg) {
+        (void) arg;
+        return evt_sleep(EVT_SEC(30));
+}
+
+static int w_eventer(void *arg) {
+        return evt_event_wait(((struct waits *) arg)->event, EVT_FOREVER);
+}
+
+static int w_fder(void *arg) {
+        struct waits *w = arg;
+
+        return evt_fd_wait(w->pipe[0], EVT_READ, EVT_FOREVER, NULL);
+}
+
+static int w_joiner(void *arg) {
+        return evt_task_join(((struct waits *) arg)->sleeper, EVT_FOREVER, NULL);
+}
+
+static int w_receiver(void *arg) {
+        int v;
+
+        return evt_channel_recv(((struct waits *) arg)->channel, &v, EVT_FOREVER);
+}
+
+/* Looks at every other task while they wait, then ends them. */
+static int w_inspector(void *arg) {
+        struct waits *w = arg;
+        evt_task *tasks[] = { w->sleeper, w->eventer, w->fder, w->joiner, w->receiver };
+
+        ck_assert_int_eq(evt_sleep(EVT_MSEC(20)), 0);
+        for (int i = 0; i < 5; i++)
+                ck_assert_int_eq(evt_task_wait_info(tasks[i], &w->info[i]), 0);
+        ck_assert_int_eq(evt_task_wait_info(evt_task_current(), &w->running), 0);
+        ck_assert_int_eq(evt_task_wait_info(NULL, &w->running), -EINVAL);
+        for (int i = 0; i < 5; i++)
+                evt_task_cancel(tasks[i], 0);
+        return 0;
+}
+
+START_TEST(wait_info_says_what_a_task_waits_on) {
+        evt_loop *loop = test_loop_new();
+        struct waits w = { .loop = loop, .before = evt_time_now() };
+        static const char *const what[] = { "sleep", "event", "fd", "join", "channel receive" };
+
+        ck_assert_int_eq(evt_event_new(loop, &w.event), 0);
+        ck_assert_int_eq(evt_channel_new(loop, sizeof(int), 0, &w.channel), 0);
+        ck_assert_int_eq(pipe(w.pipe), 0);
+        w.sleeper = test_spawn(loop, w_sleeper, &w, "sleeper", 0);
+        w.eventer = test_spawn(loop, w_eventer, &w, "eventer", 0);
+        w.fder = test_spawn(loop, w_fder, &w, "fder", 0);
+        w.joiner = test_spawn(loop, w_joiner, &w, "joiner", 0);
+        w.receiver = test_spawn(loop, w_receiver, &w, "receiver", 0);
+        evt_task_unref(test_spawn(loop, w_inspector, &w, "inspector", 0));
+        test_loop_run(loop);
+        for (int i = 0; i < 5; i++) {
+                ck_assert_str_eq(w.info[i].what, what[i]);
+                ck_assert_int_ge(w.info[i].since, w.before - EVT_MSEC(10));
+                ck_assert_int_le(w.info[i].since, evt_time_now());
+        }
+        ck_assert_int_gt(w.info[0].deadline, w.before + EVT_SEC(29));
+        ck_assert_int_eq(w.info[1].deadline, EVT_FOREVER);
+        ck_assert_int_eq(w.info[2].arg, w.pipe[0]);
+        ck_assert_str_eq(w.info[3].task, "sleeper");
+        ck_assert_ptr_null(w.running.what); /* running, not waiting */
+        evt_task *all[] = { w.sleeper, w.eventer, w.fder, w.joiner, w.receiver };
+        for (int i = 0; i < 5; i++)
+                evt_task_unref(all[i]);
+        close(w.pipe[0]);
+        close(w.pipe[1]);
+        evt_channel_free(w.channel);
+        evt_event_free(w.event);
+        test_loop_free(loop);
+}
+END_TEST
+
 Suite *evt_test_suite(void) {
         Suite *s = suite_create("task");
         TCase *tc;
@@ -775,6 +863,10 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, errno_is_per_task);
         tcase_add_test(tc, failure_is_contained);
         tcase_add_test(tc, await_outside_task);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("wait info");
+        tcase_add_test(tc, wait_info_says_what_a_task_waits_on);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("loop");
