@@ -115,6 +115,57 @@ static int show_status(json_t *reply) {
         return EXIT_DONE;
 }
 
+static void duration_text(json_t *ms, char *buf, size_t len) {
+        if (ms)
+                age_text(json_integer_value(ms), buf, len);
+        else
+                snprintf(buf, len, "-");
+}
+
+/* Every task with what it waits on, then the blocking calls. */
+static int show_dump(json_t *reply) {
+        json_t *tasks = json_object_get(reply, "tasks"), *calls = json_object_get(reply, "calls"), *t;
+        int w_name = 4;
+        size_t i;
+
+        json_array_foreach(tasks, i, t) {
+                int n = (int) strlen(json_string_value(json_object_get(t, "name")));
+
+                w_name = n > w_name ? n : w_name;
+        }
+        printf("%-*s  %-9s  %-24s  %8s  %8s\n", w_name, "TASK", "STATE", "WAITS ON", "FOR", "DEADLINE");
+        json_array_foreach(tasks, i, t) {
+                const char *what = json_string_value(json_object_get(t, "waits_on"));
+                json_t *arg = json_object_get(t, "arg"), *joins = json_object_get(t, "joins");
+                char on[64], waited[32], deadline[32];
+
+                if (!what)
+                        snprintf(on, sizeof(on), "-");
+                else if (joins)
+                        snprintf(on, sizeof(on), "%s %s", what, json_string_value(joins));
+                else if (arg)
+                        snprintf(on, sizeof(on), "%s %lld", what, (long long) json_integer_value(arg));
+                else
+                        snprintf(on, sizeof(on), "%s", what);
+                duration_text(json_object_get(t, "waiting_ms"), waited, sizeof(waited));
+                duration_text(json_object_get(t, "deadline_in_ms"), deadline, sizeof(deadline));
+                printf("%-*s  %-9s  %-24s  %8s  %8s\n", w_name, json_string_value(json_object_get(t, "name")),
+                       json_string_value(json_object_get(t, "state")), on, waited, deadline);
+        }
+        if (json_array_size(calls) > 0)
+                printf("\nBLOCKING CALL OF  STATE    AGE  RUNNING\n");
+        json_array_foreach(calls, i, t) {
+                char age[32], running[32];
+
+                duration_text(json_object_get(t, "age_ms"), age, sizeof(age));
+                duration_text(json_object_get(t, "running_ms"), running, sizeof(running));
+                printf("%-16s  %-7s  %5s  %7s%s\n", json_string_value(json_object_get(t, "task")),
+                       json_string_value(json_object_get(t, "state")), age, running,
+                       json_is_true(json_object_get(t, "awaited")) ? "" : "  (given up)");
+        }
+        return EXIT_DONE;
+}
+
 static int show_health(json_t *reply) {
         bool ready = json_is_true(json_object_get(reply, "ready"));
 
@@ -146,6 +197,9 @@ static const struct verb {
         { "health", 0, 0, NULL, show_health,
           "health                  exit 0 when ready, 1 when not (draining), 4 when\n"
           "                          the loop does not answer within --timeout" },
+        { "dump", 0, 0, NULL, show_dump,
+          "dump                    every task with what it waits on and for how long;\n"
+          "                          the blocking calls in flight" },
         { "pause", 0, -1, NULL, show_message,
           "pause [TASK...]         pause every pausable task (as SIGINT), or suspend the\n"
           "                          tasks named: not one step, their processes stopped" },

@@ -122,6 +122,48 @@ static json_t *verb_status(evd_daemon *d, json_t *req) {
         return json_pack("{s:b, s:o, s:o}", "ok", 1, "daemon", dmn, "tasks", w.tasks);
 }
 
+/* dump: every task of the loop (the jobs' and their helpers, such as an
+ * exec run's output readers) with what it waits on and for how long, and
+ * every blocking call in flight. */
+static void dump_task(evt_task *t, void *data) {
+        evd_daemon *d = ((void **) data)[0];
+        json_t *tasks = ((void **) data)[1];
+        int64_t now = evt_time_now();
+        json_t *o = json_pack("{s:s, s:s}", "name", evt_task_name(t), "state", evd_status_state(d, t));
+        evt_wait_info w;
+
+        if (o && evt_task_wait_info(t, &w) == 0 && w.what) {
+                json_object_set_new(o, "waits_on", json_string(w.what));
+                json_object_set_new(o, "waiting_ms", json_integer((json_int_t) ((now - w.since) / 1000000)));
+                if (w.arg >= 0)
+                        json_object_set_new(o, "arg", json_integer(w.arg));
+                if (w.task)
+                        json_object_set_new(o, "joins", json_string(w.task));
+                if (w.deadline != EVT_FOREVER)
+                        json_object_set_new(o, "deadline_in_ms",
+                                            json_integer((json_int_t) ((w.deadline - now) / 1000000)));
+        }
+        json_array_append_new(tasks, o);
+}
+
+static void dump_call(const evt_call_info *ci, void *data) {
+        json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b}", "task", ci->task, "state",
+                                              ci->running ? "running" : "queued", "age_ms",
+                                              (json_int_t) (ci->age / 1000000), "running_ms",
+                                              (json_int_t) (ci->running / 1000000), "stop_requested",
+                                              ci->stop_requested, "awaited", ci->awaited));
+}
+
+static json_t *verb_dump(evd_daemon *d, json_t *req) {
+        json_t *tasks = json_array(), *calls = json_array();
+        void *walk[] = { d, tasks };
+
+        (void) req;
+        evt_loop_foreach_task(d->loop, dump_task, walk);
+        evt_loop_foreach_call(d->loop, dump_call, calls);
+        return json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "daemon", daemon_json(d), "tasks", tasks, "calls", calls);
+}
+
 /* Ready: every task was started, and no shutdown has begun. */
 static json_t *verb_health(evd_daemon *d, json_t *req) {
         evt_phase phase = evt_lifecycle_phase(d->lc);
@@ -252,6 +294,7 @@ static const struct verb {
 } verbs[] = {
         { "status", false, verb_status },
         { "health", false, verb_health },
+        { "dump", false, verb_dump },
         { "pause", true, verb_pause },
         { "resume", true, verb_resume },
         { "cancel", true, verb_cancel },

@@ -123,6 +123,28 @@ class Verbs(ControlTest):
         d.kill(signal.SIGTERM)
         self.assertEqual(d.finish(), 0)
 
+    def test_dump_says_what_each_task_waits_on(self):
+        d = self.start(RACE + "[task.crunch]\nkind = blocking\nduration = 60s\ncheck_every = 1s\n\n")
+        run = d.event("run", "loop")
+        time.sleep(0.3)
+        code, reply, err = self.ctl_json("dump")
+        self.assertEqual(code, 0, err)
+        tasks = {t["name"]: t for t in reply["tasks"]}
+        self.assertEqual(tasks["nap"]["waits_on"], "sleep")
+        self.assertGreater(tasks["nap"]["deadline_in_ms"], 55_000)
+        self.assertGreaterEqual(tasks["nap"]["waiting_ms"], 200)
+        self.assertEqual((tasks["loop"]["waits_on"], tasks["loop"]["arg"]), ("child", run["pid"]))
+        self.assertEqual(tasks["loop/stdout"]["waits_on"], "fd")
+        self.assertEqual(tasks["crunch"]["waits_on"], "pool call")
+        self.assertEqual([(c["task"], c["state"]) for c in reply["calls"]], [("crunch", "running")])
+        code, out, err = self.ctl("dump")
+        self.assertEqual(code, 0, err)
+        self.assertTrue(out.startswith("TASK"))
+        self.assertIn(f"child {run['pid']}", out)
+        self.assertIn("BLOCKING CALL OF", out)
+        d.kill(signal.SIGTERM)
+        d.finish()
+
     def test_pause_one_task(self):
         d = self.start(RACE + "[task.hare]\nkind = ticker\nspeed = 20\npausable = no\n\n")
         run = d.event("run", "loop")
@@ -245,7 +267,7 @@ class Verbs(ControlTest):
             self.assertIn(words, err)
         p = subprocess.run([EVTASKCTL, "--help"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)
-        for verb in ("status", "health", "pause", "resume", "cancel", "signal", "reload", "shutdown"):
+        for verb in ("status", "health", "dump", "pause", "resume", "cancel", "signal", "reload", "shutdown"):
             self.assertIn(f"  {verb}", p.stdout)
         d.kill(signal.SIGTERM)
         d.finish()
