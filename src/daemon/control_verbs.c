@@ -238,6 +238,66 @@ static json_t *verb_cancel(evd_daemon *d, json_t *req) {
         return done("cancelled task '%s'%s", job->conf.name, force ? ", through its shield" : "");
 }
 
+static json_t *verb_stop(evd_daemon *d, json_t *req) {
+        json_t *reply = NULL;
+        evd_job *job = one_job(d, req, &reply);
+
+        if (!job)
+                return reply;
+        evt_task_cancel(job->task, 0);
+        return done("stopping task '%s'%s; 'evtaskctl start %s' starts it again", job->conf.name,
+                    (evt_task_flags(job->task) & EVT_TASK_SHIELDED) ? " once its shield ends" : "", job->conf.name);
+}
+
+static json_t *verb_start(evd_daemon *d, json_t *req) {
+        json_t *tasks = task_names(req);
+        const char *name = tasks && json_array_size(tasks) == 1 ? json_string_value(json_array_get(tasks, 0)) : NULL;
+        int r;
+
+        if (!name)
+                return evd_control_error("usage", "name one task");
+        r = evd_jobs_start_again(d->jobs, name);
+        if (r == -EBUSY)
+                return evd_control_error("running", "task '%s' is running already", name);
+        if (r == -ENOENT)
+                return evd_control_error("unknown-task", "no task '%s' to start (a reload starts the config's)",
+                                         name);
+        if (r < 0)
+                return evd_control_error("failed", "cannot start task '%s': %s", name, strerror(-r));
+        return done("started task '%s'", name);
+}
+
+static json_t *verb_restart(evd_daemon *d, json_t *req) {
+        json_t *reply = NULL;
+        evd_job *job = one_job(d, req, &reply);
+        char name[256];
+        int r;
+
+        if (!job)
+                return reply;
+        snprintf(name, sizeof(name), "%s", job->conf.name);
+        r = evd_jobs_restart(d->jobs, job);
+        if (r < 0)
+                return evd_control_error("failed", "cannot restart task '%s': %s", name, strerror(-r));
+        return done("restarting task '%s': the new one starts when this one has ended", name);
+}
+
+static json_t *verb_run(evd_daemon *d, json_t *req) {
+        json_t *reply = NULL;
+        evd_job *job = one_job(d, req, &reply);
+        int r;
+
+        if (!job)
+                return reply;
+        r = evd_job_run_now(job);
+        if (r == -ENOTSUP)
+                return evd_control_error("not-applicable", "task '%s' is of kind %s: only exec jobs have runs",
+                                         job->conf.name, evd_kind_names.names[job->conf.kind]);
+        if (r == -EBUSY)
+                return evd_control_error("running", "task '%s' has a run under way", job->conf.name);
+        return done("task '%s' starts its next run now", job->conf.name);
+}
+
 static json_t *verb_signal(evd_daemon *d, json_t *req) {
         const char *name = json_string_value(json_object_get(req, "signal"));
         json_t *reply = NULL;
@@ -298,6 +358,10 @@ static const struct verb {
         { "pause", true, verb_pause },
         { "resume", true, verb_resume },
         { "cancel", true, verb_cancel },
+        { "stop", true, verb_stop },
+        { "start", true, verb_start },
+        { "restart", true, verb_restart },
+        { "run", true, verb_run },
         { "signal", true, verb_signal },
         { "reload", true, verb_reload },
         { "shutdown", true, verb_shutdown },

@@ -43,6 +43,7 @@ static void job_free(evd_jobs *jobs, evd_job *job) {
         evt__list_remove(&job->link);
         evt_task_unref(job->task);
         evt_task_unref(job->after);
+        evt_event_free(job->run_now);
         evd_task_conf_clear(&job->conf);
         free(job);
 }
@@ -93,7 +94,9 @@ static int job_start(evd_jobs *jobs, const evd_task_conf *c, evt_task *after) {
         job->loop = jobs->loop;
         job->pool = jobs->pool;
         job->after = evt_task_ref(after);
-        r = evt_task_spawn(jobs->loop, evd_job_run, job, &opts, &job->task);
+        r = c->kind == EVD_KIND_EXEC ? evt_event_new(jobs->loop, &job->run_now) : 0;
+        if (r == 0)
+                r = evt_task_spawn(jobs->loop, evd_job_run, job, &opts, &job->task);
         if (r < 0) {
                 evd_log_emit(jobs->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_NO_FIELDS, "cannot start: %s",
                              strerror(-r));
@@ -243,6 +246,37 @@ int evd_job_suspend(evd_jobs *jobs, evd_job *job, bool suspend) {
         if (job->pid > 0 && (suspend || !(jobs->paused && job->conf.pausable)))
                 killpg(job->pid, suspend ? SIGSTOP : SIGCONT);
         return 0;
+}
+
+/* ---- evtaskctl's orders ---- */
+
+int evd_jobs_restart(evd_jobs *jobs, evd_job *job) {
+        int r;
+
+        job_retire(jobs, job);
+        /* Spawned before the cancel, to be there to see the old one end. */
+        r = job_start(jobs, &job->conf, job->task);
+        evt_task_cancel(job->task, 0);
+        return r;
+}
+
+int evd_jobs_start_again(evd_jobs *jobs, const char *name) {
+        evd_job *job = job_current(jobs, name);
+
+        if (!job)
+                return -ENOENT;
+        if (!evt_task_is_done(job->task))
+                return -EBUSY;
+        job_retire(jobs, job);
+        return job_start(jobs, &job->conf, NULL);
+}
+
+int evd_job_run_now(evd_job *job) {
+        if (!job->run_now)
+                return -ENOTSUP;
+        if (job->pid > 0)
+                return -EBUSY;
+        return evt_event_set(job->run_now);
 }
 
 /* ---- reload ---- */

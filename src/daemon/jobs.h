@@ -27,6 +27,8 @@ typedef struct evd_job {
                                  * that one has ended (a reference), or NULL */
         bool retired;           /* removed or replaced by a reload */
         bool suspended;         /* evtaskctl pause TASK: task and processes */
+        evt_event *run_now;     /* evtaskctl run TASK: the schedule's wait
+                                 * ends early (exec jobs), or NULL */
         bool began;             /* evd_job_run has begun, and logs the end;
                                  * a task that never ran (no stack) did not */
         evt__list link;         /* on the set's list, in start order */
@@ -53,6 +55,20 @@ bool evd_jobs_has_pid(evd_jobs *jobs, pid_t pid);
  * a resume continues them unless the daemon's own pause holds them. 0 or
  * the library's -errno. */
 int evd_job_suspend(evd_jobs *jobs, evd_job *job, bool suspend);
+
+/* evtaskctl restart TASK: the job's task is cancelled and a new one with
+ * the same settings starts once it has ended, as a reload's change does
+ * (a shielded run completes first). 0, or -errno (logged). */
+int evd_jobs_restart(evd_jobs *jobs, evd_job *job);
+/* evtaskctl start TASK: the job of task `name`, which has ended (finished,
+ * failed, stopped), starts again from its settings. 0; -EBUSY while it
+ * runs; -ENOENT when there is no such job (a reload brings back a task of
+ * the config whose job is gone). */
+int evd_jobs_start_again(evd_jobs *jobs, const char *name);
+/* evtaskctl run TASK: an exec job waiting for its next run (schedule,
+ * restart) starts it now. 0; -EBUSY while a run is under way; -ENOTSUP
+ * for a job of another kind. */
+int evd_job_run_now(evd_job *job);
 
 /* The daemon's last moment: sig to the process group of every run. */
 void evd_jobs_kill_runs(evd_jobs *jobs, int sig);

@@ -203,6 +203,20 @@ out:
 
 /* ---- the schedule ---- */
 
+/* Until `at`, the next run's time, or until evtaskctl run asks for it at
+ * once: 0 either way, or the cancel. */
+static int wait_next(evd_job *job, int64_t at) {
+        int r;
+
+        /* A time that has passed still lets the others run first. */
+        if (at <= evt_time_now())
+                return evt_yield();
+        r = evt_event_wait(job->run_now, at);
+        if (r == 0)
+                evt_event_clear(job->run_now);
+        return r == -ETIMEDOUT ? 0 : r;
+}
+
 /* Start to start: the first start of the grid started + k * interval that
  * is still ahead. The starts a long run covered are skipped, all in one
  * record, counted rather than walked: however short the interval or long
@@ -250,13 +264,13 @@ static int exec_run(evd_job *job) {
                 switch (c->schedule) {
                 case EVD_SCHEDULE_INTERVAL:
                         next = next_start(job, run, started);
-                        r = evt_sleep_until(next);
+                        r = wait_next(job, next);
                         break;
                 case EVD_SCHEDULE_ALWAYS:
-                        r = evt_sleep(ok ? c->restart_sec : backoff);
+                        r = wait_next(job, evt_deadline_in(ok ? c->restart_sec : backoff));
                         break;
                 default: /* once, with a restart due */
-                        r = evt_sleep(ok ? c->restart_sec : backoff);
+                        r = wait_next(job, evt_deadline_in(ok ? c->restart_sec : backoff));
                         break;
                 }
                 if (r < 0)

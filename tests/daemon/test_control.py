@@ -117,6 +117,7 @@ class Verbs(ControlTest):
         d.wait_for(lambda r: r["event"] == "step" and r["distance"] >= paused_at + 3)
         code, out, _ = self.ctl("resume")
         self.assertEqual(out.strip(), "every task was running already")
+        d.wait_for(lambda r: len(d.of("control")) == 3, what="three control records")
         control = d.of("control")
         self.assertEqual([r["verb"] for r in control], ["pause", "pause", "resume"])
         self.assertTrue(all(r["peer_uid"] == os.geteuid() and r["peer_pid"] > 0 for r in control))
@@ -197,6 +198,42 @@ class Verbs(ControlTest):
         d.kill(signal.SIGTERM)
         d.finish()
 
+    def test_stop_start_restart_and_run(self):
+        d = self.start(RACE + T.exec_task("tick", "echo tock", schedule="interval", interval="1h"))
+        d.event("finished", "tick")
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "rabbit" and r["distance"] == 2)
+        # stop, then start again: a new task, counting from 1.
+        code, out, err = self.ctl("stop", "rabbit")
+        self.assertEqual(code, 0, err)
+        self.assertIn("evtaskctl start rabbit", out)
+        d.event("cancelled", "rabbit")
+        self.assertNotIn("rabbit", self.tasks())
+        code, out, err = self.ctl("start", "rabbit")
+        self.assertEqual((code, out.strip()), (0, "started task 'rabbit'"), err)
+        spawned = d.wait_for(lambda r: r["event"] == "spawned" and r["task"] == "rabbit"
+                             and len(d.of("spawned", "rabbit")) == 2, what="rabbit spawned again")
+        first = d.wait_for(lambda r: r["event"] == "step" and r["task"] == "rabbit"
+                           and d.records.index(r) > d.records.index(spawned), what="a step of the new rabbit")
+        self.assertEqual(first["distance"], 1)
+        code, out, err = self.ctl("start", "rabbit")
+        self.assertEqual(code, 1)
+        self.assertIn("running already", err)
+        # restart: the old one ends, the new one starts.
+        code, out, err = self.ctl("restart", "nap")
+        self.assertEqual(code, 0, err)
+        d.event("cancelled", "nap")
+        d.wait_for(lambda r: r["event"] == "spawned" and r["task"] == "nap" and len(d.of("spawned", "nap")) == 2)
+        self.assertEqual(self.tasks()["nap"]["state"], "waiting")
+        # run: the interval job's next run now, not in an hour.
+        code, out, err = self.ctl("run", "tick")
+        self.assertEqual(code, 0, err)
+        d.wait_for(lambda r: r["event"] == "run" and r["task"] == "tick" and r["run"] == 2, timeout=10)
+        code, out, err = self.ctl("run", "rabbit")
+        self.assertEqual(code, 1)
+        self.assertIn("only exec jobs have runs", err)
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+
     def test_signal_reaches_an_exec_run(self):
         d = self.start(RACE)
         run = d.event("run", "loop")
@@ -267,7 +304,8 @@ class Verbs(ControlTest):
             self.assertIn(words, err)
         p = subprocess.run([EVTASKCTL, "--help"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)
-        for verb in ("status", "health", "dump", "pause", "resume", "cancel", "signal", "reload", "shutdown"):
+        for verb in ("status", "health", "dump", "pause", "resume", "cancel", "stop", "start", "restart", "run",
+                     "signal", "reload", "shutdown"):
             self.assertIn(f"  {verb}", p.stdout)
         d.kill(signal.SIGTERM)
         d.finish()
@@ -341,10 +379,12 @@ class Access(ControlTest):
         code, out, err = self.ctl("pause", preexec=as_nobody)
         self.assertEqual(code, 1)
         self.assertIn("for root, the daemon's user and control_group", err)
-        self.assertEqual(d.of("paused"), [])
         self.assertEqual(self.ctl("pause")[0], 0, "root may")
+        d.event("paused")
         d.kill(signal.SIGTERM)
         d.finish()
+        self.assertEqual(len(d.of("paused")), 1, "nobody's pause paused nothing")
+        self.assertEqual([r["peer_uid"] for r in d.of("control")], [0], "a refused request changes nothing")
 
     def test_control_group_may_change(self):
         d = self.start(RACE, head="control_group = nogroup\n")
