@@ -1,8 +1,8 @@
 /* Starting an exec job's command. posix_spawn when the run keeps the
- * daemon's identity and file mode mask: a new process group, an empty
- * signal mask, default dispositions, stdin from /dev/null, no fd of the
- * daemon but the two pipes. Fork and exec when it switches to a `user` or
- * `group`, or to its own `umask`: the child
+ * daemon's identity and file mode mask: a new session (so no controlling
+ * terminal), an empty signal mask, default dispositions, stdin from
+ * /dev/null, no fd of the daemon but the two pipes. Fork and exec when it
+ * switches to a `user` or `group`, or to its own `umask`: the child
  * only makes system calls (identity looked up before the fork), and a
  * step that fails is reported back through a pipe. */
 #include <errno.h>
@@ -127,7 +127,9 @@ static _Noreturn void child_exec(const evd_task_conf *c, const evd_identity *id,
         sigset_t none;
         int failure[2], null;
 
-        setpgid(0, 0);
+        /* Its own session: a job can neither open the daemon's terminal
+         * (/dev/tty) nor be signalled through it. */
+        setsid();
         umask((mode_t) c->umask);
         for (int sig = 1; sig < NSIG; sig++)
                 sigaction(sig, &dfl, NULL); /* fails, harmlessly, for KILL, STOP and glibc's own */
@@ -249,8 +251,7 @@ int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int 
         posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
         if (c->working_directory)
                 posix_spawn_file_actions_addchdir_np(&fa, c->working_directory);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        posix_spawnattr_setpgroup(&attr, 0);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
         posix_spawnattr_setsigmask(&attr, &none);
         posix_spawnattr_setsigdefault(&attr, &all);
         r = posix_spawnp(ret_pid, c->argv[0], &fa, &attr, c->argv, env);

@@ -1,5 +1,5 @@
-/* Starting an exec job's command: a child in a process group of its own,
- * with a clean environment, stdin from /dev/null, the two output pipes as
+/* Starting an exec job's command: a child in a session of its own (no
+ * controlling terminal), with a clean environment, stdin from /dev/null, the two output pipes as
  * stdout and stderr, and no other descriptor of the daemon. */
 #pragma once
 

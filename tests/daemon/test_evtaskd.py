@@ -46,12 +46,12 @@ def sleepers(n_shielded, n_plain, duration, extra=""):
 class Daemon:
     """evtaskd on a config text, with its JSON records collected as they come."""
 
-    def __init__(self, config_text, args=(), program=None, env=None, pass_fds=(), preexec=None):
+    def __init__(self, config_text, args=(), program=None, env=None, pass_fds=(), preexec=None, stdin=None):
         self.conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
         self.conf.write(config_text)
         self.conf.close()
         cmd = [program] if program else [EVTASKD, "--config", self.conf.name, "--log", "json", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                      pass_fds=pass_fds, preexec_fn=lambda: (childenv.default_signals(),
                                                                             preexec and preexec()))
         self.records = []
