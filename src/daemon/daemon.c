@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "exec_spawn.h"
 #include "identity.h"
+#include "proctree.h"
 
 /* The signals the lifecycle handles. */
 static const int handled_signals[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
@@ -228,7 +229,50 @@ static int set_up(evd_daemon *d) {
         r = evd_identity_drop(d->config->user, d->config->group);
         if (r < 0)
                 return fatal(d, r, "cannot switch to [daemon] user and group");
-        return d->config->user ? become_user(d) : 0;
+        r = d->config->user ? become_user(d) : 0;
+        if (r != 0)
+                return r;
+        /* As that user: a cgroup the daemon may divide is one it can
+         * write to now. */
+        d->cgroups = evd_proctree_setup(d->no_cgroups, sizeof(d->no_cgroups));
+        return 0;
+}
+
+/* ---- the last sweep ---- */
+
+/* What no run ended (a process that left its run's session and lost its
+ * parent between two looks, or one a forced cancel had no time to see go)
+ * gets SIGTERM, then SIGKILL after the longest kill_timeout: the daemon
+ * exits only when none is left. */
+static int sweep_task(void *arg) {
+        evd_daemon *d = arg;
+        evd_task_conf dflt;
+        int64_t timeout;
+        evd_proctree t;
+
+        evd__task_conf_defaults(&dflt);
+        timeout = dflt.kill_timeout;
+        for (size_t i = 0; i < d->config->n_tasks; i++)
+                if (d->config->tasks[i].kill_timeout > timeout)
+                        timeout = d->config->tasks[i].kill_timeout;
+        evd_proctree_open_daemon(&t, d->log);
+        evd_proctree_end(&t, SIGTERM, timeout);
+        evd_proctree_close(&t);
+        return 0;
+}
+
+static void sweep(evd_daemon *d) {
+        evd_proctree t;
+        evt_task *task;
+        size_t left;
+
+        evd_proctree_open_daemon(&t, d->log);
+        left = evd_proctree_scan(&t);
+        evd_proctree_close(&t);
+        if (left == 0 || evt_task_spawn(d->loop, sweep_task, d, &(evt_task_opts) { .name = "sweep" }, &task) < 0)
+                return;
+        evt_loop_run(d->loop);
+        evt_task_unref(task);
 }
 
 static const char *exit_reason(int status) {
@@ -255,9 +299,10 @@ static int run(evd_daemon *d) {
                 return r;
         evd_log_emit(d->log, LOG_INFO, EVD_EV_STARTED, NULL,
                      EVD_FIELDS(EVD_STR("config", c->path), EVD_NUM("tasks", c->n_tasks), EVD_NUM("pid", getpid()),
-                                EVD_NUM("uid", geteuid())),
-                     "evtaskd %s, %zu tasks from %s%s%s", EVTASK_VERSION, c->n_tasks, c->path,
-                     c->user || c->group ? ", running as " : "", c->user ? c->user : c->group ? c->group : "");
+                                EVD_NUM("uid", geteuid()), EVD_STR("processes", d->cgroups ? "cgroup" : "subreaper")),
+                     "evtaskd %s, %zu tasks from %s%s%s; runs' processes tracked %s%s", EVTASK_VERSION, c->n_tasks,
+                     c->path, c->user || c->group ? ", running as " : "", c->user ? c->user : c->group ? c->group : "",
+                     d->cgroups ? "in a cgroup each" : "by walking /proc: ", d->cgroups ? "" : d->no_cgroups);
         r = evd_jobs_start_all(d->jobs, c);
         if (r < 0) {
                 /* Nothing half-started stays: the tasks spawned so far end. */
@@ -269,6 +314,7 @@ static int run(evd_daemon *d) {
         }
 
         status = evt_lifecycle_run(d->lc);
+        sweep(d);
         if (r < 0)
                 status = EX_OSERR;
         if (evd_log_error(d->log) < 0)

@@ -40,6 +40,8 @@ typedef struct evd_daemon {
         evd_status status;
         bool abandoned;         /* threads may still run: keep what they use */
         int exit_status;
+        bool cgroups;           /* a cgroup per run, else a walk of /proc */
+        char no_cgroups[160];   /* ... and why not */
 } evd_daemon;
 
 /* ---- daemon.c ---- */

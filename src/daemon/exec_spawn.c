@@ -1,10 +1,11 @@
 /* Starting an exec job's command. posix_spawn when the run keeps the
- * daemon's identity and file mode mask: a new session (so no controlling
- * terminal), an empty signal mask, default dispositions, stdin from
- * /dev/null, no fd of the daemon but the two pipes. Fork and exec when it
- * switches to a `user` or `group`, or to its own `umask`: the child
- * only makes system calls (identity looked up before the fork), and a
- * step that fails is reported back through a pipe. */
+ * daemon's identity and file mode mask and has no cgroup: a new session
+ * (so no controlling terminal), an empty signal mask, default
+ * dispositions, stdin from /dev/null, no fd of the daemon but the two
+ * pipes. Fork and exec when it switches to a `user` or `group`, to its own
+ * `umask`, or enters a cgroup before its exec: the child only makes system
+ * calls (identity looked up before the fork), and a step that fails is
+ * reported back through a pipe. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -114,6 +115,7 @@ int evd_exec_environment_become(const evd_identity *id) {
 /* What a forked child was doing when it failed. */
 enum child_step {
         STEP_STDIO,
+        STEP_CGROUP,
         STEP_IDENTITY,
         STEP_DIRECTORY,
         STEP_EXEC,
@@ -122,7 +124,7 @@ enum child_step {
 /* The child of fork_child: only system calls from here to the exec. A
  * failure on the way writes its step and errno to the report pipe. */
 static _Noreturn void child_exec(const evd_task_conf *c, const evd_identity *id, char **env, int out, int err,
-                                 int report) {
+                                 int cgroup_procs, int report) {
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         sigset_t none;
         int failure[2], null;
@@ -144,6 +146,10 @@ static _Noreturn void child_exec(const evd_task_conf *c, const evd_identity *id,
         null = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
             dup2(err, STDERR_FILENO) < 0)
+                goto fail;
+        /* Into the run's cgroup before anything it runs can fork. */
+        failure[0] = STEP_CGROUP;
+        if (cgroup_procs >= 0 && write(cgroup_procs, "0", 1) < 0)
                 goto fail;
         /* Not root: only its own ids pass the config check; nothing to do. */
         failure[0] = STEP_IDENTITY;
@@ -169,9 +175,10 @@ fail:
 }
 
 static int fork_child(const evd_task_conf *c, const evd_identity *id, char **env, int out, int err,
-                      pid_t *ret_pid, char *why, size_t whylen) {
+                      int cgroup_procs, pid_t *ret_pid, char *why, size_t whylen) {
         static const char *const steps[] = {
                 [STEP_STDIO] = "cannot set up stdin, stdout and stderr",
+                [STEP_CGROUP] = "cannot enter the run's cgroup",
                 [STEP_IDENTITY] = "cannot switch user and group",
                 [STEP_DIRECTORY] = "cannot enter the working directory",
                 [STEP_EXEC] = "cannot execute it",
@@ -184,7 +191,7 @@ static int fork_child(const evd_task_conf *c, const evd_identity *id, char **env
                 return -errno;
         pid = fork();
         if (pid == 0)
-                child_exec(c, id, env, out, err, report[1]);
+                child_exec(c, id, env, out, err, cgroup_procs, report[1]);
         close(report[1]);
         if (pid < 0) {
                 close(report[0]);
@@ -224,8 +231,8 @@ static int daemon_umask(void) {
         return found;
 }
 
-int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, pid_t *ret_pid, char *why,
-                   size_t whylen) {
+int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, int cgroup_procs,
+                   pid_t *ret_pid, char *why, size_t whylen) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, all;
@@ -234,10 +241,10 @@ int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int 
 
         if (!env)
                 return -ENOMEM;
-        /* posix_spawn has no umask step: a run whose mask is not the
-         * daemon's is forked. */
-        if (c->user || c->group || daemon_umask() != (int) c->umask) {
-                r = fork_child(c, id, env, out, err, ret_pid, why, whylen);
+        /* posix_spawn has no umask step, nor a cgroup one: such a run is
+         * forked. */
+        if (c->user || c->group || cgroup_procs >= 0 || daemon_umask() != (int) c->umask) {
+                r = fork_child(c, id, env, out, err, cgroup_procs, ret_pid, why, whylen);
                 free(env);
                 return r;
         }

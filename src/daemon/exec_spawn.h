@@ -1,5 +1,6 @@
 /* Starting an exec job's command: a child in a session of its own (no
- * controlling terminal), with a clean environment, stdin from /dev/null, the two output pipes as
+ * controlling terminal), in the run's cgroup where there is one, with a
+ * clean environment, stdin from /dev/null, the two output pipes as
  * stdout and stderr, and no other descriptor of the daemon. */
 #pragma once
 
@@ -25,8 +26,9 @@ char **evd_exec_environment(char *const *base, char *const *overrides, const evd
 int evd_exec_environment_become(const evd_identity *id);
 
 /* Starts c's argv as `id` under c's umask, with out and err as stdout and
- * stderr: 0 with
- * the pid, or -errno with the reason in why (the child's step that failed,
- * when it could not become `id`, enter its directory or exec). */
-int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, pid_t *ret_pid, char *why,
-                   size_t whylen);
+ * stderr, and, with cgroup_procs >= 0 (a run's cgroup.procs), in that
+ * cgroup from before its exec: 0 with the pid, or -errno with the reason
+ * in why (the child's step that failed, when it could not become `id`,
+ * enter its cgroup or directory, or exec). */
+int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, int cgroup_procs,
+                   pid_t *ret_pid, char *why, size_t whylen);

@@ -9,6 +9,7 @@
 #include "jobs.h"
 #include "kind.h"
 #include "name_index.h"
+#include "proctree.h"
 
 struct evd_jobs {
         evt_loop *loop;
@@ -221,19 +222,21 @@ int64_t evd_jobs_unpaused_now(const evd_jobs *jobs) {
 void evd_jobs_pause(evd_jobs *jobs, bool pause) {
         evt__list *n;
 
-        if (pause == jobs->paused)
-                return;
-        jobs->paused = pause;
-        if (pause)
-                jobs->paused_since = evt_time_now();
-        else
-                jobs->paused_total += evt_time_now() - jobs->paused_since;
+        if (pause != jobs->paused) {
+                jobs->paused = pause;
+                if (pause)
+                        jobs->paused_since = evt_time_now();
+                else
+                        jobs->paused_total += evt_time_now() - jobs->paused_since;
+        }
+        /* A continue reaches every run, paused or not: one that someone
+         * else stopped must act on a shutdown too. */
         evt__list_for_each(n, &jobs->all) {
                 evd_job *job = JOB(n);
 
                 /* A suspended job's processes wait for its own resume. */
-                if (job->pid > 0 && job->conf.pausable && !job->suspended)
-                        killpg(job->pid, pause ? SIGSTOP : SIGCONT);
+                if (job->procs && !job->suspended && (job->conf.pausable || !pause))
+                        evd_proctree_freeze(job->procs, pause);
         }
 }
 
@@ -243,8 +246,8 @@ int evd_job_suspend(evd_jobs *jobs, evd_job *job, bool suspend) {
         if (r < 0 || job->suspended == suspend)
                 return r;
         job->suspended = suspend;
-        if (job->pid > 0 && (suspend || !(jobs->paused && job->conf.pausable)))
-                killpg(job->pid, suspend ? SIGSTOP : SIGCONT);
+        if (job->procs && (suspend || !(jobs->paused && job->conf.pausable)))
+                evd_proctree_freeze(job->procs, suspend);
         return 0;
 }
 

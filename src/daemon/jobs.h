@@ -22,6 +22,8 @@ typedef struct evd_job {
         evt_pool *pool;         /* for kind = blocking */
         pid_t pid;              /* kind = exec: the current run's child and
                                  * process group, 0 between runs */
+        struct evd_proctree *procs; /* kind = exec: every process of the
+                                 * current run, NULL between runs */
         evt_task *task;         /* the set's reference */
         evt_task *after;        /* the job this one replaces: it starts once
                                  * that one has ended (a reference), or NULL */
@@ -77,8 +79,9 @@ void evd_jobs_kill_runs(evd_jobs *jobs, int sig);
  * body (it could not get a stack). */
 void evd_jobs_report_unstarted(evd_jobs *jobs);
 
-/* Stops (SIGSTOP) or continues (SIGCONT) the process group of every
- * pausable job's run, and stops or restarts the clock of run timeouts. */
+/* Stops every process of every pausable job's run (proctree.c), or
+ * continues those of every run, and stops or restarts the clock of run
+ * timeouts. */
 void evd_jobs_pause(evd_jobs *jobs, bool paused);
 /* A monotonic clock that stands still while the jobs are paused. */
 int64_t evd_jobs_unpaused_now(const evd_jobs *jobs);

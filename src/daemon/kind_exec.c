@@ -1,12 +1,15 @@
-/* kind = exec: runs of a command, each in its own process group.
+/* kind = exec: runs of a command, each in its own session and process
+ * tree (proctree.c).
  *
  * A run is the job's task: it spawns the child (exec_spawn.c), logs each
  * line of its stdout and stderr as an `output` record from two reader
  * tasks (exec_output.c), and awaits its exit with a child wait. A cancel
- * (shutdown, reload, the run's timeout) sends kill_signal to the group,
- * SIGKILL after kill_timeout, and reaps. Pausing the daemon stops every
- * pausable job's group (jobs.c); a run's timeout counts only the time it
- * was not paused. Runs follow each other per `schedule` and `restart`. */
+ * (shutdown, reload, the run's timeout) sends kill_signal to every process
+ * of the run, SIGKILL after kill_timeout, and reaps. Once the command has
+ * exited, whatever it left running gets the same: a run ends when all its
+ * processes have. Pausing the daemon stops every pausable job's processes
+ * (jobs.c); a run's timeout counts only the time it was not paused. Runs
+ * follow each other per `schedule` and `restart`. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include "exec_output.h"
 #include "exec_spawn.h"
 #include "kind.h"
+#include "proctree.h"
 
 #define REAP_AFTER_KILL EVT_SEC(5)
 #define BACKOFF_MAX EVT_SEC(60)
@@ -67,20 +71,20 @@ static int exec_probe(const evd_config *c, const evd_task_conf *t, evd_conf_erro
 
 /* ---- one run ---- */
 
-/* The end of a cancelled run: kill_signal to the group, SIGKILL after
- * kill_timeout. The waits run in a shield scope, so a plain cancel lets
- * them happen; a forced one pierces it, and the child gets SIGKILL at once
- * (libev reaps it whenever it goes). */
+/* The end of a cancelled run: kill_signal to every process of the run,
+ * SIGKILL after kill_timeout. The waits run in a shield scope, so a plain
+ * cancel lets them happen; a forced one pierces it, and the child gets
+ * SIGKILL at once (libev reaps it whenever it goes). What outlives the
+ * command is ended with the run (evd_proctree_end), on the same deadline. */
 static int stop_child(evd_job *job, int *ret_status) {
         const evd_task_conf *c = &job->conf;
         int r;
 
         evt_shield_push();
-        killpg(job->pid, c->kill_signal);
-        killpg(job->pid, SIGCONT); /* a stopped group cannot act on it */
-        r = evt_child_wait(job->pid, evt_deadline_in(c->kill_timeout), ret_status);
+        evd_proctree_terminate(job->procs, c->kill_signal, c->kill_timeout);
+        r = evt_child_wait(job->pid, job->procs->kill_at, ret_status);
         if (r == -ETIMEDOUT || r == -ECANCELED) {
-                killpg(job->pid, SIGKILL);
+                evd_proctree_kill(job->procs);
                 if (r == -ETIMEDOUT)
                         r = evt_child_wait(job->pid, evt_deadline_in(REAP_AFTER_KILL), ret_status);
         }
@@ -157,16 +161,23 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         int64_t started = evt_time_now();
         bool timed_out = false;
         evd_output *output;
-        evd_identity id;
+        evd_proctree procs;
+        evd_identity id = { 0 };
         char why[160] = "";
+        int r, cgroup_procs = -1;
         pid_t pid;
-        int r;
 
-        r = evd_identity_get(c->user, c->group, &id, why, sizeof(why));
+        r = evd_proctree_open(&procs, job->log, c->name, run, &cgroup_procs);
+        if (r < 0)
+                snprintf(why, sizeof(why), "cannot make the run's cgroup: %s", strerror(-r));
+        else
+                r = evd_identity_get(c->user, c->group, &id, why, sizeof(why));
         if (r == 0 && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0))
                 r = -errno;
         if (r == 0)
-                r = evd_exec_spawn(c, &id, out[1], err[1], &pid, why, sizeof(why));
+                r = evd_exec_spawn(c, &id, out[1], err[1], cgroup_procs, &pid, why, sizeof(why));
+        if (cgroup_procs >= 0)
+                close(cgroup_procs);
         evd_identity_clear(&id);
         if (r < 0) {
                 evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, c->name, EVD_FIELDS(EVD_NUM("run", run)),
@@ -176,6 +187,8 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         /* From here, until the child is reaped, no await point but the
          * child wait's: libev reaps children as they exit. */
         job->pid = pid;
+        evd_proctree_attach(&procs, pid);
+        job->procs = &procs;
         close(out[1]);
         close(err[1]);
         out[1] = err[1] = -1;
@@ -185,13 +198,18 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         out[0] = err[0] = -1; /* the readers' now */
 
         r = await_child(job, ret_status, &timed_out);
+        /* What the command left running ends with the run, and with
+         * it the pipes it held. */
+        evd_proctree_end(&procs, c->kill_signal, c->kill_timeout);
         /* A run is finished when its output is: what it wrote before its
          * exit is still in the pipes, and is logged before the run's end. */
         evd_output_finish(output);
         if (r == 0)
                 log_end(job, run, *ret_status, timed_out, started);
         job->pid = 0;
+        job->procs = NULL;
 out:
+        evd_proctree_close(&procs);
         for (int i = 0; i < 2; i++) {
                 if (out[i] >= 0)
                         close(out[i]);

@@ -28,3 +28,7 @@ typedef struct evd_names {
 int evd_names_find(const evd_names *t, const char *s);
 /* "a, b, c or d" into buf. */
 void evd_names_list(const evd_names *t, char *buf, size_t size);
+
+/* Makes room in *array (of *cap items of `size` bytes) for `need` items,
+ * doubling: 0, or -ENOMEM with the array as it was. */
+int evd_array_grow(void *array, size_t *cap, size_t need, size_t size);

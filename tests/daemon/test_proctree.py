@@ -106,5 +106,112 @@ class Session(ProcTest):
         self.assertEqual(d.of("finished", "probe")[0]["pid"], run["pid"])
 
 
+class Leftovers(ProcTest):
+    def test_finding_7_a_group_member_that_ignores_sigterm_is_killed(self):
+        """Finding 7: SIGKILL went only to a group whose leader was still
+        alive, so a member that ignores SIGTERM outlived the run's timeout."""
+        d = self.run_daemon(HEAD + exec_task("stubborn", f"{STUBBORN} & exec sleep 100", shell="yes",
+                                             timeout="500ms", kill_timeout="500ms"))
+        pid = self.pid_output(d, "stubborn")
+        failed = d.event("failed", "stubborn")
+        self.assertIn("(timeout)", failed["msg"])
+        self.assertEqual(failed["signal_number"], signal.SIGTERM, "the leader ends on SIGTERM")
+        self.assertTrue(T.wait_gone(pid, 0.5 + 3), "the member that ignores SIGTERM outlived kill_timeout")
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        self.assertEqual(self.leftovers(d, pid), ["SIGTERM", "SIGKILL"])
+        named = d.of("leftover")[0]
+        self.assertEqual((named["task"], named["comm"], named["run"]), ("stubborn", "sh", 1))
+        ends = [i for i, r in enumerate(d.records) if r["event"] == "leftover" and r["signal"] == "SIGKILL"]
+        killed = d.records[ends[0]]
+        self.assertGreaterEqual(killed["mono_us"] - failed["mono_us"], -100_000,
+                                "SIGKILL before the leader's end")
+
+    def test_finding_7_at_shutdown(self):
+        """Finding 7, at a shutdown: every process of the cancelled run gets
+        kill_signal, then SIGKILL, before evtaskd exits."""
+        d = self.run_daemon(exec_task("stubborn", f"{STUBBORN} & exec sleep 100", shell="yes",
+                                      kill_timeout="500ms"))
+        pid = self.pid_output(d, "stubborn")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assertIsNone(state(pid), "a process of the run outlived evtaskd")
+        self.assert_clean_log(d)
+        self.assertEqual(self.leftovers(d, pid), ["SIGTERM", "SIGKILL"])
+        self.assertEqual(len(d.of("cancelled", "stubborn")), 1)
+
+    def test_finding_8_background_processes_end_with_their_run(self):
+        """Finding 8: a run's `cmd &` outlived it, unnamed, and was SIGKILLed
+        by the kernel only when PID 1 exited. It ends with its run."""
+        d = self.run_daemon(HEAD + exec_task("background", "sleep 100 & echo $!", shell="yes"))
+        pid = self.pid_output(d, "background")
+        finished = d.event("finished", "background")
+        self.assertIsNone(state(pid), "the run ended with its background process still there")
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+        named = [r for r in d.of("leftover") if r["pid"] == pid]
+        self.assertEqual([r["signal"] for r in named], ["SIGTERM"])
+        self.assertIn(named[0]["comm"], ("sleep", "sh"), "sleep, or the shell about to exec it")
+        self.assertLess(d.records.index(named[0]), d.records.index(finished), "named after the run's end")
+
+    def test_finding_8_a_descendant_in_a_new_session_is_paused_and_stopped(self):
+        """Finding 8: a descendant that called setsid was not paused with its
+        run nor stopped at the shutdown."""
+        ticks = os.path.join(self.tmpdir(), "ticks")
+        writer = f"while :; do echo tick >> {ticks}; sleep 0.05; done"
+        d = self.run_daemon(exec_task("escaper", f"setsid sh -c 'echo $$; {writer}' & sleep 100", shell="yes"))
+        pid = self.pid_output(d, "escaper")
+        self.assertEqual(int(proc_fields(pid)[3]), pid, "the test's process did not make a session")
+        d.kill(signal.SIGINT)
+        d.event("paused")
+        self.assertTrue(wait_state(pid, ("T",)), "the descendant in its own session was not paused")
+        d.kill(signal.SIGINT)
+        d.event("resumed")
+        self.assertTrue(wait_state(pid, ("S", "R")), "the descendant was not resumed")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assertIsNone(state(pid), "the descendant outlived evtaskd")
+        self.assert_clean_log(d)
+        self.assertEqual(self.leftovers(d, pid), ["SIGTERM"])
+
+    def test_finding_8_the_daemon_exits_only_when_none_is_left(self):
+        """Finding 8: a process that left its run's session and lost its
+        parent at once belongs to no run the daemon can tell; the daemon's
+        last sweep ends it (SIGTERM, SIGKILL after the longest kill_timeout)
+        and names it before the exit."""
+        stray = f"(setsid {STUBBORN} &); sleep 100"
+        d = self.run_daemon(exec_task("stray", stray, shell="yes", kill_timeout="300ms"))
+        pid = self.pid_output(d, "stray")
+        deadline = time.monotonic() + 5
+        while int(proc_fields(pid)[1]) != d.event("started")["pid"]:
+            self.assertLess(time.monotonic(), deadline, "the stray process was not re-parented to evtaskd")
+            time.sleep(0.01)
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assertIsNone(state(pid), "a process outlived evtaskd")
+        self.assert_clean_log(d)
+        self.assertEqual(self.leftovers(d, pid), ["SIGTERM", "SIGKILL"])
+        exit_rec = d.of("exit")[-1]
+        last = [r for r in d.of("leftover") if r["pid"] == pid][-1]
+        self.assertLess(d.records.index(last), d.records.index(exit_rec))
+
+class Shutdown(ProcTest):
+    def test_finding_9_a_shielded_run_someone_stopped_is_continued(self):
+        """Finding 9: a shielded run that another process had stopped
+        (SIGSTOP) was not continued at the shutdown, so the drain was forced
+        at its deadline."""
+        d = self.run_daemon("[daemon]\ndrain_timeout = 3s\n\n"
+                            + exec_task("keeper", "echo $$; sleep 0.3; echo done", shell="yes", shield="yes"))
+        pid = self.pid_output(d, "keeper")
+        os.kill(pid, signal.SIGSTOP)
+        self.assertTrue(wait_state(pid, ("T",)))
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0, "the drain was forced")
+        self.assert_clean_log(d)
+        self.assertEqual(d.of("forced"), [])
+        self.assertEqual([r["msg"] for r in d.of("output", "keeper")][-1], "done")
+        self.assertEqual(len(d.of("finished", "keeper")), 1)
+
+
 if __name__ == "__main__":
     T.unittest.main(argv=sys.argv[:1] + sys.argv[1:], verbosity=2)
