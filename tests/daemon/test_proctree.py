@@ -6,9 +6,11 @@ ended with it (kill_signal, then SIGKILL after kill_timeout) and named in a
 `leftover` record; the daemon exits only when none is left.
 
 Run by meson (`meson test --suite proctree`), one class per meson test,
-with EVTASKD set to the built daemon. This host gives the daemon no
-delegated cgroup, so these tests exercise the walk of /proc; the booted
-systemd suite (tests/systemd) exercises the cgroup of each run.
+with EVTASKD set to the built daemon. Started plainly, evtaskd is in the
+root cgroup, not delegated to it, and walks /proc; class Cgroup runs the
+same tests with evtaskd in a cgroup of its own (as systemd's Delegate=yes
+gives it), where each run is a cgroup. The booted systemd suite
+(tests/systemd) checks the unit's delegation.
 """
 import fcntl
 import os
@@ -43,15 +45,6 @@ def state(pid):
     return fields[0] if fields else None
 
 
-def wait_state(pid, states, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while state(pid) not in states:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 class ProcTest(T.DaemonTest):
     def kill_if_left(self, pid):
         """At the test's end, SIGKILL pid if it is still there (a failing
@@ -75,6 +68,17 @@ class ProcTest(T.DaemonTest):
         t = tempfile.TemporaryDirectory(prefix="evtaskd-proctree-")
         self.addCleanup(t.cleanup)
         return t.name
+
+    def is_paused(self, pid):
+        return state(pid) == "T"
+
+    def wait_paused(self, pid, paused, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while self.is_paused(pid) != paused:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def leftovers(self, d, pid):
         return [r["signal"] for r in d.of("leftover") if r["pid"] == pid]
@@ -164,10 +168,10 @@ class Leftovers(ProcTest):
         self.assertEqual(int(proc_fields(pid)[3]), pid, "the test's process did not make a session")
         d.kill(signal.SIGINT)
         d.event("paused")
-        self.assertTrue(wait_state(pid, ("T",)), "the descendant in its own session was not paused")
+        self.assertTrue(self.wait_paused(pid, True), "the descendant in its own session was not paused")
         d.kill(signal.SIGINT)
         d.event("resumed")
-        self.assertTrue(wait_state(pid, ("S", "R")), "the descendant was not resumed")
+        self.assertTrue(self.wait_paused(pid, False), "the descendant was not resumed")
         d.kill(signal.SIGTERM)
         self.assertEqual(d.finish(), 0)
         self.assertIsNone(state(pid), "the descendant outlived evtaskd")
@@ -195,6 +199,82 @@ class Leftovers(ProcTest):
         last = [r for r in d.of("leftover") if r["pid"] == pid][-1]
         self.assertLess(d.records.index(last), d.records.index(exit_rec))
 
+def unified_mount():
+    """Where the cgroup v2 hierarchy is mounted, or None."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[:1] == ["cgroup2"]:
+                return left.split()[4]
+    return None
+
+
+def cgroup_dir(pid):
+    """The directory of pid's cgroup v2, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            path = next(line[3:].strip() for line in f if line.startswith("0::"))
+    except (OSError, StopIteration):
+        return None
+    return unified_mount() + path
+
+
+def remove_cgroup(path):
+    """Whatever a failing test left in it is killed first."""
+    for sub, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
+        try:
+            with open(os.path.join(sub, "cgroup.kill"), "w") as f:
+                f.write("1")
+        except OSError:
+            pass
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                os.rmdir(sub)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+
+class Cgroup(Leftovers):
+    """Leftovers' tests with evtaskd in a cgroup v2 of its own: each run in
+    a child cgroup, paused by cgroup.freeze and killed by cgroup.kill."""
+
+    def setUp(self):
+        mount = unified_mount()
+        if os.geteuid() != 0 or not mount:
+            self.skipTest("needs root and a cgroup v2 hierarchy to make evtaskd a cgroup")
+        self.cgroup = os.path.join(mount, f"evtaskd-test.{os.getpid()}.{self._testMethodName}")
+        try:
+            os.mkdir(self.cgroup)
+        except OSError as e:
+            self.skipTest(f"cannot make a cgroup: {e}")
+        self.addCleanup(remove_cgroup, self.cgroup)
+
+    def run_daemon(self, text, **kw):
+        procs = os.path.join(self.cgroup, "cgroup.procs")
+
+        def enter():
+            with open(procs, "w") as f:
+                f.write("0")
+
+        d = super().run_daemon(text, preexec=enter, **kw)
+        started = d.event("started")
+        self.assertEqual(started["processes"], "cgroup", started["msg"])
+        return d
+
+    def is_paused(self, pid):
+        path = cgroup_dir(pid)
+        if not path or not path.startswith(self.cgroup + "/run-"):
+            return False
+        with open(os.path.join(path, "cgroup.events")) as f:
+            return "frozen 1" in f.read().splitlines()
+
+
 class Shutdown(ProcTest):
     def test_finding_9_a_shielded_run_someone_stopped_is_continued(self):
         """Finding 9: a shielded run that another process had stopped
@@ -204,7 +284,7 @@ class Shutdown(ProcTest):
                             + exec_task("keeper", "echo $$; sleep 0.3; echo done", shell="yes", shield="yes"))
         pid = self.pid_output(d, "keeper")
         os.kill(pid, signal.SIGSTOP)
-        self.assertTrue(wait_state(pid, ("T",)))
+        self.assertTrue(self.wait_paused(pid, True))
         d.kill(signal.SIGTERM)
         self.assertEqual(d.finish(), 0, "the drain was forced")
         self.assert_clean_log(d)
