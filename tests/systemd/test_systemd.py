@@ -776,6 +776,48 @@ class Users(ServiceTest):
         self.assertEqual(self.show("Result")["Result"], "success")
 
 
+class ProcessTree(ServiceTest):
+    """Delegate=yes: the unit's cgroup is evtaskd's, and each exec run is a
+    cgroup of it, frozen by a pause and emptied at the run's end (issue 18,
+    findings 7 and 8, with the mechanism the plain suite cannot have)."""
+
+    def cgroup_file(self, pid, name):
+        """A file of pid's cgroup v2, read inside the container."""
+        p = CT.run("sh", "-c", f"d=$(awk '$9 == \"cgroup2\" {{print $5; exit}}' /proc/self/mountinfo); "
+                   f"c=$(sed -n 's/^0:://p' /proc/{pid}/cgroup); echo \"$c\"; cat \"$d$c/{name}\"")
+        path, _, text = p.stdout.partition("\n")
+        return path, text
+
+    def test_each_run_in_a_cgroup_of_its_own(self):
+        stubborn = "sh -c 'trap \"\" TERM; echo $$; while :; do sleep 0.1; done'"
+        self.configure("tree", f"[task.tree]\nkind = exec\nshell = yes\ncommand = setsid {stubborn} & sleep 600\n"
+                       "kill_timeout = 1s\n")
+        self.start()
+        started = self.event("started")
+        self.assertEqual(started.get("PROCESSES"), "cgroup",
+                         f"the unit's cgroup is not delegated: {started.get('MESSAGE')}")
+        pid = int(self.wait_for(lambda r: r["EVENT"] == "output" and r.get("TASK") == "tree",
+                                what="the stubborn process's pid")["MESSAGE"].split(": ", 1)[1])
+        path, procs = self.cgroup_file(pid, "cgroup.procs")
+        self.assertRegex(path, r"/evtaskd\.service/run-1\.tree$", "the run's process is not in the run's cgroup")
+        self.assertIn(str(pid), procs.split())
+
+        CT.systemctl("kill", "-s", "SIGINT", "--kill-who=main", UNIT)
+        self.event("paused")
+        self.assertIn("frozen 1", self.cgroup_file(pid, "cgroup.events")[1].splitlines(),
+                      "the pause did not freeze the run's cgroup")
+        CT.systemctl("kill", "-s", "SIGINT", "--kill-who=main", UNIT)
+        self.event("resumed")
+        self.assertIn("frozen 0", self.cgroup_file(pid, "cgroup.events")[1].splitlines())
+
+        CT.systemctl("stop", UNIT, timeout=60)
+        named = [r.get("SIGNAL") for r in self.records("leftover", sync=True) if r.get("PID") == str(pid)]
+        self.assertEqual(named, ["SIGTERM", "SIGKILL"], self.unit_log())
+        self.assertEqual(self.show("Result")["Result"], "success", "systemd had to kill what evtaskd left")
+        self.assertNotEqual(CT.run("test", "-e", f"/proc/{pid}", check=False).returncode, 0,
+                            "the stubborn process outlived evtaskd")
+
+
 class Analyze(unittest.TestCase):
     EXPOSURE = re.compile(r"Overall exposure level for evtaskd\.service: (\d+(?:\.\d+)?)")
 
