@@ -131,6 +131,26 @@ class Leftovers(ProcTest):
         self.assertGreaterEqual(killed["mono_us"] - failed["mono_us"], -100_000,
                                 "SIGKILL before the leader's end")
 
+    def test_finding_7_no_pile_up_with_schedule_always(self):
+        """Finding 7, repeated: with schedule = always, one process that
+        ignores SIGTERM piled up per run. Each run's ends with it."""
+        # The run lasts long enough for the process to set its trap and
+        # say its pid (a SIGTERM before that would end it at once).
+        d = self.run_daemon(exec_task("piler", f"{STUBBORN} & sleep 0.2", shell="yes", schedule="always",
+                                      restart_sec="100ms", kill_timeout="200ms"))
+        third = d.wait_for(lambda r: r["event"] == "finished" and r["task"] == "piler" and r["run"] == 3,
+                           what="the end of the third run")
+        pids = [int(r["msg"]) for r in d.records[:d.records.index(third)]
+                if r["event"] == "output" and r["msg"].isdigit()]
+        for pid in pids:
+            self.kill_if_left(pid)
+        self.assertGreater(len(pids), 0)
+        self.assertEqual([pid for pid in pids if state(pid) is not None], [], "processes piled up")
+        self.assertGreaterEqual(len([r for r in d.of("leftover") if r["signal"] == "SIGKILL"]), len(pids))
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assert_clean_log(d)
+
     def test_finding_7_at_shutdown(self):
         """Finding 7, at a shutdown: every process of the cancelled run gets
         kill_signal, then SIGKILL, before evtaskd exits."""
