@@ -70,7 +70,11 @@ class ProcTest(T.DaemonTest):
         return t.name
 
     def is_paused(self, pid):
-        return state(pid) == "T"
+        """Stopped, or blocked in vfork() on a child that is stopped before
+        its exec (dash runs commands so): it cannot run either."""
+        s = state(pid)
+        children = [st for _, st in T.children_of(pid)]
+        return s == "T" or (s == "D" and bool(children) and all(st == "T" for st in children))
 
     def wait_paused(self, pid, paused, timeout=10.0):
         deadline = time.monotonic() + timeout
