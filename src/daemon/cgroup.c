@@ -3,6 +3,7 @@
  * mount in /proc/self/mountinfo, used only if it is not the hierarchy's
  * root (the host's, never the daemon's to divide) and the daemon can make
  * a directory in it and write cgroup.kill there. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -140,6 +141,22 @@ void evd_cgroup_remove(const char *name, int dirfd) {
         close(dirfd);
         /* EBUSY while a process is in it: it stays, to be seen. */
         unlinkat(base_fd, name, AT_REMOVEDIR);
+}
+
+void evd_cgroup_remove_all(void) {
+        int fd = base_fd >= 0 ? openat(base_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+
+        if (!dir) {
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        while ((de = readdir(dir)))
+                if (strncmp(de->d_name, "run-", 4) == 0)
+                        unlinkat(base_fd, de->d_name, AT_REMOVEDIR);
+        closedir(dir);
 }
 
 int evd_cgroup_procs_open(int dirfd) {

@@ -20,6 +20,9 @@ bool evd_cgroup_enabled(void);
 int evd_cgroup_create(const char *task, char *name, size_t namelen);
 /* Removes an empty run cgroup and closes dirfd. */
 void evd_cgroup_remove(const char *name, int dirfd);
+/* At the exit, once no process is left: removes the run cgroups that were
+ * still busy when their runs ended. */
+void evd_cgroup_remove_all(void);
 /* The run's cgroup.procs, open for writing: -errno on failure. */
 int evd_cgroup_procs_open(int dirfd);
 /* The pids in the cgroup, in a new array (free it): 0 or -errno. */

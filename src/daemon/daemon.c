@@ -269,10 +269,11 @@ static void sweep(evd_daemon *d) {
         evd_proctree_open_daemon(&t, d->log);
         left = evd_proctree_scan(&t);
         evd_proctree_close(&t);
-        if (left == 0 || evt_task_spawn(d->loop, sweep_task, d, &(evt_task_opts) { .name = "sweep" }, &task) < 0)
-                return;
-        evt_loop_run(d->loop);
-        evt_task_unref(task);
+        if (left > 0 && evt_task_spawn(d->loop, sweep_task, d, &(evt_task_opts) { .name = "sweep" }, &task) == 0) {
+                evt_loop_run(d->loop);
+                evt_task_unref(task);
+        }
+        evd_proctree_cleanup();
 }
 
 static const char *exit_reason(int status) {

@@ -250,6 +250,10 @@ void evd_proctree_open_daemon(evd_proctree *t, evd_log *log) {
         *t = (evd_proctree) { .root = getpid(), .is_daemon = true, .cgroup = -1, .log = log };
 }
 
+void evd_proctree_cleanup(void) {
+        evd_cgroup_remove_all();
+}
+
 void evd_proctree_attach(evd_proctree *t, pid_t root) {
         t->root = root;
 }

@@ -54,6 +54,8 @@ int evd_proctree_open(evd_proctree *t, evd_log *log, const char *task, unsigned 
 void evd_proctree_attach(evd_proctree *t, pid_t root);
 /* Every descendant of the daemon (for its last sweep). */
 void evd_proctree_open_daemon(evd_proctree *t, evd_log *log);
+/* After the last sweep: what is left of the runs' cgroups goes. */
+void evd_proctree_cleanup(void);
 /* Frees it (and removes an empty cgroup). Accepts a zeroed one. */
 void evd_proctree_close(evd_proctree *t);
 

@@ -291,6 +291,18 @@ class Cgroup(Leftovers):
         self.assertEqual(started["processes"], "cgroup", started["msg"])
         return d
 
+    def test_no_cgroup_is_left_after_a_forced_shutdown(self):
+        """A forced cancel gives no time to see a run's processes go: its
+        cgroup is still busy at the run's end, and removed at the exit."""
+        d = self.run_daemon("[daemon]\ndrain_timeout = 200ms\n\n"
+                            + exec_task("keeper", f"{STUBBORN} & sleep 100", shell="yes", shield="yes"))
+        pid = self.pid_output(d, "keeper")
+        d.kill(signal.SIGTERM)
+        self.assertNotEqual(d.finish(), 0, "the drain was not forced")
+        self.assertEqual(len(d.of("forced", "keeper")), 1)
+        self.assertIsNone(state(pid), "a process outlived evtaskd")
+        self.assertEqual([e for e in os.listdir(self.cgroup) if e.startswith("run-")], [], "a run's cgroup is left")
+
     def is_paused(self, pid):
         path = cgroup_dir(pid)
         if not path or not path.startswith(self.cgroup + "/run-"):
