@@ -262,6 +262,7 @@ static int sweep_task(void *arg) {
 }
 
 static void sweep(evd_daemon *d) {
+        evt_task_opts opts = { .name = "sweep" };
         evd_proctree t;
         evt_task *task;
         size_t left;
@@ -269,7 +270,7 @@ static void sweep(evd_daemon *d) {
         evd_proctree_open_daemon(&t, d->log);
         left = evd_proctree_scan(&t);
         evd_proctree_close(&t);
-        if (left > 0 && evt_task_spawn(d->loop, sweep_task, d, &(evt_task_opts) { .name = "sweep" }, &task) == 0) {
+        if (left > 0 && evt_task_spawn(d->loop, sweep_task, d, &opts, &task) == 0) {
                 evt_loop_run(d->loop);
                 evt_task_unref(task);
         }
@@ -300,9 +301,11 @@ static int run(evd_daemon *d) {
                 return r;
         evd_log_emit(d->log, LOG_INFO, EVD_EV_STARTED, NULL,
                      EVD_FIELDS(EVD_STR("config", c->path), EVD_NUM("tasks", c->n_tasks), EVD_NUM("pid", getpid()),
-                                EVD_NUM("uid", geteuid()), EVD_STR("processes", d->cgroups ? "cgroup" : "subreaper")),
-                     "evtaskd %s, %zu tasks from %s%s%s; runs' processes tracked %s%s", EVTASK_VERSION, c->n_tasks,
-                     c->path, c->user || c->group ? ", running as " : "", c->user ? c->user : c->group ? c->group : "",
+                                EVD_NUM("uid", geteuid()),
+                                EVD_STR("processes", d->cgroups ? "cgroup" : "subreaper")),
+                     "evtaskd %s, %zu tasks from %s%s%s; runs' processes tracked %s%s", EVTASK_VERSION,
+                     c->n_tasks, c->path, c->user || c->group ? ", running as " : "",
+                     c->user ? c->user : c->group ? c->group : "",
                      d->cgroups ? "in a cgroup each" : "by walking /proc: ", d->cgroups ? "" : d->no_cgroups);
         r = evd_jobs_start_all(d->jobs, c);
         if (r < 0) {

@@ -294,13 +294,16 @@ static void log_leftover(const evd_proctree *t, const evd_proc *p, int sig) {
 }
 
 void evd_proctree_freeze(evd_proctree *t, bool frozen) {
+        size_t n, seen = (size_t) -1;
+
         if (t->root <= 0)
                 return;
         if (t->cgroup >= 0 && evd_cgroup_freeze(t->cgroup, frozen) == 0 && frozen)
                 return;
         /* Again while the walk finds more: a process may fork between the
          * walk and its SIGSTOP. */
-        for (size_t rounds = 0, n = evd_proctree_scan(t), seen = (size_t) -1; n != seen && rounds < 8; rounds++) {
+        n = evd_proctree_scan(t);
+        for (int rounds = 0; n != seen && rounds < 8; rounds++) {
                 for (size_t i = 0; i < t->n_procs; i++)
                         kill(t->procs[i].pid, frozen ? SIGSTOP : SIGCONT);
                 seen = n;
