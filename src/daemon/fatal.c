@@ -1,7 +1,7 @@
 /* When a module ends the daemon. A module's code runs inside evtaskd, so
  * its exit() or its fault is the daemon's; neither can be undone. What the
- * daemon does: name the task, stop what its jobs started (SIGKILL to each
- * run's process group), and exit 70 (EX_SOFTWARE) instead of 0 or a bare
+ * daemon does: name the task, stop what its jobs started (SIGKILL to
+ * every process of each run), and exit 70 (EX_SOFTWARE) instead of 0 or a bare
  * signal, so a service manager restarts it. A fault anywhere else keeps
  * its default action (a core dump names the daemon's own bug). */
 #include <signal.h>
@@ -42,7 +42,7 @@ static _Noreturn void module_ended_daemon(const evd_job *job, int sig, const cha
          * when the log is a pipe that went away. */
         if (evd_log_get_target(watched->log) != EVD_LOG_CONSOLE)
                 fprintf(stderr, "evtaskd: %s\n", msg);
-        evd_jobs_kill_runs(watched->jobs, SIGKILL);
+        evd_jobs_kill_runs(watched->jobs);
         fflush(NULL);
         _exit(EX_SOFTWARE);
 }

@@ -158,12 +158,12 @@ bool evd_jobs_has_pid(evd_jobs *jobs, pid_t pid) {
         return false;
 }
 
-void evd_jobs_kill_runs(evd_jobs *jobs, int sig) {
+void evd_jobs_kill_runs(evd_jobs *jobs) {
         evt__list *n;
 
         evt__list_for_each(n, &jobs->all)
-                if (JOB(n)->pid > 0)
-                        kill(-JOB(n)->pid, sig);
+                if (JOB(n)->procs)
+                        evd_proctree_kill_now(JOB(n)->procs);
 }
 
 /* ---- ending ---- */

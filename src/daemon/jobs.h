@@ -72,8 +72,9 @@ int evd_jobs_start_again(evd_jobs *jobs, const char *name);
  * for a job of another kind. */
 int evd_job_run_now(evd_job *job);
 
-/* The daemon's last moment: sig to the process group of every run. */
-void evd_jobs_kill_runs(evd_jobs *jobs, int sig);
+/* The daemon's last moment: SIGKILL to every process of every run
+ * (proctree.c; async-signal-safe). */
+void evd_jobs_kill_runs(evd_jobs *jobs);
 
 /* Logs `failed` once for each job whose task ended without running its
  * body (it could not get a stack). */

@@ -347,6 +347,16 @@ void evd_proctree_kill(evd_proctree *t) {
                 kill(t->procs[i].pid, SIGKILL);
 }
 
+void evd_proctree_kill_now(const evd_proctree *t) {
+        if (t->root <= 0)
+                return;
+        if (t->cgroup >= 0 && evd_cgroup_kill(t->cgroup) == 0)
+                return;
+        kill(-t->root, SIGKILL);
+        for (size_t i = 0; i < t->n_procs; i++)
+                kill(t->procs[i].pid, SIGKILL);
+}
+
 /* Sleeps a little longer each time (libev reaps the daemon's children
  * meanwhile); false on a cancel that pierces the shield. */
 static bool poll_sleep(int64_t *interval, int64_t until) {

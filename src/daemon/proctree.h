@@ -70,6 +70,10 @@ void evd_proctree_freeze(evd_proctree *t, bool frozen);
 void evd_proctree_terminate(evd_proctree *t, int sig, int64_t timeout);
 /* SIGKILL to every member (the cgroup's kill). */
 void evd_proctree_kill(evd_proctree *t);
+/* For a handler of a fatal signal or of exit(): SIGKILL through the
+ * cgroup, else to the run's process group and each member the last look
+ * found. No walk, no allocation: only async-signal-safe calls. */
+void evd_proctree_kill_now(const evd_proctree *t);
 /* Await point: ends every member (terminate with sig and timeout, unless
  * begun; then SIGKILL) and waits until none is left, or a cancel that
  * pierces the shield (then SIGKILL, and no wait). Each member other than

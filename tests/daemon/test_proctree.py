@@ -291,6 +291,16 @@ class Cgroup(Leftovers):
         self.assertEqual(started["processes"], "cgroup", started["msg"])
         return d
 
+    def test_a_module_that_exits_takes_every_process_of_every_run(self):
+        """A module's exit() ends the daemon at once (exit 70): SIGKILL
+        reaches each run's whole cgroup, not only its process group."""
+        module = os.environ.get("MODULE_MISBEHAVE", "build/tests/misbehave.so")
+        d = self.run_daemon(exec_task("tree", f"setsid {STUBBORN} & sleep 100", shell="yes")
+                            + f"[task.m]\nkind = module\npath = {module}\nentry = exit_task\narg.after_ms = 2000\n")
+        pid = self.pid_output(d, "tree")
+        self.assertEqual(d.finish(), 70)
+        self.assertTrue(T.wait_gone(pid, 5), "a process of a run outlived the daemon")
+
     def test_no_cgroup_is_left_after_a_forced_shutdown(self):
         """A forced cancel gives no time to see a run's processes go: its
         cgroup is still busy at the run's end, and removed at the exit."""

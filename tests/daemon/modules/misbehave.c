@@ -38,7 +38,9 @@ int evtask_task(const evtask_module_ctx *ctx) {
 
 int exit_task(const evtask_module_ctx *ctx) {
         const char *status = evtask_module_arg_get(ctx, "status");
-        int r = evt_sleep(EVT_MSEC(100)); /* the daemon is well under way */
+        const char *after = evtask_module_arg_get(ctx, "after_ms");
+        /* By then the daemon is well under way. */
+        int r = evt_sleep(EVT_MSEC(after ? atoi(after) : 100));
 
         if (r < 0)
                 return r;
