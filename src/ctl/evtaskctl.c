@@ -214,7 +214,7 @@ static const struct verb {
           "restart TASK            cancel a task and start it anew once it has ended" },
         { "run", 1, 1, NULL, show_message, "run TASK                start an exec task's next run now" },
         { "signal", 1, 1, "SIG", show_message,
-          "signal TASK SIG         send SIG to an exec task's run (its process group)" },
+          "signal TASK SIG         send SIG to every process of an exec task's run" },
         { "reload", 0, 0, NULL, show_reload,
           "reload                  re-read the config; answers what changed, or the error" },
         { "shutdown", 0, 0, NULL, show_message,

@@ -14,6 +14,7 @@
 #include "control.h"
 #include "control_path.h"
 #include "daemon.h"
+#include "proctree.h"
 #include "values.h"
 
 typedef json_t *verb_fn(evd_daemon *d, json_t *req);
@@ -302,6 +303,7 @@ static json_t *verb_signal(evd_daemon *d, json_t *req) {
         const char *name = json_string_value(json_object_get(req, "signal"));
         json_t *reply = NULL;
         evd_job *job = one_job(d, req, &reply);
+        size_t n;
         int sig;
 
         if (!job)
@@ -313,13 +315,14 @@ static json_t *verb_signal(evd_daemon *d, json_t *req) {
                 return evd_control_error("not-applicable",
                                          "task '%s' is of kind %s: only an exec run's processes take signals",
                                          job->conf.name, evd_kind_names.names[job->conf.kind]);
-        if (job->pid <= 0)
+        if (job->pid <= 0 || !job->procs)
                 return evd_control_error("not-running", "task '%s' has no run now", job->conf.name);
-        if (kill(-job->pid, sig) < 0)
-                return evd_control_error("failed", "cannot signal the run of '%s': %s", job->conf.name,
-                                         strerror(errno));
-        return done("sent %s to the run of task '%s' (process group %ld)", evd_signal_name(sig), job->conf.name,
-                    (long) job->pid);
+        n = evd_proctree_signal(job->procs, sig);
+        if (n == 0)
+                return evd_control_error("failed", "no process of the run of '%s' took %s", job->conf.name,
+                                         evd_signal_name(sig));
+        return done("sent %s to %zu process%s of the run of task '%s' (pid %ld)", evd_signal_name(sig), n,
+                    n == 1 ? "" : "es", job->conf.name, (long) job->pid);
 }
 
 static json_t *verb_reload(evd_daemon *d, json_t *req) {

@@ -311,6 +311,17 @@ void evd_proctree_freeze(evd_proctree *t, bool frozen) {
         }
 }
 
+size_t evd_proctree_signal(evd_proctree *t, int sig) {
+        size_t sent = 0;
+
+        if (t->root <= 0)
+                return 0;
+        evd_proctree_scan(t);
+        for (size_t i = 0; i < t->n_procs; i++)
+                sent += kill(t->procs[i].pid, sig) == 0;
+        return sent;
+}
+
 /* sig (and SIGCONT: a stopped process cannot act on it) to each member
  * that has not had it. */
 static void signal_new(evd_proctree *t, int sig) {

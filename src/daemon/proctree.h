@@ -65,6 +65,8 @@ size_t evd_proctree_scan(evd_proctree *t);
 /* Stops (SIGSTOP, or the cgroup's freeze) or continues every member; a
  * continue also sends SIGCONT, for one that someone else stopped. */
 void evd_proctree_freeze(evd_proctree *t, bool frozen);
+/* sig to every member, as it is now (evtaskctl signal): how many had it. */
+size_t evd_proctree_signal(evd_proctree *t, int sig);
 /* The end's first step, once: sig and SIGCONT to every member; SIGKILL due
  * `timeout` later. Members found later get sig when found. */
 void evd_proctree_terminate(evd_proctree *t, int sig, int64_t timeout);
