@@ -299,7 +299,7 @@ class Verbs(ControlTest):
         self.assertEqual(code, 4, (out, err))
         self.assertIn("did not answer in time", err)
         d.proc.kill()
-        d.proc.wait()
+        d.finish()
 
     def test_usage_errors(self):
         d = self.start(RACE)
