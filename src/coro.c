@@ -8,8 +8,9 @@
  * W1); it stays available, with makecontext, as the `coro_switch=ucontext`
  * build option for machines without the assembly.
  *
- * The floating-point control words (MXCSR, x87 CW) are not switched: they
- * are the thread's, not a task's. */
+ * The floating-point control and status registers (MXCSR and the x87
+ * control word, FPCR, fcsr) are not switched: they are the thread's, not a
+ * task's. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,26 +123,35 @@ static void raw_switch(evt__coro *from, evt__coro *to) {
  * in *save_sp, load load_sp, restore the registers found there, return. */
 void evt__coro_switch_asm(void **save_sp, void *load_sp);
 
-/* The new stack gets, at its top, the frame evt__coro_switch_asm pops: the
- * six callee-saved registers (zero; a zero rbp ends backtraces), then the
- * address to `ret` to, coro_entry; above that a null return address for
- * coro_entry itself, which never returns. After the pops and the ret, the
- * stack pointer is 8 below a 16-byte boundary, as at any function entry.
- * No makecontext: it wants an initialised ucontext_t, kilobytes to copy. */
-void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
-        uintptr_t top = ((uintptr_t) s->lo + s->size) & ~(uintptr_t) 15;
-        uintptr_t *frame = (uintptr_t *) top - 8;
-
-        coro_start_at(c, s, fn, arg);
+/* The new stack gets, at its top, the frame evt__coro_switch_asm loads,
+ * laid out as the .S file of the architecture stores it: the callee-saved
+ * registers zero (a zero frame pointer ends backtraces) and, where the
+ * switch returns to, coro_entry. coro_entry itself never returns. After
+ * the switch, the stack pointer is aligned as at any function entry: 8
+ * below a 16-byte boundary on x86-64 (under a null return address), on it
+ * on AArch64 and RISC-V. No makecontext: it wants an initialised
+ * ucontext_t, kilobytes to copy. */
 #if defined(__x86_64__)
-        for (int i = 0; i < 6; i++)
-                frame[i] = 0;                   /* r15 r14 r13 r12 rbx rbp */
-        frame[6] = (uintptr_t) coro_entry;      /* ret */
-        frame[7] = 0;                           /* coro_entry's return address */
-        c->sp = frame;
+#define FRAME_WORDS 8           /* r15 r14 r13 r12 rbx rbp, ret, null */
+#define FRAME_ENTRY 6
+#elif defined(__aarch64__)
+#define FRAME_WORDS 20          /* x19..x28, x29, x30, d8..d15 */
+#define FRAME_ENTRY 11          /* x30: ret goes there */
+#elif defined(__riscv) && __riscv_xlen == 64
+#define FRAME_WORDS 26          /* ra, s0..s11, fs0..fs11, padding */
+#define FRAME_ENTRY 0           /* ra */
 #else
 #error "no register-only switch for this architecture: build with -Dcoro_switch=ucontext"
 #endif
+
+void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
+        uintptr_t top = ((uintptr_t) s->lo + s->size) & ~(uintptr_t) 15;
+        uintptr_t *frame = (uintptr_t *) top - FRAME_WORDS;
+
+        coro_start_at(c, s, fn, arg);
+        memset(frame, 0, FRAME_WORDS * sizeof(*frame));
+        frame[FRAME_ENTRY] = (uintptr_t) coro_entry;
+        c->sp = frame;
 }
 
 static void raw_switch(evt__coro *from, evt__coro *to) {

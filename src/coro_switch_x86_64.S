@@ -6,13 +6,9 @@
  * context. No system call, no signal mask. The frame layout, from the saved
  * stack pointer up: r15 r14 r13 r12 rbx rbp return-address; coro.c builds the
  * first frame of a new context the same way. */
-        .text
-        .globl  evt__coro_switch_asm
-        .hidden evt__coro_switch_asm
-        .type   evt__coro_switch_asm, @function
-        .p2align 4
-evt__coro_switch_asm:
-        .cfi_startproc
+#include "coro_switch_asm.h"
+
+        evt__asm_begin
 #if defined(__CET__)
         endbr64
 #endif
@@ -31,7 +27,4 @@ evt__coro_switch_asm:
         popq    %rbx
         popq    %rbp
         ret
-        .cfi_endproc
-        .size   evt__coro_switch_asm, .-evt__coro_switch_asm
-
-        .section .note.GNU-stack,"",@progbits
+        evt__asm_end

@@ -351,6 +351,76 @@ START_TEST(switch_keeps_floats_and_alignment) {
 }
 END_TEST
 
+#if !EVT_CORO_UCONTEXT
+/* Every callee-saved register the ABI names survives a switch to a context
+ * that overwrites all of them, not only those the compiler happens to use
+ * around the call: the other side writes a pattern into each (its own
+ * prologue saves the values, but restores them only when it returns, which
+ * it does not do before switching back). The frame pointer is left out:
+ * the compiler may not let go of it. */
+#if defined(__x86_64__)
+#define SAVED_INTS(X) X(0, "rbx") X(1, "r12") X(2, "r13") X(3, "r14") X(4, "r15")
+#define SAVED_FLOATS(X)
+#define INT_SET(n, reg) "mov $-1, %%" reg "\n"
+#elif defined(__aarch64__)
+#define SAVED_INTS(X) X(0, "x19") X(1, "x20") X(2, "x21") X(3, "x22") X(4, "x23") X(5, "x24") \
+        X(6, "x25") X(7, "x26") X(8, "x27") X(9, "x28")
+#define SAVED_FLOATS(X) X(0, "d8") X(1, "d9") X(2, "d10") X(3, "d11") X(4, "d12") X(5, "d13") \
+        X(6, "d14") X(7, "d15")
+#define INT_SET(n, reg) "mov " reg ", #-1\n"
+#define FLOAT_SET(n, reg) "fmov " reg ", #-1.0\n"
+#define FLOAT_CONSTRAINT "+w"
+#elif defined(__riscv)
+#define SAVED_INTS(X) X(0, "s1") X(1, "s2") X(2, "s3") X(3, "s4") X(4, "s5") X(5, "s6") \
+        X(6, "s7") X(7, "s8") X(8, "s9") X(9, "s10") X(10, "s11")
+#define SAVED_FLOATS(X) X(0, "fs0") X(1, "fs1") X(2, "fs2") X(3, "fs3") X(4, "fs4") X(5, "fs5") \
+        X(6, "fs6") X(7, "fs7") X(8, "fs8") X(9, "fs9") X(10, "fs10") X(11, "fs11")
+#define INT_SET(n, reg) "li " reg ", -1\n"
+#define FLOAT_SET(n, reg) "fcvt.d.l " reg ", zero\n"
+#define FLOAT_CONSTRAINT "+f"
+#endif
+
+#define CLOBBER(n, reg) reg,
+static void clobber_saved(void *arg) {
+        (void) arg;
+        for (;;) {
+                __asm__ volatile(SAVED_INTS(INT_SET) SAVED_FLOATS(FLOAT_SET)
+                                 ::: SAVED_INTS(CLOBBER) SAVED_FLOATS(CLOBBER) "memory");
+                evt__coro_switch(&ping_ctx, &main_ctx);
+        }
+}
+
+START_TEST(switch_keeps_callee_saved_registers) {
+        evt__stack_pool pool;
+        evt__stack *s;
+
+        evt__stack_pool_init(&pool, 64 * 1024, 8);
+        ck_assert_int_eq(evt__stack_get(&pool, 0, &s), 0);
+        evt__coro_init_main(&main_ctx);
+        evt__coro_init(&ping_ctx, s, clobber_saved, NULL);
+        for (int round = 0; round < 2; round++) {
+#define INT_DECL(n, reg) register long i##n __asm__(reg) = 1000 + n + round;
+#define INT_KEEP(n, reg) __asm__ volatile("" : "+r"(i##n));
+#define INT_CHECK(n, reg) ck_assert_msg(i##n == 1000 + n + round, "%s lost", reg);
+#define FLOAT_DECL(n, reg) register double f##n __asm__(reg) = 0.5 + n + round;
+#define FLOAT_KEEP(n, reg) __asm__ volatile("" : FLOAT_CONSTRAINT(f##n));
+#define FLOAT_CHECK(n, reg) ck_assert_msg(f##n == 0.5 + n + round, "%s lost", reg);
+                SAVED_INTS(INT_DECL)
+                SAVED_FLOATS(FLOAT_DECL)
+                SAVED_INTS(INT_KEEP)
+                SAVED_FLOATS(FLOAT_KEEP)
+                evt__coro_switch(&main_ctx, &ping_ctx);
+                SAVED_INTS(INT_KEEP)
+                SAVED_FLOATS(FLOAT_KEEP)
+                SAVED_INTS(INT_CHECK)
+                SAVED_FLOATS(FLOAT_CHECK)
+        }
+        evt__stack_put(&pool, s);
+        evt__stack_pool_done(&pool);
+}
+END_TEST
+#endif
+
 Suite *evt_test_suite(void) {
         Suite *s = suite_create("coro");
         TCase *tc;
@@ -381,6 +451,9 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, switch_round_trip);
         tcase_add_test(tc, switch_reuses_stack);
         tcase_add_test(tc, switch_keeps_floats_and_alignment);
+#if !EVT_CORO_UCONTEXT
+        tcase_add_test(tc, switch_keeps_callee_saved_registers);
+#endif
         suite_add_tcase(s, tc);
         return s;
 }
