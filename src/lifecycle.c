@@ -495,11 +495,34 @@ static void teardown(evt_lifecycle *lc) {
         free(lc);
 }
 
+/* pipe2 where it exists; pipe and fcntl elsewhere (a thread that forks and
+ * execs in between could leak the ends, which no caller here does). */
+static int pipe_nonblock_cloexec(int fds[2]) {
+#if EVT_HAVE_PIPE2
+        return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
+#else
+        if (pipe(fds) < 0)
+                return -1;
+        for (int i = 0; i < 2; i++) {
+                if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0 ||
+                    fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) < 0) {
+                        int e = errno;
+
+                        close(fds[0]);
+                        close(fds[1]);
+                        errno = e;
+                        return -1;
+                }
+        }
+        return 0;
+#endif
+}
+
 static int install(evt_lifecycle *lc) {
         struct ev_loop *ev = lc->loop->ev;
         struct sigaction sa = { .sa_sigaction = handler, .sa_flags = SA_SIGINFO | SA_RESTART };
 
-        if (pipe2(lc->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+        if (pipe_nonblock_cloexec(lc->pipe) < 0)
                 return -errno;
         for (size_t i = 0; i < N_REPORTED_SIGNALS; i++)
                 if (sigaction(reported_signals[i], NULL, &lc->old_reported[i]) < 0)

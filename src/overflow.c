@@ -54,12 +54,25 @@ _Noreturn void evt__overflow_abort(const evt_task *t) {
 static struct sigaction segv_before;
 static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
 
-/* The stack pointer of the interrupted code, where the platform says. */
-static uintptr_t fault_sp(const void *uc) {
-#if defined(__x86_64__)
-        return (uintptr_t) ((const ucontext_t *) uc)->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-        return (uintptr_t) ((const ucontext_t *) uc)->uc_mcontext.sp;
+/* The stack pointer of the interrupted code, where the platform says; 0
+ * where this file does not know (the fault address alone decides then). */
+static uintptr_t fault_sp(const void *ucv) {
+        const ucontext_t *uc = ucv;
+
+#if defined(__linux__) && defined(__x86_64__)
+        return (uintptr_t) uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__linux__) && defined(__aarch64__)
+        return (uintptr_t) uc->uc_mcontext.sp;
+#elif defined(__linux__) && defined(__riscv)
+        return (uintptr_t) uc->uc_mcontext.__gregs[REG_SP];
+#elif defined(__FreeBSD__) && defined(__x86_64__)
+        return (uintptr_t) uc->uc_mcontext.mc_rsp;
+#elif defined(__FreeBSD__) && defined(__aarch64__)
+        return (uintptr_t) uc->uc_mcontext.mc_gpregs.gp_sp;
+#elif defined(__APPLE__) && defined(__x86_64__)
+        return (uintptr_t) uc->uc_mcontext->__ss.__rsp;
+#elif defined(__APPLE__) && defined(__aarch64__)
+        return (uintptr_t) uc->uc_mcontext->__ss.__sp;
 #else
         (void) uc;
         return 0;

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __linux__
+#if EVT_HAVE_EVENTFD
 #include <sys/eventfd.h>
 #endif
 #include <time.h>
@@ -279,7 +279,7 @@ static void trim_cb(struct ev_loop *ev, ev_idle *w, int revents) {
 int evt__fds_check(unsigned n) {
         int fds[2] = { -1, -1 }, r = 0;
 
-#ifdef __linux__
+#if EVT_HAVE_EVENTFD
         for (unsigned i = 0; i < n && i < 2; i++) {
                 fds[i] = eventfd(0, EFD_CLOEXEC);
                 if (fds[i] < 0) {
@@ -300,11 +300,16 @@ int evt__fds_check(unsigned n) {
 /* ---- slow steps ---------------------------------------------------------- */
 
 /* The coarse clock: to within a few milliseconds, at a fraction of the cost
- * of a precise reading. */
+ * of a precise reading; the precise one where there is none. */
+#if EVT_HAVE_COARSE_CLOCK
+#define COARSE_CLOCK CLOCK_MONOTONIC_COARSE
+#else
+#define COARSE_CLOCK CLOCK_MONOTONIC
+#endif
 static int64_t coarse_now(void) {
         struct timespec ts;
 
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        clock_gettime(COARSE_CLOCK, &ts);
         return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 

@@ -2,8 +2,8 @@
  * beyond it (stack.h), and a pool of free ones. */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -59,18 +59,29 @@ size_t evt__stack_size_round(size_t size) {
 
 static size_t guarded_max_set_to = SIZE_MAX, guarded_now;
 
+/* Linux's default vm.max_map_count; a bound elsewhere too (the BSDs and
+ * macOS have no such limit, and a quarter of it is many stacks). */
+#define DEFAULT_MAP_COUNT 65530
+
 static size_t default_guarded_max(void) {
         static size_t n;
 
         if (n == 0) {
-                unsigned long maps = 65530;
-                FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+                unsigned long maps = DEFAULT_MAP_COUNT;
+#if EVT_HAVE_PROCFS
+                char buf[32];
+                int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+                ssize_t len = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
 
-                if (f) {
-                        if (fscanf(f, "%lu", &maps) != 1)
-                                maps = 65530;
-                        fclose(f);
+                if (fd >= 0)
+                        close(fd);
+                if (len > 0) {
+                        buf[len] = '\0';
+                        maps = strtoul(buf, NULL, 10);
+                        if (maps == 0)
+                                maps = DEFAULT_MAP_COUNT;
                 }
+#endif
                 n = maps / 4 > 0 ? maps / 4 : 1;
         }
         return n;
