@@ -6,9 +6,26 @@ SIGHUP, a shell's background job ignores SIGINT and SIGQUIT, and an
 ignored or blocked signal stays so across fork and exec. Pass
 preexec_fn=default_signals to subprocess.Popen, or call it first from a
 preexec_fn of one's own.
+
+A cross build's programs run under its exe wrapper (qemu-user), which the
+build names in MESON_EXE_WRAPPER: start them as [*WRAPPER, program, ...]
+(or through the scripts tests/meson.build makes for evtaskd and spin).
 """
+import os
+import shlex
 import signal
 import time
+
+WRAPPER = shlex.split(os.environ.get("MESON_EXE_WRAPPER", ""))
+# Under qemu-user: what the kernel does for the program is what qemu asks of
+# it, and /proc/PID is qemu's process (its memory, its descriptors).
+EMULATED = bool(WRAPPER)
+
+
+def skip_if_emulated(test, what):
+    """Skips test under qemu-user, which cannot do what it checks."""
+    if EMULATED:
+        test.skipTest(f"under qemu-user: {what}")
 
 # What the tests send, and SIGPIPE (the children write to pipes).
 SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,

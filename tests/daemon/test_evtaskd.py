@@ -1120,6 +1120,7 @@ class Exec(DaemonTest):
     def test_orphans_are_reaped(self):
         """What a run leaves behind ends with it (kill_signal; see
         test_proctree.py) and, as evtaskd's orphan, is reaped and logged."""
+        childenv.skip_if_emulated(self, "no PR_SET_CHILD_SUBREAPER, orphans go to init")
         d = self.run_daemon(
             exec_task("orphan", "(sleep 0.5; exit 7) >/dev/null 2>&1 & echo $!", shell="yes")
             + exec_task("double", "sh -c 'sleep 0.5 >/dev/null 2>&1 & echo $!'", shell="yes"))
@@ -1146,6 +1147,7 @@ class Exec(DaemonTest):
 
     def test_a_grandchild_holding_the_output_does_not_hold_the_run(self):
         """It ends with the run (kill_signal), and so does the output."""
+        childenv.skip_if_emulated(self, "no PR_SET_CHILD_SUBREAPER, orphans go to init")
         d = self.run_daemon(exec_task("holder", "sleep 3 & echo $!", shell="yes"))
         grandchild = int(d.event("output", "holder")["msg"])
         self.kill_if_left(grandchild, "sleep")
@@ -1186,6 +1188,7 @@ class Exec(DaemonTest):
                 Config.check_bad(self, text, line, key, *words)
 
     def test_missing_working_directory_fails_the_run_only(self):
+        childenv.skip_if_emulated(self, "posix_spawn's child shares no memory, its error is exit 127")
         here = self.tmpdir()
         d = self.run_daemon(self.HEAD + exec_task("lost", "pwd", working_directory="/nonexistent-dir")
                             + exec_task("fine", "pwd", working_directory=here))
@@ -1478,6 +1481,7 @@ class Privileges(DaemonTest):
     def test_drops_root_after_setup(self):
         if os.geteuid() != 0:
             self.skipTest("giving up root needs root")
+        childenv.skip_if_emulated(self, "no subreaper (a warning comes first), /proc/PID/status is qemu's")
         d = self.run_daemon("[daemon]\nuser = nobody\ndrain_timeout = 5s\n\n"
                             + "[task.idle]\nkind = sleep\nduration = 60s\n\n"
                             + exec_task("ids", "id -u; id -g; id -G", shell="yes"))
@@ -1502,6 +1506,7 @@ class Privileges(DaemonTest):
     def test_group_only_and_reload_as_the_user(self):
         if os.geteuid() != 0:
             self.skipTest("giving up root needs root")
+        childenv.skip_if_emulated(self, "no subreaper (a warning comes first), /proc/PID/status is qemu's")
         d = self.run_daemon("[daemon]\nuser = nobody\ngroup = daemon\n\n[task.idle]\nkind = sleep\nduration = 60s\n")
         d.event("started")
         uid, gid, groups = proc_ids(d.proc.pid)

@@ -430,6 +430,7 @@ class Limits(ReliabilityTest):
                other_failures=len([r for r in squeezed if r["event"] == "failed"]) - len(failed))
 
     def test_address_space_at_run_time(self):
+        childenv.skip_if_emulated(self, "RLIMIT_AS would bound qemu itself, and VmSize in /proc is qemu's")
         if sanitized():
             self.skipTest("AddressSanitizer reserves the address space RLIMIT_AS would squeeze")
         d = self.start(EXEC_JOBS)
@@ -478,6 +479,7 @@ class Limits(ReliabilityTest):
         """Started under ever smaller RLIMIT_AS: it runs, or exits 71 saying
         why (or the loader refuses, 127); never a crash, never a task that
         vanishes without a record."""
+        childenv.skip_if_emulated(self, "RLIMIT_AS would bound qemu itself, which then cannot map the program")
         if sanitized():
             self.skipTest("AddressSanitizer reserves the address space RLIMIT_AS would squeeze")
         probe = self.start(sleepers(1, "1h"))
@@ -778,6 +780,7 @@ class Hostile(ReliabilityTest):
         return "handled"
 
     def test_signals_during_start_up(self):
+        childenv.skip_if_emulated(self, "the signal mask in /proc/PID/status is qemu's, not the daemon's")
         counts = {}
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             for wait_for_main, n in ((True, 12), (False, 12)):
