@@ -503,16 +503,13 @@ static int pipe_nonblock_cloexec(int fds[2]) {
 #else
         if (pipe(fds) < 0)
                 return -1;
-        for (int i = 0; i < 2; i++) {
-                if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0 ||
-                    fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) < 0) {
-                        int e = errno;
+        if (evt__fd_nonblock_cloexec(fds[0]) < 0 || evt__fd_nonblock_cloexec(fds[1]) < 0) {
+                int e = errno;
 
-                        close(fds[0]);
-                        close(fds[1]);
-                        errno = e;
-                        return -1;
-                }
+                close(fds[0]);
+                close(fds[1]);
+                errno = e;
+                return -1;
         }
         return 0;
 #endif

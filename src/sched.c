@@ -7,6 +7,7 @@
  * other directly. */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,14 @@ static void trim_cb(struct ev_loop *ev, ev_idle *w, int revents) {
 }
 
 /* ---- descriptors -------------------------------------------------------- */
+
+int evt__fd_nonblock_cloexec(int fd) {
+        int fl = fcntl(fd, F_GETFL);
+
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+                return -1;
+        return 0;
+}
 
 int evt__fds_check(unsigned n) {
         int fds[2] = { -1, -1 }, r = 0;

@@ -331,6 +331,9 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
 /* Can `n` (at most 2) more descriptors be opened now? 0 or -errno (-EMFILE,
  * -ENFILE): for calls into libev, which aborts when it cannot open one. */
 int evt__fds_check(unsigned n);
+/* Makes fd non-blocking and close-on-exec, where pipe2 and accept4 do not;
+ * 0, or -1 with errno. */
+int evt__fd_nonblock_cloexec(int fd);
 
 /* Observers are told of every pause and resume, and freed with the loop
  * (after its tasks have ended) unless they have removed themselves. */

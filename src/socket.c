@@ -6,9 +6,13 @@
  * Writes to a socket use send with MSG_NOSIGNAL, so a peer that has gone
  * is -EPIPE and not a SIGPIPE that ends the process; writes to anything
  * else (a pipe) use write, where only the program can decide about
- * SIGPIPE. */
+ * SIGPIPE. Where MSG_NOSIGNAL or accept4 does not exist (macOS), their
+ * portable equivalents (meson options msg_nosignal and accept4). */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,13 +57,40 @@ int evt_read(int fd, void *buf, size_t len, int64_t deadline, size_t *ret_n) {
         return r;
 }
 
+/* send without a SIGPIPE: MSG_NOSIGNAL, or SIGPIPE blocked in this thread
+ * around the send and the one it raised (sent to this thread) taken back
+ * before the mask is put back; one pending already stays pending. */
+static ssize_t send_nosignal(int fd, const void *p, size_t len) {
+#if EVT_HAVE_MSG_NOSIGNAL
+        return send(fd, p, len, MSG_NOSIGNAL);
+#else
+        sigset_t pipe_set, old, pending;
+        bool was_pending;
+        ssize_t n;
+        int e, sig;
+
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+        n = send(fd, p, len, 0);
+        e = errno;
+        if (n < 0 && e == EPIPE && !was_pending && sigpending(&pending) == 0 &&
+            sigismember(&pending, SIGPIPE))
+                sigwait(&pipe_set, &sig);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        errno = e;
+        return n;
+#endif
+}
+
 int evt_write(int fd, const void *buf, size_t len, int64_t deadline) {
         const char *p = buf;
         bool sock = true;       /* until send says ENOTSOCK */
         int r = io_enter(fd, buf, len);
 
         while (r == 0 && len > 0) {
-                ssize_t n = sock ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+                ssize_t n = sock ? send_nosignal(fd, p, len) : write(fd, p, len);
 
                 if (n >= 0) {
                         p += n;
@@ -83,7 +114,9 @@ static bool accept_retry(int err) {
         case ENETDOWN:
         case ENOPROTOOPT:
         case EHOSTDOWN:
-        case ENONET:
+#ifdef ENONET
+        case ENONET:    /* Linux's only */
+#endif
         case EHOSTUNREACH:
         case ENETUNREACH:
                 return true;
@@ -91,11 +124,30 @@ static bool accept_retry(int err) {
         return false;
 }
 
+/* accept4, or accept and fcntl (a thread that forks and execs in between
+ * could take the descriptor along). */
+static int accept_nonblock_cloexec(int fd) {
+#if EVT_HAVE_ACCEPT4
+        return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+        int c = accept(fd, NULL, NULL);
+
+        if (c >= 0 && evt__fd_nonblock_cloexec(c) < 0) {
+                int e = errno;
+
+                close(c);
+                errno = e;
+                return -1;
+        }
+        return c;
+#endif
+}
+
 int evt_accept(int fd, int64_t deadline, int *ret_fd) {
         int r = ret_fd ? io_enter(fd, NULL, 0) : -EINVAL;
 
         while (r == 0) {
-                int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                int c = accept_nonblock_cloexec(fd);
 
                 if (c >= 0) {
                         *ret_fd = c;
@@ -132,8 +184,6 @@ int evt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t 
 /* getaddrinfo's EAI_* codes, each with the errno it becomes. */
 #define GAI_ERRORS(X)                                                           \
         X(EAI_NONAME, ENOENT)           /* no such name */                      \
-        X(EAI_NODATA, ENOENT)           /* the name has no address */           \
-        X(EAI_ADDRFAMILY, ENOENT)       /* none of the family asked for */      \
         X(EAI_AGAIN, EAGAIN)            /* the name server failed for now */    \
         X(EAI_FAIL, EIO)                /* the name server failed for good */   \
         X(EAI_MEMORY, ENOMEM)                                                   \
@@ -150,6 +200,15 @@ static int gai_errno(int eai) {
                 return -errnum;
                 GAI_ERRORS(X)
 #undef X
+        /* glibc's and macOS's; FreeBSD has neither. */
+#ifdef EAI_NODATA
+        case EAI_NODATA:                /* the name has no address */
+                return -ENOENT;
+#endif
+#ifdef EAI_ADDRFAMILY
+        case EAI_ADDRFAMILY:            /* none of the family asked for */
+                return -ENOENT;
+#endif
         case EAI_SYSTEM:
                 return errno ? -errno : -EIO;
         }
