@@ -8,6 +8,7 @@
 
 #include "command.h"
 #include "config.h"
+#include "http.h"
 
 #define STACK_SIZE_MIN ((size_t) 16 << 10)
 #define STACK_SIZE_MAX ((size_t) 1 << 30)
@@ -172,6 +173,19 @@ static int parse_socket_path(const evd_key_ctx *ctx, const char *v, void *field)
         return strcmp(v, "none") == 0 ? set_string(ctx, v, field) : parse_path(ctx, v, field);
 }
 
+/* Where the HTTP endpoint listens: HOST:PORT with an IPv4 address or a
+ * bracketed IPv6 one, or an absolute path for a unix socket. "none": off. */
+static int parse_listen_address(const evd_key_ctx *ctx, const char *v, void *field) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+
+        if (v[0] == '/' || strcmp(v, "none") == 0)
+                return parse_socket_path(ctx, v, field);
+        if (evd_listen_address_parse(v, &ss, &len) < 0)
+                return evd_key_fail(ctx, "'%s' is not 127.0.0.1:PORT, [::1]:PORT or an absolute path", v);
+        return set_string(ctx, v, field);
+}
+
 /* A group, by name or number; whether it exists is the probe's question. */
 static int parse_group_name(const evd_key_ctx *ctx, const char *v, void *field) {
         return v[0] ? set_string(ctx, v, field) : evd_key_fail(ctx, "a group name or number is needed");
@@ -244,6 +258,7 @@ TYPE(path, .parse = parse_path, .show = show_string)
 TYPE(symbol, .parse = parse_symbol, .show = show_string)
 TYPE(identity, .parse = parse_identity, .show = show_string)
 TYPE(socket_path, .parse = parse_socket_path, .show = show_string)
+TYPE(listen_address, .parse = parse_listen_address, .show = show_string)
 TYPE(group_name, .parse = parse_group_name, .show = show_string)
 TYPE(environment, .parse = parse_environment)
 TYPE(kind, .parse = parse_word, .show = show_kind, .names = &evd_kind_names)

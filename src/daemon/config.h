@@ -87,7 +87,9 @@ extern const evd_names evd_restart_names;
         X(group, identity, EVD_ANY_KIND, 0, NULL, NULL)           /* NULL: the user's */          \
         X(control_socket, socket_path, EVD_ANY_KIND, 0, NULL, NULL) /* NULL: the default place */ \
         X(control_group, group_name, EVD_ANY_KIND, 0, NULL, NULL)  /* may also send commands */   \
-        X(control_readonly, boolean, EVD_ANY_KIND, 0, false, NULL) /* anyone may read status */
+        X(control_readonly, boolean, EVD_ANY_KIND, 0, false, NULL) /* anyone may read status */ \
+        X(http_listen, listen_address, EVD_ANY_KIND, 0, NULL, NULL) /* NULL: no HTTP endpoint */  \
+        X(ready_when_paused, boolean, EVD_ANY_KIND, 0, true, NULL) /* /readyz while paused */
 
 #define EVD_TASK_KEYS(X)                                                                          \
         X(kind, kind, EVD_ANY_KIND, EVD_ANY_KIND, EVD_KIND_TICKER, "kind")                        \
@@ -135,6 +137,7 @@ extern const evd_names evd_restart_names;
 #define EVD_CTYPE_identity char *
 #define EVD_CTYPE_socket_path char *
 #define EVD_CTYPE_group_name char *
+#define EVD_CTYPE_listen_address char *
 #define EVD_CTYPE_environment char **
 #define EVD_CTYPE_signal int
 #define EVD_CTYPE_umask unsigned

@@ -15,6 +15,7 @@
 
 #include "daemon.h"
 #include "exec_spawn.h"
+#include "http.h"
 #include "identity.h"
 #include "proctree.h"
 
@@ -196,6 +197,8 @@ static int set_up(evd_daemon *d) {
         evt_loop_slow_step_set(d->loop, d->config->slow_step_warn, evd_records_slow_step, d);
         evd_log_set_overflow(d->log, d->config->log_overflow);
         evd_log_attach(d->log, evt_loop_ev(d->loop), log_failed, d);
+        if (d->config->http_listen && evd_metrics_new(&d->metrics) == 0)
+                evd_log_set_observer(d->log, evd_metrics_observe, d->metrics);
         r = evd_notify_new(evt_loop_ev(d->loop), &d->notify);
         if (r < 0)
                 return fatal(d, r, "cannot set up notification");
@@ -217,6 +220,8 @@ static int set_up(evd_daemon *d) {
         evd_status_start(d);
 
         r = evd_control_open(d, err, sizeof(err));
+        if (r == 0)
+                r = evd_http_open(d, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "evtaskd: %s\n", err);
                 return EX_CONFIG;
@@ -313,6 +318,7 @@ static int run(evd_daemon *d) {
                 evd_notify_send(d->notify, "ERRNO=%d", -r);
                 evt_lifecycle_shutdown(d->lc, true);
         } else {
+                d->started = true;
                 evd_notify_send(d->notify, "READY=1");
                 evd_status_update(d);
         }
@@ -330,6 +336,7 @@ static int run(evd_daemon *d) {
 
 static void tear_down(evd_daemon *d) {
         evd_control_free(d->control);
+        evd_http_free(d->http);
         /* The last records go out before anything else ends, while the
          * third signal can still end a wait for a sink that never reads. */
         evd_log_detach(d->log);
@@ -346,8 +353,10 @@ static void tear_down(evd_daemon *d) {
         evt_loop_free(d->loop);
         evd_jobs_free(d->jobs);
         /* An abandoned thread may still log; the process exit frees it. */
-        if (!d->abandoned)
+        if (!d->abandoned) {
                 evd_log_free(d->log);
+                evd_metrics_free(d->metrics);
+        }
         evd_config_free(d->config);
 }
 

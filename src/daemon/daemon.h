@@ -36,6 +36,9 @@ typedef struct evd_daemon {
         evt_lifecycle *lc;
         evd_jobs *jobs;
         evd_control *control;   /* the control socket, or NULL: none */
+        struct evd_http *http;  /* http_listen's endpoint, or NULL: none */
+        struct evd_metrics *metrics; /* what the records counted, with http_listen */
+        bool started;           /* every task was started: ready (/readyz) */
         ev_child orphans;       /* any child: those that are not a run's */
         evd_status status;
         bool abandoned;         /* threads may still run: keep what they use */

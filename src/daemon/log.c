@@ -65,6 +65,8 @@ struct evd_log {
         ev_timer drop_report;
         void (*failed_cb)(void *data);
         void *failed_data;
+        evd_log_observer *observer; /* called on the loop's thread only */
+        void *observer_data;
 };
 
 static const char *const level_names[] = {
@@ -735,6 +737,8 @@ void evd_log_emit(evd_log *log, int priority, evd_event event, const char *task,
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
 
+        if (log->observer && pthread_equal(log->loop_thread, pthread_self()))
+                log->observer(log->observer_data, event, task, fields, n_fields, msg);
         if (log->target == EVD_LOG_JOURNAL) {
 #if EVD_HAVE_LIBSYSTEMD
                 int r = emit_journal(priority, event, task, fields, n_fields, msg);
@@ -749,6 +753,11 @@ void evd_log_emit(evd_log *log, int priority, evd_event event, const char *task,
         }
         format_record(log, &b, priority, event, task, fields, n_fields, msg);
         record_put(log, b.p, b.len, event == EVD_EV_OUTPUT);
+}
+
+void evd_log_set_observer(evd_log *log, evd_log_observer *fn, void *data) {
+        log->observer = fn;
+        log->observer_data = data;
 }
 
 int evd_log_format(evd_log *log, char *out, size_t size, int priority, evd_event event, const char *task,

@@ -113,6 +113,13 @@ int evd_log_wait_room(evd_log *log);
 void evd_log_hold(evd_log *log);
 void evd_log_release(evd_log *log);
 
+/* Calls fn(data, event, task, fields, n_fields, msg) for each record
+ * emitted on the loop's thread from here (metrics count them); records
+ * of other threads are not seen. fn NULL: none. */
+typedef void evd_log_observer(void *data, evd_event event, const char *task, const evd_field *fields,
+                              size_t n_fields, const char *msg);
+void evd_log_set_observer(evd_log *log, evd_log_observer *fn, void *data);
+
 /* Emits one record, whole: records are never torn or interleaved. What the
  * sink does not take at once waits in a queue; only `output` records are
  * ever dropped (log_overflow = drop). priority is a syslog LOG_* level;

@@ -1,0 +1,37 @@
+/* evtaskd's HTTP endpoint ([daemon] http_listen): Prometheus metrics at
+ * /metrics and the probes /livez and /readyz, served by libmicrohttpd from
+ * the daemon's own loop (metrics.c writes the exposition). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+typedef struct evd_http evd_http;
+typedef struct evd_metrics evd_metrics;
+struct evd_daemon;
+
+/* HOST:PORT with an IPv4 address or a bracketed IPv6 one, as an address:
+ * 0 or -EINVAL. */
+int evd_listen_address_parse(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len);
+
+/* Opens http_listen when it is set (d->http stays NULL when not): 0, or
+ * -errno with the reason in err. */
+int evd_http_open(struct evd_daemon *d, char *err, size_t errlen);
+/* What /readyz says: started, no shutdown begun, and not paused unless
+ * ready_when_paused. */
+bool evd_http_ready(struct evd_daemon *d);
+/* Stops serving and closes every connection. Accepts NULL. */
+void evd_http_free(evd_http *http);
+
+/* ---- metrics.c ---- */
+
+/* The counters the records feed (evd_log_set_observer's function and
+ * data), and the exposition. 0 or -ENOMEM. */
+int evd_metrics_new(evd_metrics **ret);
+void evd_metrics_free(evd_metrics *m);
+extern evd_log_observer evd_metrics_observe;
+/* The exposition, text format 0.0.4, in a malloc'd buffer: 0 or -ENOMEM. */
+int evd_metrics_write(struct evd_daemon *d, char **ret, size_t *ret_len);
