@@ -2,7 +2,8 @@
  * epoll descriptor (an ev_io on it, and an ev_timer for its timeouts), so
  * that every request is answered by the loop itself: /livez answering at
  * all is the proof that the loop turns. libmicrohttpd parses and bounds the
- * requests (connection limit, timeout, memory per connection); its sockets
+ * requests (connection limit, timeout, memory per connection; a deadline
+ * per connection is the daemon's own); its sockets
  * are non-blocking, so a slow or hostile client never holds the loop. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +22,7 @@
 
 #define CONNECTIONS_MAX 64
 #define CONNECTION_TIMEOUT 5            /* seconds without progress */
+#define CONNECTION_DEADLINE 10.0        /* seconds from accept to the end */
 #define CONNECTION_MEMORY (32 * 1024)   /* a request's headers must fit */
 #define BACKLOG 128
 
@@ -135,6 +137,49 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         return text(conn, MHD_HTTP_NOT_FOUND, "not found: /metrics, /livez and /readyz are\n");
 }
 
+/* ---- a deadline for each connection ----
+ *
+ * libmicrohttpd's timeout counts from the last byte, so a client sending a
+ * byte a second would keep its connection (and its slot) for ever. Each
+ * connection also gets CONNECTION_DEADLINE in all: then its socket is shut
+ * down, and libmicrohttpd, seeing it end, closes it. */
+
+typedef struct deadline {
+        ev_timer timer;
+        struct ev_loop *ev;
+        int fd;
+} deadline;
+
+static void deadline_cb(struct ev_loop *ev, ev_timer *w, int revents) {
+        (void) ev;
+        (void) revents;
+        shutdown(((deadline *) w)->fd, SHUT_RDWR);
+}
+
+static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        evd_http *http = cls;
+        deadline *dl = *socket_context;
+        const union MHD_ConnectionInfo *info;
+
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                if (dl)
+                        ev_timer_stop(dl->ev, &dl->timer);
+                free(dl);
+                *socket_context = NULL;
+                return;
+        }
+        info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        dl = info ? malloc(sizeof(*dl)) : NULL;
+        if (!dl)
+                return; /* the inactivity timeout still applies */
+        dl->ev = evt_loop_ev(http->d->loop);
+        dl->fd = info->connect_fd;
+        ev_timer_init(&dl->timer, deadline_cb, CONNECTION_DEADLINE, 0);
+        ev_timer_start(dl->ev, &dl->timer);
+        *socket_context = dl;
+}
+
 /* ---- driving libmicrohttpd from the loop ---- */
 
 static void run(evd_http *http) {
@@ -222,6 +267,7 @@ int evd_http_open(evd_daemon *d, char *err, size_t errlen) {
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned) CONNECTIONS_MAX,
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CONNECTION_TIMEOUT,
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
+                                     MHD_OPTION_NOTIFY_CONNECTION, connection_cb, http,
                                      MHD_OPTION_END);
         if (http->mhd)
                 http->fd = -1; /* libmicrohttpd's to close */
