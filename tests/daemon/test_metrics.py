@@ -30,6 +30,7 @@ import test_evtaskd as T  # noqa: E402  (the Daemon helper and its conventions)
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
+MAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "man", "evtaskd.8")
 
 
 def free_port():
@@ -142,9 +143,12 @@ class Endpoint(MetricsTest):
         self.assertGreater(sample(text, "process_open_fds"), 3)
         self.assertAlmostEqual(sample(text, "process_start_time_seconds"), time.time(), delta=60)
         self.assertIsNotNone(sample(text, "process_cpu_seconds_total"))
-        # Every family has its HELP and TYPE once, before its samples.
+        # Every family has its HELP and TYPE once, and evtaskd(8) lists it.
         families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
         self.assertEqual(len(families), len(set(families)))
+        with open(MAN) as f:
+            man = f.read()
+        self.assertEqual([f for f in families if f"\\fB{f}\\fR (" not in man], [], "not in evtaskd(8) METRICS")
         if PROMTOOL:
             p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
             self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
