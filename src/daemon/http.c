@@ -33,6 +33,8 @@ struct evd_http {
         char *unlink_path;      /* a unix socket's path, to remove at the end */
         ev_io io;               /* on libmicrohttpd's epoll descriptor */
         ev_timer timer;         /* its next timeout */
+        unsigned connections;   /* open now */
+        bool hit_limit;         /* reached CONNECTIONS_MAX, not run since below it */
 };
 
 int evd_listen_address_parse(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len) {
@@ -163,12 +165,15 @@ static void connection_cb(void *cls, struct MHD_Connection *conn, void **socket_
         const union MHD_ConnectionInfo *info;
 
         if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                http->connections--;
                 if (dl)
                         ev_timer_stop(dl->ev, &dl->timer);
                 free(dl);
                 *socket_context = NULL;
                 return;
         }
+        if (++http->connections >= CONNECTIONS_MAX)
+                http->hit_limit = true;
         info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         dl = info ? malloc(sizeof(*dl)) : NULL;
         if (!dl)
@@ -188,7 +193,14 @@ static void run(evd_http *http) {
 
         MHD_run(http->mhd);
         ev_timer_stop(ev, &http->timer);
-        if (MHD_get_timeout(http->mhd, &ms) == MHD_YES) {
+        /* At the limit libmicrohttpd takes its listening socket out of its
+         * epoll set, and puts it back only in a later run: when slots freed
+         * up meanwhile, that run must come, with no event to bring it. */
+        if (http->hit_limit && http->connections < CONNECTIONS_MAX) {
+                http->hit_limit = false;
+                ev_timer_set(&http->timer, 0, 0);
+                ev_timer_start(ev, &http->timer);
+        } else if (MHD_get_timeout(http->mhd, &ms) == MHD_YES) {
                 ev_timer_set(&http->timer, (double) ms / 1e3, 0);
                 ev_timer_start(ev, &http->timer);
         }

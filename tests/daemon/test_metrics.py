@@ -291,6 +291,19 @@ class Hostile(MetricsTest):
         self.assertEqual(d.finish(), 0)
 
 
+    def test_serving_resumes_after_the_connection_limit(self):
+        d = self.start(RABBIT)
+        base = len(os.listdir(f"/proc/{d.proc.pid}/fd"))
+        idle = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(64)]
+        wait_until(lambda: len(os.listdir(f"/proc/{d.proc.pid}/fd")) >= base + 64, 10, "64 connections taken")
+        for s in idle:
+            s.close()
+        # Well before the 5 s timeout: the freed slots are used at once.
+        self.assertEqual(self.get("/livez", timeout=3)[0], 200)
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+
+
 class Prometheus(MetricsTest):
     """A real Prometheus scrapes the daemon every second; its query API sees
     the series change as the daemon does."""
