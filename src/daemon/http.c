@@ -25,6 +25,7 @@
 #define CONNECTION_DEADLINE 10.0        /* seconds from accept to the end */
 #define CONNECTION_MEMORY (32 * 1024)   /* a request's headers must fit */
 #define BACKLOG 128
+#define METRICS_BLOCK (64 * 1024)       /* bytes of /metrics a write at most */
 
 struct evd_http {
         evd_daemon *d;
@@ -84,18 +85,15 @@ bool evd_http_ready(evd_daemon *d) {
 
 /* ---- answering ---- */
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
-                             size_t len, bool must_free) {
-        struct MHD_Response *r = MHD_create_response_from_buffer(
-                len, body, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+/* The probes' and the errors' short answers. */
+static enum MHD_Result text(struct MHD_Connection *conn, unsigned status, const char *body) {
+        struct MHD_Response *r =
+                MHD_create_response_from_buffer(strlen(body), (void *) body, MHD_RESPMEM_PERSISTENT);
         enum MHD_Result ret;
 
-        if (!r) {
-                if (must_free)
-                        free(body);
+        if (!r)
                 return MHD_NO; /* closes the connection */
-        }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
@@ -104,28 +102,50 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
         return ret;
 }
 
-static enum MHD_Result text(struct MHD_Connection *conn, unsigned status, const char *body) {
-        return reply(conn, status, "text/plain; charset=utf-8", (char *) body, strlen(body), false);
+static ssize_t metrics_read(void *cls, uint64_t pos, char *buf, size_t max) {
+        ssize_t n = evd_metrics_read(cls, buf, max);
+
+        (void) pos;
+        return n > 0 ? n : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void metrics_free(void *cls) {
+        evd_metrics_reader_free(cls);
+}
+
+/* /metrics, written a piece at a time as the client takes it: the loop
+ * runs between the pieces of a large exposition. */
+static enum MHD_Result metrics(struct MHD_Connection *conn, evd_daemon *d) {
+        struct MHD_Response *r;
+        evd_metrics_reader *reader;
+        enum MHD_Result ret;
+
+        if (evd_metrics_reader_new(d, &reader) < 0)
+                return MHD_NO;
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, METRICS_BLOCK, metrics_read, reader, metrics_free);
+        if (!r) {
+                evd_metrics_reader_free(reader);
+                return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ret;
 }
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                               const char *version, const char *upload, size_t *upload_size, void **state) {
         evd_http *http = cls;
         evd_daemon *d = http->d;
-        char *body;
-        size_t len;
-
         (void) version;
         (void) upload;
         (void) upload_size;
         (void) state;
         if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
                 return text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
-        if (strcmp(url, "/metrics") == 0) {
-                if (evd_metrics_write(d, &body, &len) < 0)
-                        return text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-                return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, true);
-        }
+        if (strcmp(url, "/metrics") == 0)
+                return metrics(conn, d);
         /* Answered by the loop: it turns. */
         if (strcmp(url, "/livez") == 0)
                 return text(conn, MHD_HTTP_OK, "ok\n");

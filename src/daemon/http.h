@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "log.h"
 
@@ -33,5 +34,12 @@ void evd_http_free(evd_http *http);
 int evd_metrics_new(evd_metrics **ret);
 void evd_metrics_free(evd_metrics *m);
 extern evd_log_observer evd_metrics_observe;
-/* The exposition, text format 0.0.4, in a malloc'd buffer: 0 or -ENOMEM. */
-int evd_metrics_write(struct evd_daemon *d, char **ret, size_t *ret_len);
+/* The exposition, text format 0.0.4, read a piece at a time: the tasks
+ * are the ones there when the reader is made (a task's entry is never
+ * freed before the daemon's end), their values as they are when their
+ * piece is written. */
+typedef struct evd_metrics_reader evd_metrics_reader;
+int evd_metrics_reader_new(struct evd_daemon *d, evd_metrics_reader **ret);
+/* Up to max bytes of it into buf: how many, 0 at its end, or -ENOMEM. */
+ssize_t evd_metrics_read(evd_metrics_reader *r, char *buf, size_t max);
+void evd_metrics_reader_free(evd_metrics_reader *r);

@@ -5,6 +5,7 @@
  * metric is listed in evtaskd(8), METRICS. */
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,24 +251,25 @@ static void task_sample(FILE *f, const char *name, const task_metrics *t) {
         fprintf(f, "\",kind=\"%s\"", t->kind[0] ? t->kind : "unknown");
 }
 
-typedef uint64_t counter_fn(const task_metrics *t);
-#define COUNTER(field) \
-        static uint64_t get_##field(const task_metrics *t) { return t->field; }
-COUNTER(runs)
-COUNTER(cancels)
-COUNTER(forced)
-COUNTER(abandoned)
-COUNTER(output_records)
-COUNTER(output_bytes)
+/* ---- the per-task families, written a piece at a time ---- */
 
-/* The per-task counters: X(metric, field, help). */
-#define TASK_COUNTERS(X)                                                                                \
-        X("evtask_task_runs_total", runs, "Runs started (an exec command each, else each start).")     \
-        X("evtask_task_cancels_total", cancels, "Runs that ended cancelled.")                          \
-        X("evtask_task_forced_total", forced, "Times the task was force-cancelled in a shutdown.")     \
-        X("evtask_task_abandoned_total", abandoned, "Blocking calls of the task abandoned at exit.")    \
-        X("evtask_task_output_records_total", output_records, "Output records of the task's runs.")   \
-        X("evtask_task_output_bytes_total", output_bytes, "Bytes of the task's output records, as logged.")
+struct evd_metrics_reader {
+        evd_daemon *d;
+        size_t family;          /* in families[]; past them: the daemon's */
+        size_t task;            /* the next task of the family */
+        size_t n_tasks;         /* the tasks when the scrape began */
+        size_t by_state[ARRAY_SIZE(state_names)];
+        char *buf;              /* the piece written, and not yet read */
+        size_t len, off;
+        bool done;
+};
+
+typedef struct family_row {
+        const char *name, *type, *help;
+        /* One task's samples; NULL: the counter at `offset`. */
+        void (*task)(FILE *f, const struct family_row *fam, evd_metrics_reader *r, const task_metrics *t);
+        size_t offset;
+} family_row;
 
 static const char *task_state(evd_daemon *d, const task_metrics *t) {
         evd_job *job = evd_jobs_find(d->jobs, t->name);
@@ -275,65 +277,118 @@ static const char *task_state(evd_daemon *d, const task_metrics *t) {
         return job ? evd_status_state(d, job->task) : "done";
 }
 
-static void write_tasks(evd_daemon *d, FILE *f) {
-        const evd_metrics *m = d->metrics;
-        size_t by_state[ARRAY_SIZE(state_names)] = { 0 };
+static void state_one(FILE *f, const family_row *fam, evd_metrics_reader *r, const task_metrics *t) {
+        const char *state = task_state(r->d, t);
 
-        family(f, "evtask_task_state", "gauge", "The task's state: 1 for the one it is in.");
-        for (size_t i = 0; i < m->n_tasks; i++) {
-                const char *state = task_state(d, m->tasks[i]);
+        for (size_t s = 0; s < ARRAY_SIZE(state_names); s++) {
+                bool in = strcmp(state, state_names[s]) == 0;
 
-                for (size_t s = 0; s < ARRAY_SIZE(state_names); s++) {
-                        bool in = strcmp(state, state_names[s]) == 0;
-
-                        by_state[s] += in;
-                        task_sample(f, "evtask_task_state", m->tasks[i]);
-                        fprintf(f, ",state=\"%s\"} %d\n", state_names[s], in);
-                }
+                r->by_state[s] += in;
+                task_sample(f, fam->name, t);
+                fprintf(f, ",state=\"%s\"} %d\n", state_names[s], in);
         }
-#define WRITE_COUNTER(metric, field, help)                                      \
-        family(f, metric, "counter", help);                                     \
-        for (size_t i = 0; i < m->n_tasks; i++) {                               \
-                task_sample(f, metric, m->tasks[i]);                            \
-                fprintf(f, "} %llu\n", (unsigned long long) get_##field(m->tasks[i])); \
-        }
-        TASK_COUNTERS(WRITE_COUNTER)
-        family(f, "evtask_task_failures_total", "counter", "Runs that failed, by reason.");
-        for (size_t i = 0; i < m->n_tasks; i++)
-                for (size_t r = 0; r < FAILURE_COUNT; r++) {
-                        task_sample(f, "evtask_task_failures_total", m->tasks[i]);
-                        fprintf(f, ",reason=\"%s\"} %llu\n", failure_names[r],
-                                (unsigned long long) m->tasks[i]->failures[r]);
-                }
-        family(f, "evtask_task_last_exit_code", "gauge", "The exit code of the task's last run that exited.");
-        for (size_t i = 0; i < m->n_tasks; i++)
-                if (m->tasks[i]->has_exit_code) {
-                        task_sample(f, "evtask_task_last_exit_code", m->tasks[i]);
-                        fprintf(f, "} %d\n", m->tasks[i]->last_exit_code);
-                }
-        family(f, "evtask_task_last_run_start_time_seconds", "gauge", "When the last run started, Unix time.");
-        for (size_t i = 0; i < m->n_tasks; i++)
-                if (m->tasks[i]->last_start > 0) {
-                        task_sample(f, "evtask_task_last_run_start_time_seconds", m->tasks[i]);
-                        fprintf(f, "} %.3f\n", m->tasks[i]->last_start);
-                }
-        family(f, "evtask_task_last_run_end_time_seconds", "gauge", "When the last run ended, Unix time.");
-        for (size_t i = 0; i < m->n_tasks; i++)
-                if (m->tasks[i]->last_end > 0) {
-                        task_sample(f, "evtask_task_last_run_end_time_seconds", m->tasks[i]);
-                        fprintf(f, "} %.3f\n", m->tasks[i]->last_end);
-                }
-        family(f, "evtask_task_run_duration_seconds", "summary", "How long the task's runs took.");
-        for (size_t i = 0; i < m->n_tasks; i++) {
-                task_sample(f, "evtask_task_run_duration_seconds_sum", m->tasks[i]);
-                fprintf(f, "} %.3f\n", m->tasks[i]->duration_sum);
-                task_sample(f, "evtask_task_run_duration_seconds_count", m->tasks[i]);
-                fprintf(f, "} %llu\n", (unsigned long long) m->tasks[i]->durations);
-        }
+}
 
+static void failures_one(FILE *f, const family_row *fam, evd_metrics_reader *r, const task_metrics *t) {
+        (void) r;
+        for (size_t i = 0; i < FAILURE_COUNT; i++) {
+                task_sample(f, fam->name, t);
+                fprintf(f, ",reason=\"%s\"} %llu\n", failure_names[i], (unsigned long long) t->failures[i]);
+        }
+}
+
+static void exit_code_one(FILE *f, const family_row *fam, evd_metrics_reader *r, const task_metrics *t) {
+        (void) r;
+        if (!t->has_exit_code)
+                return;
+        task_sample(f, fam->name, t);
+        fprintf(f, "} %d\n", t->last_exit_code);
+}
+
+/* A time, Unix seconds; absent while 0. */
+static void time_one(FILE *f, const family_row *fam, const task_metrics *t, double when) {
+        if (when <= 0)
+                return;
+        task_sample(f, fam->name, t);
+        fprintf(f, "} %.3f\n", when);
+}
+
+static void start_one(FILE *f, const family_row *fam, evd_metrics_reader *r, const task_metrics *t) {
+        (void) r;
+        time_one(f, fam, t, t->last_start);
+}
+
+static void end_one(FILE *f, const family_row *fam, evd_metrics_reader *r, const task_metrics *t) {
+        (void) r;
+        time_one(f, fam, t, t->last_end);
+}
+
+static void duration_one(FILE *f, const family_row *fam, evd_metrics_reader *r, const task_metrics *t) {
+        (void) fam;
+        (void) r;
+        task_sample(f, "evtask_task_run_duration_seconds_sum", t);
+        fprintf(f, "} %.3f\n", t->duration_sum);
+        task_sample(f, "evtask_task_run_duration_seconds_count", t);
+        fprintf(f, "} %llu\n", (unsigned long long) t->durations);
+}
+
+/* A counter of task_metrics' own. */
+#define COUNTER(metric, field, help) { metric, "counter", help, NULL, offsetof(task_metrics, field) }
+
+static const family_row families[] = {
+        { "evtask_task_state", "gauge", "The task's state: 1 for the one it is in.", state_one, 0 },
+        COUNTER("evtask_task_runs_total", runs, "Runs started (an exec command each, else each start)."),
+        COUNTER("evtask_task_cancels_total", cancels, "Runs that ended cancelled."),
+        COUNTER("evtask_task_forced_total", forced, "Times the task was force-cancelled in a shutdown."),
+        COUNTER("evtask_task_abandoned_total", abandoned, "Blocking calls of the task abandoned at exit."),
+        COUNTER("evtask_task_output_records_total", output_records, "Output records of the task's runs."),
+        COUNTER("evtask_task_output_bytes_total", output_bytes, "Bytes of the task's output records, as logged."),
+        { "evtask_task_failures_total", "counter", "Runs that failed, by reason.", failures_one, 0 },
+        { "evtask_task_last_exit_code", "gauge", "The exit code of the task's last run that exited.",
+          exit_code_one, 0 },
+        { "evtask_task_last_run_start_time_seconds", "gauge", "When the last run started, Unix time.", start_one,
+          0 },
+        { "evtask_task_last_run_end_time_seconds", "gauge", "When the last run ended, Unix time.", end_one, 0 },
+        { "evtask_task_run_duration_seconds", "summary", "How long the task's runs took.", duration_one, 0 },
+};
+
+/* Tasks written in one piece: a scrape of many tasks lets the loop run
+ * between its pieces. */
+#define TASKS_PER_PIECE 256
+
+/* The next piece of the per-task families into f; false past them. */
+static bool write_task_piece(evd_metrics_reader *r, FILE *f) {
+        const evd_metrics *m = r->d->metrics;
+        const family_row *fam;
+        size_t end;
+
+        if (r->family == ARRAY_SIZE(families))
+                return false;
+        fam = &families[r->family];
+        if (r->task == 0)
+                family(f, fam->name, fam->type, fam->help);
+        end = r->task + TASKS_PER_PIECE < r->n_tasks ? r->task + TASKS_PER_PIECE : r->n_tasks;
+        for (; r->task < end; r->task++) {
+                const task_metrics *t = m->tasks[r->task];
+
+                if (fam->task) {
+                        fam->task(f, fam, r, t);
+                        continue;
+                }
+                task_sample(f, fam->name, t);
+                fprintf(f, "} %llu\n", (unsigned long long) *(const uint64_t *) ((const char *) t + fam->offset));
+        }
+        if (r->task == r->n_tasks) {
+                r->family++;
+                r->task = 0;
+        }
+        return true;
+}
+
+static void write_states(evd_metrics_reader *r, FILE *f) {
         family(f, "evtask_tasks", "gauge", "Tasks by state.");
         for (size_t s = 0; s < ARRAY_SIZE(state_names); s++)
-                fprintf(f, "evtask_tasks{state=\"%s\"} %zu\n", state_names[s], by_state[s]);
+                fprintf(f, "evtask_tasks{state=\"%s\"} %zu\n", state_names[s], r->by_state[s]);
 }
 
 /* ---- the process, as the Prometheus client libraries name it ---- */
@@ -426,21 +481,58 @@ static void write_daemon(evd_daemon *d, FILE *f) {
                                 (unsigned long long) m->records[e]);
 }
 
-int evd_metrics_write(evd_daemon *d, char **ret, size_t *ret_len) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
+int evd_metrics_reader_new(evd_daemon *d, evd_metrics_reader **ret) {
+        evd_metrics_reader *r = calloc(1, sizeof(*r));
 
+        if (!r)
+                return -ENOMEM;
+        r->d = d;
+        r->n_tasks = d->metrics->n_tasks;
+        *ret = r;
+        return 0;
+}
+
+void evd_metrics_reader_free(evd_metrics_reader *r) {
+        if (!r)
+                return;
+        free(r->buf);
+        free(r);
+}
+
+/* Writes the next piece into r->buf: 0, 1 at the end, or -ENOMEM. */
+static int next_piece(evd_metrics_reader *r) {
+        FILE *f;
+
+        free(r->buf);
+        r->buf = NULL;
+        r->len = r->off = 0;
+        if (r->done)
+                return 1;
+        f = open_memstream(&r->buf, &r->len);
         if (!f)
                 return -ENOMEM;
-        write_tasks(d, f);
-        write_daemon(d, f);
-        write_process(f);
-        if (ferror(f) | fclose(f)) {
-                free(buf);
-                return -ENOMEM;
+        if (!write_task_piece(r, f)) {
+                write_states(r, f);
+                write_daemon(r->d, f);
+                write_process(f);
+                r->done = true;
         }
-        *ret = buf;
-        *ret_len = len;
+        if (ferror(f) | fclose(f))
+                return -ENOMEM;
         return 0;
+}
+
+ssize_t evd_metrics_read(evd_metrics_reader *r, char *buf, size_t max) {
+        size_t n;
+
+        while (r->off == r->len) {
+                int e = next_piece(r);
+
+                if (e != 0)
+                        return e < 0 ? e : 0;
+        }
+        n = r->len - r->off < max ? r->len - r->off : max;
+        memcpy(buf, r->buf + r->off, n);
+        r->off += n;
+        return (ssize_t) n;
 }

@@ -304,6 +304,36 @@ class Hostile(MetricsTest):
         self.assertEqual(d.finish(), 0)
 
 
+class Large(MetricsTest):
+    """A scrape of 10,000 tasks is whole, and holds the loop less than
+    slow_step_warn's default (100 ms): it is written a piece at a time."""
+
+    def test_ten_thousand_tasks(self):
+        n = 10000
+        d = self.start("[task.rabbit]\nkind = ticker\nspeed = 100\n\n"
+                       + "".join(f"[task.s{i}]\nkind = sleep\nduration = 1h\n\n" for i in range(n)),
+                       head="slow_step_warn = 0\n")
+        d.wait_for(lambda r: r["event"] == "step" and r["distance"] == 20, timeout=60)
+        since = T.now_us()
+        for _ in range(3):
+            status, text = self.get("/metrics", timeout=30)
+            self.assertEqual(status, 200)
+        until = T.now_us()
+        d.wait_for(lambda r: r["event"] == "step" and r["mono_us"] > until)
+        states = [line for line in text.splitlines() if line.startswith("evtask_task_state{")]
+        self.assertEqual(len(states), 6 * (n + 1))
+        self.assertEqual(sample(text, "evtask_tasks", state="waiting"), n + 1)
+        self.assertTrue(text.endswith("\n") and "process_start_time_seconds " in text)
+        if PROMTOOL:
+            p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
+            self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+        steps = [r["mono_us"] for r in d.of("step", "rabbit") if since <= r["mono_us"] <= until]
+        hold = max(b - a for a, b in zip(steps, steps[1:])) - 10_000
+        self.assertLess(hold, 100_000, f"a scrape held the loop {hold} us")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+
+
 class Prometheus(MetricsTest):
     """A real Prometheus scrapes the daemon every second; its query API sees
     the series change as the daemon does."""
