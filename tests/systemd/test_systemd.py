@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ DEBOOTSTRAP_LOG = os.path.join(BUILD, "systemd-root.debootstrap.log")
 NSPAWN_LOG = os.path.join(BUILD, "systemd-nspawn.log")
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 RELEASE = "bookworm"
-PACKAGES = "systemd,systemd-sysv,dbus,libev4,libinih1,libsystemd0,libjansson4"
+PACKAGES = "systemd,systemd-sysv,dbus,libev4,libinih1,libsystemd0,libjansson4,libmicrohttpd12"
 MACHINE = "evtaskd-test"
 
 UNIT = "evtaskd.service"
@@ -816,6 +817,37 @@ class ProcessTree(ServiceTest):
         self.assertEqual(self.show("Result")["Result"], "success", "systemd had to kill what evtaskd left")
         self.assertNotEqual(CT.run("test", "-e", f"/proc/{pid}", check=False).returncode, 0,
                             "the stubborn process outlived evtaskd")
+
+
+class Metrics(ServiceTest):
+    def test_loopback_http_through_the_dropin(self):
+        # The unit forbids IP sockets: http_listen on 127.0.0.1 is a config
+        # error (78) until the shipped drop-in allows loopback TCP.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.configure("metrics", f"[daemon]\nhttp_listen = 127.0.0.1:{port}\n\n" + ticker("hare", 10))
+        p = self.start(check=False)
+        self.assertNotEqual(p.returncode, 0, "http_listen on 127.0.0.1 worked without the drop-in")
+        self.wait_unit(lambda s: s["ExecMainStatus"] == "78", ["ExecMainStatus"], what="exit status 78")
+        installed = glob.glob(host("/usr/**/doc/evtask/evtaskd.service.d/metrics.conf"), recursive=True)
+        self.assertEqual(len(installed), 1, "the drop-in is installed with the documentation")
+        shutil.copy(installed[0], host(DROPIN_DIR + "/metrics.conf"))
+        self.addCleanup(lambda: os.unlink(host(DROPIN_DIR + "/metrics.conf")))
+        CT.systemctl("daemon-reload")
+        CT.systemctl("reset-failed", UNIT, check=False)
+        self.start()
+        props = self.show("PrivateNetwork", "RestrictAddressFamilies", "IPAddressAllow", "IPAddressDeny")
+        self.assertEqual(props["PrivateNetwork"], "no")
+        self.assertEqual(sorted(props["RestrictAddressFamilies"].split()), ["AF_INET", "AF_INET6", "AF_UNIX"])
+        # Through bash's /dev/tcp, inside the container (no curl there).
+        get = ("exec 3<>/dev/tcp/127.0.0.1/%d; printf 'GET %%s HTTP/1.0\\r\\n\\r\\n' \"$0\" >&3; cat <&3" % port)
+        for path, status in (("/livez", "200"), ("/readyz", "200"), ("/nosuch", "404")):
+            out = CT.run("bash", "-c", get, path).stdout
+            self.assertRegex(out.splitlines()[0], rf"^HTTP/1\.[01] {status} ", out)
+        out = CT.run("bash", "-c", get, "/metrics").stdout
+        self.assertIn('evtask_task_state{task="hare",kind="ticker",state="waiting"}', out)
+        CT.systemctl("stop", UNIT, timeout=60)
 
 
 class Analyze(unittest.TestCase):
