@@ -14,6 +14,7 @@
 #include "control.h"
 #include "control_path.h"
 #include "daemon.h"
+#include "http.h"
 #include "proctree.h"
 #include "values.h"
 
@@ -61,6 +62,7 @@ static evd_job *one_job(evd_daemon *d, json_t *req, json_t **reply) {
 static json_t *task_json(evd_daemon *d, evt_task *t) {
         const evd_job *job = evd_jobs_find_task(d->jobs, t);
         unsigned flags = evt_task_flags(t);
+        evd_task_counts n;
         json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:I}", "name", evt_task_name(t), "state", evd_status_state(d, t),
                               "shielded", (flags & EVT_TASK_SHIELDED) != 0, "pausable",
                               (flags & EVT_TASK_NOPAUSE) == 0, "age_ms", (json_int_t) (evt_task_age(t) / 1000000));
@@ -71,6 +73,12 @@ static json_t *task_json(evd_daemon *d, evt_task *t) {
                         json_object_set_new(o, "description", json_string(job->conf.description));
                 if (job->pid > 0)
                         json_object_set_new(o, "pid", json_integer(job->pid));
+        }
+        if (o && evd_metrics_task_counts(d->metrics, evt_task_name(t), &n) == 0) {
+                json_object_set_new(o, "runs", json_integer((json_int_t) n.runs));
+                json_object_set_new(o, "failures", json_integer((json_int_t) n.failures));
+                if (n.has_exit_code)
+                        json_object_set_new(o, "last_exit_code", json_integer(n.last_exit_code));
         }
         return o;
 }

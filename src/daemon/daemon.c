@@ -197,7 +197,8 @@ static int set_up(evd_daemon *d) {
         evt_loop_slow_step_set(d->loop, d->config->slow_step_warn, evd_records_slow_step, d);
         evd_log_set_overflow(d->log, d->config->log_overflow);
         evd_log_attach(d->log, evt_loop_ev(d->loop), log_failed, d);
-        if (d->config->http_listen && evd_metrics_new(&d->metrics) == 0)
+        /* Counted from the records, for /metrics and evtaskctl status. */
+        if (evd_metrics_new(&d->metrics) == 0)
                 evd_log_set_observer(d->log, evd_metrics_observe, d->metrics);
         r = evd_notify_new(evt_loop_ev(d->loop), &d->notify);
         if (r < 0)

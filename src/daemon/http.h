@@ -34,6 +34,15 @@ void evd_http_free(evd_http *http);
 int evd_metrics_new(evd_metrics **ret);
 void evd_metrics_free(evd_metrics *m);
 extern evd_log_observer evd_metrics_observe;
+/* What evtaskctl status shows of a task's counters. */
+typedef struct evd_task_counts {
+        uint64_t runs, failures;
+        int last_exit_code;
+        bool has_exit_code;     /* a run has exited with a code */
+} evd_task_counts;
+/* Task `name`'s counters: 0, or -ENOENT for a task no record named. */
+int evd_metrics_task_counts(const evd_metrics *m, const char *name, evd_task_counts *ret);
+
 /* The exposition, text format 0.0.4, read a piece at a time: the tasks
  * are the ones there when the reader is made (a task's entry is never
  * freed before the daemon's end), their values as they are when their

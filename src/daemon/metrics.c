@@ -86,6 +86,20 @@ void evd_metrics_free(evd_metrics *m) {
         free(m);
 }
 
+int evd_metrics_task_counts(const evd_metrics *m, const char *name, evd_task_counts *ret) {
+        const task_metrics *t;
+        uintptr_t i;
+
+        if (!m || evd_name_index_get(&m->by_name, name, &i) < 0)
+                return -ENOENT;
+        t = m->tasks[i];
+        *ret = (evd_task_counts) { .runs = t->runs, .last_exit_code = t->last_exit_code,
+                                   .has_exit_code = t->has_exit_code };
+        for (size_t k = 0; k < FAILURE_COUNT; k++)
+                ret->failures += t->failures[k];
+        return 0;
+}
+
 /* ---- counting records ---- */
 
 static task_metrics *task_get(evd_metrics *m, const char *name) {

@@ -85,6 +85,8 @@ class Verbs(ControlTest):
         self.assertEqual((tasks["rabbit"]["kind"], tasks["rabbit"]["description"]), ("ticker", "the fast one"))
         self.assertFalse(tasks["nap"]["shielded"])
         self.assertEqual(tasks["loop"]["pid"], d.of("run", "loop")[0]["pid"])
+        self.assertEqual(tasks["loop"]["runs"], 1)
+        self.assertNotIn("last_exit_code", tasks["loop"], "no run has exited yet")
         # The table: a header, one aligned row per task.
         code, out, err = self.ctl("status")
         self.assertEqual(code, 0, err)
@@ -204,6 +206,8 @@ class Verbs(ControlTest):
         d = self.start(RACE + T.exec_task("tick", "echo tock", schedule="interval", interval="1h"))
         d.event("finished", "tick")
         d.wait_for(lambda r: r["event"] == "step" and r["task"] == "rabbit" and r["distance"] == 2)
+        tick = self.tasks()["tick"]
+        self.assertEqual((tick["runs"], tick["last_exit_code"]), (1, 0))
         # stop, then start again: a new task, counting from 1.
         code, out, err = self.ctl("stop", "rabbit")
         self.assertEqual(code, 0, err)
@@ -247,6 +251,9 @@ class Verbs(ControlTest):
         self.assertIn(f"(pid {run['pid']})", out)
         end = d.event("failed", "loop")
         self.assertEqual(end["signal_number"], signal.SIGTERM)
+        d.wait_for(lambda r: r["event"] == "run" and r["task"] == "family")
+        code, reply, err = self.ctl_json("status", "family")
+        self.assertEqual((reply["tasks"][0]["runs"], reply["tasks"][0]["failures"]), (1, 0))
         # Every process of the run, one that left for a session of its own too.
         fam = d.wait_for(lambda r: r["event"] == "output" and r["task"] == "family", what="the family's pid")
         code, out, err = self.ctl("signal", "family", "USR1")
