@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -34,6 +36,12 @@ void evd_http_free(evd_http *http);
 int evd_metrics_new(evd_metrics **ret);
 void evd_metrics_free(evd_metrics *m);
 extern evd_log_observer evd_metrics_observe;
+/* A family's # HELP and # TYPE lines. */
+void evd_metrics_family(FILE *f, const char *name, const char *type, const char *help);
+/* ---- metrics_process.c ---- */
+/* The process_* families. */
+void evd_metrics_write_process(FILE *f);
+
 /* What evtaskctl status shows of a task's counters. */
 typedef struct evd_task_counts {
         uint64_t runs, failures;

@@ -3,7 +3,6 @@
  * counting them touches no job), the loop's and the pool's counts, and the
  * process basics, written in the Prometheus text format 0.0.4. Every
  * metric is listed in evtaskd(8), METRICS. */
-#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -242,7 +241,7 @@ void evd_metrics_observe(void *data, evd_event event, const char *task, const ev
 
 /* ---- the exposition ---- */
 
-static void family(FILE *f, const char *name, const char *type, const char *help) {
+void evd_metrics_family(FILE *f, const char *name, const char *type, const char *help) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
@@ -380,7 +379,7 @@ static bool write_task_piece(evd_metrics_reader *r, FILE *f) {
                 return false;
         fam = &families[r->family];
         if (r->task == 0)
-                family(f, fam->name, fam->type, fam->help);
+                evd_metrics_family(f, fam->name, fam->type, fam->help);
         end = r->task + TASKS_PER_PIECE < r->n_tasks ? r->task + TASKS_PER_PIECE : r->n_tasks;
         for (; r->task < end; r->task++) {
                 const task_metrics *t = m->tasks[r->task];
@@ -400,52 +399,9 @@ static bool write_task_piece(evd_metrics_reader *r, FILE *f) {
 }
 
 static void write_states(evd_metrics_reader *r, FILE *f) {
-        family(f, "evtask_tasks", "gauge", "Tasks by state.");
+        evd_metrics_family(f, "evtask_tasks", "gauge", "Tasks by state.");
         for (size_t s = 0; s < ARRAY_SIZE(state_names); s++)
                 fprintf(f, "evtask_tasks{state=\"%s\"} %zu\n", state_names[s], r->by_state[s]);
-}
-
-/* ---- the process, as the Prometheus client libraries name it ---- */
-
-static void write_process(FILE *f) {
-        long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
-        unsigned long long utime = 0, stime = 0, start = 0, btime = 0;
-        long long rss = 0;
-        size_t fds = 0;
-        char line[256];
-        FILE *p;
-        DIR *dir;
-
-        if ((p = fopen("/proc/self/stat", "re"))) {
-                /* After "(comm)", which may hold spaces: fields 3 on. */
-                char buf[1024], *s = fgets(buf, sizeof(buf), p) ? strrchr(buf, ')') : NULL;
-
-                if (s && sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d "
-                                       "%*d %llu %*u %lld",
-                                &utime, &stime, &start, &rss) != 4)
-                        utime = stime = start = 0;
-                fclose(p);
-        }
-        if ((p = fopen("/proc/stat", "re"))) {
-                while (fgets(line, sizeof(line), p))
-                        if (sscanf(line, "btime %llu", &btime) == 1)
-                                break;
-                fclose(p);
-        }
-        if ((dir = opendir("/proc/self/fd"))) {
-                for (struct dirent *e; (e = readdir(dir));)
-                        fds += e->d_name[0] != '.';
-                closedir(dir);
-                fds--; /* the directory's own */
-        }
-        family(f, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
-        fprintf(f, "process_cpu_seconds_total %.2f\n", (double) (utime + stime) / (double) tick);
-        family(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-        fprintf(f, "process_resident_memory_bytes %lld\n", rss * page);
-        family(f, "process_open_fds", "gauge", "Number of open file descriptors.");
-        fprintf(f, "process_open_fds %zu\n", fds);
-        family(f, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
-        fprintf(f, "process_start_time_seconds %.2f\n", (double) btime + (double) start / (double) tick);
 }
 
 static void write_daemon(evd_daemon *d, FILE *f) {
@@ -456,39 +412,39 @@ static void write_daemon(evd_daemon *d, FILE *f) {
 
         evt_loop_stats_get(d->loop, &ls);
         evt_pool_stats_get(d->pool, &ps);
-        family(f, "evtask_build_info", "gauge", "The evtaskd version, as a label; always 1.");
+        evd_metrics_family(f, "evtask_build_info", "gauge", "The evtaskd version, as a label; always 1.");
         fprintf(f, "evtask_build_info{version=\"%s\"} 1\n", EVTASK_VERSION);
-        family(f, "evtask_start_time_seconds", "gauge", "When the daemon started, Unix time.");
+        evd_metrics_family(f, "evtask_start_time_seconds", "gauge", "When the daemon started, Unix time.");
         fprintf(f, "evtask_start_time_seconds %.3f\n", m->start_time);
-        family(f, "evtask_paused", "gauge", "1 while the daemon is paused (SIGINT, evtaskctl pause).");
+        evd_metrics_family(f, "evtask_paused", "gauge", "1 while the daemon is paused (SIGINT, evtaskctl pause).");
         fprintf(f, "evtask_paused %d\n", evt_loop_is_paused(d->loop));
-        family(f, "evtask_ready", "gauge", "1 while /readyz answers 200.");
+        evd_metrics_family(f, "evtask_ready", "gauge", "1 while /readyz answers 200.");
         fprintf(f, "evtask_ready %d\n", evd_http_ready(d));
-        family(f, "evtask_phase", "gauge", "The lifecycle's phase: 1 for the one it is in.");
+        evd_metrics_family(f, "evtask_phase", "gauge", "The lifecycle's phase: 1 for the one it is in.");
         for (evt_phase p = EVT_PHASE_RUNNING; p <= EVT_PHASE_DONE; p++)
                 fprintf(f, "evtask_phase{phase=\"%s\"} %d\n", evt_phase_name(p), p == phase);
-        family(f, "evtask_pool_threads", "gauge", "Threads of the blocking pool, busy or idle.");
+        evd_metrics_family(f, "evtask_pool_threads", "gauge", "Threads of the blocking pool, busy or idle.");
         fprintf(f, "evtask_pool_threads{state=\"busy\"} %zu\nevtask_pool_threads{state=\"idle\"} %zu\n",
                 ps.threads - ps.idle, ps.idle);
-        family(f, "evtask_calls", "gauge", "Blocking calls in flight, queued or running.");
+        evd_metrics_family(f, "evtask_calls", "gauge", "Blocking calls in flight, queued or running.");
         fprintf(f, "evtask_calls{state=\"queued\"} %zu\nevtask_calls{state=\"running\"} %zu\n", ps.queued,
                 ps.running);
-        family(f, "evtask_calls_completed_total", "counter", "Blocking calls whose function returned.");
+        evd_metrics_family(f, "evtask_calls_completed_total", "counter", "Blocking calls whose function returned.");
         fprintf(f, "evtask_calls_completed_total %llu\n", (unsigned long long) ps.completed);
-        family(f, "evtask_loop_tasks", "gauge", "Tasks of the loop, helpers included (an exec run's readers).");
+        evd_metrics_family(f, "evtask_loop_tasks", "gauge", "Tasks of the loop, helpers included (an exec run's readers).");
         fprintf(f, "evtask_loop_tasks %zu\n", ls.tasks);
-        family(f, "evtask_context_switches_total", "counter", "Context switches into tasks.");
+        evd_metrics_family(f, "evtask_context_switches_total", "counter", "Context switches into tasks.");
         fprintf(f, "evtask_context_switches_total %llu\n", (unsigned long long) ls.switches);
-        family(f, "evtask_slow_steps_total", "counter", "Steps that held the loop longer than slow_step_warn.");
+        evd_metrics_family(f, "evtask_slow_steps_total", "counter", "Steps that held the loop longer than slow_step_warn.");
         fprintf(f, "evtask_slow_steps_total %llu\n", (unsigned long long) m->slow_steps);
-        family(f, "evtask_reloads_total", "counter", "Config reloads, by result.");
+        evd_metrics_family(f, "evtask_reloads_total", "counter", "Config reloads, by result.");
         fprintf(f, "evtask_reloads_total{result=\"ok\"} %llu\nevtask_reloads_total{result=\"failed\"} %llu\n",
                 (unsigned long long) m->reloads_ok, (unsigned long long) m->reloads_failed);
-        family(f, "evtask_signals_total", "counter", "Signals received, by signal.");
+        evd_metrics_family(f, "evtask_signals_total", "counter", "Signals received, by signal.");
         for (size_t i = 0; i < SIGNALS_MAX && m->signals[i].name[0]; i++)
                 fprintf(f, "evtask_signals_total{signal=\"%s\"} %llu\n", m->signals[i].name,
                         (unsigned long long) m->signals[i].count);
-        family(f, "evtask_log_records_total", "counter", "Records emitted on the loop's thread, by event.");
+        evd_metrics_family(f, "evtask_log_records_total", "counter", "Records emitted on the loop's thread, by event.");
         for (int e = 0; e < EVD_EVENT_COUNT; e++)
                 if (m->records[e])
                         fprintf(f, "evtask_log_records_total{event=\"%s\"} %llu\n", evd_event_name(e),
@@ -528,7 +484,7 @@ static int next_piece(evd_metrics_reader *r) {
         if (!write_task_piece(r, f)) {
                 write_states(r, f);
                 write_daemon(r->d, f);
-                write_process(f);
+                evd_metrics_write_process(f);
                 r->done = true;
         }
         if (ferror(f) | fclose(f))
