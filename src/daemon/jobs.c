@@ -251,6 +251,14 @@ int evd_job_suspend(evd_jobs *jobs, evd_job *job, bool suspend) {
         return 0;
 }
 
+void evd_jobs_resume_all(evd_jobs *jobs) {
+        evt__list *n;
+
+        evt__list_for_each(n, &jobs->all)
+                if (JOB(n)->suspended)
+                        evd_job_suspend(jobs, JOB(n), false);
+}
+
 /* ---- evtaskctl's orders ---- */
 
 int evd_jobs_restart(evd_jobs *jobs, evd_job *job) {

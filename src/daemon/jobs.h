@@ -57,6 +57,9 @@ bool evd_jobs_has_pid(evd_jobs *jobs, pid_t pid);
  * a resume continues them unless the daemon's own pause holds them. 0 or
  * the library's -errno. */
 int evd_job_suspend(evd_jobs *jobs, evd_job *job, bool suspend);
+/* A shutdown lifts every suspension, as it lifts the daemon's pause: a
+ * shielded job drains, an unshielded one ends. */
+void evd_jobs_resume_all(evd_jobs *jobs);
 
 /* evtaskctl restart TASK: the job's task is cancelled and a new one with
  * the same settings starts once it has ended, as a reload's change does

@@ -97,9 +97,11 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
 
         (void) lc;
         evd_status_phase(d, phase, left);
-        /* The shutdown resumes everything. */
-        if (phase == EVT_PHASE_STOPPING || phase == EVT_PHASE_FORCING)
+        /* The shutdown resumes everything, suspended tasks too. */
+        if (phase == EVT_PHASE_STOPPING || phase == EVT_PHASE_FORCING) {
                 evd_jobs_pause(d->jobs, false);
+                evd_jobs_resume_all(d->jobs);
+        }
         switch (phase) {
         case EVT_PHASE_STOPPING:
                 evd_log_emit(d->log, LOG_NOTICE, EVD_EV_STOPPING, NULL, f, ARRAY_SIZE(f),

@@ -184,6 +184,24 @@ class Verbs(ControlTest):
         self.assertEqual(d.finish(), 0)
         self.assertEqual(len(d.of("cancelled", "rabbit")), 1)
 
+    def test_a_shutdown_lifts_suspensions(self):
+        # A suspended shielded run drains at SIGTERM instead of waiting,
+        # stopped, for the drain deadline; a suspended unshielded task is
+        # cancelled; both with the loop paused as well.
+        d = self.start(RACE + T.exec_task("writer", "sleep 0.5; echo done", shell="yes", shield="yes"),
+                       head="drain_timeout = 10s\n")
+        run = d.event("run", "writer")
+        self.assertEqual(self.ctl("pause", "writer", "rabbit")[0], 0)
+        self.assertEqual(T.proc_stat(run["pid"])[0], "T")
+        self.assertEqual(self.ctl("pause")[0], 0)
+        d.event("paused")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(timeout=8), 0, "the suspended shielded run was forced")
+        self.assertEqual([r["msg"] for r in d.of("output", "writer")], ["done"])
+        self.assertEqual(len(d.of("finished", "writer")), 1)
+        self.assertEqual(len(d.of("cancelled", "rabbit")), 1)
+        self.assertEqual(d.of("forced"), [])
+
     def test_cancel_respects_shields_unless_forced(self):
         d = self.start(RACE + GUARD)
         code, out, err = self.ctl("cancel", "rabbit")
