@@ -70,6 +70,10 @@ int evd_daemon_reload_answer(evd_daemon *d, evd_jobs_changes *ret, char *err, si
  * Before the loop is made: the library's overflow handler passes the
  * faults that are not a stack overflow on to this one. */
 void evd_fatal_start(evd_daemon *d);
+/* The fault signals back to their default action, in a forked child
+ * whose death by one should say which (not the daemon's handlers, nor a
+ * sanitizer's). */
+void evd_fatal_default(void);
 
 /* ---- records.c ---- */
 

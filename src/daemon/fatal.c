@@ -76,6 +76,13 @@ static void fault_handler(int sig, siginfo_t *si, void *uc) {
                 raise(sig);
 }
 
+void evd_fatal_default(void) {
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+        for (size_t i = 0; i < ARRAY_SIZE(faults); i++)
+                sigaction(faults[i], &dfl, NULL);
+}
+
 void evd_fatal_start(evd_daemon *d) {
         struct sigaction sa = { .sa_sigaction = fault_handler, .sa_flags = SA_SIGINFO | SA_ONSTACK };
 

@@ -21,6 +21,7 @@
 
 #include "evtask-module.h"
 #include "command.h"
+#include "daemon.h"
 #include "identity.h"
 #include "kind.h"
 
@@ -78,15 +79,11 @@ typedef struct load_report {
 /* The child of load_in_child: becomes the daemon's user, opens the module,
  * reports, and leaves without running the daemon's exit handlers. */
 static _Noreturn void load_child(const evd_config *c, const evd_task_conf *t, int report) {
-        static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS };
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
         load_report rep = { 0 };
         void *handle, *fn;
 
-        /* A fault kills the child, whatever handlers the daemon (or a
-         * sanitizer) has: its status names the signal. */
-        for (size_t i = 0; i < ARRAY_SIZE(faults); i++)
-                sigaction(faults[i], &dfl, NULL);
+        /* A fault kills the child: its status names the signal. */
+        evd_fatal_default();
         rep.r = evd_identity_drop(c->user, c->group);
         if (rep.r < 0)
                 snprintf(rep.why, sizeof(rep.why), "cannot become [daemon] user and group to load it: %s",
