@@ -254,7 +254,7 @@ static int sleeper(void *arg) {
         /* The intended wake is d after the sleep began. */
         if (at - w4_start > w4_last_start)
                 w4_last_start = at - w4_start;
-        check(evt_sleep_until(at + d), "sleep");
+        check(evt_sleep_until(evt_deadline_at(at + d)), "sleep");
         w4_late[i] = evt_time_now() - (at + d);
         return 0;
 }

@@ -13,10 +13,11 @@
  *   -ETIMEDOUT when its deadline passes (or that of a fail scope).
  * - Cancellation is level-triggered: once a task is cancelled, every later
  *   await point fails at once with -ECANCELED, except inside a shield.
- * - Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds;
+ * - Deadlines are evt_deadline values, absolute CLOCK_MONOTONIC times;
  *   EVT_FOREVER never passes and EVT_NOW has always passed (poll).
+ *   Durations are int64_t nanoseconds (EVT_SEC(n) and so on).
  * - Everything runs on the thread that owns the loop; nothing here is
- *   thread-safe unless it says so (evt_time_now, evt_deadline_in,
+ *   thread-safe unless it says so (evt_time_now, the evt_deadline_* calls,
  *   evt_async_post and the evt_token_* calls do).
  */
 #ifndef EVTASK_H
@@ -45,18 +46,45 @@ struct addrinfo;
  * Time
  * ======================================================================== */
 
-#define EVT_FOREVER INT64_MAX  /* a deadline that never passes */
-#define EVT_NOW ((int64_t) 0)   /* a deadline that has always passed */
-
+/* Durations are int64_t nanoseconds. */
 #define EVT_USEC(n) ((int64_t) (n) * 1000)
 #define EVT_MSEC(n) ((int64_t) (n) * 1000000)
 #define EVT_SEC(n) ((int64_t) (n) * 1000000000)
 
+/* A deadline: an absolute CLOCK_MONOTONIC time in nanoseconds (`at`, which
+ * is evt_time_now's clock). A type of its own, so that a duration passed
+ * where a deadline is expected (evt_fd_wait(fd, EV_READ, EVT_SEC(5), ...),
+ * which would have passed long ago) does not compile. Make one with
+ * evt_deadline_in or evt_deadline_at, or use a constant below. */
+typedef struct evt_deadline {
+        int64_t at;
+} evt_deadline;
+
+#ifdef __cplusplus
+#define EVT__DEADLINE(ns) (evt_deadline{ (int64_t) (ns) })
+#else
+#define EVT__DEADLINE(ns) ((evt_deadline) { .at = (int64_t) (ns) })
+#endif
+/* Constants of the type, usable in initialisers too. */
+#define EVT_FOREVER EVT__DEADLINE(INT64_MAX)  /* a deadline that never passes */
+#define EVT_NOW EVT__DEADLINE(0)              /* one that has always passed */
+
 /* The current CLOCK_MONOTONIC time in nanoseconds. Thread-safe. */
 EVT_API int64_t evt_time_now(void);
-/* The deadline `ns` nanoseconds from now; EVT_FOREVER if that overflows or
- * ns is EVT_FOREVER. Thread-safe. */
-EVT_API int64_t evt_deadline_in(int64_t ns);
+/* The deadline `ns` nanoseconds from now: saturated, EVT_FOREVER if that
+ * overflows (INT64_MAX included), EVT_NOW if it would be before the clock's
+ * zero. Thread-safe. */
+EVT_API evt_deadline evt_deadline_in(int64_t ns);
+/* The deadline at the CLOCK_MONOTONIC time `ns` (evt_time_now's clock);
+ * EVT_NOW for a negative one. Thread-safe. */
+EVT_API evt_deadline evt_deadline_at(int64_t ns);
+/* The earlier of two deadlines. */
+EVT_API evt_deadline evt_deadline_min(evt_deadline a, evt_deadline b);
+/* Nanoseconds from now until the deadline: 0 once it has passed,
+ * INT64_MAX for EVT_FOREVER. Thread-safe. */
+EVT_API int64_t evt_deadline_left(evt_deadline deadline);
+/* True for EVT_FOREVER (or any deadline at INT64_MAX). */
+EVT_API bool evt_deadline_is_forever(evt_deadline deadline);
 
 /* ========================================================================
  * Loops
@@ -172,7 +200,7 @@ EVT_API int evt_task_spawn(evt_loop *loop, evt_task_fn fn, void *arg,
 /* Await point: waits until `task` has ended and stores its result
  * (ret_result may be NULL). Returns at once for a task that already ended.
  * -EDEADLK for the calling task, -EINVAL for NULL. */
-EVT_API int evt_task_join(evt_task *task, int64_t deadline, int *ret_result);
+EVT_API int evt_task_join(evt_task *task, evt_deadline deadline, int *ret_result);
 /* The result of a task that has ended, without waiting (ret_result may be
  * NULL): 0, or -EBUSY while it has not ended, -EINVAL for NULL. */
 EVT_API int evt_task_result(const evt_task *task, int *ret_result);
@@ -229,7 +257,7 @@ EVT_API bool evt_task_is_suspended(const evt_task *task);
 EVT_API int evt_yield(void);
 /* Await point: sleeps until the deadline: 0 when it has passed, never
  * -ETIMEDOUT. A deadline that has passed already still yields. */
-EVT_API int evt_sleep_until(int64_t deadline);
+EVT_API int evt_sleep_until(evt_deadline deadline);
 /* Sleeps `ns` nanoseconds: evt_sleep_until(evt_deadline_in(ns)). */
 EVT_API int evt_sleep(int64_t ns);
 
@@ -267,13 +295,13 @@ enum {
  * one that has passed cancels it at once) and EVT_SCOPE_* flags; it lives
  * until evt_scope_pop, or the end of the task. -EINVAL outside a task, for
  * a NULL ret_scope or an unknown flag; -ENOMEM. */
-EVT_API int evt_scope_push(int64_t deadline, unsigned flags, evt_scope **ret_scope);
+EVT_API int evt_scope_push(evt_deadline deadline, unsigned flags, evt_scope **ret_scope);
 /* evt_scope_push of a move-on scope with a deadline. */
-EVT_API int evt_move_on_at(int64_t deadline, evt_scope **ret_scope);
+EVT_API int evt_move_on_at(evt_deadline deadline, evt_scope **ret_scope);
 /* evt_move_on_at(evt_deadline_in(ns)). */
 EVT_API int evt_move_on_after(int64_t ns, evt_scope **ret_scope);
 /* evt_scope_push of a fail scope: EVT_SCOPE_FAIL. */
-EVT_API int evt_fail_at(int64_t deadline, evt_scope **ret_scope);
+EVT_API int evt_fail_at(evt_deadline deadline, evt_scope **ret_scope);
 /* evt_fail_at(evt_deadline_in(ns)). */
 EVT_API int evt_fail_after(int64_t ns, evt_scope **ret_scope);
 /* Ends the innermost scope of the calling task, and frees it. ret_caught
@@ -294,11 +322,11 @@ EVT_API int evt_scope_cancel(evt_scope *scope);
  * cancel_called); false for NULL. */
 EVT_API bool evt_scope_cancel_called(const evt_scope *scope);
 /* The deadline it was pushed with; EVT_FOREVER for NULL. */
-EVT_API int64_t evt_scope_deadline(const evt_scope *scope);
+EVT_API evt_deadline evt_scope_deadline(const evt_scope *scope);
 /* The deadline that bounds the current task's waits: the earliest of its
  * scopes' that reach it (a shield stops those outside it). EVT_FOREVER if
  * none, or outside a task. */
-EVT_API int64_t evt_current_deadline(void);
+EVT_API evt_deadline evt_current_deadline(void);
 
 /* A shield scope without a handle: opens one in the current task; scopes
  * nest. 0, or -EINVAL outside a task. */
@@ -334,7 +362,7 @@ EVT_API int evt_event_clear(evt_event *event);
 EVT_API bool evt_event_is_set(const evt_event *event);
 /* Await point: 0 once the event is set (at once if it is). -EIDRM if it is
  * freed meanwhile; -EINVAL for NULL or an event of another loop. */
-EVT_API int evt_event_wait(evt_event *event, int64_t deadline);
+EVT_API int evt_event_wait(evt_event *event, evt_deadline deadline);
 
 /* ========================================================================
  * Groups
@@ -388,7 +416,7 @@ EVT_API void evt_group_free(evt_group *group);
  * -EDEADLK for a task of the group itself, whatever the deadline (it would
  * wait for its own end); -EIDRM if the group is freed meanwhile; -EINVAL
  * for NULL or a group of another loop. */
-EVT_API int evt_group_wait(evt_group *group, int64_t deadline);
+EVT_API int evt_group_wait(evt_group *group, evt_deadline deadline);
 /* Await point, for an EVT_GROUP_KEEP_DONE group: takes the member that
  * ended first of those not yet taken, waiting for one to end; the caller
  * gets a reference to it (evt_task_unref). -ENOENT once none is left to
@@ -396,7 +424,7 @@ EVT_API int evt_group_wait(evt_group *group, int64_t deadline);
  * is freed meanwhile; -EINVAL for NULL, a group without the flag or of
  * another loop. A member handed over is reported even if a cancel came
  * after. */
-EVT_API int evt_group_next(evt_group *group, int64_t deadline, evt_task **ret_task);
+EVT_API int evt_group_next(evt_group *group, evt_deadline deadline, evt_task **ret_task);
 /* Cancels every task in the group now, as evt_task_cancel, and the tasks
  * spawned into it later (they start cancelled). 0, or -EINVAL for NULL or
  * an unknown flag. */
@@ -438,7 +466,7 @@ EVT_API void evt_channel_free(evt_channel *channel);
  * them has room. -EPIPE once the channel is closed (before the call or
  * while it waits: the value is not sent); -EIDRM if it is freed meanwhile;
  * -EINVAL for a NULL argument or a channel of another loop. */
-EVT_API int evt_channel_send(evt_channel *channel, const void *elem, int64_t deadline);
+EVT_API int evt_channel_send(evt_channel *channel, const void *elem, evt_deadline deadline);
 /* evt_channel_send without waiting, also from outside a task (a libev
  * callback, an evt_loop_post function): -EAGAIN where the send would
  * wait. Not an await point: never -ECANCELED. */
@@ -447,7 +475,7 @@ EVT_API int evt_channel_try_send(evt_channel *channel, const void *elem);
  * waiting while there is none. Once the channel is closed, receivers still
  * get the buffered values, then -EPIPE. -EIDRM if it is freed meanwhile;
  * -EINVAL for NULL or a channel of another loop. */
-EVT_API int evt_channel_recv(evt_channel *channel, void *ret_elem, int64_t deadline);
+EVT_API int evt_channel_recv(evt_channel *channel, void *ret_elem, evt_deadline deadline);
 /* No value can be sent from now on: waiting senders get -EPIPE (their
  * values are not sent), and so do waiting receivers, who found the buffer
  * empty. 0, also if it was closed; -EINVAL for NULL. */
@@ -476,7 +504,7 @@ EVT_API void evt_mutex_free(evt_mutex *mutex);
 /* Await point: locks the mutex for the calling task, waiting in line while
  * another task holds it. -EDEADLK if the caller holds it; -EIDRM if it is
  * freed meanwhile; -EINVAL for NULL or a mutex of another loop. */
-EVT_API int evt_mutex_lock(evt_mutex *mutex, int64_t deadline);
+EVT_API int evt_mutex_lock(evt_mutex *mutex, evt_deadline deadline);
 /* Unlocks a mutex the calling task holds, handing it to the first waiter.
  * 0, -EPERM if the caller does not hold it, -EINVAL for NULL. A task that
  * ends holding a mutex leaves it locked. */
@@ -493,7 +521,7 @@ EVT_API void evt_sem_free(evt_sem *sem);
 /* Await point: takes a permit, waiting in line while none is free. -EIDRM
  * if it is freed meanwhile; -EINVAL for NULL or a semaphore of another
  * loop. */
-EVT_API int evt_sem_acquire(evt_sem *sem, int64_t deadline);
+EVT_API int evt_sem_acquire(evt_sem *sem, evt_deadline deadline);
 /* Gives a permit back: to the first waiter, or to the free ones. Any code
  * on the loop's thread may release, a task or not. 0, -EOVERFLOW beyond
  * SIZE_MAX free permits, -EINVAL for NULL. */
@@ -541,14 +569,14 @@ enum {
  * EVT_WRITE; a hang-up or an error counts as both) and stores which in
  * ret_events (may be NULL); a passed deadline polls once. -EBADF for a
  * descriptor that is not open; it must stay open during the wait. */
-EVT_API int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events);
+EVT_API int evt_fd_wait(int fd, unsigned events, evt_deadline deadline, unsigned *ret_events);
 
 /* Await point: waits until child `pid` (> 0) has exited and stores its wait
  * status (ret_status may be NULL), even if a cancel came meanwhile. Only on
  * libev's default loop (else -EOPNOTSUPP). libev reaps children as they
  * exit: wait before the task's next other await point after fork, or the
  * status is lost and the wait lasts until its deadline. */
-EVT_API int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status);
+EVT_API int evt_child_wait(pid_t pid, evt_deadline deadline, int *ret_status);
 
 /* ========================================================================
  * Socket calls
@@ -566,22 +594,22 @@ EVT_API int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status);
  * stores how many in ret_n (may be NULL): 0 is the end of the stream.
  * The errno of read otherwise (-ECONNRESET...); -EINVAL for fd < 0 or a
  * NULL buf with len > 0. */
-EVT_API int evt_read(int fd, void *buf, size_t len, int64_t deadline, size_t *ret_n);
+EVT_API int evt_read(int fd, void *buf, size_t len, evt_deadline deadline, size_t *ret_n);
 /* Await point: writes all len bytes, waiting for room as often as needed:
  * 0 once all are written, else the error (-EPIPE for a peer that has
  * gone), however much was written before it. -EINVAL as evt_read. */
-EVT_API int evt_write(int fd, const void *buf, size_t len, int64_t deadline);
+EVT_API int evt_write(int fd, const void *buf, size_t len, evt_deadline deadline);
 /* Await point: accepts a connection on the listening socket fd, waiting
  * for one, and stores its descriptor, non-blocking and close-on-exec, in
  * ret_fd. Errors of a connection that failed before it was accepted are
  * passed over; the errno of accept4 otherwise (-EMFILE). -EINVAL for
  * fd < 0 or a NULL ret_fd. */
-EVT_API int evt_accept(int fd, int64_t deadline, int *ret_fd);
+EVT_API int evt_accept(int fd, evt_deadline deadline, int *ret_fd);
 /* Await point: connects the non-blocking socket fd to addr, waiting until
  * the connection is made or refused: 0, or the connection's errno
  * (-ECONNREFUSED...). After -ETIMEDOUT or -ECANCELED the connect may still
  * be under way: close fd. -EINVAL for fd < 0 or a NULL addr. */
-EVT_API int evt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
+EVT_API int evt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, evt_deadline deadline);
 
 /* ========================================================================
  * Blocking work in threads
@@ -659,7 +687,7 @@ typedef struct evt_call_opts {
  * While the loop is paused, a thread waiting at a checkpoint is not free
  * for other calls, EVT_TASK_NOPAUSE tasks' included. */
 EVT_API int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg,
-                          const evt_call_opts *opts, int64_t deadline, int *ret_result);
+                          const evt_call_opts *opts, evt_deadline deadline, int *ret_result);
 
 /* Await point: getaddrinfo(host, service, hints) on a thread of `pool`
  * (host or service may be NULL, not both; hints may be NULL), and the list
@@ -670,7 +698,7 @@ EVT_API int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg,
  * EAI_SYSTEM; and evt_pool_call's. A lookup given up on runs on to its
  * end, and its result is freed then. */
 EVT_API int evt_getaddrinfo(evt_pool *pool, const char *host, const char *service,
-                            const struct addrinfo *hints, int64_t deadline, struct addrinfo **ret_res);
+                            const struct addrinfo *hints, evt_deadline deadline, struct addrinfo **ret_res);
 
 /* A token belongs to one call; these are for its function, on its worker
  * thread, and are thread-safe. */
@@ -746,7 +774,7 @@ typedef struct evt_wait_info {
         const char *task;       /* for a join: the joined task's name */
         int64_t since;          /* when the wait began (evt_time_now's clock,
                                  * to a few ms) */
-        int64_t deadline;       /* when it times out; EVT_FOREVER: never */
+        evt_deadline deadline;  /* when it times out; EVT_FOREVER: never */
 } evt_wait_info;
 /* Fills ret with what task waits for (what = NULL when it is not waiting):
  * 0, or -EINVAL for a NULL argument. The strings live as long as the

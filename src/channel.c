@@ -93,7 +93,7 @@ static int send_now(evt_channel *c, const void *elem) {
         return 0;
 }
 
-int evt_channel_send(evt_channel *channel, const void *elem, int64_t deadline) {
+int evt_channel_send(evt_channel *channel, const void *elem, evt_deadline deadline) {
         evt_channel *c = channel;
         evt__waiter w;
         evt_task *t;
@@ -108,7 +108,7 @@ int evt_channel_send(evt_channel *channel, const void *elem, int64_t deadline) {
         if (r != -EAGAIN)
                 return r;
         evt__waits(t, "channel send", -1);
-        r = evt__waiter_wait(&w, t, &c->senders, (void *) elem, deadline);
+        r = evt__waiter_wait(&w, t, &c->senders, (void *) elem, deadline.at);
         /* A receiver that took the value took it, whatever came after. */
         return w.handed ? 0 : r;
 }
@@ -143,7 +143,7 @@ static int recv_now(evt_channel *c, void *ret_elem) {
         return 0;
 }
 
-int evt_channel_recv(evt_channel *channel, void *ret_elem, int64_t deadline) {
+int evt_channel_recv(evt_channel *channel, void *ret_elem, evt_deadline deadline) {
         evt_channel *c = channel;
         evt__waiter w;
         evt_task *t;
@@ -156,7 +156,7 @@ int evt_channel_recv(evt_channel *channel, void *ret_elem, int64_t deadline) {
         if (r != -EAGAIN)
                 return r;
         evt__waits(t, "channel receive", -1);
-        r = evt__waiter_wait(&w, t, &c->receivers, ret_elem, deadline);
+        r = evt__waiter_wait(&w, t, &c->receivers, ret_elem, deadline.at);
         return w.handed ? 0 : r;
 }
 

@@ -318,9 +318,9 @@ void evt__deadlines_pause(evt_loop *l) {
         }
 }
 
-/* A time moved on by the pause's length, never past EVT_FOREVER. */
+/* A time moved on by the pause's length, never past EVT__NEVER. */
 static int64_t moved(int64_t at, int64_t by) {
-        return at >= EVT_FOREVER - by ? EVT_FOREVER : at + by;
+        return at >= EVT__NEVER - by ? EVT__NEVER : at + by;
 }
 
 void evt__deadlines_resume(evt_loop *l) {
@@ -339,7 +339,7 @@ void evt__deadlines_resume(evt_loop *l) {
                 if (t->flags & EVT_TASK_NOPAUSE)
                         continue;
                 for (struct evt_scope *s = t->scope; s; s = s->parent)
-                        if (s->deadline != EVT_FOREVER && s->deadline > h->paused_at)
+                        if (s->deadline != EVT__NEVER && s->deadline > h->paused_at)
                                 s->deadline = moved(s->deadline, paused);
         }
         while ((n = evt__list_pop_front(&h->frozen))) {

@@ -50,7 +50,7 @@ bool evt_event_is_set(const evt_event *event) {
         return event && event->set;
 }
 
-int evt_event_wait(evt_event *event, int64_t deadline) {
+int evt_event_wait(evt_event *event, evt_deadline deadline) {
         evt_task *t;
         int r;
 
@@ -60,5 +60,5 @@ int evt_event_wait(evt_event *event, int64_t deadline) {
         if (event->set)
                 return 0;
         evt__waits(t, "event", -1);
-        return evt__wait_on(t, &event->waiters, deadline);
+        return evt__wait_on(t, &event->waiters, deadline.at);
 }

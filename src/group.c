@@ -124,7 +124,7 @@ static int room_take(evt_group *g) {
         if (t->loop != g->loop)
                 return -EINVAL;
         evt__waits(t, "group room", -1);
-        return evt__permits_acquire(&g->room, t, EVT_FOREVER);
+        return evt__permits_acquire(&g->room, t, EVT__NEVER);
 }
 
 int evt_group_spawn(evt_group *group, evt_task_fn fn, void *arg, const evt_task_opts *opts,
@@ -161,7 +161,7 @@ static int group_enter(evt_group *g, evt_task **ret_task) {
         return evt__enter_on(g, g ? g->loop : NULL, ret_task);
 }
 
-int evt_group_wait(evt_group *group, int64_t deadline) {
+int evt_group_wait(evt_group *group, evt_deadline deadline) {
         evt_task *t;
         int r;
 
@@ -173,14 +173,14 @@ int evt_group_wait(evt_group *group, int64_t deadline) {
                 return -EDEADLK;
         if (group->set.n_tasks > 0) {
                 evt__waits(t, "group", -1);
-                r = evt__wait_on(t, &group->set.waiters, deadline);
+                r = evt__wait_on(t, &group->set.waiters, deadline.at);
                 if (r < 0)
                         return r; /* -EIDRM: the group is gone */
         }
         return group->failed ? group->failed->result : 0;
 }
 
-int evt_group_next(evt_group *group, int64_t deadline, evt_task **ret_task) {
+int evt_group_next(evt_group *group, evt_deadline deadline, evt_task **ret_task) {
         evt_task *t, *got = NULL;
         evt__waiter w;
         evt__list *n;
@@ -201,7 +201,7 @@ int evt_group_next(evt_group *group, int64_t deadline, evt_task **ret_task) {
         if (t->set == &group->set && group->set.n_tasks == 1)
                 return -EDEADLK; /* only itself is left to end */
         evt__waits(t, "group", -1);
-        r = evt__waiter_wait(&w, t, &group->next_waiters, &got, deadline);
+        r = evt__waiter_wait(&w, t, &group->next_waiters, &got, deadline.at);
         /* A task handed over is reported, even if a cancel came after. */
         if (!w.handed)
                 return r;

@@ -47,13 +47,13 @@ static void fd_cb(struct ev_loop *ev, ev_io *w, int revents) {
         evt__wake(fw->task, (revents & EV_ERROR) ? -EBADF : (revents & (EV_READ | EV_WRITE)));
 }
 
-int evt_fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events) {
+int evt_fd_wait(int fd, unsigned events, evt_deadline deadline, unsigned *ret_events) {
         if (fd < 0 || events == 0 || (events & ~(unsigned) (EVT_READ | EVT_WRITE)))
                 return -EINVAL;
         /* libev asserts on a descriptor that is not open: refuse it here. */
         if (fcntl(fd, F_GETFD) < 0)
                 return -EBADF;
-        return evt__fd_wait(fd, events, deadline, ret_events);
+        return evt__fd_wait(fd, events, deadline.at, ret_events);
 }
 
 int evt__fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events) {
@@ -64,7 +64,7 @@ int evt__fd_wait(int fd, unsigned events, int64_t deadline, unsigned *ret_events
         r = evt__enter(&t);
         if (r < 0)
                 return r;
-        if (deadline != EVT_FOREVER && deadline <= evt_time_now())
+        if (deadline != INT64_MAX && deadline <= evt_time_now())
                 return poll_now(fd, events, ret_events);
 
         fw.task = t;
@@ -101,7 +101,7 @@ static void child_cb(struct ev_loop *ev, ev_child *w, int revents) {
         evt__wake(cw->task, 0);
 }
 
-int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status) {
+int evt_child_wait(pid_t pid, evt_deadline deadline, int *ret_status) {
         struct child_wait cw;
         evt_task *t;
         int r;
@@ -120,7 +120,7 @@ int evt_child_wait(pid_t pid, int64_t deadline, int *ret_status) {
         ev_child_start(t->loop->ev, &cw.child);
         evt__watcher_started(t->loop);
         evt__waits(t, "child", pid);
-        r = evt__wait(t, deadline);
+        r = evt__wait(t, deadline.at);
         if (ev_is_active(&cw.child)) {
                 ev_child_stop(t->loop->ev, &cw.child);
                 evt__watcher_stopped(t->loop);

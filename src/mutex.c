@@ -35,7 +35,7 @@ void evt_mutex_free(evt_mutex *mutex) {
         free(mutex);
 }
 
-int evt_mutex_lock(evt_mutex *mutex, int64_t deadline) {
+int evt_mutex_lock(evt_mutex *mutex, evt_deadline deadline) {
         evt_task *t;
         int r;
 
@@ -45,7 +45,7 @@ int evt_mutex_lock(evt_mutex *mutex, int64_t deadline) {
         if (mutex->owner == t)
                 return -EDEADLK;
         evt__waits(t, "mutex", -1);
-        r = evt__permits_acquire(&mutex->permit, t, deadline);
+        r = evt__permits_acquire(&mutex->permit, t, deadline.at);
         if (r == 0)
                 mutex->owner = evt_task_ref(t);
         return r;

@@ -610,7 +610,7 @@ static int await_call(evt_pool *p, call *k, int64_t deadline) {
 }
 
 int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_opts *opts,
-                  int64_t deadline, int *ret_result) {
+                  evt_deadline deadline, int *ret_result) {
         static const evt_call_opts defaults = { 0 };
         evt_pool *p = pool;
         evt_task *t;
@@ -636,14 +636,14 @@ int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_
                 evt__list_push_back(&p->room_waiters, &t->wait_link);
                 hold_update(p);
                 evt__waits(t, "pool room", -1);
-                r = evt__wait(t, deadline);
+                r = evt__wait(t, deadline.at);
                 evt__list_remove(&t->wait_link);
                 if (p->gone)
                         r = -EIDRM;
                 else
                         hold_update(p);
         }
-        if (r == 0 && deadline != EVT_FOREVER && deadline <= evt_time_now())
+        if (r == 0 && !evt_deadline_is_forever(deadline) && deadline.at <= evt_time_now())
                 r = -ETIMEDOUT;
         if (r < 0)
                 goto out;
@@ -683,7 +683,7 @@ int evt_pool_call(evt_pool *pool, evt_blocking_fn fn, void *arg, const evt_call_
         p->n_awaited++;
         hold_update(p);
 
-        r = await_call(p, k, deadline);
+        r = await_call(p, k, deadline.at);
         if (p->gone) {
                 r = -EIDRM; /* evt_pool_free has dealt with the record */
         } else {

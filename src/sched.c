@@ -681,7 +681,7 @@ int evt__wait(evt_task *t, int64_t deadline) {
         }
         /* The deadline lives in this frame, on the task's stack: few waits
          * have one, and every task record would otherwise carry it. */
-        if (deadline != EVT_FOREVER) {
+        if (deadline != EVT__NEVER) {
                 if (deadline <= evt_time_now()) {
                         r = evt__cancel_status(t);
                         return r < 0 ? r : -ETIMEDOUT;
@@ -774,7 +774,7 @@ void evt__cancel_notify(evt_task *t) {
 
 /* ---- joining and inspecting tasks ---------------------------------------- */
 
-int evt_task_join(evt_task *task, int64_t deadline, int *ret_result) {
+int evt_task_join(evt_task *task, evt_deadline deadline, int *ret_result) {
         evt_task *t;
         int r;
 
@@ -790,7 +790,7 @@ int evt_task_join(evt_task *task, int64_t deadline, int *ret_result) {
                 evt_task_ref(task);
                 evt__waits(t, "join", -1);
                 t->waits_task = task;
-                r = evt__wait_on(t, &task->joiners, deadline);
+                r = evt__wait_on(t, &task->joiners, deadline.at);
                 if (r == 0 && ret_result)
                         *ret_result = task->result;
                 evt_task_unref(task);
@@ -856,7 +856,7 @@ int evt_task_wait_info(const evt_task *task, evt_wait_info *ret) {
         ret->task = task->waits_task ? evt_task_name(task->waits_task) : NULL;
         ret->since = task->wait_since;
         if (task->deadline)
-                ret->deadline = task->deadline->at;
+                ret->deadline = evt_deadline_at(task->deadline->at);
         return 0;
 }
 

@@ -39,6 +39,10 @@ typedef struct evt__loop_observer {
         void (*free_cb)(struct evt__loop_observer *o); /* the loop is going */
 } evt__loop_observer;
 
+/* Inside the scheduler deadlines are bare times (evt_deadline.at), and
+ * this one is EVT_FOREVER's. */
+#define EVT__NEVER INT64_MAX
+
 /* The deadline of a wait, in the waiting task's frame (deadline.c). */
 typedef struct evt__deadline {
         int64_t at;             /* in evt_time_now() terms */
@@ -154,7 +158,7 @@ struct evt_task {
 struct evt_scope {
         evt_task *task;
         struct evt_scope *parent; /* the scope it is in; NULL: the task */
-        int64_t deadline;       /* EVT_FOREVER: none */
+        int64_t deadline;       /* EVT__NEVER: none */
         unsigned flags;         /* EVT_SCOPE_* */
         unsigned shield_base;   /* the task's shield depth at the push */
         bool cancel_called;     /* evt_scope_cancel */
@@ -170,7 +174,7 @@ int evt__scope_check(const evt_task *t, struct evt_scope **ret_owner);
 /* evt__cancel_status's walk, for a task with scopes or a forced cancel. */
 int evt__scope_status(evt_task *t);
 /* The earliest deadline of the scopes the task's await points see;
- * EVT_FOREVER if none. */
+ * EVT__NEVER if none. */
 int64_t evt__scope_deadline(const evt_task *t);
 /* Frees the scopes a task left open when it ended. */
 void evt__scopes_drop(evt_task *t);

@@ -23,7 +23,7 @@
 static int scope_error(const evt_scope *s, int64_t *now) {
         if (s->cancel_called)
                 return -ECANCELED;
-        if (s->deadline == EVT_FOREVER)
+        if (s->deadline == EVT__NEVER)
                 return 0;
         if (*now == 0)
                 *now = evt_time_now();
@@ -74,7 +74,7 @@ int evt__scope_status(evt_task *t) {
 
 int64_t evt__scope_deadline(const evt_task *t) {
         unsigned depth = t->shield_depth;
-        int64_t at = EVT_FOREVER;
+        int64_t at = EVT__NEVER;
 
         for (evt_scope *s = t->scope; s && depth <= s->shield_base; s = s->parent) {
                 if (s->deadline < at)
@@ -97,7 +97,7 @@ void evt__scopes_drop(evt_task *t) {
 
 /* ---- the interface ------------------------------------------------------ */
 
-int evt_scope_push(int64_t deadline, unsigned flags, evt_scope **ret_scope) {
+int evt_scope_push(evt_deadline deadline, unsigned flags, evt_scope **ret_scope) {
         evt_task *t = evt_task_current();
         evt_scope *s;
 
@@ -109,7 +109,7 @@ int evt_scope_push(int64_t deadline, unsigned flags, evt_scope **ret_scope) {
         *s = (evt_scope) {
                 .task = t,
                 .parent = t->scope,
-                .deadline = deadline,
+                .deadline = deadline.at,
                 .flags = flags,
                 .shield_base = t->shield_depth,
         };
@@ -118,7 +118,7 @@ int evt_scope_push(int64_t deadline, unsigned flags, evt_scope **ret_scope) {
         return 0;
 }
 
-int evt_move_on_at(int64_t deadline, evt_scope **ret_scope) {
+int evt_move_on_at(evt_deadline deadline, evt_scope **ret_scope) {
         return evt_scope_push(deadline, 0, ret_scope);
 }
 
@@ -126,7 +126,7 @@ int evt_move_on_after(int64_t ns, evt_scope **ret_scope) {
         return evt_scope_push(evt_deadline_in(ns), 0, ret_scope);
 }
 
-int evt_fail_at(int64_t deadline, evt_scope **ret_scope) {
+int evt_fail_at(evt_deadline deadline, evt_scope **ret_scope) {
         return evt_scope_push(deadline, EVT_SCOPE_FAIL, ret_scope);
 }
 
@@ -167,12 +167,12 @@ bool evt_scope_cancel_called(const evt_scope *scope) {
         return scope && scope_error(scope, &now) < 0;
 }
 
-int64_t evt_scope_deadline(const evt_scope *scope) {
-        return scope ? scope->deadline : EVT_FOREVER;
+evt_deadline evt_scope_deadline(const evt_scope *scope) {
+        return scope ? evt_deadline_at(scope->deadline) : EVT_FOREVER;
 }
 
-int64_t evt_current_deadline(void) {
+evt_deadline evt_current_deadline(void) {
         evt_task *t = evt_task_current();
 
-        return t ? evt__scope_deadline(t) : EVT_FOREVER;
+        return t ? evt_deadline_at(evt__scope_deadline(t)) : EVT_FOREVER;
 }

@@ -32,7 +32,7 @@ void evt_sem_free(evt_sem *sem) {
         free(sem);
 }
 
-int evt_sem_acquire(evt_sem *sem, int64_t deadline) {
+int evt_sem_acquire(evt_sem *sem, evt_deadline deadline) {
         evt_task *t;
         int r;
 
@@ -40,7 +40,7 @@ int evt_sem_acquire(evt_sem *sem, int64_t deadline) {
         if (r < 0)
                 return r;
         evt__waits(t, "semaphore", -1);
-        return evt__permits_acquire(&sem->permits, t, deadline);
+        return evt__permits_acquire(&sem->permits, t, deadline.at);
 }
 
 int evt_sem_release(evt_sem *sem) {

@@ -3,7 +3,7 @@
 
 #include "scheduler.h"
 
-int evt_sleep_until(int64_t deadline) {
+int evt_sleep_until(evt_deadline deadline) {
         evt_task *t;
         int r = evt__enter(&t);
 
@@ -11,10 +11,10 @@ int evt_sleep_until(int64_t deadline) {
                 return r;
         /* A deadline that has passed still lets the others run, so a task
          * that falls behind its schedule cannot starve the loop. */
-        if (deadline <= evt_time_now())
+        if (deadline.at <= evt_time_now())
                 return evt_yield();
         evt__waits(t, "sleep", -1);
-        r = evt__wait(t, deadline);
+        r = evt__wait(t, deadline.at);
         /* Its own deadline is its end; a fail scope's is an error. */
         return r == -ETIMEDOUT && evt__cancel_status(t) == 0 ? 0 : r;
 }

@@ -41,7 +41,7 @@ static int io_again(int fd, unsigned events, int64_t deadline, int err) {
         return evt__fd_wait(fd, events, deadline, NULL);
 }
 
-int evt_read(int fd, void *buf, size_t len, int64_t deadline, size_t *ret_n) {
+int evt_read(int fd, void *buf, size_t len, evt_deadline deadline, size_t *ret_n) {
         int r = io_enter(fd, buf, len);
 
         while (r == 0) {
@@ -52,7 +52,7 @@ int evt_read(int fd, void *buf, size_t len, int64_t deadline, size_t *ret_n) {
                                 *ret_n = (size_t) n;
                         return 0;
                 }
-                r = io_again(fd, EVT_READ, deadline, errno);
+                r = io_again(fd, EVT_READ, deadline.at, errno);
         }
         return r;
 }
@@ -84,7 +84,7 @@ static ssize_t send_nosignal(int fd, const void *p, size_t len) {
 #endif
 }
 
-int evt_write(int fd, const void *buf, size_t len, int64_t deadline) {
+int evt_write(int fd, const void *buf, size_t len, evt_deadline deadline) {
         const char *p = buf;
         bool sock = true;       /* until send says ENOTSOCK */
         int r = io_enter(fd, buf, len);
@@ -98,7 +98,7 @@ int evt_write(int fd, const void *buf, size_t len, int64_t deadline) {
                 } else if (sock && errno == ENOTSOCK) {
                         sock = false;
                 } else {
-                        r = io_again(fd, EVT_WRITE, deadline, errno);
+                        r = io_again(fd, EVT_WRITE, deadline.at, errno);
                 }
         }
         return r;
@@ -143,7 +143,7 @@ static int accept_nonblock_cloexec(int fd) {
 #endif
 }
 
-int evt_accept(int fd, int64_t deadline, int *ret_fd) {
+int evt_accept(int fd, evt_deadline deadline, int *ret_fd) {
         int r = ret_fd ? io_enter(fd, NULL, 0) : -EINVAL;
 
         while (r == 0) {
@@ -154,12 +154,12 @@ int evt_accept(int fd, int64_t deadline, int *ret_fd) {
                         return 0;
                 }
                 if (!accept_retry(errno))
-                        r = io_again(fd, EVT_READ, deadline, errno);
+                        r = io_again(fd, EVT_READ, deadline.at, errno);
         }
         return r;
 }
 
-int evt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline) {
+int evt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, evt_deadline deadline) {
         socklen_t len = sizeof(int);
         int r = addr ? io_enter(fd, NULL, 0) : -EINVAL;
         int err = 0;
@@ -171,7 +171,7 @@ int evt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t 
         /* Interrupted, a connect goes on by itself, as one in progress. */
         if (errno != EINPROGRESS && errno != EINTR)
                 return -errno;
-        r = evt__fd_wait(fd, EVT_WRITE, deadline, NULL);
+        r = evt__fd_wait(fd, EVT_WRITE, deadline.at, NULL);
         if (r < 0)
                 return r;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
@@ -248,7 +248,7 @@ static int lookup_fn(evt_token *token, void *arg) {
 }
 
 int evt_getaddrinfo(evt_pool *pool, const char *host, const char *service, const struct addrinfo *hints,
-                    int64_t deadline, struct addrinfo **ret_res) {
+                    evt_deadline deadline, struct addrinfo **ret_res) {
         struct lookup *l;
         int r, result = 0;
 

@@ -18,7 +18,7 @@ static struct {
         int got[N];             /* what receiver i received */
         int order[4 * N];       /* what happened, in order */
         int n_order;
-        int64_t deadline;
+        evt_deadline deadline;
 } st;
 
 static void reset(size_t capacity) {

@@ -21,7 +21,7 @@ static struct {
         int n_woke;
         int first;                    /* the first waiter to wake */
         int64_t set_at;
-        int64_t deadline;
+        evt_deadline deadline;
         int r_ctl;
 } st;
 
@@ -199,8 +199,8 @@ START_TEST(event_wait_deadline) {
         test_loop_run(st.loop);
         for (int i = 0; i < 2; i++) {
                 ck_assert_int_eq(st.r[i], -ETIMEDOUT);
-                ck_assert_int_ge(st.woke[i], st.deadline);
-                ck_assert_int_lt(st.woke[i], st.deadline + EVT_SEC(1));
+                ck_assert_int_ge(st.woke[i], st.deadline.at);
+                ck_assert_int_lt(st.woke[i], st.deadline.at + EVT_SEC(1));
         }
         evt_event_free(st.ev);
         unref_waiters(2);

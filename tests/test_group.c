@@ -26,7 +26,7 @@ static struct {
         int n_started, want_started;
         /* The waiter's view. */
         int r_wait, r_wait2;
-        int64_t deadline;
+        evt_deadline deadline;
         int64_t waited_at;
         bool finished_at_wait[N_MEMBERS + 1];
         size_t size_at_wait;
@@ -242,7 +242,7 @@ START_TEST(group_wait_deadline) {
         ck_assert_int_eq(evt_task_spawn(st.loop, release_after_waiter_fn, NULL, NULL, NULL), 0);
         test_loop_run(st.loop);
         ck_assert_int_eq(st.r_wait, -ETIMEDOUT);
-        ck_assert_int_ge(st.waited_at, st.deadline);
+        ck_assert_int_ge(st.waited_at, st.deadline.at);
         /* While the members still ran (nothing ends them before the wait
          * has given up); they ran on, unaffected. */
         ck_assert_uint_eq(st.size_at_wait, 2);

@@ -18,7 +18,7 @@ static struct {
         evt_task *reader;
         int r, r2;
         unsigned events;        /* ret_events, or a sentinel */
-        int64_t deadline;
+        evt_deadline deadline;
         int64_t written_at, woke, cancelled_at, resumed_at;
         char byte;
         /* The pause test. */
@@ -153,8 +153,8 @@ START_TEST(fd_wait_deadline) {
         ck_assert_int_eq(evt_task_spawn(st.loop, reader_fn, NULL, NULL, NULL), 0);
         test_loop_run(st.loop);
         ck_assert_int_eq(st.r, -ETIMEDOUT);
-        ck_assert_int_ge(st.woke, st.deadline);
-        ck_assert_int_lt(st.woke, st.deadline + EVT_SEC(1));
+        ck_assert_int_ge(st.woke, st.deadline.at);
+        ck_assert_int_lt(st.woke, st.deadline.at + EVT_SEC(1));
         /* Output parameters are written only on success. */
         ck_assert_uint_eq(st.events, NO_EVENTS);
         close_pipe();
@@ -331,7 +331,8 @@ static struct {
         pid_t pid;
         int r, r2;
         int status, status2;
-        int64_t deadline, woke;
+        evt_deadline deadline;
+        int64_t woke;
 } ch;
 
 static void ch_reset(void) {
@@ -395,7 +396,7 @@ START_TEST(child_wait_timeout_then_kill) {
         test_loop_run(loop);
         ck_assert_int_gt(ch.pid, 0);
         ck_assert_int_eq(ch.r, -ETIMEDOUT);
-        ck_assert_int_ge(ch.woke, ch.deadline);
+        ck_assert_int_ge(ch.woke, ch.deadline.at);
         ck_assert_int_eq(ch.status, -1); /* untouched on failure */
         ck_assert_int_eq(ch.r2, 0);
         ck_assert(WIFSIGNALED(ch.status2));

@@ -715,7 +715,7 @@ static int quick_fn(evt_token *token, void *arg) {
 /* Runs until released (or stopped, or for POLL_LIMIT at most). */
 static int blocking_fn(evt_token *token, void *arg) {
         struct job *j = arg;
-        int64_t give_up = evt_deadline_in(POLL_LIMIT);
+        int64_t give_up = evt_deadline_in(POLL_LIMIT).at;
 
         atomic_fetch_add(&j->runs, 1);
         atomic_store(&j->running, true);

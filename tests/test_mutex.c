@@ -15,7 +15,7 @@ static struct {
         int r[N];
         int order[N];           /* who got the mutex, in order */
         int n_order;
-        int64_t deadline;
+        evt_deadline deadline;
         bool holding;           /* a task is between lock and unlock */
         bool overlap;           /* two were at once */
 } st;

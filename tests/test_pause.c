@@ -109,7 +109,7 @@ END_TEST
 struct sleeper {
         evt_loop *loop;
         bool asleep;            /* its deadline is set: the next poll may see it */
-        int64_t deadline;
+        evt_deadline deadline;
         int64_t woke_at;
         int r;
         /* Pause and resume from libev callbacks, outside any task, as a
@@ -140,7 +140,7 @@ static void pause_cb(struct ev_loop *ev, ev_prepare *w, int revents) {
                 return;
         ev_prepare_stop(ev, w);
         evt_loop_pause(s->loop);
-        ev_timer_set(&s->resume_w, (double) (s->deadline - evt_time_now()) / 1e9 + 0.010, 0.);
+        ev_timer_set(&s->resume_w, (double) (s->deadline.at - evt_time_now()) / 1e9 + 0.010, 0.);
         ev_timer_start(ev, &s->resume_w);
 }
 
@@ -148,7 +148,7 @@ static void resume_cb(struct ev_loop *ev, ev_timer *w, int revents) {
         struct sleeper *s = w->data;
 
         (void) revents;
-        if (evt_time_now() <= s->deadline) {
+        if (evt_time_now() <= s->deadline.at) {
                 /* libev's clock, read at the start of the iteration, can
                  * be behind: again, a little later. */
                 ev_timer_set(w, 0.001, 0.);
@@ -173,7 +173,7 @@ START_TEST(timer_wakeup_held_until_resume) {
         ck_assert_int_eq(s.r, 0);
         /* The deadline passed during the pause; the wake-up came after the
          * resume, and it came (deadlines keep running through a pause). */
-        ck_assert_int_gt(s.resumed_at, s.deadline);
+        ck_assert_int_gt(s.resumed_at, s.deadline.at);
         ck_assert_int_ge(s.woke_at, s.resumed_at);
         ck_assert(!ev_is_active(&s.pause_w));
         ck_assert(!ev_is_active(&s.resume_w));

@@ -26,7 +26,7 @@
 
 /* The same from the test body, where nothing else needs to run. */
 #define SPIN_UNTIL(cond) ({                                                     \
-        int64_t spin_end_ = evt_deadline_in(POLL_LIMIT);                        \
+        int64_t spin_end_ = evt_deadline_in(POLL_LIMIT).at;                      \
         bool spin_ok_;                                                          \
         while (!(spin_ok_ = (cond)) && evt_time_now() < spin_end_)              \
                 nap_us(1000);                                                   \
@@ -69,7 +69,7 @@ static struct {
                 evt_blocking_fn fn;
                 void *arg;
                 evt_call_opts opts;
-                int64_t deadline;
+                evt_deadline deadline;
                 bool cancel_first;      /* the task cancels itself first */
                 bool pause_first;       /* the task pauses the loop first */
                 /* What came back. */
@@ -628,7 +628,8 @@ static struct {
         bool full;
         int r_nowait, r_room, r_later;
         int result_nowait, result_room, result_later;
-        int64_t room_deadline, room_returned_at;
+        evt_deadline room_deadline;
+        int64_t room_returned_at;
 } full;
 
 /* With one call running and one queued, the pool (1 thread, queue of 1) is
@@ -678,7 +679,7 @@ START_TEST(queue_nowait_full) {
         /* The wait for room timed out: it took arg, and freed it. */
         ck_assert_int_eq(full.r_room, -ETIMEDOUT);
         ck_assert_int_eq(full.result_room, UNTOUCHED);
-        ck_assert_int_ge(full.room_returned_at, full.room_deadline);
+        ck_assert_int_ge(full.room_returned_at, full.room_deadline.at);
         ck_assert_int_eq(count(&st.jobs[3].runs), 0);
         assert_freed_once(&st.jobs[3], true);
         /* The accepted calls completed. */
@@ -878,8 +879,8 @@ START_TEST(deadline_passes_while_running) {
                 ck_assert_int_eq(evt_loop_run(st.loop), 0);
                 ck_assert_int_eq(c->r, -ETIMEDOUT);
                 ck_assert_int_eq(c->result, UNTOUCHED);
-                ck_assert_int_ge(c->returned_at, c->deadline);
-                ck_assert_int_lt(c->returned_at, c->deadline + SOON);
+                ck_assert_int_ge(c->returned_at, c->deadline.at);
+                ck_assert_int_lt(c->returned_at, c->deadline.at + SOON);
                 settle();
                 if (count(&j->runs) > 0)
                         break;
@@ -904,7 +905,7 @@ START_TEST(deadline_already_passed) {
         now->deadline = EVT_NOW;
         now->opts.arg_free = job_free;
         past = call_in_task(1, quick_fn, &st.jobs[1], "past", 0);
-        past->deadline = evt_time_now() - 1;
+        past->deadline = evt_deadline_at(evt_time_now() - 1);
         past->opts.arg_free = job_free;
         ck_assert_int_eq(evt_loop_run(st.loop), 0);
         for (int i = 0; i < 2; i++) {
@@ -941,8 +942,8 @@ START_TEST(deadline_passes_while_queued) {
         ck_assert_int_eq(evt_loop_run(st.loop), 0);
         ck_assert_int_eq(late->r, -ETIMEDOUT);
         ck_assert_int_eq(late->result, UNTOUCHED);
-        ck_assert_int_ge(late->returned_at, late->deadline);
-        ck_assert_int_lt(late->returned_at, late->deadline + SOON);
+        ck_assert_int_ge(late->returned_at, late->deadline.at);
+        ck_assert_int_lt(late->returned_at, late->deadline.at + SOON);
         assert_freed_once(&st.jobs[1], true);
         ck_assert_int_eq(blocker->r, 0);
         finish();

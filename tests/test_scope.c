@@ -18,7 +18,7 @@ static struct {
         bool caught[4];
         bool called[4];
         int64_t took;
-        int64_t deadline[4];
+        evt_deadline deadline[4];
 } st;
 
 /* Runs fn in a task of a fresh loop, to its end. */
@@ -41,7 +41,7 @@ static int sleep_zero_fn(void *arg) {
         evt_scope *s;
 
         (void) arg;
-        if (evt_move_on_at(evt_time_now(), &s) < 0)
+        if (evt_move_on_at(evt_deadline_in(0), &s) < 0)
                 return -1;
         st.r[0] = evt_sleep(0);
         st.r[1] = evt_yield();
@@ -86,8 +86,8 @@ START_TEST(trio_move_on_after) {
         ck_assert(st.called[0]);
         ck_assert_int_ge(st.took, TARGET);
         ck_assert_int_lt(st.took, TARGET + SLACK);
-        ck_assert_int_ne(st.deadline[0], EVT_FOREVER);
-        ck_assert_int_eq(st.deadline[1], EVT_FOREVER);
+        ck_assert(!evt_deadline_is_forever(st.deadline[0]));
+        ck_assert(evt_deadline_is_forever(st.deadline[1]));
 }
 END_TEST
 
@@ -99,7 +99,7 @@ static int fail_fn(void *arg) {
         evt_scope *s;
 
         (void) arg;
-        if (evt_fail_at(evt_time_now() + TARGET, &s) < 0)
+        if (evt_fail_at(evt_deadline_in(TARGET), &s) < 0)
                 return -1;
         st.r[0] = evt_sleep(EVT_SEC(100));
         st.r[1] = evt_scope_pop(s, &st.caught[0]);
@@ -145,7 +145,7 @@ static int basic_fn(void *arg) {
                 return -1;
         st.r[0] = evt_event_wait(ev, EVT_FOREVER);
         st.r[1] = evt_scope_pop(s, &st.caught[0]);
-        if (evt_fail_at(evt_time_now() + EVT_MSEC(10), &s) < 0)
+        if (evt_fail_at(evt_deadline_in(EVT_MSEC(10)), &s) < 0)
                 return -1;
         st.deadline[0] = evt_scope_deadline(s);
         st.deadline[1] = evt_current_deadline();
@@ -168,7 +168,7 @@ START_TEST(asyncio_timeout_basic) {
         ck_assert_int_eq(st.r[2], -ETIMEDOUT);
         ck_assert_int_eq(st.r[3], -ETIMEDOUT);
         ck_assert(st.caught[1]);
-        ck_assert_int_eq(st.deadline[0], st.deadline[1]);
+        ck_assert_int_eq(st.deadline[0].at, st.deadline[1].at);
 }
 END_TEST
 
@@ -176,7 +176,7 @@ END_TEST
  * scopes with the same deadline; only the outer one reports the timeout
  * as its own (trio's rule: of two at once, the outer wins). */
 static int nested_same_deadline_fn(void *arg) {
-        int64_t deadline = evt_time_now() + EVT_MSEC(10);
+        evt_deadline deadline = evt_deadline_in(EVT_MSEC(10));
         evt_scope *cm1, *cm2;
 
         (void) arg;
@@ -510,7 +510,7 @@ static int basic_timeout_fn(void *arg) {
         evt_event *never = arg;
         evt_scope *s;
 
-        if (evt_scope_push(evt_time_now() - 1, 0, &s) < 0)
+        if (evt_scope_push(evt_deadline_in(-1), 0, &s) < 0)
                 return -1;
         st.called[0] = evt_scope_cancel_called(s);
         st.r[0] = evt_event_wait(never, EVT_FOREVER);
@@ -657,12 +657,12 @@ START_TEST(scope_args) {
 
         ck_assert_int_eq(evt_scope_push(EVT_FOREVER, 0, &s), -EINVAL); /* outside a task */
         ck_assert_ptr_eq(s, (evt_scope *) &s);
-        ck_assert_int_eq(evt_current_deadline(), EVT_FOREVER);
+        ck_assert(evt_deadline_is_forever(evt_current_deadline()));
         run(args_fn);
         for (int i = 0; i < 4; i++)
                 ck_assert_int_eq(st.r[i], -EINVAL);
         ck_assert(!st.called[0]);
-        ck_assert_int_eq(st.deadline[0], EVT_FOREVER);
+        ck_assert(evt_deadline_is_forever(st.deadline[0]));
 }
 END_TEST
 

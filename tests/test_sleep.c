@@ -29,21 +29,45 @@ END_TEST
 START_TEST(deadline_in_saturates) {
         int64_t before = evt_time_now();
 
-        ck_assert_int_eq(evt_deadline_in(EVT_FOREVER), EVT_FOREVER);
-        ck_assert_int_eq(evt_deadline_in(EVT_FOREVER - 1), EVT_FOREVER);
+        ck_assert(evt_deadline_is_forever(evt_deadline_in(INT64_MAX)));
+        ck_assert(evt_deadline_is_forever(evt_deadline_in(INT64_MAX - 1)));
         /* now + ns would overflow for any now > before / 2. */
-        ck_assert_int_eq(evt_deadline_in(EVT_FOREVER - before / 2), EVT_FOREVER);
+        ck_assert(evt_deadline_is_forever(evt_deadline_in(INT64_MAX - before / 2)));
         /* A large delay that fits is not saturated. */
-        ck_assert_int_ge(evt_deadline_in(INT64_MAX / 2), before + INT64_MAX / 2);
-        ck_assert_int_lt(evt_deadline_in(INT64_MAX / 2), EVT_FOREVER);
+        ck_assert_int_ge(evt_deadline_in(INT64_MAX / 2).at, before + INT64_MAX / 2);
+        ck_assert(!evt_deadline_is_forever(evt_deadline_in(INT64_MAX / 2)));
+        /* Nor does a delay far in the past wrap round: it has passed. */
+        ck_assert_int_eq(evt_deadline_in(INT64_MIN).at, EVT_NOW.at);
+        ck_assert_int_eq(evt_deadline_in(-evt_time_now() - EVT_SEC(1)).at, EVT_NOW.at);
+        /* A time: taken as it is, a negative one as EVT_NOW. */
+        ck_assert(evt_deadline_is_forever(evt_deadline_at(INT64_MAX)));
+        ck_assert_int_eq(evt_deadline_at(before).at, before);
+        ck_assert_int_eq(evt_deadline_at(INT64_MIN).at, EVT_NOW.at);
+        ck_assert_int_eq(evt_deadline_left(EVT_FOREVER), INT64_MAX);
+        ck_assert_int_eq(evt_deadline_left(EVT_NOW), 0);
+        ck_assert_int_eq(evt_deadline_min(EVT_FOREVER, EVT_NOW).at, EVT_NOW.at);
+}
+END_TEST
+
+/* The constants are initialisers too, of automatic and static objects. */
+static const evt_deadline static_forever = EVT_FOREVER;
+
+START_TEST(deadline_constants) {
+        evt_deadline now = EVT_NOW, at[2] = { EVT_FOREVER, EVT_NOW };
+        struct { evt_deadline d; } s = { EVT_FOREVER };
+
+        ck_assert(evt_deadline_is_forever(static_forever));
+        ck_assert_int_eq(now.at, 0);
+        ck_assert(evt_deadline_is_forever(at[0]) && !evt_deadline_is_forever(at[1]));
+        ck_assert(evt_deadline_is_forever(s.d));
 }
 END_TEST
 
 START_TEST(deadline_in_adds) {
         int64_t before = evt_time_now();
-        int64_t d5 = evt_deadline_in(EVT_MSEC(5));
-        int64_t d0 = evt_deadline_in(0);
-        int64_t past = evt_deadline_in(-EVT_MSEC(5));
+        int64_t d5 = evt_deadline_in(EVT_MSEC(5)).at;
+        int64_t d0 = evt_deadline_in(0).at;
+        int64_t past = evt_deadline_in(-EVT_MSEC(5)).at;
         int64_t after = evt_time_now();
 
         ck_assert_int_ge(d5, before + EVT_MSEC(5));
@@ -70,7 +94,7 @@ static int sleeper_fn(void *arg) {
         struct sleeper *s = arg;
 
         if (s->until) {
-                s->r = evt_sleep_until(s->deadline);
+                s->r = evt_sleep_until(evt_deadline_at(s->deadline));
         } else {
                 /* evt_sleep computes its own deadline a little later. */
                 s->deadline = evt_time_now() + s->ns;
@@ -167,7 +191,7 @@ static int past_sleeper_fn(void *arg) {
                         yld.r[i] = evt_sleep_until(EVT_NOW);
                         break;
                 case 1:
-                        yld.r[i] = evt_sleep_until(evt_time_now() - EVT_MSEC(10));
+                        yld.r[i] = evt_sleep_until(evt_deadline_in(-EVT_MSEC(10)));
                         break;
                 case 2:
                         yld.r[i] = evt_sleep(0);
@@ -307,7 +331,7 @@ static int many_fn(void *arg) {
                 if (evt_yield() < 0)
                         return -1;
         many.deadline[i] = many.base + many.offset[i];
-        many.r[i] = evt_sleep_until(many.deadline[i]);
+        many.r[i] = evt_sleep_until(evt_deadline_at(many.deadline[i]));
         many.end[i] = evt_time_now();
         many.order[many.n_woke++] = i;
         return 0;
@@ -385,7 +409,7 @@ static int rm_waiter(void *arg) {
                         return -1;
         rm.deadline[i] = rm.base + rm.offset[i];
         rm.waiting++;
-        rm.r[i] = evt_event_wait(rm.ev[i], rm.deadline[i]);
+        rm.r[i] = evt_event_wait(rm.ev[i], evt_deadline_at(rm.deadline[i]));
         rm.end[i] = evt_time_now();
         rm.order[rm.n_woke++] = i;
         return 0;
@@ -512,6 +536,7 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, time_now_monotonic);
         tcase_add_test(tc, deadline_in_saturates);
         tcase_add_test(tc, deadline_in_adds);
+        tcase_add_test(tc, deadline_constants);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("deadline");

@@ -25,7 +25,7 @@ static int park(void *arg) {
 
 struct joiner {
         evt_task *target;
-        int64_t deadline;
+        evt_deadline deadline;
         int r;
         int result;
 };
@@ -808,8 +808,8 @@ START_TEST(wait_info_says_what_a_task_waits_on) {
                 ck_assert_int_ge(w.info[i].since, w.before - EVT_MSEC(10));
                 ck_assert_int_le(w.info[i].since, evt_time_now());
         }
-        ck_assert_int_gt(w.info[0].deadline, w.before + EVT_SEC(29));
-        ck_assert_int_eq(w.info[1].deadline, EVT_FOREVER);
+        ck_assert_int_gt(w.info[0].deadline.at, w.before + EVT_SEC(29));
+        ck_assert(evt_deadline_is_forever(w.info[1].deadline));
         ck_assert_int_eq(w.info[2].arg, w.pipe[0]);
         ck_assert_str_eq(w.info[3].task, "sleeper");
         ck_assert_ptr_null(w.running.what); /* running, not waiting */

@@ -45,7 +45,7 @@ bool test_thread_create_fails(void);
 /* From a task: evaluates `cond` every millisecond, the loop running in
  * between, until it holds or POLL_LIMIT has passed; its last value. */
 #define POLL_UNTIL(cond) ({                                                     \
-        int64_t poll_end_ = evt_deadline_in(POLL_LIMIT);                        \
+        int64_t poll_end_ = evt_deadline_in(POLL_LIMIT).at;                      \
         bool poll_ok_;                                                          \
         while (!(poll_ok_ = (cond)) && evt_time_now() < poll_end_ &&            \
                evt_sleep(EVT_MSEC(1)) == 0)                                     \

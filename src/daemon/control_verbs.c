@@ -148,9 +148,9 @@ static void dump_task(evt_task *t, void *data) {
                         json_object_set_new(o, "arg", json_integer(w.arg));
                 if (w.task)
                         json_object_set_new(o, "joins", json_string(w.task));
-                if (w.deadline != EVT_FOREVER)
+                if (!evt_deadline_is_forever(w.deadline))
                         json_object_set_new(o, "deadline_in_ms",
-                                            json_integer((json_int_t) ((w.deadline - now) / 1000000)));
+                                            json_integer((json_int_t) ((w.deadline.at - now) / 1000000)));
         }
         json_array_append_new(tasks, o);
 }

@@ -82,7 +82,7 @@ static int stop_child(evd_job *job, int *ret_status) {
 
         evt_shield_push();
         evd_proctree_terminate(job->procs, c->kill_signal, c->kill_timeout);
-        r = evt_child_wait(job->pid, job->procs->kill_at, ret_status);
+        r = evt_child_wait(job->pid, evt_deadline_at(job->procs->kill_at), ret_status);
         if (r == -ETIMEDOUT || r == -ECANCELED) {
                 evd_proctree_kill(job->procs);
                 if (r == -ETIMEDOUT)
@@ -100,7 +100,7 @@ static int await_child(evd_job *job, int *ret_status, bool *ret_timed_out) {
         int64_t start = evd_jobs_unpaused_now(job->jobs);
 
         for (;;) {
-                int64_t deadline = EVT_FOREVER;
+                evt_deadline deadline = EVT_FOREVER;
                 int r;
 
                 if (c->timeout > 0) {
@@ -223,11 +223,11 @@ out:
 
 /* Until `at`, the next run's time, or until evtaskctl run asks for it at
  * once: 0 either way, or the cancel. */
-static int wait_next(evd_job *job, int64_t at) {
+static int wait_next(evd_job *job, evt_deadline at) {
         int r;
 
         /* A time that has passed still lets the others run first. */
-        if (at <= evt_time_now())
+        if (at.at <= evt_time_now())
                 return evt_yield();
         r = evt_event_wait(job->run_now, at);
         if (r == 0)
@@ -282,7 +282,7 @@ static int exec_run(evd_job *job) {
                 switch (c->schedule) {
                 case EVD_SCHEDULE_INTERVAL:
                         next = next_start(job, run, started);
-                        r = wait_next(job, next);
+                        r = wait_next(job, evt_deadline_at(next));
                         break;
                 case EVD_SCHEDULE_ALWAYS:
                         r = wait_next(job, evt_deadline_in(ok ? c->restart_sec : backoff));

@@ -377,7 +377,7 @@ static bool poll_sleep(int64_t *interval, int64_t until) {
         if (wake > until)
                 wake = until;
         evt_shield_push();
-        r = evt_sleep_until(wake);
+        r = evt_sleep_until(evt_deadline_at(wake));
         evt_shield_pop();
         *interval = *interval * 2 > POLL_MAX ? POLL_MAX : *interval * 2;
         return r != -ECANCELED;
