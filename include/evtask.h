@@ -721,6 +721,11 @@ EVT_API int evt_token_checkpoint(evt_token *token);
  * tasks and blocking calls in flight, and the steps that held it too long.
  * ======================================================================== */
 
+/* Step durations are counted by bucket: steps[i] counts the steps that
+ * held the loop less than 10^i ms (1 ms, 10 ms, 100 ms, 1 s, 10 s), and
+ * steps[EVT_STEP_BUCKETS] the longer ones. */
+#define EVT_STEP_BUCKETS 5
+
 /* Counts, for tests and status pages: every loop test ends with tasks,
  * stacks_used, watchers and calls all zero. */
 typedef struct evt_loop_stats {
@@ -730,6 +735,12 @@ typedef struct evt_loop_stats {
         size_t watchers;        /* libev watchers the scheduler has active */
         size_t calls;           /* blocking calls in flight, in all pools */
         uint64_t switches;      /* context switches into tasks so far */
+        size_t suspended;       /* tasks evt_task_suspend holds */
+        /* Steps timed so far, by duration (see EVT_STEP_BUCKETS), and their
+         * sum in ns: counted while evt_loop_slow_step_set has a threshold,
+         * with its coarse clock. */
+        uint64_t steps[EVT_STEP_BUCKETS + 1];
+        int64_t steps_ns;
 } evt_loop_stats;
 
 /* Fills ret_stats with the loop's counts: 0, or -EINVAL for a NULL

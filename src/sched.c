@@ -332,14 +332,21 @@ int evt_loop_slow_step_set(evt_loop *loop, int64_t threshold_ns, evt_slow_step_f
         return 0;
 }
 
-/* At the end of t's step: was it too long? */
+/* At the end of t's step: counted by its duration, and was it too long? */
 static void step_check(evt_task *t) {
         evt_loop *l = t->loop;
-        int64_t held;
+        int64_t held, bound = EVT_MSEC(1);
+        size_t i = 0;
 
         if (l->slow_ns == 0)
                 return;
         held = coarse_now() - l->step_start;
+        while (i < EVT_STEP_BUCKETS && held >= bound) {
+                i++;
+                bound *= 10;
+        }
+        l->steps[i]++;
+        l->steps_ns += held;
         if (held >= l->slow_ns)
                 l->slow_fn(t, held, l->slow_data);
 }

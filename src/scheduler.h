@@ -110,6 +110,8 @@ struct evt_loop {
         evt_slow_step_fn slow_fn;
         void *slow_data;
         int64_t step_start;     /* coarse clock as the running step began */
+        uint64_t steps[EVT_STEP_BUCKETS + 1]; /* steps timed, by duration */
+        int64_t steps_ns;       /* ... and their sum */
         struct evt__cache *task_cache; /* records with a short name */
 };
 

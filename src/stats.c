@@ -2,6 +2,7 @@
  * calls in flight in its pools. A file above both, so that the scheduler
  * need not know the pools and each pool keeps its own count. */
 #include <errno.h>
+#include <string.h>
 
 #include "pool.h"
 #include "scheduler.h"
@@ -16,6 +17,9 @@ int evt_loop_stats_get(evt_loop *loop, evt_loop_stats *ret_stats) {
                 .watchers = loop->n_watchers,
                 .calls = evt__pool_calls_in_flight(loop),
                 .switches = loop->switches,
+                .suspended = loop->n_suspended,
+                .steps_ns = loop->steps_ns,
         };
+        memcpy(ret_stats->steps, loop->steps, sizeof(loop->steps));
         return 0;
 }

@@ -448,7 +448,15 @@ struct suspension {
         int steps_at_suspend, steps_at_resume, other_steps_while;
         int r_again, r_done, r_null;
         bool loop_resume_released;
+        size_t stats_suspended, stats_resumed; /* evt_loop_stats' count */
 };
+
+static size_t suspended_count(evt_loop *loop) {
+        evt_loop_stats st;
+
+        ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
+        return st.suspended;
+}
 
 /* Not pausable: suspends the held ticker, lets the other run, pauses and
  * resumes the loop (which must not release the suspended one), resumes. */
@@ -460,6 +468,7 @@ static int suspender(void *arg) {
         ck_assert_int_eq(evt_task_suspend(sp->held), 0);
         sp->r_again = evt_task_suspend(sp->held);
         ck_assert(evt_task_is_suspended(sp->held));
+        sp->stats_suspended = suspended_count(sp->loop);
         /* It was in the run queue or about to be: one step may be under
          * way no more. */
         ck_assert_int_eq(evt_sleep(EVT_MSEC(2)), 0);
@@ -475,6 +484,7 @@ static int suspender(void *arg) {
         ck_assert_int_eq(evt_task_resume(sp->held), 0);
         ck_assert_int_eq(evt_task_resume(sp->held), 0);
         ck_assert(!evt_task_is_suspended(sp->held));
+        sp->stats_resumed = suspended_count(sp->loop);
         ck_assert_int_eq(evt_sleep(EVT_MSEC(20)), 0);
         sp->held_tk.stop = sp->other_tk.stop = true;
         return 0;
@@ -489,6 +499,8 @@ START_TEST(suspended_task_takes_no_step_others_go_on) {
         evt_task_unref(test_spawn(loop, suspender, &sp, "suspender", EVT_TASK_NOPAUSE));
         test_loop_run(loop);
         ck_assert_int_eq(sp.r_again, 0);
+        ck_assert_uint_eq(sp.stats_suspended, 1);
+        ck_assert_uint_eq(sp.stats_resumed, 0);
         ck_assert_int_eq(sp.steps_at_resume, sp.steps_at_suspend);
         ck_assert(!sp.loop_resume_released);
         ck_assert_int_gt(sp.other_steps_while, 10);

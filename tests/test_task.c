@@ -713,11 +713,25 @@ START_TEST(slow_steps_are_reported) {
                 ck_assert_int_ge(r.held[i], EVT_MSEC(ms - 10));
                 ck_assert_int_lt(r.held[i], EVT_SEC(30));
         }
+        /* Every step was counted by its duration: the hog's two in the
+         * 100 ms to 1 s bucket, the quick ones in the first. */
+        evt_loop_stats st;
+        uint64_t n = 0;
+
+        ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
+        for (int i = 0; i <= EVT_STEP_BUCKETS; i++)
+                n += st.steps[i];
+        ck_assert_uint_eq(st.steps[3], 2);
+        ck_assert_uint_ge(st.steps[0], 100);
+        ck_assert_uint_ge(n, 103);
+        ck_assert_int_ge(st.steps_ns, 2 * EVT_MSEC(ms - 10));
 
         ck_assert_int_eq(evt_loop_slow_step_set(loop, 0, NULL, NULL), 0);
         evt_task_unref(test_spawn(loop, hog, &ms, "hog", 0));
         test_loop_run(loop);
         ck_assert_int_eq(r.n, 2);
+        ck_assert_int_eq(evt_loop_stats_get(loop, &st), 0);
+        ck_assert_uint_eq(st.steps[3], 2); /* untimed while off */
         test_loop_free(loop);
 }
 END_TEST
