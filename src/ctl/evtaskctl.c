@@ -93,8 +93,8 @@ static int show_status(json_t *reply) {
                 n = kind ? (int) strlen(kind) : 0;
                 w_kind = n > w_kind ? n : w_kind;
         }
-        printf("%-*s  %-*s  %-*s  %-8s  %-8s  %8s  %5s  %4s  %7s  %s\n", w_name, "NAME", w_state, "STATE", w_kind,
-               "KIND", "SHIELD", "PAUSABLE", "AGE", "RUNS", "EXIT", "PID", "DESCRIPTION");
+        printf("%-*s  %-*s  %-*s  %-8s  %-8s  %8s  %5s  %8s  %4s  %7s  %s\n", w_name, "NAME", w_state, "STATE",
+               w_kind, "KIND", "SHIELD", "PAUSABLE", "AGE", "RUNS", "RESTARTS", "EXIT", "PID", "DESCRIPTION");
         json_array_foreach(tasks, i, t) {
                 const char *state = json_string_value(json_object_get(t, "state"));
                 const char *kind = json_string_value(json_object_get(t, "kind"));
@@ -108,12 +108,13 @@ static int show_status(json_t *reply) {
                         snprintf(pidtext, sizeof(pidtext), "%lld", (long long) json_integer_value(pid));
                 if (code)
                         snprintf(exit_text, sizeof(exit_text), "%lld", (long long) json_integer_value(code));
-                printf("%-*s  %s%s%s%-*s%s  %-*s  %-8s  %-8s  %8s  %5lld  %4s  %7s  %s\n", w_name,
+                printf("%-*s  %s%s%s%-*s%s  %-*s  %-8s  %-8s  %8s  %5lld  %8lld  %4s  %7s  %s\n", w_name,
                        json_string_value(json_object_get(t, "name")), sgr ? "\033[" : "", sgr ? sgr : "",
                        sgr ? "m" : "", w_state, state, sgr ? "\033[0m" : "", w_kind, kind ? kind : "-",
                        json_is_true(json_object_get(t, "shielded")) ? "yes" : "no",
                        json_is_true(json_object_get(t, "pausable")) ? "yes" : "no", age,
-                       (long long) json_integer_value(json_object_get(t, "runs")), exit_text, pidtext,
+                       (long long) json_integer_value(json_object_get(t, "runs")),
+                       (long long) json_integer_value(json_object_get(t, "restarts")), exit_text, pidtext,
                        desc ? desc : "");
         }
         return EXIT_DONE;
@@ -197,7 +198,7 @@ static const struct verb {
         const char *usage;
 } verbs[] = {
         { "status", 0, -1, NULL, show_status,
-          "status [TASK...]        each task's state, kind, age, runs and last exit; the daemon's phase" },
+          "status [TASK...]        each task's state, kind, age, runs, restarts, last exit; the phase" },
         { "health", 0, 0, NULL, show_health,
           "health                  exit 0 when ready, 1 when not (draining), 4 when\n"
           "                          the loop does not answer within --timeout" },

@@ -103,7 +103,7 @@ extern const evd_names evd_restart_names;
         X(check_every, duration, EVD_BLOCKING, 0, EVD_SEC(1), NULL) /* 0: never */                \
         X(command, string, EVD_EXEC, EVD_EXEC, NULL, NULL)        /* as written */                \
         X(shell, boolean, EVD_EXEC, 0, false, NULL)               /* argv is sh -c COMMAND */     \
-        X(schedule, schedule, EVD_EXEC, 0, EVD_SCHEDULE_ONCE, NULL)                               \
+        X(schedule, schedule, EVD_EXEC, 0, EVD_SCHEDULE_ONCE, "schedule")                         \
         X(interval, positive_duration, EVD_EXEC, 0, 0, NULL)      /* for schedule = interval */   \
         X(timeout, duration, EVD_EXEC, 0, 0, NULL)                /* per run; 0: none */          \
         X(kill_signal, signal, EVD_EXEC, 0, SIGTERM, NULL)                                        \

@@ -76,6 +76,7 @@ static json_t *task_json(evd_daemon *d, evt_task *t) {
         }
         if (o && evd_metrics_task_counts(d->metrics, evt_task_name(t), &n) == 0) {
                 json_object_set_new(o, "runs", json_integer((json_int_t) n.runs));
+                json_object_set_new(o, "restarts", json_integer((json_int_t) n.restarts));
                 json_object_set_new(o, "failures", json_integer((json_int_t) n.failures));
                 if (n.has_exit_code)
                         json_object_set_new(o, "last_exit_code", json_integer(n.last_exit_code));

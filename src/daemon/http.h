@@ -44,7 +44,7 @@ void evd_metrics_write_process(FILE *f);
 
 /* What evtaskctl status shows of a task's counters. */
 typedef struct evd_task_counts {
-        uint64_t runs, failures;
+        uint64_t runs, restarts, failures;
         int last_exit_code;
         bool has_exit_code;     /* a run has exited with a code */
 } evd_task_counts;

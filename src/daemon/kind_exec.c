@@ -131,6 +131,7 @@ static void log_end(evd_job *job, unsigned run, int status, bool timed_out, int6
         long long ms = (evt_time_now() - started) / 1000000;
         evd_field f[] = {
                 EVD_NUM("run", run), EVD_NUM("pid", job->pid), EVD_NUM("duration_ms", ms),
+                EVD_NUM("timed_out", timed_out),
                 EVD_NUM(WIFEXITED(status) ? "exit_code" : "signal_number",
                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)),
         };

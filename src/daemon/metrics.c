@@ -20,7 +20,8 @@
 #define FAILURE_LIST(X)                                                         \
         X(FAIL_EXIT, "exit")            /* an exec run exited non-zero */       \
         X(FAIL_SIGNAL, "signal")        /* ... was killed by a signal */        \
-        X(FAIL_START, "start")          /* ... could not be started */          \
+        X(FAIL_TIMEOUT, "timeout")      /* ... was ended by its timeout */      \
+        X(FAIL_START, "cannot_start")   /* a run or task could not start */    \
         X(FAIL_ERROR, "error")          /* a task's body returned an error */
 
 enum failure { FAILURE_LIST(EVD_ENUM_ID) FAILURE_COUNT };
@@ -31,12 +32,18 @@ static const char *const state_names[] = { "running", "waiting", "suspended", "p
 
 #define SIGNALS_MAX 32
 
+/* The upper bounds of the run duration histogram's buckets, in seconds. */
+static const double run_bounds[] = { 0.1, 1, 10, 100, 1000 };
+#define RUN_BUCKETS (ARRAY_SIZE(run_bounds) + 1)
+
 typedef struct task_metrics {
         char *name;
         char kind[16];          /* from its `spawned` record */
-        uint64_t runs, cancels, forced, abandoned, output_records, output_bytes;
+        bool interval;          /* schedule = interval: its runs are not restarts */
+        uint64_t spawns;        /* `spawned` records: the first start, then restarts */
+        uint64_t runs, restarts, cancels, forced, abandoned, output_records, output_bytes;
         uint64_t failures[FAILURE_COUNT];
-        uint64_t durations;     /* runs whose duration is known */
+        uint64_t durations[RUN_BUCKETS]; /* runs whose duration is known, by it */
         double duration_sum;    /* seconds */
         double last_start, last_end; /* Unix time; 0: none yet */
         int last_exit_code;
@@ -48,7 +55,7 @@ struct evd_metrics {
         size_t n_tasks, cap;
         evd_name_index by_name;
         uint64_t records[EVD_EVENT_COUNT];
-        uint64_t reloads_ok, reloads_failed, slow_steps;
+        uint64_t reloads_ok, reloads_failed, slow_steps, dropped;
         struct {
                 char name[16];
                 uint64_t count;
@@ -92,7 +99,7 @@ int evd_metrics_task_counts(const evd_metrics *m, const char *name, evd_task_cou
         if (!m || evd_name_index_get(&m->by_name, name, &i) < 0)
                 return -ENOENT;
         t = m->tasks[i];
-        *ret = (evd_task_counts) { .runs = t->runs, .last_exit_code = t->last_exit_code,
+        *ret = (evd_task_counts) { .runs = t->runs, .restarts = t->restarts, .last_exit_code = t->last_exit_code,
                                    .has_exit_code = t->has_exit_code };
         for (size_t k = 0; k < FAILURE_COUNT; k++)
                 ret->failures += t->failures[k];
@@ -134,14 +141,33 @@ static const evd_field *field(const evd_field *f, size_t n, const char *key) {
         return NULL;
 }
 
+/* Why a run failed: an exec run's end has its exit code or signal (and
+ * whether its timeout ended it), a task body's its duration; a record with
+ * neither is about a run or task that could not start. */
+static enum failure failure_reason(const evd_field *f, size_t n) {
+        const evd_field *timed_out = field(f, n, "timed_out");
+
+        if (timed_out && timed_out->num)
+                return FAIL_TIMEOUT;
+        return field(f, n, "exit_code")       ? FAIL_EXIT
+               : field(f, n, "signal_number") ? FAIL_SIGNAL
+               : field(f, n, "duration_ms")   ? FAIL_ERROR
+                                              : FAIL_START;
+}
+
 /* A run ended: its duration and exit code, when the record has them. */
 static void run_ended(task_metrics *t, const evd_field *f, size_t n) {
         const evd_field *ms = field(f, n, "duration_ms"), *code = field(f, n, "exit_code");
 
         t->last_end = wall_now();
         if (ms) {
-                t->durations++;
-                t->duration_sum += (double) ms->num / 1e3;
+                double s = (double) ms->num / 1e3;
+                size_t b = 0;
+
+                while (b < ARRAY_SIZE(run_bounds) && s > run_bounds[b])
+                        b++;
+                t->durations[b]++;
+                t->duration_sum += s;
         }
         if (code) {
                 t->last_exit_code = (int) code->num;
@@ -182,6 +208,10 @@ void evd_metrics_observe(void *data, evd_event event, const char *task, const ev
         case EVD_EV_SIGNAL:
                 signal_count(m, f, n);
                 return;
+        case EVD_EV_DROPPED:
+                kind = field(f, n, "records");
+                m->dropped += kind ? (uint64_t) kind->num : 0;
+                return;
         case EVD_EV_SPAWNED:
         case EVD_EV_RUN:
         case EVD_EV_FINISHED:
@@ -199,14 +229,24 @@ void evd_metrics_observe(void *data, evd_event event, const char *task, const ev
                 return;
         switch (event) {
         case EVD_EV_SPAWNED:
-                /* An exec job counts its runs by their `run` records. */
+                /* A task started again (restart, start, a reload's change)
+                 * is a restart; an exec job counts its runs by their `run`
+                 * records. */
+                t->restarts += t->spawns++ > 0;
                 kind = field(f, n, "kind");
                 if (kind && kind->str)
                         snprintf(t->kind, sizeof(t->kind), "%s", kind->str);
+                kind = field(f, n, "schedule");
+                t->interval = kind && kind->str && strcmp(kind->str, "interval") == 0;
                 if (strcmp(t->kind, "exec") == 0)
                         break;
-                /* fallthrough */
+                t->runs++;
+                t->last_start = wall_now();
+                break;
         case EVD_EV_RUN:
+                /* A job's later runs are restarts unless a schedule set them. */
+                kind = field(f, n, "run");
+                t->restarts += kind && kind->num > 1 && !t->interval;
                 t->runs++;
                 t->last_start = wall_now();
                 break;
@@ -215,10 +255,7 @@ void evd_metrics_observe(void *data, evd_event event, const char *task, const ev
                 break;
         case EVD_EV_FAILED:
                 run_ended(t, f, n);
-                t->failures[field(f, n, "exit_code")       ? FAIL_EXIT
-                            : field(f, n, "signal_number") ? FAIL_SIGNAL
-                            : field(f, n, "run")           ? FAIL_START
-                                                           : FAIL_ERROR]++;
+                t->failures[failure_reason(f, n)]++;
                 break;
         case EVD_EV_CANCELLED:
                 run_ended(t, f, n);
@@ -337,12 +374,22 @@ static void end_one(FILE *f, const family_row *fam, evd_metrics_reader *r, const
 }
 
 static void duration_one(FILE *f, const family_row *fam, evd_metrics_reader *r, const task_metrics *t) {
+        uint64_t count = 0;
+
         (void) fam;
         (void) r;
+        for (size_t b = 0; b < RUN_BUCKETS; b++) {
+                count += t->durations[b];
+                task_sample(f, "evtask_task_run_duration_seconds_bucket", t);
+                if (b < ARRAY_SIZE(run_bounds))
+                        fprintf(f, ",le=\"%g\"} %llu\n", run_bounds[b], (unsigned long long) count);
+                else
+                        fprintf(f, ",le=\"+Inf\"} %llu\n", (unsigned long long) count);
+        }
         task_sample(f, "evtask_task_run_duration_seconds_sum", t);
         fprintf(f, "} %.3f\n", t->duration_sum);
         task_sample(f, "evtask_task_run_duration_seconds_count", t);
-        fprintf(f, "} %llu\n", (unsigned long long) t->durations);
+        fprintf(f, "} %llu\n", (unsigned long long) count);
 }
 
 /* A counter of task_metrics' own. */
@@ -351,6 +398,7 @@ static void duration_one(FILE *f, const family_row *fam, evd_metrics_reader *r, 
 static const family_row families[] = {
         { "evtask_task_state", "gauge", "The task's state: 1 for the one it is in.", state_one, 0 },
         COUNTER("evtask_task_runs_total", runs, "Runs started (an exec command each, else each start)."),
+        COUNTER("evtask_task_restarts_total", restarts, "Runs or starts after the first that no schedule set."),
         COUNTER("evtask_task_cancels_total", cancels, "Runs that ended cancelled."),
         COUNTER("evtask_task_forced_total", forced, "Times the task was force-cancelled in a shutdown."),
         COUNTER("evtask_task_abandoned_total", abandoned, "Blocking calls of the task abandoned at exit."),
@@ -362,7 +410,7 @@ static const family_row families[] = {
         { "evtask_task_last_run_start_time_seconds", "gauge", "When the last run started, Unix time.", start_one,
           0 },
         { "evtask_task_last_run_end_time_seconds", "gauge", "When the last run ended, Unix time.", end_one, 0 },
-        { "evtask_task_run_duration_seconds", "summary", "How long the task's runs took.", duration_one, 0 },
+        { "evtask_task_run_duration_seconds", "histogram", "How long the task's runs took.", duration_one, 0 },
 };
 
 /* Tasks written in one piece: a scrape of many tasks lets the loop run
@@ -404,20 +452,49 @@ static void write_states(evd_metrics_reader *r, FILE *f) {
                 fprintf(f, "evtask_tasks{state=\"%s\"} %zu\n", state_names[s], r->by_state[s]);
 }
 
+static void count_abandoned(const evt_call_info *info, void *data) {
+        *(size_t *) data += !info->awaited;
+}
+
+/* The loop's step durations, from the library's buckets (EVT_STEP_BUCKETS:
+ * decades from 1 ms). */
+static void write_steps(const evt_loop_stats *ls, FILE *f) {
+        uint64_t count = 0;
+        double bound = 0.001;
+
+        evd_metrics_family(f, "evtask_step_duration_seconds", "histogram",
+                           "How long each step held the loop (timed while slow_step_warn is set).");
+        for (size_t b = 0; b <= EVT_STEP_BUCKETS; b++, bound *= 10) {
+                count += ls->steps[b];
+                if (b < EVT_STEP_BUCKETS)
+                        fprintf(f, "evtask_step_duration_seconds_bucket{le=\"%g\"} %llu\n", bound,
+                                (unsigned long long) count);
+                else
+                        fprintf(f, "evtask_step_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                                (unsigned long long) count);
+        }
+        fprintf(f, "evtask_step_duration_seconds_sum %.6f\nevtask_step_duration_seconds_count %llu\n",
+                (double) ls->steps_ns / 1e9, (unsigned long long) count);
+}
+
 static void write_daemon(evd_daemon *d, FILE *f) {
         const evd_metrics *m = d->metrics;
         evt_phase phase = evt_lifecycle_phase(d->lc);
         evt_loop_stats ls = { 0 };
         evt_pool_stats ps = { 0 };
+        size_t abandoned = 0;
 
         evt_loop_stats_get(d->loop, &ls);
         evt_pool_stats_get(d->pool, &ps);
+        evt_loop_foreach_call(d->loop, count_abandoned, &abandoned);
         evd_metrics_family(f, "evtask_build_info", "gauge", "The evtaskd version, as a label; always 1.");
         fprintf(f, "evtask_build_info{version=\"%s\"} 1\n", EVTASK_VERSION);
         evd_metrics_family(f, "evtask_start_time_seconds", "gauge", "When the daemon started, Unix time.");
         fprintf(f, "evtask_start_time_seconds %.3f\n", m->start_time);
         evd_metrics_family(f, "evtask_paused", "gauge", "1 while the daemon is paused (SIGINT, evtaskctl pause).");
         fprintf(f, "evtask_paused %d\n", evt_loop_is_paused(d->loop));
+        evd_metrics_family(f, "evtask_held_tasks", "gauge", "Tasks suspended one at a time (evtaskctl pause TASK).");
+        fprintf(f, "evtask_held_tasks %zu\n", ls.suspended);
         evd_metrics_family(f, "evtask_ready", "gauge", "1 while /readyz answers 200.");
         fprintf(f, "evtask_ready %d\n", evd_http_ready(d));
         evd_metrics_family(f, "evtask_phase", "gauge", "The lifecycle's phase: 1 for the one it is in.");
@@ -431,12 +508,16 @@ static void write_daemon(evd_daemon *d, FILE *f) {
                 ps.running);
         evd_metrics_family(f, "evtask_calls_completed_total", "counter", "Blocking calls whose function returned.");
         fprintf(f, "evtask_calls_completed_total %llu\n", (unsigned long long) ps.completed);
+        evd_metrics_family(f, "evtask_calls_abandoned", "gauge",
+                           "Blocking calls in flight whose task has given up on them.");
+        fprintf(f, "evtask_calls_abandoned %zu\n", abandoned);
         evd_metrics_family(f, "evtask_loop_tasks", "gauge", "Tasks of the loop, helpers included (an exec run's readers).");
         fprintf(f, "evtask_loop_tasks %zu\n", ls.tasks);
         evd_metrics_family(f, "evtask_context_switches_total", "counter", "Context switches into tasks.");
         fprintf(f, "evtask_context_switches_total %llu\n", (unsigned long long) ls.switches);
         evd_metrics_family(f, "evtask_slow_steps_total", "counter", "Steps that held the loop longer than slow_step_warn.");
         fprintf(f, "evtask_slow_steps_total %llu\n", (unsigned long long) m->slow_steps);
+        write_steps(&ls, f);
         evd_metrics_family(f, "evtask_reloads_total", "counter", "Config reloads, by result.");
         fprintf(f, "evtask_reloads_total{result=\"ok\"} %llu\nevtask_reloads_total{result=\"failed\"} %llu\n",
                 (unsigned long long) m->reloads_ok, (unsigned long long) m->reloads_failed);
@@ -449,6 +530,9 @@ static void write_daemon(evd_daemon *d, FILE *f) {
                 if (m->records[e])
                         fprintf(f, "evtask_log_records_total{event=\"%s\"} %llu\n", evd_event_name(e),
                                 (unsigned long long) m->records[e]);
+        evd_metrics_family(f, "evtask_log_records_dropped_total", "counter",
+                           "Output records dropped (log_overflow = drop, or no memory to queue them).");
+        fprintf(f, "evtask_log_records_dropped_total %llu\n", (unsigned long long) m->dropped);
 }
 
 int evd_metrics_reader_new(evd_daemon *d, evd_metrics_reader **ret) {

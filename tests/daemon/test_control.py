@@ -85,7 +85,7 @@ class Verbs(ControlTest):
         self.assertEqual((tasks["rabbit"]["kind"], tasks["rabbit"]["description"]), ("ticker", "the fast one"))
         self.assertFalse(tasks["nap"]["shielded"])
         self.assertEqual(tasks["loop"]["pid"], d.of("run", "loop")[0]["pid"])
-        self.assertEqual(tasks["loop"]["runs"], 1)
+        self.assertEqual((tasks["loop"]["runs"], tasks["loop"]["restarts"]), (1, 0))
         self.assertNotIn("last_exit_code", tasks["loop"], "no run has exited yet")
         # The table: a header, one aligned row per task.
         code, out, err = self.ctl("status")
@@ -93,6 +93,7 @@ class Verbs(ControlTest):
         lines = out.splitlines()
         self.assertIn(f"evtaskd pid {d.proc.pid}, running, 3 tasks", lines[0])
         self.assertTrue(lines[1].startswith("NAME"))
+        self.assertIn(" RESTARTS ", lines[1])
         self.assertEqual({line.index(line.split()[1]) for line in lines[1:]}, {lines[1].index("STATE")},
                          "the states' column is aligned")
         code, reply, err = self.ctl_json("status", "nap")
@@ -247,7 +248,9 @@ class Verbs(ControlTest):
         self.assertEqual(code, 0, err)
         d.event("cancelled", "nap")
         d.wait_for(lambda r: r["event"] == "spawned" and r["task"] == "nap" and len(d.of("spawned", "nap")) == 2)
-        self.assertEqual(self.tasks()["nap"]["state"], "waiting")
+        nap = self.tasks()["nap"]
+        self.assertEqual((nap["state"], nap["restarts"]), ("waiting", 1))
+        self.assertEqual(self.tasks()["rabbit"]["restarts"], 1, "started again after a stop")
         # run: the interval job's next run now, not in an hour.
         code, out, err = self.ctl("run", "tick")
         self.assertEqual(code, 0, err)

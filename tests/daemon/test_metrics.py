@@ -98,6 +98,7 @@ def sample(text, name, **labels):
 
 TICK = "[task.tick]\nkind = exec\ncommand = true\nschedule = interval\ninterval = 200ms\n\n"
 RABBIT = "[task.rabbit]\nkind = ticker\nspeed = 20\n\n"
+AGAIN = "[task.again]\nkind = exec\ncommand = true\nschedule = always\nrestart_sec = 50ms\n\n"
 GUARD = "[task.guard]\nkind = sleep\nduration = 60s\nshield = yes\n\n"
 
 
@@ -120,9 +121,14 @@ class Endpoint(MetricsTest):
         self.assertEqual(d.finish(), 0)
 
     def test_the_exposition(self):
-        d = self.start(TICK + RABBIT + "[task.odd.name-1]\nkind = sleep\nduration = 60s\n\n"
-                       + "[task.bad]\nkind = exec\ncommand = sh -c 'echo out; exit 3'\n\n")
+        d = self.start(TICK + RABBIT + AGAIN + "[task.odd.name-1]\nkind = sleep\nduration = 60s\n\n"
+                       + "[task.bad]\nkind = exec\ncommand = sh -c 'echo out; exit 3'\n\n"
+                       + "[task.late]\nkind = exec\ncommand = sleep 60\ntimeout = 100ms\n\n"
+                       + "[task.nodir]\nkind = exec\ncommand = true\nworking_directory = /nonexistent\n\n")
         d.event("failed", "bad")
+        d.event("failed", "late")
+        d.event("failed", "nodir")
+        d.wait_for(lambda r: r["event"] == "run" and r["task"] == "again" and r["run"] >= 3, what="3 runs")
         d.wait_for(lambda r: r["event"] == "finished" and r["task"] == "tick" and r["run"] >= 3, what="3 runs")
         status, text = self.get("/metrics")
         self.assertEqual(status, 200)
@@ -131,10 +137,31 @@ class Endpoint(MetricsTest):
         self.assertEqual(sample(text, "evtask_task_state", task="odd.name-1", state="waiting"), 1)
         self.assertEqual(sample(text, "evtask_task_state", task="odd.name-1", state="running"), 0)
         self.assertEqual(sample(text, "evtask_task_failures_total", task="bad", reason="exit"), 1)
+        self.assertEqual(sample(text, "evtask_task_failures_total", task="bad", reason="timeout"), 0)
+        self.assertEqual(sample(text, "evtask_task_failures_total", task="late", reason="timeout"), 1)
+        self.assertEqual(sample(text, "evtask_task_failures_total", task="late", reason="signal"), 0)
+        self.assertEqual(sample(text, "evtask_task_failures_total", task="nodir", reason="cannot_start"), 1)
+        # Runs after the first are restarts unless the schedule set them.
+        self.assertGreaterEqual(sample(text, "evtask_task_restarts_total", task="again"), 2)
+        self.assertEqual(sample(text, "evtask_task_restarts_total", task="tick"), 0)
+        self.assertEqual(sample(text, "evtask_task_restarts_total", task="rabbit"), 0)
+        # The histograms: cumulative buckets up to +Inf, which is the count.
+        ended = sample(text, "evtask_task_run_duration_seconds_count", task="tick")
+        self.assertGreaterEqual(ended, 3)
+        self.assertEqual(sample(text, "evtask_task_run_duration_seconds_bucket", task="tick", le="+Inf"), ended)
+        self.assertEqual(sample(text, "evtask_task_run_duration_seconds_bucket", task="late", le="0.1"), 0)
+        self.assertEqual(sample(text, "evtask_task_run_duration_seconds_bucket", task="late", le="1"), 1)
+        steps = sample(text, "evtask_step_duration_seconds_count")
+        self.assertGreater(steps, 10)
+        self.assertEqual(sample(text, "evtask_step_duration_seconds_bucket", le="+Inf"), steps)
+        self.assertLessEqual(sample(text, "evtask_step_duration_seconds_bucket", le="0.001"), steps)
+        self.assertEqual(sample(text, "evtask_held_tasks"), 0)
+        self.assertEqual(sample(text, "evtask_calls_abandoned"), 0)
+        self.assertEqual(sample(text, "evtask_log_records_dropped_total"), 0)
         self.assertEqual(sample(text, "evtask_task_last_exit_code", task="bad"), 3)
         self.assertEqual(sample(text, "evtask_task_output_records_total", task="bad"), 1)
         self.assertEqual(sample(text, "evtask_task_output_bytes_total", task="bad"), 3)
-        self.assertEqual(sample(text, "evtask_tasks", state="done"), 1)
+        self.assertEqual(sample(text, "evtask_tasks", state="done"), 3)
         self.assertEqual(sample(text, "evtask_paused"), 0)
         self.assertEqual(sample(text, "evtask_phase", phase="running"), 1)
         self.assertEqual(sample(text, "evtask_build_info"), 1)
@@ -154,7 +181,9 @@ class Endpoint(MetricsTest):
             self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
         d.kill(signal.SIGINT)
         d.event("paused")
-        self.assertEqual(sample(self.get("/metrics")[1], "evtask_paused"), 1)
+        text = self.get("/metrics")[1]
+        self.assertEqual(sample(text, "evtask_paused"), 1)
+        self.assertEqual(sample(text, "evtask_signals_total", signal="SIGINT"), 1)
         d.kill(signal.SIGTERM)
         self.assertEqual(d.finish(), 0)
 
@@ -377,12 +406,15 @@ class Prometheus(MetricsTest):
         return float(result[0]["value"][1]) if result else None
 
     def test_prometheus_scrapes_the_daemon(self):
-        d = self.start(TICK + RABBIT + GUARD, head="drain_timeout = 60s\n")
+        d = self.start(TICK + RABBIT + GUARD + AGAIN, head="drain_timeout = 60s\n")
         self.start_prometheus(f"127.0.0.1:{self.port}")
         runs = wait_until(lambda: self.query('evtask_task_runs_total{task="tick"}'), 30, "a scrape of tick's runs")
         wait_until(lambda: (self.query('evtask_task_runs_total{task="tick"}') or 0) > runs, 30, "tick's runs to grow")
         self.assertEqual(self.query('up{job="evtaskd"}'), 1)
         self.assertEqual(self.query('evtask_task_state{task="guard",state="waiting"}'), 1)
+        wait_until(lambda: (self.query('evtask_task_restarts_total{task="again"}') or 0) >= 2, 30, "again's restarts")
+        self.assertGreater(self.query('sum(rate(evtask_step_duration_seconds_count[10s]))') or 0, 0)
+        self.assertIsNotNone(self.query('histogram_quantile(0.99, evtask_task_run_duration_seconds_bucket{task="tick"})'))
         d.kill(signal.SIGINT)
         d.event("paused")
         wait_until(lambda: self.query("evtask_paused") == 1, 30, "evtask_paused to be 1")
