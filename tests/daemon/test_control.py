@@ -63,6 +63,17 @@ class ControlTest(T.DaemonTest):
         return {t["name"]: t for t in reply["tasks"]}
 
 
+def stopped(pid, timeout=5):
+    """True once pid is stopped: kill(SIGSTOP) returns before the process
+    has taken the signal, so the pause's answer can come first."""
+    deadline = time.monotonic() + timeout
+    while T.proc_stat(pid)[0] != "T":
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 RACE = ("[task.rabbit]\nkind = ticker\nspeed = 20\ndescription = the fast one\n\n"
         "[task.nap]\nkind = sleep\nduration = 60s\n\n"
         "[task.loop]\nkind = exec\ncommand = sleep 100\n\n")
@@ -161,7 +172,7 @@ class Verbs(ControlTest):
         tasks = self.tasks()
         self.assertEqual([tasks[n]["state"] for n in ("rabbit", "loop", "hare", "nap")],
                          ["suspended", "suspended", "suspended", "waiting"])
-        self.assertEqual(T.proc_stat(run["pid"])[0], "T", "the run's process is stopped")
+        self.assertTrue(stopped(run["pid"]), "the run's process is stopped")
         # The loop-wide pause and resume leave them suspended.
         self.assertEqual(self.ctl("pause")[0], 0)
         self.assertEqual(self.ctl("resume")[0], 0)
@@ -193,7 +204,7 @@ class Verbs(ControlTest):
                        head="drain_timeout = 10s\n")
         run = d.event("run", "writer")
         self.assertEqual(self.ctl("pause", "writer", "rabbit")[0], 0)
-        self.assertEqual(T.proc_stat(run["pid"])[0], "T")
+        self.assertTrue(stopped(run["pid"]))
         self.assertEqual(self.ctl("pause")[0], 0)
         d.event("paused")
         d.kill(signal.SIGTERM)
