@@ -6,9 +6,9 @@ Run by meson (`meson test --suite systemd`) as root, with MESON_BUILD_ROOT
 and EVTASKD_UNIT (the configured unit) set. Skipped (exit status 77)
 without root, systemd-nspawn or debootstrap.
 
-A Debian root with systemd is built once with debootstrap into a temporary
-directory next to the build's files and renamed to <build>/systemd-root when
-complete, then reused. Each run installs the current build into it (meson
+A Debian root with systemd is built once with debootstrap into
+<build>/systemd-root and reused (tests/debroot.py: the containers suite
+imports the same root as its image's base). Each run installs the current build into it (meson
 install --destdir), boots it once with systemd-nspawn, and runs systemctl
 and journalctl inside it through nsenter. Each test writes its config under
 /etc/evtaskd-test, a drop-in for the unit, and reads only the journal
@@ -16,7 +16,6 @@ records of its own invocation of the unit.
 """
 import atexit
 import ctypes
-import fcntl
 import glob
 import json
 import os
@@ -26,20 +25,17 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-BUILD = os.path.abspath(os.environ.get("MESON_BUILD_ROOT", "build"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import debroot  # noqa: E402  (tests/, on the path above)
+from debroot import host, tail  # noqa: E402
+
+BUILD = debroot.BUILD
 UNIT_FILE = os.environ.get("EVTASKD_UNIT", os.path.join(BUILD, "evtaskd.service"))
-ROOT = os.path.join(BUILD, "systemd-root")
-PARTIAL_PREFIX = "systemd-root.partial-"
-LOCK_FILE = os.path.join(BUILD, "systemd-root.lock")
-DEBOOTSTRAP_LOG = os.path.join(BUILD, "systemd-root.debootstrap.log")
+ROOT = debroot.ROOT
 NSPAWN_LOG = os.path.join(BUILD, "systemd-nspawn.log")
-MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
-RELEASE = "bookworm"
-PACKAGES = "systemd,systemd-sysv,dbus,libev4,libinih1,libsystemd0,libjansson4,libmicrohttpd12"
 MACHINE = "evtaskd-test"
 
 UNIT = "evtaskd.service"
@@ -81,19 +77,6 @@ def skip_reason():
     return None
 
 
-def host(path):
-    """A path inside the container, as the host sees it."""
-    return os.path.join(ROOT, path.lstrip("/"))
-
-
-def tail(path, lines=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError as e:
-        return f"({path}: {e})"
-
-
 def installed_paths():
     """Where `meson install` puts the daemon, evtaskctl and the unit."""
     with open(os.path.join(BUILD, "meson-info", "intro-installed.json")) as f:
@@ -102,72 +85,6 @@ def installed_paths():
     if not all(name in found for name in ("evtaskd", "evtaskctl", UNIT)):
         raise RuntimeError(f"evtaskd, evtaskctl or {UNIT} is not in the install plan: {installed}")
     return found["evtaskd"], found["evtaskctl"], found[UNIT]
-
-
-def run_in_session(cmd, timeout, **kw):
-    """Runs cmd in its own session; on timeout, kills the whole session."""
-    p = subprocess.Popen(cmd, start_new_session=True, **kw)
-    try:
-        return p.wait(timeout)
-    except BaseException:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
-        raise
-
-
-def unmount_below(path):
-    """Unmounts whatever an interrupted debootstrap left mounted under path."""
-    prefix = os.path.realpath(path) + "/"
-    mounts = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point.startswith(prefix):
-                mounts.append(point)
-    for point in sorted(mounts, key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], check=False)
-
-
-def prepare_root():
-    """The cached Debian root, built once. A root is only ever renamed into
-    place complete: an interrupted build leaves a partial directory, which
-    the next run removes."""
-    marker = os.path.join(ROOT, ".evtask-packages")
-    if os.path.isdir(ROOT):
-        if not os.path.exists(host("/usr/lib/systemd/systemd")):
-            raise RuntimeError(f"{ROOT} has no systemd in it; remove it to have it built again")
-        try:
-            with open(marker) as f:
-                if f.read() == PACKAGES:
-                    return
-        except FileNotFoundError:
-            pass
-        # Built for another package list (the daemon needs a new library):
-        # built again.
-        unmount_below(ROOT)
-        shutil.rmtree(ROOT)
-    for stale in glob.glob(os.path.join(BUILD, PARTIAL_PREFIX + "*")):
-        unmount_below(stale)
-        shutil.rmtree(stale)
-    tmp = tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=BUILD)
-    os.chmod(tmp, 0o755)
-    print(f"building a Debian {RELEASE} root with debootstrap into {ROOT} (once)", flush=True)
-    started = time.monotonic()
-    with open(DEBOOTSTRAP_LOG, "w") as log:
-        code = run_in_session(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", RELEASE, tmp, MIRROR],
-                              timeout=900, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    if code != 0:
-        unmount_below(tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"debootstrap failed with status {code}; {DEBOOTSTRAP_LOG} ends:\n"
-                           + tail(DEBOOTSTRAP_LOG))
-    with open(os.path.join(tmp, ".evtask-packages"), "w") as f:
-        f.write(PACKAGES)
-    os.rename(tmp, ROOT)
-    print(f"root built in {time.monotonic() - started:.0f} s", flush=True)
 
 
 def install_build():
@@ -293,13 +210,9 @@ DAEMON_PATH = UNIT_PATH = None
 
 def setUpModule():
     global CT, LOCK, DAEMON_PATH, CTL_PATH, UNIT_PATH
-    LOCK = open(LOCK_FILE, "w")
-    try:
-        fcntl.flock(LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise RuntimeError(f"another run holds {LOCK_FILE}: it uses {ROOT}") from None
+    LOCK = debroot.lock()
     DAEMON_PATH, CTL_PATH, UNIT_PATH = installed_paths()
-    prepare_root()
+    debroot.prepare()
     install_build()
     CT = Container(ROOT)
     unittest.addModuleCleanup(CT.poweroff)
