@@ -316,7 +316,9 @@ EVT_API int evt_fail_after(int64_t ns, evt_scope **ret_scope);
 EVT_API int evt_scope_pop(evt_scope *scope, bool *ret_caught);
 /* Cancels the scope: its task's await points inside it fail from now on
  * (and one it waits in returns now). From any code on the loop's thread,
- * while the scope is open. 0, or -EINVAL for NULL. */
+ * while the scope is open. The first cause stays: a scope whose deadline
+ * has passed already is left as it is (a fail scope keeps failing with
+ * -ETIMEDOUT). 0, or -EINVAL for NULL. */
 EVT_API int evt_scope_cancel(evt_scope *scope);
 /* True once the scope was cancelled or its deadline has passed (trio's
  * cancel_called); false for NULL. */
@@ -324,8 +326,9 @@ EVT_API bool evt_scope_cancel_called(const evt_scope *scope);
 /* The deadline it was pushed with; EVT_FOREVER for NULL. */
 EVT_API evt_deadline evt_scope_deadline(const evt_scope *scope);
 /* The deadline that bounds the current task's waits: the earliest of its
- * scopes' that reach it (a shield stops those outside it). EVT_FOREVER if
- * none, or outside a task. */
+ * scopes' that reach it (a shield stops those outside it); EVT_NOW once a
+ * cancel would fail its next await point. EVT_FOREVER if none, or outside
+ * a task. */
 EVT_API evt_deadline evt_current_deadline(void);
 
 /* A shield scope without a handle: opens one in the current task; scopes

@@ -154,8 +154,14 @@ int evt_scope_pop(evt_scope *scope, bool *ret_caught) {
 }
 
 int evt_scope_cancel(evt_scope *scope) {
+        int64_t now = 0;
+
         if (!scope)
                 return -EINVAL;
+        /* Cancelled already: by its deadline, that stays the cause (a fail
+         * scope keeps failing with -ETIMEDOUT), as in trio. */
+        if (scope_error(scope, &now) < 0)
+                return 0;
         scope->cancel_called = true;
         evt__cancel_notify(scope->task);
         return 0;
@@ -174,5 +180,11 @@ evt_deadline evt_scope_deadline(const evt_scope *scope) {
 evt_deadline evt_current_deadline(void) {
         evt_task *t = evt_task_current();
 
-        return t ? evt_deadline_at(evt__scope_deadline(t)) : EVT_FOREVER;
+        if (!t)
+                return EVT_FOREVER;
+        /* Cancelled: every wait fails at once, as if its deadline had
+         * passed (trio's current_effective_deadline gives -inf). */
+        if (evt__cancel_deliverable(t))
+                return EVT_NOW;
+        return evt_deadline_at(evt__scope_deadline(t));
 }

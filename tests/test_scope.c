@@ -639,6 +639,75 @@ START_TEST(scope_cancel_from_another_task) {
 }
 END_TEST
 
+/* ---- the cause of a cancel, the effective deadline ---- */
+
+/* Ported from trio's test_cancelled.py, test_cancel_reason_not_overwritten_2:
+ * a fail scope whose deadline has passed stays timed out when it is then
+ * cancelled explicitly: the first cause stays. */
+static int not_overwritten_2_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        evt_fail_at(EVT_NOW, &s);
+        st.r[0] = evt_yield();
+        st.r[1] = evt_scope_cancel(s);
+        st.r[2] = evt_yield();
+        st.called[0] = evt_scope_cancel_called(s);
+        st.r[3] = evt_scope_pop(s, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(trio_cancel_reason_not_overwritten_2) {
+        run(not_overwritten_2_fn);
+        ck_assert_int_eq(st.r[0], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert_int_eq(st.r[2], -ETIMEDOUT);
+        ck_assert(st.called[0]);
+        ck_assert_int_eq(st.r[3], -ETIMEDOUT);
+        ck_assert(st.caught[0]);
+}
+END_TEST
+
+/* Ported from trio's test_run.py, test_current_effective_deadline: the
+ * earliest deadline of the scopes that reach the task; a shield stops
+ * those outside; once a cancel would fail the next await point, EVT_NOW
+ * (trio's -inf), except inside a shield. */
+static int effective_deadline_fn(void *arg) {
+        evt_deadline d5 = evt_deadline_in(EVT_SEC(5)), d10 = evt_deadline_in(EVT_SEC(10));
+        evt_deadline d3 = evt_deadline_in(EVT_SEC(3));
+        evt_scope *scope1, *scope2, *s;
+        int i = 0;
+
+        (void) arg;
+        st.r[i++] = evt_deadline_is_forever(evt_current_deadline());
+        evt_scope_push(d5, 0, &scope1);
+        evt_scope_push(d10, 0, &scope2);
+        st.r[i++] = evt_current_deadline().at == d5.at;
+        evt_scope_push(d3, 0, &s);
+        st.r[i++] = evt_current_deadline().at == d3.at;
+        evt_scope_pop(s, NULL);
+        evt_scope_push(d10, EVT_SCOPE_SHIELD, &s);
+        st.r[i++] = evt_current_deadline().at == d10.at;
+        evt_scope_pop(s, NULL);
+        evt_scope_cancel(scope1);
+        st.r[i++] = evt_current_deadline().at == EVT_NOW.at;
+        evt_scope_push(d10, EVT_SCOPE_SHIELD, &s);
+        st.r[i++] = evt_current_deadline().at == d10.at;
+        evt_scope_pop(s, NULL);
+        evt_scope_pop(scope2, NULL);
+        st.r[i++] = evt_current_deadline().at == EVT_NOW.at;
+        evt_scope_pop(scope1, NULL);
+        st.r[i++] = evt_deadline_is_forever(evt_current_deadline());
+        return 0;
+}
+
+START_TEST(trio_current_effective_deadline) {
+        run(effective_deadline_fn);
+        for (int i = 0; i < 8; i++)
+                ck_assert_msg(st.r[i] == 1, "check %d", i);
+}
+END_TEST
+
 static int args_fn(void *arg) {
         evt_scope *s;
 
@@ -689,6 +758,11 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, trio_fail_after_fails_even_if_shielded);
         tcase_add_test(tc, task_cancel_and_shields);
         tcase_add_test(tc, scope_cancel_from_another_task);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("ported");
+        tcase_add_test(tc, trio_cancel_reason_not_overwritten_2);
+        tcase_add_test(tc, trio_current_effective_deadline);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("args");
