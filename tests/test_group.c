@@ -723,6 +723,168 @@ START_TEST(group_precancelled_task) {
 }
 END_TEST
 
+/* ---- ported from trio's test_run.py and test_cancelled.py (nurseries)
+ * and asyncio's test_taskgroups.py ---- */
+
+static int looper_fn(void *arg) {
+        int *loops = arg;
+        int r;
+
+        while ((r = evt_yield()) == 0)
+                ++*loops;
+        return r;
+}
+
+static int crasher_fn(void *arg) {
+        return (int) (intptr_t) arg;
+}
+
+/* Ported from trio's test_run.py, test_task_crash_propagation: a member
+ * that loops on a checkpoint is cancelled when a sibling fails; the
+ * group's wait returns the failure. */
+START_TEST(trio_task_crash_propagation) {
+        evt_task *looper, *crasher;
+        int loops = 0, res;
+
+        pol_reset(&(evt_group_opts) { .flags = EVT_GROUP_FAIL_FAST });
+        ck_assert_int_eq(evt_group_spawn(pol.g, looper_fn, &loops, NULL, &looper), 0);
+        ck_assert_int_eq(evt_group_spawn(pol.g, crasher_fn, (void *) (intptr_t) -EDOM, NULL, &crasher), 0);
+        evt_task_unref(test_spawn(st.loop, pol_waiter_fn, NULL, "waiter", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.r_wait, -EDOM);
+        ck_assert_ptr_eq(evt_group_failed(pol.g), crasher);
+        ck_assert_int_eq(evt_task_result(looper, &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        ck_assert_int_ge(loops, 0);
+        evt_task_unref(looper);
+        evt_task_unref(crasher);
+        pol_finish();
+}
+END_TEST
+
+/* Sets go[0] and go[1] in one step, once both members wait for them. */
+static int release_both_fn(void *arg) {
+        (void) arg;
+        if (!POLL_UNTIL(pol.started[0] && pol.started[1]))
+                return -1;
+        evt_event_set(pol.go[0]);
+        evt_event_set(pol.go[1]);
+        return 0;
+}
+
+/* Ported from trio's test_run.py, test_two_child_crashes: two members are
+ * woken in the same loop iteration to fail. Trio raises both in a group;
+ * here the first to end is the group's failure, and its cancel reaches
+ * the second before it ran: a cancel that comes while a woken task waits
+ * its turn is delivered at that wait, level-triggered, so the second ends
+ * with -ECANCELED and is no failure of the group. */
+START_TEST(trio_two_child_crashes) {
+        int res;
+
+        pol_reset(&(evt_group_opts) { .flags = EVT_GROUP_FAIL_FAST });
+        pol.value[0] = -EDOM;
+        pol.value[1] = -ERANGE;
+        pol_spawn(0);
+        pol_spawn(1);
+        evt_task_unref(test_spawn(st.loop, release_both_fn, NULL, "ctl", 0));
+        evt_task_unref(test_spawn(st.loop, pol_waiter_fn, NULL, "waiter", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.r_wait, -EDOM);
+        ck_assert_ptr_eq(evt_group_failed(pol.g), pol.t[0]);
+        ck_assert(pol.finished[1]);
+        ck_assert_int_eq(evt_task_result(pol.t[1], &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        pol_finish();
+}
+END_TEST
+
+/* Ported from trio's test_cancelled.py, test_cancel_reason_nursery: a
+ * member fails before a sibling is spawned; the sibling starts cancelled
+ * and never runs (its argument goes to arg_free), and the group names the
+ * member that failed as the cause. */
+static int fail_then_spawn_fn(void *arg) {
+        evt_task *failing;
+
+        (void) arg;
+        if (evt_group_spawn(pol.g, crasher_fn, (void *) (intptr_t) -EDOM, NULL, &failing) < 0)
+                return -1;
+        if (evt_task_join(failing, EVT_FOREVER, NULL) < 0)
+                return -1;
+        evt_task_unref(failing);
+        return evt_group_spawn(pol.g, pol_member_fn, (void *) 0,
+                               &(evt_task_opts) { .arg_free = count_free }, &pol.t[0]);
+}
+
+START_TEST(trio_cancel_reason_nursery) {
+        evt_task *failed;
+        int res;
+
+        pol_reset(&(evt_group_opts) { .flags = EVT_GROUP_FAIL_FAST });
+        evt_task_unref(test_spawn(st.loop, fail_then_spawn_fn, NULL, "ctl", 0));
+        evt_task_unref(test_spawn(st.loop, pol_waiter_fn, NULL, "waiter", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.r_wait, -EDOM);
+        failed = evt_group_failed(pol.g);
+        ck_assert_ptr_nonnull(failed);
+        ck_assert_int_eq(evt_task_result(failed, &res), 0);
+        ck_assert_int_eq(res, -EDOM);
+        ck_assert_ptr_nonnull(pol.t[0]);
+        ck_assert(!pol.started[0]);
+        ck_assert_int_eq(pol.freed, 1);
+        ck_assert_int_eq(evt_task_result(pol.t[0], &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        pol_finish();
+}
+END_TEST
+
+/* Ported from asyncio's test_taskgroups.py, test_taskgroup_25: hydras
+ * spawn two more each after a short sleep; hercules fails once there are
+ * ten. The failure cancels the group, the heads spawned after it start
+ * cancelled and never run, so the group empties and its wait returns. */
+static struct {
+        int heads, unrun;
+} hydra;
+
+static void hydra_unrun(void *arg) {
+        (void) arg;
+        hydra.unrun++;
+}
+
+static int hydra_fn(void *arg) {
+        const evt_task_opts opts = { .arg_free = hydra_unrun };
+
+        (void) arg;
+        hydra.heads++;
+        if (evt_sleep(EVT_MSEC(1)) < 0)
+                return 0;
+        if (evt_group_spawn(pol.g, hydra_fn, NULL, &opts, NULL) < 0 ||
+            evt_group_spawn(pol.g, hydra_fn, NULL, &opts, NULL) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int hercules_fn(void *arg) {
+        (void) arg;
+        while (hydra.heads < 10)
+                if (evt_sleep(EVT_USEC(1500)) < 0)
+                        return -1;
+        return -EDOM;
+}
+
+START_TEST(asyncio_taskgroup_25) {
+        memset(&hydra, 0, sizeof(hydra));
+        pol_reset(&(evt_group_opts) { .flags = EVT_GROUP_FAIL_FAST });
+        ck_assert_int_eq(evt_group_spawn(pol.g, hydra_fn, NULL, NULL, NULL), 0);
+        ck_assert_int_eq(evt_group_spawn(pol.g, hercules_fn, NULL, NULL, NULL), 0);
+        evt_task_unref(test_spawn(st.loop, pol_waiter_fn, NULL, "waiter", 0));
+        test_loop_run(st.loop);
+        ck_assert_int_eq(pol.r_wait, -EDOM);
+        ck_assert_int_ge(hydra.heads, 10);
+        ck_assert_uint_eq(evt_group_size(pol.g), 0);
+        pol_finish();
+}
+END_TEST
+
 /* Members end in the order 2, 0, 1 (each released once the one before was
  * taken), then 4 and 3 both before the next take: evt_group_next hands them
  * out in that order, then -ENOENT. */
@@ -1020,6 +1182,13 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, group_bounded_spawn_waits);
         tcase_add_test(tc, group_members_spawn_members);
         tcase_add_test(tc, group_free_with_policies);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("ported");
+        tcase_add_test(tc, trio_task_crash_propagation);
+        tcase_add_test(tc, trio_two_child_crashes);
+        tcase_add_test(tc, trio_cancel_reason_nursery);
+        tcase_add_test(tc, asyncio_taskgroup_25);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("args");

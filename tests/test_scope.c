@@ -538,13 +538,15 @@ END_TEST
 /* Ported from trio's test_timeouts.py, test_fail_after_fails_even_if_shielded:
  * an outer scope is cancelled, a shielded fail scope inside it still
  * sleeps until its own deadline, and fails then. */
-static int shielded_fail_fn(void *arg) {
+static unsigned shielded_flags; /* of the inner scope */
+
+static int shielded_timeout_fn(void *arg) {
         int64_t start = evt_time_now();
         evt_scope *outer, *inner;
 
         (void) arg;
         evt_scope_push(EVT_FOREVER, 0, &outer);
-        evt_scope_push(evt_deadline_in(TARGET), EVT_SCOPE_FAIL | EVT_SCOPE_SHIELD, &inner);
+        evt_scope_push(evt_deadline_in(TARGET), shielded_flags, &inner);
         evt_scope_cancel(outer);
         st.r[0] = evt_sleep(EVT_SEC(100));
         st.took = evt_time_now() - start;
@@ -554,7 +556,8 @@ static int shielded_fail_fn(void *arg) {
 }
 
 START_TEST(trio_fail_after_fails_even_if_shielded) {
-        run(shielded_fail_fn);
+        shielded_flags = EVT_SCOPE_FAIL | EVT_SCOPE_SHIELD;
+        run(shielded_timeout_fn);
         ck_assert_int_eq(st.r[0], -ETIMEDOUT);
         ck_assert_int_ge(st.took, TARGET);
         ck_assert_int_lt(st.took, TARGET + SLACK);
@@ -639,7 +642,69 @@ START_TEST(scope_cancel_from_another_task) {
 }
 END_TEST
 
-/* ---- the cause of a cancel, the effective deadline ---- */
+/* ---- ported from trio's test_cancelled.py, test_run.py, test_timeouts.py
+ * and asyncio's test_timeouts.py ---- */
+
+/* Holds the loop, without an await point, until `ns` have passed. */
+static void hold_for(int64_t ns) {
+        int64_t until = evt_time_now() + ns;
+
+        while (evt_time_now() < until)
+                ;
+}
+
+/* Ported from trio's test_cancelled.py, test_cancel_reason: the cause of a
+ * cancel shows in what the await point returns. An explicit cancel of a
+ * fail scope is -ECANCELED and its pop is quiet; a fail scope whose
+ * deadline has passed is -ETIMEDOUT, and so is its pop. */
+static int cancel_reason_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        evt_fail_after(EVT_SEC(100), &s);
+        evt_scope_cancel(s);
+        st.r[0] = evt_yield();
+        st.r[1] = evt_scope_pop(s, &st.caught[0]);
+        evt_fail_at(EVT_NOW, &s);
+        st.r[2] = evt_yield();
+        st.r[3] = evt_scope_pop(s, &st.caught[1]);
+        return 0;
+}
+
+START_TEST(trio_cancel_reason) {
+        run(cancel_reason_fn);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert(st.caught[0]);
+        ck_assert_int_eq(st.r[2], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[3], -ETIMEDOUT);
+        ck_assert(st.caught[1]);
+}
+END_TEST
+
+/* Ported from trio's test_cancelled.py, test_cancel_reason_not_overwritten:
+ * a fail scope cancelled explicitly stays so once its deadline passes. */
+static int not_overwritten_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        evt_fail_after(EVT_MSEC(5), &s);
+        evt_scope_cancel(s);
+        st.r[0] = evt_yield();
+        hold_for(EVT_MSEC(10));
+        st.r[1] = evt_yield();
+        st.r[2] = evt_scope_pop(s, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(trio_cancel_reason_not_overwritten) {
+        run(not_overwritten_fn);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], -ECANCELED);
+        ck_assert_int_eq(st.r[2], 0);
+        ck_assert(st.caught[0]);
+}
+END_TEST
 
 /* Ported from trio's test_cancelled.py, test_cancel_reason_not_overwritten_2:
  * a fail scope whose deadline has passed stays timed out when it is then
@@ -664,6 +729,184 @@ START_TEST(trio_cancel_reason_not_overwritten_2) {
         ck_assert_int_eq(st.r[2], -ETIMEDOUT);
         ck_assert(st.called[0]);
         ck_assert_int_eq(st.r[3], -ETIMEDOUT);
+        ck_assert(st.caught[0]);
+}
+END_TEST
+
+/* Ported from trio's test_run.py, test_cancel_edge_cases: two cancels in
+ * a row are one; the cancel is level-triggered, every wait inside fails. */
+static int edge_cases_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        evt_scope_push(EVT_FOREVER, 0, &s);
+        st.r[0] = evt_scope_cancel(s);
+        st.r[1] = evt_scope_cancel(s);
+        st.r[2] = evt_yield();
+        st.called[0] = evt_scope_cancel_called(s);
+        st.r[3] = evt_scope_pop(s, &st.caught[0]);
+        evt_scope_push(EVT_FOREVER, 0, &s);
+        evt_scope_cancel(s);
+        st.r[4] = evt_sleep(EVT_SEC(100));
+        st.r[5] = evt_sleep(EVT_SEC(100));
+        st.r[6] = evt_scope_pop(s, NULL);
+        st.r[7] = evt_yield();
+        return 0;
+}
+
+START_TEST(trio_cancel_edge_cases) {
+        run(edge_cases_fn);
+        ck_assert_int_eq(st.r[0], 0);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert_int_eq(st.r[2], -ECANCELED);
+        ck_assert(st.called[0]);
+        ck_assert_int_eq(st.r[3], 0);
+        ck_assert(st.caught[0]);
+        ck_assert_int_eq(st.r[4], -ECANCELED);
+        ck_assert_int_eq(st.r[5], -ECANCELED);
+        ck_assert_int_eq(st.r[6], 0);
+        ck_assert_int_eq(st.r[7], 0);
+}
+END_TEST
+
+/* Ported from trio's test_run.py, test_cancel_shielding. A scope's shield
+ * is fixed at its push here, so trio's toggling of inner.shield becomes a
+ * shield scope pushed inside: it keeps the outer cancel out, not that of a
+ * scope inside it, nor its own, which it absorbs; past it, the outer
+ * cancel is delivered again. */
+static int shielding_fn(void *arg) {
+        evt_scope *outer, *inner, *shield, *innerest;
+
+        (void) arg;
+        evt_scope_push(EVT_FOREVER, 0, &outer);
+        evt_scope_push(EVT_FOREVER, 0, &inner);
+        st.r[0] = evt_yield();
+        evt_scope_cancel(outer);
+        st.r[1] = evt_yield();
+        evt_scope_push(EVT_FOREVER, EVT_SCOPE_SHIELD, &shield);
+        st.r[2] = evt_yield();
+        evt_scope_push(EVT_FOREVER, 0, &innerest);
+        evt_scope_cancel(innerest);
+        st.r[3] = evt_yield();
+        evt_scope_pop(innerest, &st.caught[2]);
+        st.r[4] = evt_yield();
+        evt_scope_cancel(shield);
+        st.r[5] = evt_yield();
+        st.r[6] = evt_scope_pop(shield, &st.caught[1]);
+        st.r[7] = evt_scope_pop(inner, NULL);
+        evt_scope_pop(outer, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(trio_cancel_shielding) {
+        run(shielding_fn);
+        ck_assert_int_eq(st.r[0], 0);
+        ck_assert_int_eq(st.r[1], -ECANCELED);
+        ck_assert_int_eq(st.r[2], 0);
+        ck_assert_int_eq(st.r[3], -ECANCELED);
+        ck_assert(st.caught[2]);
+        ck_assert_int_eq(st.r[4], 0);
+        ck_assert_int_eq(st.r[5], -ECANCELED);
+        ck_assert(st.caught[1]);
+        ck_assert_int_eq(st.r[6], -ECANCELED); /* the outer cancel, past the shield */
+        ck_assert_int_eq(st.r[7], -ECANCELED);
+        ck_assert(st.caught[0]);
+}
+END_TEST
+
+/* Ported from trio's test_timeouts.py, test_context_shields_from_outer, for
+ * both move_on_after and fail_after with shield=True: an outer scope is
+ * cancelled, an await point inside the shielded timeout scope is not. */
+static int shields_from_outer_fn(void *arg) {
+        evt_scope *outer, *inner;
+
+        (void) arg;
+        for (int i = 0; i < 2; i++) {
+                evt_scope_push(EVT_FOREVER, 0, &outer);
+                evt_scope_push(evt_deadline_in(TARGET), EVT_SCOPE_SHIELD | (i ? EVT_SCOPE_FAIL : 0), &inner);
+                evt_scope_cancel(outer);
+                st.r[2 * i] = evt_yield();
+                st.r[2 * i + 1] = evt_scope_pop(inner, NULL);
+                evt_scope_pop(outer, NULL);
+        }
+        return 0;
+}
+
+START_TEST(trio_context_shields_from_outer) {
+        run(shields_from_outer_fn);
+        for (int i = 0; i < 2; i++) {
+                ck_assert_int_eq(st.r[2 * i], 0);
+                ck_assert_int_eq(st.r[2 * i + 1], -ECANCELED); /* the outer's, at the shield's end */
+        }
+}
+END_TEST
+
+/* Ported from trio's test_timeouts.py,
+ * test_move_on_after_moves_on_even_if_shielded: an outer scope is
+ * cancelled; a shielded move-on scope inside sleeps until its own deadline,
+ * about TARGET, and moves on; the outer cancel comes at its end. */
+START_TEST(trio_move_on_after_moves_on_even_if_shielded) {
+        shielded_flags = EVT_SCOPE_SHIELD;
+        run(shielded_timeout_fn);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_ge(st.took, TARGET);
+        ck_assert_int_lt(st.took, TARGET + SLACK);
+        ck_assert(st.caught[1]);
+        ck_assert_int_eq(st.r[1], -ECANCELED);
+        ck_assert(st.caught[0]);
+        ck_assert_int_eq(st.r[2], 0);
+}
+END_TEST
+
+/* Ported from trio's test_timeouts.py, test_timeout_deadline_on_entry: the
+ * deadline of move_on_after/fail_after is set when the scope is pushed,
+ * and time spent inside does not move it. */
+static int deadline_on_entry_fn(void *arg) {
+        int64_t before = evt_time_now(), after;
+        evt_scope *s;
+
+        (void) arg;
+        evt_move_on_after(EVT_SEC(10), &s);
+        after = evt_time_now();
+        st.deadline[0] = evt_scope_deadline(s);
+        hold_for(EVT_MSEC(5));
+        st.deadline[1] = evt_scope_deadline(s);
+        st.deadline[2] = evt_current_deadline();
+        evt_scope_pop(s, NULL);
+        st.took = st.deadline[0].at - before;
+        st.r[0] = st.deadline[0].at <= after + EVT_SEC(10);
+        return 0;
+}
+
+START_TEST(trio_timeout_deadline_on_entry) {
+        run(deadline_on_entry_fn);
+        ck_assert_int_ge(st.took, EVT_SEC(10));
+        ck_assert_int_eq(st.r[0], 1);
+        ck_assert_int_eq(st.deadline[1].at, st.deadline[0].at);
+        ck_assert_int_eq(st.deadline[2].at, st.deadline[0].at);
+}
+END_TEST
+
+/* Ported from trio's test_run.py, test_yield_briefly_checks_for_timeout: a
+ * yield inside a scope goes through until the deadline passes, and fails
+ * after, though nothing else woke the task. */
+static int yield_checks_timeout_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        evt_move_on_after(EVT_MSEC(5), &s);
+        st.r[0] = evt_yield();
+        hold_for(EVT_MSEC(10));
+        st.r[1] = evt_yield();
+        st.r[2] = evt_scope_pop(s, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(trio_yield_briefly_checks_for_timeout) {
+        run(yield_checks_timeout_fn);
+        ck_assert_int_eq(st.r[0], 0);
+        ck_assert_int_eq(st.r[1], -ECANCELED);
+        ck_assert_int_eq(st.r[2], 0);
         ck_assert(st.caught[0]);
 }
 END_TEST
@@ -705,6 +948,154 @@ START_TEST(trio_current_effective_deadline) {
         run(effective_deadline_fn);
         for (int i = 0; i < 8; i++)
                 ck_assert_msg(st.r[i] == 1, "check %d", i);
+}
+END_TEST
+
+/* Ported from trio's test_run.py, test_very_deep_cancel_scope_nesting:
+ * 5,000 nested scopes, the outermost cancelled; the walk that finds it
+ * neither recurses nor fails. */
+#define DEEP 5000
+
+static int deep_nesting_fn(void *arg) {
+        evt_scope **s = arg;
+
+        for (int i = 0; i < DEEP; i++)
+                if (evt_scope_push(EVT_FOREVER, 0, &s[i]) < 0)
+                        return -1;
+        evt_scope_cancel(s[0]);
+        st.r[0] = evt_yield();
+        for (int i = DEEP - 1; i > 0; i--)
+                if (evt_scope_pop(s[i], NULL) != -ECANCELED)
+                        return -1;
+        st.r[1] = evt_scope_pop(s[0], &st.caught[0]);
+        return 0;
+}
+
+START_TEST(trio_very_deep_cancel_scope_nesting) {
+        evt_loop *loop = test_loop_new();
+        evt_scope **s = calloc(DEEP, sizeof(*s));
+        evt_task *t;
+        int res;
+
+        ck_assert_ptr_nonnull(s);
+        memset(&st, 0, sizeof(st));
+        t = test_spawn(loop, deep_nesting_fn, s, "deep", 0);
+        test_loop_run(loop);
+        ck_assert_int_eq(evt_task_result(t, &res), 0);
+        ck_assert_int_eq(res, 0);
+        evt_task_unref(t);
+        test_loop_free(loop);
+        free(s);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], 0);
+        ck_assert(st.caught[0]);
+}
+END_TEST
+
+/* Ported from asyncio's test_timeouts.py, test_nested_timeouts_concurrent:
+ * an outer fail scope that expires first fails the wait inside an inner
+ * one with a later deadline; the outer catches it, the inner does not. */
+static int nested_concurrent_fn(void *arg) {
+        evt_scope *outer, *inner;
+
+        (void) arg;
+        evt_fail_after(EVT_MSEC(2), &outer);
+        evt_fail_after(EVT_SEC(1), &inner);
+        st.r[0] = evt_sleep(EVT_SEC(10));
+        st.r[1] = evt_scope_pop(inner, &st.caught[1]);
+        st.r[2] = evt_scope_pop(outer, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(asyncio_nested_timeouts_concurrent) {
+        run(nested_concurrent_fn);
+        ck_assert_int_eq(st.r[0], -ETIMEDOUT);
+        ck_assert(!st.caught[1]);
+        ck_assert_int_eq(st.r[1], -ETIMEDOUT); /* the outer's, delivered at the pop */
+        ck_assert(st.caught[0]);
+        ck_assert_int_eq(st.r[2], -ETIMEDOUT);
+}
+END_TEST
+
+/* Ported from asyncio's test_timeouts.py, test_outer_task_is_not_cancelled:
+ * a scope that times out does not cancel its task; after the pop, waits
+ * go through. */
+static int outer_not_cancelled_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        evt_fail_after(EVT_MSEC(1), &s);
+        st.r[0] = evt_sleep(EVT_SEC(10));
+        st.r[1] = evt_scope_pop(s, NULL);
+        st.r[2] = evt_sleep(EVT_MSEC(1));
+        st.called[0] = evt_task_is_cancelled(evt_task_current());
+        return 0;
+}
+
+START_TEST(asyncio_outer_task_is_not_cancelled) {
+        run(outer_not_cancelled_fn);
+        ck_assert_int_eq(st.r[0], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[1], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[2], 0);
+        ck_assert(!st.called[0]);
+}
+END_TEST
+
+/* Ported from asyncio's test_timeouts.py, test_timeout_after_cancellation.
+ * asyncio's cancel is edge-triggered, so its cleanup awaits freely; here
+ * it is level-triggered, so cleanup runs in a shield. A fail scope inside
+ * the shield still bounds it: a timeout of 0 fails the cleanup's wait
+ * with -ETIMEDOUT, not -ECANCELED; past the shield the cancel is back. */
+static int timeout_after_cancel_fn(void *arg) {
+        evt_scope *s;
+
+        (void) arg;
+        evt_task_cancel(evt_task_current(), 0);
+        st.r[0] = evt_sleep(EVT_SEC(1));
+        evt_shield_push();
+        evt_fail_after(0, &s);
+        st.r[1] = evt_sleep(EVT_SEC(1));
+        st.r[2] = evt_scope_pop(s, NULL);
+        st.r[3] = evt_shield_pop();
+        return 0;
+}
+
+START_TEST(asyncio_timeout_after_cancellation) {
+        run(timeout_after_cancel_fn);
+        ck_assert_int_eq(st.r[0], -ECANCELED);
+        ck_assert_int_eq(st.r[1], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[2], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[3], -ECANCELED);
+}
+END_TEST
+
+/* Ported from asyncio's test_timeouts.py, test_nested_timeout_in_finally:
+ * the cleanup of a timed-out fail scope, shielded from it, is bounded by
+ * a fail scope of its own, which times out on its own. */
+static int timeout_in_finally_fn(void *arg) {
+        evt_scope *outer, *s;
+
+        (void) arg;
+        evt_fail_after(EVT_MSEC(10), &outer);
+        st.r[0] = evt_sleep(EVT_SEC(1));
+        evt_shield_push();
+        evt_fail_after(EVT_MSEC(10), &s);
+        st.r[1] = evt_sleep(EVT_SEC(10));
+        st.r[2] = evt_scope_pop(s, &st.caught[1]);
+        st.r[3] = evt_shield_pop();
+        st.r[4] = evt_scope_pop(outer, &st.caught[0]);
+        return 0;
+}
+
+START_TEST(asyncio_nested_timeout_in_finally) {
+        run(timeout_in_finally_fn);
+        ck_assert_int_eq(st.r[0], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[1], -ETIMEDOUT);
+        ck_assert_int_eq(st.r[2], -ETIMEDOUT);
+        ck_assert(st.caught[1]);
+        ck_assert_int_eq(st.r[3], -ETIMEDOUT); /* the outer scope's, past the shield */
+        ck_assert_int_eq(st.r[4], -ETIMEDOUT);
+        ck_assert(st.caught[0]);
 }
 END_TEST
 
@@ -761,8 +1152,21 @@ Suite *evt_test_suite(void) {
         suite_add_tcase(s, tc);
 
         tc = tcase_create("ported");
+        tcase_add_test(tc, trio_cancel_reason);
+        tcase_add_test(tc, trio_cancel_reason_not_overwritten);
         tcase_add_test(tc, trio_cancel_reason_not_overwritten_2);
+        tcase_add_test(tc, trio_cancel_edge_cases);
+        tcase_add_test(tc, trio_cancel_shielding);
+        tcase_add_test(tc, trio_context_shields_from_outer);
+        tcase_add_test(tc, trio_move_on_after_moves_on_even_if_shielded);
+        tcase_add_test(tc, trio_timeout_deadline_on_entry);
+        tcase_add_test(tc, trio_yield_briefly_checks_for_timeout);
         tcase_add_test(tc, trio_current_effective_deadline);
+        tcase_add_test(tc, trio_very_deep_cancel_scope_nesting);
+        tcase_add_test(tc, asyncio_nested_timeouts_concurrent);
+        tcase_add_test(tc, asyncio_outer_task_is_not_cancelled);
+        tcase_add_test(tc, asyncio_timeout_after_cancellation);
+        tcase_add_test(tc, asyncio_nested_timeout_in_finally);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("args");
