@@ -824,17 +824,17 @@ START_TEST(message_buffer) {
 
         /* A short buffer gets a cut, terminated message. */
         memset(small, 'x', sizeof(small));
-        ck_assert_int_eq(evd_config_load_string("test.conf", "[nope]\n", &c, small, sizeof(small)), -EINVAL);
+        ck_assert_int_eq(evd_config_load_string("test.conf", "[nope]\n", NULL, &c, small, sizeof(small)), -EINVAL);
         ck_assert_str_eq(small, "test.conf:1");
         /* No buffer at all is allowed. */
-        ck_assert_int_eq(evd_config_load_string("test.conf", "[nope]\n", &c, NULL, 0), -EINVAL);
+        ck_assert_int_eq(evd_config_load_string("test.conf", "[nope]\n", NULL, &c, NULL, 0), -EINVAL);
         ck_assert_int_eq(evd_config_parse_string("test.conf", "[nope]\n", &c, NULL, 0), -EINVAL);
         ck_assert_ptr_eq(c, &sentinel);
         /* Misuse. */
-        ck_assert_int_eq(evd_config_load_string(NULL, "", &c, err, sizeof(err)), -EINVAL);
-        ck_assert_int_eq(evd_config_load_string("x", NULL, &c, err, sizeof(err)), -EINVAL);
-        ck_assert_int_eq(evd_config_load_string("x", "", NULL, err, sizeof(err)), -EINVAL);
-        ck_assert_int_eq(evd_config_load_file(NULL, &c, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_load_string(NULL, "", NULL, &c, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_load_string("x", NULL, NULL, &c, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_load_string("x", "", NULL, NULL, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_load_file(NULL, NULL, &c, err, sizeof(err)), -EINVAL);
         ck_assert_int_eq(evd_config_parse_string(NULL, "", &c, err, sizeof(err)), -EINVAL);
         ck_assert_int_eq(evd_config_parse_string("x", NULL, &c, err, sizeof(err)), -EINVAL);
         ck_assert_int_eq(evd_config_parse_string("x", "", NULL, err, sizeof(err)), -EINVAL);

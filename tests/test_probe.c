@@ -45,7 +45,7 @@ static void probe_bad_at(int at, const char *text, unsigned line, const char *co
                 ck_assert_msg(strstr(err, *needles), "test line %d: '%s' lacks '%s'", at, err, *needles);
         evd_config_free(c);
         /* Loading is parsing and probing: the same message, nothing out. */
-        ck_assert_int_eq(evd_config_load_string("test.conf", text, &out, err, sizeof(err)), -EINVAL);
+        ck_assert_int_eq(evd_config_load_string("test.conf", text, NULL, &out, err, sizeof(err)), -EINVAL);
         ck_assert_ptr_eq(out, &sentinel);
         ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "test line %d: load says '%s'", at, err);
 }

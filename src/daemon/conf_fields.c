@@ -46,6 +46,15 @@ const evd_key *evd_key_find(enum evd_section section, const char *name) {
         return NULL;
 }
 
+void evd_key_names(enum evd_section section, char *buf, size_t size) {
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < ARRAY_SIZE(evd_keys) && len < size; i++)
+                if (evd_keys[i].section == section)
+                        len += (size_t) snprintf(buf + len, size - len, "%s%s", len ? ", " : "", evd_keys[i].name);
+}
+
 /* ---- defaults ---- */
 
 #define DEFAULT(field, type, kinds, required, dflt, record) .field = (dflt),
@@ -185,6 +194,21 @@ int evd_task_conf_take_live(evd_task_conf *dst, const evd_task_conf *src, char *
 void evd__config_daemon_clear(evd_config *c) {
 #define CLEAR_DAEMON_KEY(field, ...) CLEAR(c->field);
         EVD_DAEMON_KEYS(CLEAR_DAEMON_KEY)
+}
+
+void evd__config_daemon_swap(evd_config *a, evd_config *b, enum evd_daemon_key index) {
+        switch (index) {
+#define SWAP_DAEMON_KEY(field, ...)                                                                    \
+        case EVD_KEY_##field: {                                                                        \
+                __typeof__(a->field) t = a->field;                                                     \
+                a->field = b->field;                                                                   \
+                b->field = t;                                                                          \
+                break;                                                                                 \
+        }
+                EVD_DAEMON_KEYS(SWAP_DAEMON_KEY)
+        case EVD_DAEMON_KEY_COUNT:
+                break;
+        }
 }
 
 void evd_config_daemon_changes(const evd_config *a, const evd_config *b, char *buf, size_t size) {

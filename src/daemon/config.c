@@ -149,13 +149,9 @@ static unsigned *key_line(evd_parser *p, const evd_key *k) {
 }
 
 static int unknown_key(evd_parser *p, const char *name, unsigned line) {
-        char known[512] = "";
-        size_t len = 0;
+        char known[512];
 
-        for (size_t i = 0; i < evd_n_keys; i++)
-                if (evd_keys[i].section == p->section && len < sizeof(known))
-                        len += (size_t) snprintf(known + len, sizeof(known) - len, "%s%s", len ? ", " : "",
-                                                 evd_keys[i].name);
+        evd_key_names(p->section, known, sizeof(known));
         return evd_conf_fail_key(&p->error, p->section_name, name, line, "unknown key (known: %s)", known);
 }
 

@@ -176,6 +176,10 @@ typedef struct evd_config {
         evd_name_index by_name; /* index in tasks of each name */
         unsigned daemon_line;   /* the [daemon] header; 0: none */
         unsigned key_line[EVD_DAEMON_KEY_COUNT];
+        /* Where a key set from outside the file came from ("--set K",
+         * "environment EVTASKD_K"), borrowed from the overrides, which
+         * outlive every config; NULL: the file's, or the default. */
+        const char *origin[EVD_DAEMON_KEY_COUNT];
 } evd_config;
 
 /* ---- reading ---- */
@@ -200,9 +204,53 @@ int evd_config_parse_string(const char *name, const char *text, evd_config **ret
  * problem on the earliest line, as the parser writes them. */
 int evd_config_probe(const evd_config *c, char *err, size_t errlen);
 
-/* Parse, then probe: what the daemon reads. */
-int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t errlen);
-int evd_config_load_string(const char *name, const char *text, evd_config **ret, char *err, size_t errlen);
+/* ---- [daemon] keys from the command line and the environment ---- */
+
+/* One value from outside the file: --set KEY=VALUE, or EVTASKD_KEY=VALUE. */
+typedef struct evd_override {
+        const struct evd_key *key;
+        char *value;
+        char *origin;           /* "--set KEY" or "environment EVTASKD_KEY" */
+        bool from_env;
+} evd_override;
+
+/* The command line's and the environment's [daemon] values. They apply on
+ * top of the file: the environment's, then the command line's, so that
+ * the command line wins; of the same key given twice in one place, the
+ * last. */
+typedef struct evd_overrides {
+        evd_override *v;
+        size_t n;
+        char unknown[256];      /* EVTASKD_* names that are no key, " A B" */
+} evd_overrides;
+
+#define EVD_ENV_PREFIX "EVTASKD_"
+
+/* --set KEY=VALUE: 0, -EINVAL with the message (no '=', or no such
+ * [daemon] key) in err, or -ENOMEM. The value is parsed when applied. */
+int evd_overrides_add_arg(evd_overrides *o, const char *arg, char *err, size_t errlen);
+/* The EVTASKD_KEY=VALUE entries of env (an environ array): 0 or -ENOMEM.
+ * A name that is no [daemon] key is kept in o->unknown, for a warning:
+ * the environment is inherited, and is no place for a hard error. */
+int evd_overrides_add_env(evd_overrides *o, char *const *env);
+/* Applies the overrides to a parsed config, each value read by its key's
+ * type as the file's are: 0, or the error of the first bad one, as
+ * "ORIGIN: key 'K' in [daemon]: ..." in err (-EINVAL or -ENOMEM). */
+int evd_config_apply_overrides(evd_config *c, const evd_overrides *o, char *err, size_t errlen);
+/* " KEY (ORIGIN),..." of the keys c took from outside the file, into buf;
+ * empty when none. */
+void evd_config_overrides_list(const evd_config *c, char *buf, size_t size);
+/* Where [daemon] key `index` of c was set, for a message: "FILE:LINE", or
+ * its origin outside the file. */
+void evd_config_key_where(const evd_config *c, enum evd_daemon_key index, char *buf, size_t size);
+/* Accepts NULL. */
+void evd_overrides_free(evd_overrides *o);
+
+/* Parse, apply the overrides (o may be NULL: none), then probe: what the
+ * daemon reads. */
+int evd_config_load_file(const char *path, const evd_overrides *o, evd_config **ret, char *err, size_t errlen);
+int evd_config_load_string(const char *name, const char *text, const evd_overrides *o, evd_config **ret,
+                           char *err, size_t errlen);
 /* Accepts NULL. */
 void evd_config_free(evd_config *c);
 
@@ -273,6 +321,8 @@ extern const evd_key evd_keys[];
 extern const size_t evd_n_keys;
 /* The key `name` of a section, or NULL. */
 const evd_key *evd_key_find(enum evd_section section, const char *name);
+/* The names of a section's keys, "a, b, c", into buf. */
+void evd_key_names(enum evd_section section, char *buf, size_t size);
 /* The row of task key `index`. */
 const evd_key *evd_task_key(enum evd_task_key index);
 
@@ -311,3 +361,5 @@ int evd_key_fail(const evd_key_ctx *ctx, const char *fmt, ...);
 void evd__config_defaults(evd_config *c);
 void evd__task_conf_defaults(evd_task_conf *t);
 void evd__config_daemon_clear(evd_config *c);
+/* Exchanges the values of [daemon] key `index` of a and b. */
+void evd__config_daemon_swap(evd_config *a, evd_config *b, enum evd_daemon_key index);

@@ -417,8 +417,10 @@ int evd_control_open(evd_daemon *d, char *err, size_t errlen) {
         if (r < 0) {
                 evd_control_free(ctl);
                 if (chosen) {
-                        snprintf(err, errlen, "%s:%u: key 'control_socket' in [daemon]: %s", c->path,
-                                 c->key_line[EVD_KEY_control_socket], why);
+                        char where[PATH_MAX + 32];
+
+                        evd_config_key_where(c, EVD_KEY_control_socket, where, sizeof(where));
+                        snprintf(err, errlen, "%s: key 'control_socket' in [daemon]: %s", where, why);
                         return r;
                 }
                 evd_log_emit(d->log, LOG_WARNING, EVD_EV_CONTROL, NULL, EVD_NO_FIELDS,

@@ -99,9 +99,9 @@ int evd_daemon_reload_answer(evd_daemon *d, evd_jobs_changes *ret, char *err, si
         evd_log_emit(d->log, LOG_NOTICE, EVD_EV_RELOADING, NULL, EVD_FIELDS(EVD_STR("config", path)), "re-reading %s",
                      path);
         if (d->config_path)
-                r = evd_config_load_file(d->config_path, &next, err, errlen);
+                r = evd_config_load_file(d->config_path, d->overrides, &next, err, errlen);
         else
-                r = evd_config_load_string(path, evd_demo_conf, &next, err, errlen);
+                r = evd_config_load_string(path, evd_demo_conf, d->overrides, &next, err, errlen);
         if (r < 0) {
                 evd_log_emit(d->log, LOG_ERR, EVD_EV_RELOAD_FAILED, NULL, EVD_FIELDS(EVD_STR("config", path)),
                              "%s; still running the config loaded before", err);
@@ -298,6 +298,21 @@ static const char *exit_reason(int status) {
         }
 }
 
+/* Which [daemon] keys came from outside the file, and from where: one
+ * record; and the EVTASKD_* names that are no key, which were ignored. */
+static void log_overrides(evd_daemon *d) {
+        char from[512];
+
+        evd_config_overrides_list(d->config, from, sizeof(from));
+        if (from[0])
+                evd_log_emit(d->log, LOG_INFO, EVD_EV_STARTED, NULL, EVD_FIELDS(EVD_STR("overrides", from + 1)),
+                             "[daemon] keys set outside %s:%s", d->config->path, from);
+        if (d->overrides && d->overrides->unknown[0])
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_STARTED, NULL,
+                             EVD_FIELDS(EVD_STR("ignored", d->overrides->unknown + 1)),
+                             "environment variables ignored, no [daemon] key:%s", d->overrides->unknown);
+}
+
 static int run(evd_daemon *d) {
         const evd_config *c = d->config;
         int r, status;
@@ -313,6 +328,7 @@ static int run(evd_daemon *d) {
                      c->n_tasks, c->path, c->user || c->group ? ", running as " : "",
                      c->user ? c->user : c->group ? c->group : "",
                      d->cgroups ? "in a cgroup each" : "by walking /proc: ", d->cgroups ? "" : d->no_cgroups);
+        log_overrides(d);
         r = evd_jobs_start_all(d->jobs, c);
         if (r < 0) {
                 /* Nothing half-started stays: the tasks spawned so far end. */
@@ -361,8 +377,8 @@ static void tear_down(evd_daemon *d) {
         evd_config_free(d->config);
 }
 
-int evd_daemon_run(evd_config *config, const char *config_path, evd_log *log) {
-        evd_daemon d = { .config = config, .config_path = config_path, .log = log };
+int evd_daemon_run(evd_config *config, const char *config_path, const evd_overrides *overrides, evd_log *log) {
+        evd_daemon d = { .config = config, .config_path = config_path, .overrides = overrides, .log = log };
 
         d.exit_status = run(&d);
         tear_down(&d);

@@ -28,6 +28,7 @@ typedef struct evd_status {
 
 typedef struct evd_daemon {
         const char *config_path; /* NULL: the built-in demo config */
+        const evd_overrides *overrides; /* [daemon] keys from outside the file, also on a reload */
         evd_config *config;     /* as loaded at the start: [daemon] settings */
         evd_log *log;
         evd_notify *notify;
@@ -54,9 +55,9 @@ typedef struct evd_daemon {
  * abort when memory runs out. */
 void evd_daemon_prepare(void);
 /* Runs the jobs of config (taken over, as is log) until the daemon exits;
- * config_path NULL: the built-in demo, also for a reload. Returns the exit
- * status. */
-int evd_daemon_run(evd_config *config, const char *config_path, evd_log *log);
+ * config_path NULL: the built-in demo, also for a reload, which applies
+ * overrides (borrowed; NULL: none) again. Returns the exit status. */
+int evd_daemon_run(evd_config *config, const char *config_path, const evd_overrides *overrides, evd_log *log);
 /* SIGHUP: re-reads the config and applies it, or logs why not. */
 void evd_daemon_reload(evd_daemon *d);
 /* The same, answering: 0 with what changed, or -errno with the error

@@ -15,6 +15,7 @@ struct args {
         const char *config_path; /* NULL: the built-in demo config */
         bool check_only;
         int log_target;         /* -1: the config's */
+        evd_overrides overrides; /* --set's, then the environment's */
 };
 
 static void usage(FILE *f);
@@ -28,6 +29,21 @@ static int opt_config(struct args *a, const char *v) {
 static int opt_check_config(struct args *a, const char *v) {
         (void) v;
         a->check_only = true;
+        return -1;
+}
+
+static int opt_set(struct args *a, const char *v) {
+        char err[768];
+        int r = evd_overrides_add_arg(&a->overrides, v, err, sizeof(err));
+
+        if (r == -ENOMEM) {
+                fprintf(stderr, "evtaskd: out of memory\n");
+                return EX_OSERR;
+        }
+        if (r < 0) {
+                fprintf(stderr, "evtaskd: %s\n", err);
+                return EX_USAGE;
+        }
         return -1;
 }
 
@@ -67,6 +83,8 @@ static const struct option_row {
 } option_rows[] = {
         { "config", 'c', "FILE", opt_config, "read FILE (default: the built-in demo config)" },
         { "check-config", 0, NULL, opt_check_config, "validate the config, print a summary, and exit" },
+        { "set", 's', "KEY=VALUE", opt_set,
+          "set [daemon] KEY, over the file and over the\nenvironment's EVTASKD_KEY (repeatable)" },
         { "log", 'l', "SINK", opt_log,
           "auto, console, json or journal (default: the\nconfig's [daemon] log, else auto)" },
         { "help", 'h', NULL, opt_help, "show this help and exit" },
@@ -94,6 +112,9 @@ static void usage(FILE *f) {
                 fprintf(f, "  %-22s %s\n", spelling, help);
         }
         fputs("\n"
+              "Every [daemon] KEY may also be set as EVTASKD_KEY=VALUE in the environment\n"
+              "(EVTASKD_DRAIN_TIMEOUT=5s); --set wins over it, and both over the file.\n"
+              "\n"
               "Signals:\n"
               "  SIGINT                 pause every pausable task; the next SIGINT resumes\n"
               "  SIGTERM, SIGQUIT       graceful shutdown: cancel unshielded tasks, drain\n"
@@ -158,23 +179,18 @@ static int parse_args(int argc, char **argv, struct args *a) {
         return -1;
 }
 
-int main(int argc, char **argv) {
+/* Loads the config and runs the daemon on it: the exit status. */
+static int run(const struct args *a) {
         evd_config *config = NULL;
         enum evd_log_target target;
-        struct args a;
         evd_log *log;
-        char err[512];
+        char err[768];
         int r;
 
-        evd_daemon_prepare();
-        r = parse_args(argc, argv, &a);
-        if (r >= 0)
-                return r;
-
-        if (a.config_path)
-                r = evd_config_load_file(a.config_path, &config, err, sizeof(err));
+        if (a->config_path)
+                r = evd_config_load_file(a->config_path, &a->overrides, &config, err, sizeof(err));
         else
-                r = evd_config_load_string(EVD_DEMO_NAME, evd_demo_conf, &config, err, sizeof(err));
+                r = evd_config_load_string(EVD_DEMO_NAME, evd_demo_conf, &a->overrides, &config, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "evtaskd: %s\n", err);
                 /* systemctl status shows it too. */
@@ -182,13 +198,19 @@ int main(int argc, char **argv) {
                 /* Out of memory is no fault of the config: a restart may do. */
                 return r == -ENOMEM ? EX_OSERR : EX_CONFIG;
         }
-        if (a.check_only) {
-                printf("%s: ok, %zu tasks\n", config->path, config->n_tasks);
+        if (a->check_only) {
+                char from[512];
+
+                evd_config_overrides_list(config, from, sizeof(from));
+                if (a->overrides.unknown[0])
+                        fprintf(stderr, "evtaskd: warning: ignored, no [daemon] key:%s\n", a->overrides.unknown);
+                printf("%s: ok, %zu tasks%s%s\n", config->path, config->n_tasks, from[0] ? "; set outside it:" : "",
+                       from);
                 evd_config_free(config);
                 return EXIT_SUCCESS;
         }
 
-        target = a.log_target >= 0 ? (enum evd_log_target) a.log_target : config->log;
+        target = a->log_target >= 0 ? (enum evd_log_target) a->log_target : config->log;
         r = evd_log_new(target, &log);
         if (r < 0 && r != -EOPNOTSUPP && r != -ENOMEM) {
                 /* --log journal without journald: nowhere to log to. */
@@ -201,7 +223,27 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "evtaskd: cannot log to %s: %s\n", evd_log_target_names.names[target],
                         r == -EOPNOTSUPP ? "not supported by this build" : strerror(-r));
                 evd_config_free(config);
-                return a.log_target >= 0 ? EX_USAGE : EX_CONFIG;
+                return a->log_target >= 0 ? EX_USAGE : EX_CONFIG;
         }
-        return evd_daemon_run(config, a.config_path, log);
+        return evd_daemon_run(config, a->config_path, &a->overrides, log);
 }
+
+int main(int argc, char **argv) {
+        struct args a;
+        int r;
+
+        evd_daemon_prepare();
+        r = parse_args(argc, argv, &a);
+        if (r < 0 && evd_overrides_add_env(&a.overrides, environ) < 0) {
+                fprintf(stderr, "evtaskd: out of memory\n");
+                r = EX_OSERR;
+        }
+        if (r >= 0) {
+                evd_overrides_free(&a.overrides);
+                return r;
+        }
+        r = run(&a);
+        evd_overrides_free(&a.overrides);
+        return r;
+}
+

@@ -96,12 +96,33 @@ static void probe_task(const evd_config *c, const evd_task_conf *t, evd_conf_err
                 kind->probe(c, t, e);
 }
 
+/* Where a problem with [daemon] key k goes: the file's errors, or, for a
+ * key set outside the file, the errors under its origin (which have no
+ * line to be ordered by, and come first). */
+static evd_conf_error *daemon_key_error(const evd_config *c, enum evd_daemon_key k, evd_conf_error *file,
+                                        evd_conf_error *outside) {
+        if (!c->origin[k])
+                return file;
+        outside->path = c->origin[k];
+        return outside;
+}
+
 int evd_config_probe(const evd_config *c, char *err, size_t errlen) {
         evd_conf_error e = { .path = c->path, .buf = err, .len = errlen, .earliest = true };
+        char outside_err[512];
+        evd_conf_error o = { .buf = outside_err, .len = sizeof(outside_err) };
 
-        probe_identity(&e, "daemon", "user", c->key_line[EVD_KEY_user], c->user);
-        probe_identity(&e, "daemon", "group", c->key_line[EVD_KEY_group], c->group);
-        probe_group_exists(&e, "control_group", c->key_line[EVD_KEY_control_group], c->control_group);
+        probe_identity(daemon_key_error(c, EVD_KEY_user, &e, &o), "daemon", "user", c->key_line[EVD_KEY_user],
+                       c->user);
+        probe_identity(daemon_key_error(c, EVD_KEY_group, &e, &o), "daemon", "group", c->key_line[EVD_KEY_group],
+                       c->group);
+        probe_group_exists(daemon_key_error(c, EVD_KEY_control_group, &e, &o), "control_group",
+                           c->key_line[EVD_KEY_control_group], c->control_group);
+        if (o.code) {
+                if (err && errlen)
+                        snprintf(err, errlen, "%s", outside_err);
+                return o.code;
+        }
         for (size_t i = 0; i < c->n_tasks; i++) {
                 /* The tasks come in the file's order: one after a problem
                  * found cannot hold an earlier one. */
@@ -124,7 +145,16 @@ static int probed(evd_config *c, evd_config **ret, char *err, size_t errlen) {
         return 0;
 }
 
-int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t errlen) {
+/* A parsed config with the overrides on top: *ret only if they apply. */
+static int overridden(evd_config *c, const evd_overrides *o, char *err, size_t errlen) {
+        int r = evd_config_apply_overrides(c, o, err, errlen);
+
+        if (r < 0)
+                evd_config_free(c);
+        return r;
+}
+
+int evd_config_load_file(const char *path, const evd_overrides *o, evd_config **ret, char *err, size_t errlen) {
         char why[2 * PATH_MAX + 256];
         evd_config *c;
         int r;
@@ -132,7 +162,7 @@ int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t e
         if (!ret)
                 return -EINVAL;
         r = evd_config_parse_file(path, &c, err, errlen);
-        if (r < 0)
+        if (r < 0 || (r = overridden(c, o, err, errlen)) < 0)
                 return r;
         /* Before anything it says is looked at: as root, a file another
          * user could have written is refused whole. */
@@ -145,13 +175,16 @@ int evd_config_load_file(const char *path, evd_config **ret, char *err, size_t e
         return probed(c, ret, err, errlen);
 }
 
-int evd_config_load_string(const char *name, const char *text, evd_config **ret, char *err, size_t errlen) {
+int evd_config_load_string(const char *name, const char *text, const evd_overrides *o, evd_config **ret,
+                           char *err, size_t errlen) {
         evd_config *c;
         int r;
 
         if (!ret)
                 return -EINVAL;
         r = evd_config_parse_string(name, text, &c, err, errlen);
-        return r < 0 ? r : probed(c, ret, err, errlen);
+        if (r < 0 || (r = overridden(c, o, err, errlen)) < 0)
+                return r;
+        return probed(c, ret, err, errlen);
 }
 

@@ -675,9 +675,9 @@ class CommandLine(unittest.TestCase):
         taken (with its argument, in its long and short form), and evtaskd(8)
         lists the same options."""
         help_text = subprocess.run([EVTASKD, "--help"], capture_output=True, text=True, timeout=10).stdout
-        rows = re.findall(r"^  (?:-([a-zA-Z]), |    )--([a-z-]+)(?: ([A-Z]+))?  ", help_text, re.M)
+        rows = re.findall(r"^  (?:-([a-zA-Z]), |    )--([a-z-]+)(?: ([A-Z=]+))?  ", help_text, re.M)
         self.assertGreaterEqual(len(rows), 5, help_text)
-        values = {"FILE": os.devnull, "SINK": "json"}
+        values = {"FILE": os.devnull, "SINK": "json", "KEY=VALUE": "threads=1"}
         for short, name, arg in rows:
             for spelling in [f"--{name}"] + ([f"-{short}"] if short else []):
                 args = [spelling] + ([values[arg]] if arg else [])
