@@ -88,6 +88,13 @@ static const struct key_case {
         { "exec", "kill_timeout", "2s", "0", "must be more than 0, not 0" },
         { "exec", "restart", "on-failure", "never", "unknown restart policy 'never' (no, on-failure or always)" },
         { "exec", "restart_sec", "0", "x", "'x' is not a duration" },
+        { "exec", "restart_delay", "2s", "x", "'x' is not a duration" },
+        { "exec", "restart_max_delay", "5min", "1d", "'1d' is not a duration" },
+        { "exec", "restart_reset_after", "10min", "-1s", "'-1s' is not a duration" },
+        { "exec", "start_limit", "5 / 10s", "5", "'5' is not N / INTERVAL (for example 5 / 10s)" },
+        { "exec", "start_limit", "1/1s", "0 / 10s", "must allow at least 1 start, not 0" },
+        { "exec", "start_limit", "3/ 1min", "x / 10s", "'x' is not an unsigned integer" },
+        { "exec", "start_limit", "3 /1min", "3 / 0", "must be more than 0, not 0" },
         { "exec", "working_directory", "/srv", "srv", "'srv' is not an absolute path" },
         { "exec", "environment", "A=1 B='2 3'", "A=1 B", "'B' is not NAME=VALUE" },
         { "exec", "environment", "A=1", "A='1", "unterminated ' quote" },
@@ -211,7 +218,7 @@ START_TEST(exec_and_module_values) {
         ck_assert_int_eq(e->timeout, EVD_SEC(30));
         ck_assert_int_eq(e->kill_signal, SIGINT);
         ck_assert_int_eq(e->kill_timeout, EVD_SEC(2));
-        ck_assert_int_eq(e->restart_sec, 0);
+        ck_assert_int_eq(e->restart_delay, 0);
         ck_assert_str_eq(e->working_directory, "/srv");
         ck_assert_str_eq(e->environment[1], "B=2 3");
         ck_assert_str_eq(e->user, "somebody");
@@ -242,6 +249,14 @@ START_TEST(rules_between_keys) {
                   "schedule = interval needs an 'interval' duration");
         parse_bad("[task.e]\nkind = exec\ncommand = true\ninterval = 1s\n", 4, "key 'interval' in [task.e]",
                   "only for schedule = interval");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\nrestart_delay = 1s\nrestart_sec = 2s\n", 5,
+                  "key 'restart_sec' in [task.e]", "set twice (first at line 4)");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\nrestart_sec = 2min\n", 4,
+                  "key 'restart_delay' in [task.e]", "restart_max_delay must be at least restart_delay");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\nrestart_max_delay = 1s\nrestart_delay = 2s\n", 4,
+                  "key 'restart_max_delay' in [task.e]", "restart_max_delay must be at least restart_delay");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\nschedule = interval\ninterval = 1s\nstart_limit = 1/1s\n",
+                  6, "key 'start_limit' in [task.e]", "not for schedule = interval");
         parse_bad("[task.e]\nkind = exec\nshell = yes\n", 1, "section [task.e]: missing key 'command'",
                   "required for kind exec");
         parse_bad("[task.e]\nkind = exec\ncommand =   \n", 3, "key 'command' in [task.e]", "no command");
@@ -275,8 +290,15 @@ START_TEST(table_is_whole) {
                               k->name);
                 ck_assert_msg((k->required & ~k->kinds) == 0, "key '%s' required where it is not valid", k->name);
                 ck_assert_ptr_eq(evd_key_find(k->section, k->name), k);
-                if (k->section == EVD_SECTION_TASK)
-                        ck_assert_ptr_eq(evd_task_key(k->index), k);
+                /* An alias sets its key's field, by its key's type. */
+                if (k->section == EVD_SECTION_TASK && evd_task_key(k->index) != k) {
+                        const evd_key *of = evd_task_key(k->index);
+
+                        ck_assert_uint_eq(k->offset, of->offset);
+                        ck_assert_ptr_eq(k->type, of->type);
+                        ck_assert_uint_eq(k->kinds, of->kinds);
+                        ck_assert_ptr_null(k->record);
+                }
         }
         ck_assert_uint_eq(evd_kind_names.n, EVD_KIND_COUNT);
         for (int id = 0; id < EVD_KIND_COUNT; id++) {

@@ -31,7 +31,22 @@ EVD_TASK_KEYS(DECLARE_TYPE)
           .required = (required_), .type = &evd_type_##ty, .offset = offsetof(evd_task_conf, field),    \
           .record = (record_) },
 
-const evd_key evd_keys[] = { EVD_DAEMON_KEYS(DAEMON_ROW) EVD_TASK_KEYS(TASK_ROW) };
+/* Each task key's kinds, for its aliases' rows (an enum holds ~0u as -1,
+ * which converts back). */
+#define KINDS_OF(field, ty, kinds_, ...) KINDS_OF_##field = (int) (kinds_),
+enum { EVD_TASK_KEYS(KINDS_OF) };
+
+/* An alias: its key's row under another name, shown in no record. */
+#define ALIAS_ROW(alias, field, ty)                                                                    \
+        { .name = #alias, .section = EVD_SECTION_TASK, .index = EVD_TASK_KEY_##field,                     \
+          .kinds = (unsigned) KINDS_OF_##field, .required = 0, .type = &evd_type_##ty,                    \
+          .offset = offsetof(evd_task_conf, field), .record = NULL },
+#define ALIAS_TYPE_CHECK(alias, field, ty)                                                             \
+        _Static_assert(__builtin_types_compatible_p(EVD_CTYPE_##ty, __typeof__(((evd_task_conf *) 0)->field)), \
+                       #alias " has the type of " #field);
+EVD_TASK_KEY_ALIASES(ALIAS_TYPE_CHECK)
+
+const evd_key evd_keys[] = { EVD_DAEMON_KEYS(DAEMON_ROW) EVD_TASK_KEYS(TASK_ROW) EVD_TASK_KEY_ALIASES(ALIAS_ROW) };
 const size_t evd_n_keys = ARRAY_SIZE(evd_keys);
 
 /* The [daemon] rows come first, then the task rows in their list's order. */

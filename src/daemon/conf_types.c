@@ -135,6 +135,36 @@ static int parse_word(const evd_key_ctx *ctx, const char *v, void *field) {
         return 0;
 }
 
+/* "N / INTERVAL": at most N starts (N >= 1) within INTERVAL. */
+static int parse_start_limit(const evd_key_ctx *ctx, const char *v, void *field) {
+        const char *slash = strchr(v, '/');
+        evd_start_limit lim;
+        char n[32];
+        size_t len;
+        int r;
+
+        if (!slash)
+                return evd_key_fail(ctx, "'%s' is not N / INTERVAL (for example 5 / 10s)", v);
+        len = (size_t) (slash - v);
+        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+                len--;
+        if (len == 0 || len >= sizeof(n))
+                return evd_key_fail(ctx, "'%s' is not N / INTERVAL (for example 5 / 10s)", v);
+        memcpy(n, v, len);
+        n[len] = '\0';
+        for (slash++; *slash == ' ' || *slash == '\t'; slash++)
+                ;
+        r = parse_uint_upto(ctx, n, UINT32_MAX, " (1 to 4294967295 starts)", &lim.burst);
+        if (r == 0)
+                r = parse_positive_duration(ctx, slash, &lim.interval);
+        if (r < 0)
+                return r;
+        if (lim.burst == 0)
+                return evd_key_fail(ctx, "must allow at least 1 start, not %s", n);
+        *(evd_start_limit *) field = lim;
+        return 0;
+}
+
 /* ---- strings ---- */
 
 static int set_string(const evd_key_ctx *ctx, const char *v, char **field) {
@@ -273,5 +303,6 @@ TYPE(environment, .parse = parse_environment)
 TYPE(kind, .parse = parse_word, .show = show_kind, .names = &evd_kind_names)
 TYPE(schedule, .parse = parse_word, .show = show_schedule, .names = &evd_schedule_names)
 TYPE(restart, .parse = parse_word, .names = &evd_restart_names)
+TYPE(start_limit, .parse = parse_start_limit)
 TYPE(log_target, .parse = parse_word, .names = &evd_log_target_names)
 TYPE(log_overflow, .parse = parse_word, .names = &evd_log_overflow_names)

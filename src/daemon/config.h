@@ -109,7 +109,10 @@ extern const evd_names evd_restart_names;
         X(kill_signal, signal, EVD_EXEC, 0, SIGTERM, NULL)                                        \
         X(kill_timeout, positive_duration, EVD_EXEC, 0, EVD_SEC(5), NULL)                         \
         X(restart, restart, EVD_EXEC, 0, EVD_RESTART_NO, NULL)                                    \
-        X(restart_sec, duration, EVD_EXEC, 0, EVD_SEC(1), NULL)                                   \
+        X(restart_delay, duration, EVD_EXEC, 0, EVD_SEC(1), NULL) /* alias restart_sec */         \
+        X(restart_max_delay, duration, EVD_EXEC, 0, EVD_SEC(60), NULL) /* the back-off's cap */   \
+        X(restart_reset_after, duration, EVD_EXEC, 0, 0, NULL)    /* 0: only a success resets */  \
+        X(start_limit, start_limit, EVD_EXEC, 0, EVD_NO_START_LIMIT, NULL) /* N / INTERVAL */     \
         X(working_directory, path, EVD_EXEC, 0, NULL, NULL)       /* NULL: the daemon's */        \
         X(environment, environment, EVD_EXEC, 0, NULL, NULL)      /* K=V entries */               \
         X(umask, umask, EVD_EXEC, 0, 0022, NULL)                  /* the run's file mode mask */  \
@@ -118,9 +121,23 @@ extern const evd_names evd_restart_names;
         X(path, path, EVD_MODULE, EVD_MODULE, NULL, NULL)         /* the shared object */         \
         X(entry, symbol, EVD_MODULE, 0, NULL, NULL)               /* NULL: evtask_task */
 
+/* Other names of task keys, each a row of the key table that sets the
+ * same field (so setting both is "set twice"): X(alias, field, type), the
+ * type the field's own row gives it. Appended after the keys' own rows. */
+#define EVD_TASK_KEY_ALIASES(X) X(restart_sec, restart_delay, duration)
+
 /* The task keys a reload applies to a running task at once, without
  * restarting it: X(field). */
 #define EVD_TASK_LIVE_KEYS(X) X(description)
+
+/* start_limit: more than `burst` starts within `interval` and the task
+ * gives up. burst 0: no limit. Two 64-bit fields, no padding: compared
+ * as bytes. */
+typedef struct evd_start_limit {
+        uint64_t burst;
+        int64_t interval;
+} evd_start_limit;
+#define EVD_NO_START_LIMIT ((evd_start_limit) { 0, 0 })
 
 /* The C type of each value type. */
 #define EVD_CTYPE_boolean bool
@@ -144,6 +161,7 @@ extern const evd_names evd_restart_names;
 #define EVD_CTYPE_kind enum evd_kind_id
 #define EVD_CTYPE_schedule enum evd_schedule
 #define EVD_CTYPE_restart enum evd_restart
+#define EVD_CTYPE_start_limit evd_start_limit
 #define EVD_CTYPE_log_target enum evd_log_target
 #define EVD_CTYPE_log_overflow enum evd_log_overflow
 

@@ -73,6 +73,9 @@ static json_t *task_json(evd_daemon *d, evt_task *t) {
                         json_object_set_new(o, "description", json_string(job->conf.description));
                 if (job->pid > 0)
                         json_object_set_new(o, "pid", json_integer(job->pid));
+                /* Given up at start_limit: down until evtaskctl start. */
+                if (job->start_limited)
+                        json_object_set_new(o, "state", json_string("failed"));
         }
         if (o && evd_metrics_task_counts(d->metrics, evt_task_name(t), &n) == 0) {
                 json_object_set_new(o, "runs", json_integer((json_int_t) n.runs));
@@ -127,6 +130,14 @@ static json_t *verb_status(evd_daemon *d, json_t *req) {
                                                  json_is_string(v) ? json_string_value(v) : "?");
                 }
         evt_loop_foreach_task(d->loop, status_one, &w);
+        /* Ended tasks are not shown, but for one that gave up at its
+         * start_limit: it is down, failed, until evtaskctl start. */
+        for (i = 0; i < d->config->n_tasks; i++) {
+                evd_job *job = evd_jobs_find(d->jobs, d->config->tasks[i].name);
+
+                if (job && job->start_limited && evt_task_is_done(job->task))
+                        status_one(job->task, &w);
+        }
         dmn = daemon_json(d);
         json_object_set_new(dmn, "tasks", json_integer((json_int_t) json_array_size(w.tasks)));
         return json_pack("{s:b, s:o, s:o}", "ok", 1, "daemon", dmn, "tasks", w.tasks);

@@ -31,6 +31,7 @@ typedef struct evd_job {
         bool suspended;         /* evtaskctl pause TASK: task and processes */
         evt_event *run_now;     /* evtaskctl run TASK: the schedule's wait
                                  * ends early (exec jobs), or NULL */
+        bool start_limited;     /* kind = exec: gave up at start_limit */
         bool began;             /* evd_job_run has begun, and logs the end;
                                  * a task that never ran (no stack) did not */
         evt__list link;         /* on the set's list, in start order */

@@ -26,7 +26,9 @@
 #include "proctree.h"
 
 #define REAP_AFTER_KILL EVT_SEC(5)
-#define BACKOFF_MAX EVT_SEC(60)
+/* The back-off's first step when restart_delay is 0: failures in a row
+ * must not start a command as fast as it can fail. */
+#define BACKOFF_MIN EVT_MSEC(100)
 /* A shorter interval would start a process more often than one can be
  * started and logged. */
 #define INTERVAL_MIN EVT_MSEC(10)
@@ -46,6 +48,15 @@ static int exec_check(evd_task_conf *t, evd_conf_error *e) {
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(interval), "only for schedule = interval");
         if (t->key_line[EVD_TASK_KEY(interval)] && t->interval < INTERVAL_MIN)
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(interval), "must be at least 10ms");
+        if (t->restart_max_delay < t->restart_delay)
+                return evd_conf_fail_task_key(e, t, 
+                                              t->key_line[EVD_TASK_KEY(restart_max_delay)]
+                                                      ? EVD_TASK_KEY(restart_max_delay)
+                                                      : EVD_TASK_KEY(restart_delay),
+                                              "restart_max_delay must be at least restart_delay");
+        if (t->schedule == EVD_SCHEDULE_INTERVAL && t->key_line[EVD_TASK_KEY(start_limit)])
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(start_limit),
+                                              "not for schedule = interval: the interval paces its starts");
         if (t->shell) {
                 char *argv[] = { "/bin/sh", "-c", t->command, NULL };
 
@@ -255,16 +266,76 @@ static int64_t next_start(evd_job *job, unsigned run, int64_t started) {
         return next + (int64_t) skipped * c->interval;
 }
 
+/* ---- the restart policy ---- */
+
+/* The wait before the run after one that ended: restart_delay after a
+ * success; after failures in a row, restart_delay doubled per failure up
+ * to restart_max_delay. A run that lasted restart_reset_after starts the
+ * count again, as a success does. */
+static int64_t restart_wait(const evd_task_conf *c, bool ok, int64_t lasted, unsigned *failures) {
+        int64_t wait = c->restart_delay > 0 ? c->restart_delay : BACKOFF_MIN;
+
+        if (ok || (c->restart_reset_after > 0 && lasted >= c->restart_reset_after))
+                *failures = 0;
+        if (ok)
+                return c->restart_delay;
+        ++*failures;
+        for (unsigned i = 1; i < *failures && wait < c->restart_max_delay; i++)
+                wait *= 2;
+        return wait < c->restart_max_delay ? wait : c->restart_max_delay;
+}
+
+/* start_limit, systemd's way: a window opens at a start; more than burst
+ * starts before it closes and the task gives up. */
+typedef struct start_window {
+        int64_t begin;
+        uint64_t starts;
+} start_window;
+
+static bool start_allowed(const evd_task_conf *c, start_window *w, int64_t at) {
+        if (c->start_limit.burst == 0)
+                return true;
+        if (w->starts == 0 || at - w->begin >= c->start_limit.interval) {
+                w->begin = at;
+                w->starts = 0;
+        }
+        return ++w->starts <= c->start_limit.burst;
+}
+
+/* The task gives up: marked failed, and down until evtaskctl start. */
+static int give_up(evd_job *job, unsigned run) {
+        const evd_task_conf *c = &job->conf;
+        long long ms = c->start_limit.interval / 1000000;
+
+        job->start_limited = true;
+        evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, c->name,
+                     EVD_FIELDS(EVD_NUM("run", run), EVD_NUM("start_limit", c->start_limit.burst),
+                                EVD_NUM("interval_ms", ms)),
+                     "start limit hit: more than %llu starts in %lld ms; down until evtaskctl start",
+                     (unsigned long long) c->start_limit.burst, ms);
+        return -EIO;
+}
+
+/* A restart under the policy (not a schedule's next run): one record, with
+ * the wait and the failures in a row it follows. */
+static void log_restart(evd_job *job, unsigned run, int64_t wait, unsigned failures) {
+        long long ms = wait / 1000000;
+
+        evd_log_emit(job->log, LOG_NOTICE, EVD_EV_RESTARTING, job->conf.name,
+                     EVD_FIELDS(EVD_NUM("run", run + 1), EVD_NUM("delay_ms", ms), EVD_NUM("failures", failures)),
+                     "run %u in %lld ms (%u failure%s in a row)", run + 1, ms, failures, failures == 1 ? "" : "s");
+}
+
 static int exec_run(evd_job *job) {
         const evd_task_conf *c = &job->conf;
-        int64_t backoff = c->restart_sec;
+        start_window window = { 0 };
+        unsigned failures = 0;
 
+        start_allowed(c, &window, evt_time_now());
         for (unsigned run = 1;; run++) {
-                int64_t started = evt_time_now(), next;
+                int64_t started = evt_time_now(), next, wait;
                 int status = 0, r;
-                bool ok;
-
-                bool cancelled;
+                bool ok, cancelled;
 
                 /* A shielded job's run completes whatever comes; a cancel
                  * that came meanwhile ends the job after it. */
@@ -280,24 +351,21 @@ static int exec_run(evd_job *job) {
                         return ok ? 0 : -EIO; /* done anyway: the cancel cut nothing short */
                 if (cancelled)
                         return -ECANCELED;
-                switch (c->schedule) {
-                case EVD_SCHEDULE_INTERVAL:
+                if (c->schedule == EVD_SCHEDULE_INTERVAL) {
                         next = next_start(job, run, started);
-                        r = wait_next(job, evt_deadline_at(next));
-                        break;
-                case EVD_SCHEDULE_ALWAYS:
-                        r = wait_next(job, evt_deadline_in(ok ? c->restart_sec : backoff));
-                        break;
-                default: /* once, with a restart due */
-                        r = wait_next(job, evt_deadline_in(ok ? c->restart_sec : backoff));
-                        break;
+                } else {
+                        wait = restart_wait(c, ok, evt_time_now() - started, &failures);
+                        next = evt_time_now() + wait;
+                        if (!start_allowed(c, &window, next))
+                                return give_up(job, run);
+                        /* schedule = always runs again after a success by
+                         * its schedule; anything else is a restart. */
+                        if (!ok || c->schedule == EVD_SCHEDULE_ONCE)
+                                log_restart(job, run, wait, failures);
                 }
+                r = wait_next(job, evt_deadline_at(next));
                 if (r < 0)
                         return r;
-                /* Failures in a row wait longer, up to BACKOFF_MAX. */
-                backoff = ok ? c->restart_sec : (backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2);
-                if (backoff == 0 && !ok)
-                        backoff = EVT_MSEC(100);
         }
 }
 

@@ -102,9 +102,15 @@ static void check_exec(const evd_task_conf *t) {
                      "[task.%s]: schedule %d, restart %d", t->name, t->schedule, t->restart);
         fuzz_require((t->schedule == EVD_SCHEDULE_INTERVAL) == (t->interval > 0),
                      "[task.%s]: schedule %d with interval %lld", t->name, t->schedule, (long long) t->interval);
-        fuzz_require(t->timeout >= 0 && t->kill_timeout > 0 && t->restart_sec >= 0,
-                     "[task.%s]: timeout %lld, kill_timeout %lld, restart_sec %lld", t->name,
-                     (long long) t->timeout, (long long) t->kill_timeout, (long long) t->restart_sec);
+        fuzz_require(t->timeout >= 0 && t->kill_timeout > 0 && t->restart_delay >= 0,
+                     "[task.%s]: timeout %lld, kill_timeout %lld, restart_delay %lld", t->name,
+                     (long long) t->timeout, (long long) t->kill_timeout, (long long) t->restart_delay);
+        fuzz_require(t->restart_max_delay >= t->restart_delay && t->restart_reset_after >= 0,
+                     "[task.%s]: restart_max_delay %lld below restart_delay", t->name,
+                     (long long) t->restart_max_delay);
+        fuzz_require((t->start_limit.burst == 0) == (t->start_limit.interval == 0),
+                     "[task.%s]: start_limit %llu / %lld", t->name, (unsigned long long) t->start_limit.burst,
+                     (long long) t->start_limit.interval);
         fuzz_require(t->kill_signal > 0 && t->kill_signal < NSIG, "[task.%s]: kill_signal %d", t->name,
                      t->kill_signal);
         fuzz_require(!t->working_directory || t->working_directory[0] == '/',
