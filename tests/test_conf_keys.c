@@ -67,6 +67,7 @@ static const struct key_case {
         { "daemon", "http_listen", "[::1]:9870", "localhost:9870",
           "'localhost:9870' is not 127.0.0.1:PORT, [::1]:PORT or an absolute path" },
         { "daemon", "ready_when_paused", "no", "2", "'2' is not a boolean" },
+        { "daemon", "state_directory", "/var/lib/x", "lib/x", "'lib/x' is not an absolute path" },
         { "ticker", "kind", "ticker", "tickr",
           "unknown kind 'tickr' (ticker, sleep, blocking, wedge, exec or module)" },
         { "sleep", "shield", "yes", "2", "'2' is not a boolean" },
@@ -81,8 +82,14 @@ static const struct key_case {
         { "blocking", "check_every", "0", "often", "'often' is not a duration" },
         { "exec", "command", "/bin/echo hi", "echo 'hi", "unterminated ' quote" },
         { "exec", "shell", "yes", "sometimes", "'sometimes' is not a boolean" },
-        { "exec", "schedule", "always", "sometimes", "unknown schedule 'sometimes' (once, interval or always)" },
+        { "exec", "schedule", "always", "sometimes", "unknown schedule 'sometimes' (once, interval, always or calendar)" },
         { "exec", "interval", "1h", "0", "must be more than 0, not 0" },
+        { "exec", "on_calendar", "Mon..Fri 02:00", "Mon..Fri 24:00",
+          "'24' in the hour column: 24 is out of range (0..23)" },
+        { "exec", "timezone", "Europe/Berlin", "../Berlin",
+          "'../Berlin' is not a time zone name (for example UTC, Europe/Berlin)" },
+        { "exec", "jitter", "30min", "soon", "'soon' is not a duration" },
+        { "exec", "catch_up", "once", "twice", "unknown catch_up 'twice' (none or once)" },
         { "exec", "timeout", "30s", "1d", "'1d' is not a duration" },
         { "exec", "kill_signal", "INT", "SIGFOO", "'SIGFOO' is not a signal (for example TERM, SIGINT, 15)" },
         { "exec", "kill_timeout", "2s", "0", "must be more than 0, not 0" },
@@ -113,6 +120,18 @@ static const struct key_case *case_of(const char *key, bool daemon) {
         return NULL;
 }
 
+/* The lines a key of one schedule needs before it. */
+static const struct {
+        const char *key, *lines;
+} schedule_lines[] = {
+        { "schedule", "" },
+        { "interval", "schedule = interval" },
+        { "on_calendar", "schedule = calendar" },
+        { "timezone", "schedule = calendar\non_calendar = daily" },
+        { "jitter", "schedule = calendar\non_calendar = daily" },
+        { "catch_up", "schedule = calendar\non_calendar = daily" },
+};
+
 /* A section of kind `kind` with its required keys, then `key = value` on
  * the returned line. */
 static unsigned section_with(char *text, size_t size, const char *kind, const char *key, const char *value) {
@@ -130,11 +149,11 @@ static unsigned section_with(char *text, size_t size, const char *kind, const ch
                 len += (size_t) snprintf(text + len, size - len, "kind = %s\n", kind);
                 line++;
         }
-        if (strcmp(key, "interval") == 0 || strcmp(key, "schedule") == 0) {
-                len += (size_t) snprintf(text + len, size - len, "%s\n",
-                                         strcmp(key, "interval") == 0 ? "schedule = interval" : "");
-                line++;
-        }
+        for (size_t i = 0; i < ARRAY_SIZE(schedule_lines); i++)
+                if (strcmp(key, schedule_lines[i].key) == 0) {
+                        len += (size_t) snprintf(text + len, size - len, "%s\n", schedule_lines[i].lines);
+                        line += 1 + (strchr(schedule_lines[i].lines, '\n') != NULL);
+                }
         for (size_t i = 0; i < evd_n_keys; i++) {
                 const evd_key *k = &evd_keys[i];
 
@@ -257,6 +276,15 @@ START_TEST(rules_between_keys) {
                   "key 'restart_max_delay' in [task.e]", "restart_max_delay must be at least restart_delay");
         parse_bad("[task.e]\nkind = exec\ncommand = true\nschedule = interval\ninterval = 1s\nstart_limit = 1/1s\n",
                   6, "key 'start_limit' in [task.e]", "not for schedule = interval");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\nschedule = calendar\n", 4, "key 'schedule' in [task.e]",
+                  "schedule = calendar needs an 'on_calendar' expression");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\ncatch_up = once\n", 4, "key 'catch_up' in [task.e]",
+                  "only for schedule = calendar");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\nschedule = interval\ninterval = 1s\njitter = 1s\n", 6,
+                  "key 'jitter' in [task.e]", "only for schedule = calendar");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\nschedule = calendar\non_calendar = daily\n"
+                  "start_limit = 1/1s\n", 6, "key 'start_limit' in [task.e]",
+                  "not for schedule = calendar: the calendar paces its starts");
         parse_bad("[task.e]\nkind = exec\nshell = yes\n", 1, "section [task.e]: missing key 'command'",
                   "required for kind exec");
         parse_bad("[task.e]\nkind = exec\ncommand =   \n", 3, "key 'command' in [task.e]", "no command");

@@ -99,6 +99,7 @@ static int show_status(json_t *reply) {
                 const char *state = json_string_value(json_object_get(t, "state"));
                 const char *kind = json_string_value(json_object_get(t, "kind"));
                 const char *desc = json_string_value(json_object_get(t, "description"));
+                const char *next_run = json_string_value(json_object_get(t, "next_run"));
                 const char *sgr = state_colour(state);
                 json_t *pid = json_object_get(t, "pid"), *code = json_object_get(t, "last_exit_code");
                 char age[32], pidtext[16] = "-", exit_text[16] = "-";
@@ -108,14 +109,15 @@ static int show_status(json_t *reply) {
                         snprintf(pidtext, sizeof(pidtext), "%lld", (long long) json_integer_value(pid));
                 if (code)
                         snprintf(exit_text, sizeof(exit_text), "%lld", (long long) json_integer_value(code));
-                printf("%-*s  %s%s%s%-*s%s  %-*s  %-8s  %-8s  %8s  %5lld  %8lld  %4s  %7s  %s\n", w_name,
+                printf("%-*s  %s%s%s%-*s%s  %-*s  %-8s  %-8s  %8s  %5lld  %8lld  %4s  %7s  %s%s%s%s\n", w_name,
                        json_string_value(json_object_get(t, "name")), sgr ? "\033[" : "", sgr ? sgr : "",
                        sgr ? "m" : "", w_state, state, sgr ? "\033[0m" : "", w_kind, kind ? kind : "-",
                        json_is_true(json_object_get(t, "shielded")) ? "yes" : "no",
                        json_is_true(json_object_get(t, "pausable")) ? "yes" : "no", age,
                        (long long) json_integer_value(json_object_get(t, "runs")),
                        (long long) json_integer_value(json_object_get(t, "restarts")), exit_text, pidtext,
-                       desc ? desc : "");
+                       desc ? desc : "", next_run && desc ? " " : "", next_run ? "next run " : "",
+                       next_run ? next_run : "");
         }
         return EXIT_DONE;
 }

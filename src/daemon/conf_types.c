@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "calendar.h"
 #include "command.h"
 #include "config.h"
 #include "http.h"
@@ -22,9 +23,11 @@
 static const char *const kind_words[] = { EVD_KIND_LIST(EVD_ENUM_NAME) };
 static const char *const schedule_words[] = { EVD_SCHEDULE_LIST(EVD_ENUM_NAME) };
 static const char *const restart_words[] = { EVD_RESTART_LIST(EVD_ENUM_NAME) };
+static const char *const catch_up_words[] = { EVD_CATCH_UP_LIST(EVD_ENUM_NAME) };
 const evd_names evd_kind_names = { kind_words, ARRAY_SIZE(kind_words), "kind" };
 const evd_names evd_schedule_names = { schedule_words, ARRAY_SIZE(schedule_words), "schedule" };
 const evd_names evd_restart_names = { restart_words, ARRAY_SIZE(restart_words), "restart policy" };
+const evd_names evd_catch_up_names = { catch_up_words, ARRAY_SIZE(catch_up_words), "catch_up" };
 
 static int out_of_memory(const evd_key_ctx *ctx) {
         return evd_conf_fail(ctx->error, -ENOMEM, ctx->line, "out of memory");
@@ -195,6 +198,25 @@ static int parse_symbol(const evd_key_ctx *ctx, const char *v, void *field) {
         return set_string(ctx, v, field);
 }
 
+/* A calendar expression, kept as written (calendar.c reads it again for
+ * each job). */
+static int parse_calendar(const evd_key_ctx *ctx, const char *v, void *field) {
+        evd_calendar c;
+        char why[200];
+
+        if (evd_calendar_parse(v, &c, why, sizeof(why)) < 0)
+                return evd_key_fail(ctx, "%s", why);
+        return set_string(ctx, v, field);
+}
+
+/* A zone of the tz database by name; whether tzdata has it is the probe's
+ * question. */
+static int parse_timezone(const evd_key_ctx *ctx, const char *v, void *field) {
+        if (evd_timezone_check(v) < 0)
+                return evd_key_fail(ctx, "'%s' is not a time zone name (for example UTC, Europe/Berlin)", v);
+        return set_string(ctx, v, field);
+}
+
 /* An absolute path, or "none". Where a socket may go: sun_path's size. */
 static int parse_socket_path(const evd_key_ctx *ctx, const char *v, void *field) {
         if (strcmp(v, "none") != 0 && strlen(v) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
@@ -304,5 +326,8 @@ TYPE(kind, .parse = parse_word, .show = show_kind, .names = &evd_kind_names)
 TYPE(schedule, .parse = parse_word, .show = show_schedule, .names = &evd_schedule_names)
 TYPE(restart, .parse = parse_word, .names = &evd_restart_names)
 TYPE(start_limit, .parse = parse_start_limit)
+TYPE(catch_up, .parse = parse_word, .names = &evd_catch_up_names)
+TYPE(calendar, .parse = parse_calendar, .show = show_string)
+TYPE(timezone, .parse = parse_timezone, .show = show_string)
 TYPE(log_target, .parse = parse_word, .names = &evd_log_target_names)
 TYPE(log_overflow, .parse = parse_word, .names = &evd_log_overflow_names)

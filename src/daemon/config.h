@@ -35,20 +35,28 @@
 #define EVD_SCHEDULE_LIST(X)                                                            \
         X(EVD_SCHEDULE_ONCE, "once")    /* one run (and restarts, per `restart`) */     \
         X(EVD_SCHEDULE_INTERVAL, "interval") /* a run every `interval`, start to start */ \
-        X(EVD_SCHEDULE_ALWAYS, "always") /* a new run as soon as one ends */
+        X(EVD_SCHEDULE_ALWAYS, "always") /* a new run as soon as one ends */            \
+        X(EVD_SCHEDULE_CALENDAR, "calendar") /* at the times `on_calendar` names */
 
 #define EVD_RESTART_LIST(X)                     \
         X(EVD_RESTART_NO, "no")                 \
         X(EVD_RESTART_ON_FAILURE, "on-failure") \
         X(EVD_RESTART_ALWAYS, "always")
 
+/* What schedule = calendar does about runs due while the daemon was down. */
+#define EVD_CATCH_UP_LIST(X)                                                           \
+        X(EVD_CATCH_UP_NONE, "none")    /* nothing */                                   \
+        X(EVD_CATCH_UP_ONCE, "once")    /* one run at start, for all of them */
+
 enum evd_kind_id { EVD_KIND_LIST(EVD_ENUM_ID) EVD_KIND_COUNT };
 enum evd_schedule { EVD_SCHEDULE_LIST(EVD_ENUM_ID) };
 enum evd_restart { EVD_RESTART_LIST(EVD_ENUM_ID) };
+enum evd_catch_up { EVD_CATCH_UP_LIST(EVD_ENUM_ID) };
 
 extern const evd_names evd_kind_names;
 extern const evd_names evd_schedule_names;
 extern const evd_names evd_restart_names;
+extern const evd_names evd_catch_up_names;
 
 /* ---- the keys ----
  *
@@ -89,7 +97,8 @@ extern const evd_names evd_restart_names;
         X(control_group, group_name, EVD_ANY_KIND, 0, NULL, NULL)  /* may also send commands */   \
         X(control_readonly, boolean, EVD_ANY_KIND, 0, false, NULL) /* anyone may read status */ \
         X(http_listen, listen_address, EVD_ANY_KIND, 0, NULL, NULL) /* NULL: no HTTP endpoint */  \
-        X(ready_when_paused, boolean, EVD_ANY_KIND, 0, true, NULL) /* /readyz while paused */
+        X(ready_when_paused, boolean, EVD_ANY_KIND, 0, true, NULL) /* /readyz while paused */       \
+        X(state_directory, path, EVD_ANY_KIND, 0, NULL, NULL) /* NULL: $STATE_DIRECTORY or the default */
 
 #define EVD_TASK_KEYS(X)                                                                          \
         X(kind, kind, EVD_ANY_KIND, EVD_ANY_KIND, EVD_KIND_TICKER, "kind")                        \
@@ -105,6 +114,10 @@ extern const evd_names evd_restart_names;
         X(shell, boolean, EVD_EXEC, 0, false, NULL)               /* argv is sh -c COMMAND */     \
         X(schedule, schedule, EVD_EXEC, 0, EVD_SCHEDULE_ONCE, "schedule")                         \
         X(interval, positive_duration, EVD_EXEC, 0, 0, NULL)      /* for schedule = interval */   \
+        X(on_calendar, calendar, EVD_EXEC, 0, NULL, NULL)         /* for schedule = calendar */   \
+        X(timezone, timezone, EVD_EXEC, 0, NULL, NULL)            /* NULL: the system's */        \
+        X(jitter, duration, EVD_EXEC, 0, 0, NULL)                 /* the span of the host's offset */ \
+        X(catch_up, catch_up, EVD_EXEC, 0, EVD_CATCH_UP_NONE, NULL)                               \
         X(timeout, duration, EVD_EXEC, 0, 0, NULL)                /* per run; 0: none */          \
         X(kill_signal, signal, EVD_EXEC, 0, SIGTERM, NULL)                                        \
         X(kill_timeout, positive_duration, EVD_EXEC, 0, EVD_SEC(5), NULL)                         \
@@ -162,6 +175,9 @@ typedef struct evd_start_limit {
 #define EVD_CTYPE_schedule enum evd_schedule
 #define EVD_CTYPE_restart enum evd_restart
 #define EVD_CTYPE_start_limit evd_start_limit
+#define EVD_CTYPE_calendar char *
+#define EVD_CTYPE_timezone char *
+#define EVD_CTYPE_catch_up enum evd_catch_up
 #define EVD_CTYPE_log_target enum evd_log_target
 #define EVD_CTYPE_log_overflow enum evd_log_overflow
 

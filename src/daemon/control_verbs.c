@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "calendar.h"
 #include "control.h"
 #include "control_path.h"
 #include "daemon.h"
@@ -76,6 +77,12 @@ static json_t *task_json(evd_daemon *d, evt_task *t) {
                 /* Given up at start_limit: down until evtaskctl start. */
                 if (job->start_limited)
                         json_object_set_new(o, "state", json_string("failed"));
+                if (job->next_run > 0) {
+                        char when[64];
+
+                        evd_calendar_format(job->next_run / EVD_NSEC_PER_SEC, job->conf.timezone, when, sizeof(when));
+                        json_object_set_new(o, "next_run", json_string(when));
+                }
         }
         if (o && evd_metrics_task_counts(d->metrics, evt_task_name(t), &n) == 0) {
                 json_object_set_new(o, "runs", json_integer((json_int_t) n.runs));

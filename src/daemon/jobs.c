@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calendar.h"
 #include "jobs.h"
 #include "kind.h"
 #include "name_index.h"
@@ -21,6 +22,7 @@ struct evd_jobs {
         size_t n_retired;       /* jobs on `all` that a reload retired */
         bool paused;            /* the processes of pausable jobs are stopped */
         int64_t paused_since, paused_total; /* the run timeouts' clock */
+        char *state_directory;  /* the config's [daemon] state_directory */
 };
 
 #define JOB(n) evt__container_of(n, evd_job, link)
@@ -55,6 +57,7 @@ void evd_jobs_free(evd_jobs *jobs) {
         while (!evt__list_empty(&jobs->all))
                 job_free(jobs, JOB(jobs->all.next));
         evd_name_index_free(&jobs->current);
+        free(jobs->state_directory);
         free(jobs);
 }
 
@@ -112,7 +115,24 @@ static int job_start(evd_jobs *jobs, const evd_task_conf *c, evt_task *after) {
         return 0;
 }
 
+/* Kept for the jobs a config starts; an old value stays if there is no
+ * memory for the new. */
+static void take_state_directory(evd_jobs *jobs, const evd_config *c) {
+        char *dir = c->state_directory ? strdup(c->state_directory) : NULL;
+
+        if (dir || !c->state_directory) {
+                free(jobs->state_directory);
+                jobs->state_directory = dir;
+        }
+}
+
+const char *evd_jobs_state_directory(const evd_jobs *jobs) {
+        return jobs->state_directory;
+}
+
 int evd_jobs_start_all(evd_jobs *jobs, const evd_config *c) {
+        take_state_directory(jobs, c);
+        evd_timezone_reload(); /* the system's zone, for calendar jobs */
         for (size_t i = 0; i < c->n_tasks; i++) {
                 int r = job_start(jobs, &c->tasks[i], NULL);
 
@@ -297,6 +317,8 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
         evt__list *last, *node;
 
         jobs_prune(jobs);
+        take_state_directory(jobs, next);
+        evd_timezone_reload();
         /* Only the jobs there were: replacements are appended as it goes. */
         last = jobs->all.prev;
         for (node = jobs->all.next; node != &jobs->all; node = node == last ? &jobs->all : node->next) {

@@ -32,6 +32,8 @@ typedef struct evd_job {
         evt_event *run_now;     /* evtaskctl run TASK: the schedule's wait
                                  * ends early (exec jobs), or NULL */
         bool start_limited;     /* kind = exec: gave up at start_limit */
+        int64_t next_run;       /* schedule = calendar: when the next run
+                                 * starts (wall clock, ns), 0: none */
         bool began;             /* evd_job_run has begun, and logs the end;
                                  * a task that never ran (no stack) did not */
         evt__list link;         /* on the set's list, in start order */
@@ -48,6 +50,8 @@ int evd_jobs_start_all(evd_jobs *jobs, const evd_config *c);
 
 /* The job that runs task `name` now (not a retired one), or NULL. */
 evd_job *evd_jobs_find(evd_jobs *jobs, const char *name);
+/* The [daemon] state_directory of the config applied last, or NULL. */
+const char *evd_jobs_state_directory(const evd_jobs *jobs);
 /* The job whose task is t (the one running it now, or a retired one), or
  * NULL. */
 evd_job *evd_jobs_find_task(evd_jobs *jobs, const evt_task *t);

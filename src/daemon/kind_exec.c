@@ -16,10 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "calendar.h"
 #include "command.h"
+#include "exec_calendar.h"
 #include "exec_output.h"
 #include "exec_spawn.h"
 #include "kind.h"
@@ -32,8 +35,23 @@
 /* A shorter interval would start a process more often than one can be
  * started and logged. */
 #define INTERVAL_MIN EVT_MSEC(10)
+/* How long schedule = calendar trusts the wall clock not to have moved. */
+#define CLOCK_SLICE EVT_SEC(10)
 
 /* ---- the config ---- */
+
+/* The keys of one schedule only, and those it needs. */
+static const struct {
+        enum evd_task_key key;
+        enum evd_schedule schedule;
+        const char *needed;     /* "an 'interval' duration": required; NULL: not */
+} schedule_keys[] = {
+        { EVD_TASK_KEY(interval), EVD_SCHEDULE_INTERVAL, "an 'interval' duration" },
+        { EVD_TASK_KEY(on_calendar), EVD_SCHEDULE_CALENDAR, "an 'on_calendar' expression" },
+        { EVD_TASK_KEY(timezone), EVD_SCHEDULE_CALENDAR, NULL },
+        { EVD_TASK_KEY(jitter), EVD_SCHEDULE_CALENDAR, NULL },
+        { EVD_TASK_KEY(catch_up), EVD_SCHEDULE_CALENDAR, NULL },
+};
 
 /* An exec task's keys, together: the schedule's, and the command split
  * into argv (or given to sh -c as it is). */
@@ -41,11 +59,17 @@ static int exec_check(evd_task_conf *t, evd_conf_error *e) {
         char why[128];
         int r;
 
-        if (t->schedule == EVD_SCHEDULE_INTERVAL && !t->key_line[EVD_TASK_KEY(interval)])
-                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(schedule),
-                                              "schedule = interval needs an 'interval' duration");
-        if (t->schedule != EVD_SCHEDULE_INTERVAL && t->key_line[EVD_TASK_KEY(interval)])
-                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(interval), "only for schedule = interval");
+        for (size_t i = 0; i < ARRAY_SIZE(schedule_keys); i++) {
+                enum evd_task_key key = schedule_keys[i].key;
+                enum evd_schedule schedule = schedule_keys[i].schedule;
+
+                if (schedule_keys[i].needed && t->schedule == schedule && !t->key_line[key])
+                        return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(schedule), "schedule = %s needs %s",
+                                                      evd_schedule_names.names[schedule], schedule_keys[i].needed);
+                if (t->schedule != schedule && t->key_line[key])
+                        return evd_conf_fail_task_key(e, t, key, "only for schedule = %s",
+                                                      evd_schedule_names.names[schedule]);
+        }
         if (t->key_line[EVD_TASK_KEY(interval)] && t->interval < INTERVAL_MIN)
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(interval), "must be at least 10ms");
         if (t->restart_max_delay < t->restart_delay)
@@ -54,9 +78,12 @@ static int exec_check(evd_task_conf *t, evd_conf_error *e) {
                                                       ? EVD_TASK_KEY(restart_max_delay)
                                                       : EVD_TASK_KEY(restart_delay),
                                               "restart_max_delay must be at least restart_delay");
-        if (t->schedule == EVD_SCHEDULE_INTERVAL && t->key_line[EVD_TASK_KEY(start_limit)])
+        if ((t->schedule == EVD_SCHEDULE_INTERVAL || t->schedule == EVD_SCHEDULE_CALENDAR) &&
+            t->key_line[EVD_TASK_KEY(start_limit)])
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(start_limit),
-                                              "not for schedule = interval: the interval paces its starts");
+                                              "not for schedule = %s: the %s paces its starts",
+                                              evd_schedule_names.names[t->schedule],
+                                              evd_schedule_names.names[t->schedule]);
         if (t->shell) {
                 char *argv[] = { "/bin/sh", "-c", t->command, NULL };
 
@@ -73,7 +100,15 @@ static int exec_check(evd_task_conf *t, evd_conf_error *e) {
 
 /* The program must be there: by its path, or on $PATH. */
 static int exec_probe(const evd_config *c, const evd_task_conf *t, evd_conf_error *e) {
+        char zone[256];
+        struct stat st;
+
         (void) c;
+        /* The C library would take an unknown zone for UTC, silently. */
+        if (t->timezone && (evd_timezone_path(t->timezone, zone, sizeof(zone)) < 0 || stat(zone, &st) < 0 ||
+                            !S_ISREG(st.st_mode)))
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(timezone), "no time zone '%s' in %s", t->timezone,
+                                              "/usr/share/zoneinfo");
         if (!evd_program_found(t->argv[0]))
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(command), "'%s' is not an executable program%s",
                                               t->argv[0], strchr(t->argv[0], '/') ? "" : " on $PATH");
@@ -234,7 +269,7 @@ out:
 /* ---- the schedule ---- */
 
 /* Until `at`, the next run's time, or until evtaskctl run asks for it at
- * once: 0 either way, or the cancel. */
+ * once: 0 at `at`, 1 when asked, or the cancel. */
 static int wait_next(evd_job *job, evt_deadline at) {
         int r;
 
@@ -244,7 +279,30 @@ static int wait_next(evd_job *job, evt_deadline at) {
         r = evt_event_wait(job->run_now, at);
         if (r == 0)
                 evt_event_clear(job->run_now);
-        return r == -ETIMEDOUT ? 0 : r;
+        return r == 0 ? 1 : r == -ETIMEDOUT ? 0 : r;
+}
+
+/* Until the calendar's due run, on the wall clock: waited for a slice at a
+ * time on the loop's clock, so that a change of the system clock is seen
+ * within one. The run begins (exec_calendar.c keeps its state) at its time
+ * or when evtaskctl run asks: 0, or the cancel. */
+static int wait_calendar(evd_job *job, evd_exec_calendar *s) {
+        for (;;) {
+                int64_t left = evd_exec_calendar_left(s);
+                int r;
+
+                if (left == 0)
+                        break;
+                r = wait_next(job, evt_deadline_in(left < CLOCK_SLICE ? left : CLOCK_SLICE));
+                if (r < 0)
+                        return r;
+                if (r == 1) {
+                        evd_exec_calendar_began(job, s, false);
+                        return 0;
+                }
+        }
+        evd_exec_calendar_began(job, s, true);
+        return 0;
 }
 
 /* Start to start: the first start of the grid started + k * interval that
@@ -326,7 +384,28 @@ static void log_restart(evd_job *job, unsigned run, int64_t wait, unsigned failu
                      "run %u in %lld ms (%u failure%s in a row)", run + 1, ms, failures, failures == 1 ? "" : "s");
 }
 
+static int exec_runs(evd_job *job, evd_exec_calendar *cal);
+
 static int exec_run(evd_job *job) {
+        const evd_task_conf *c = &job->conf;
+        evd_exec_calendar cal = { 0 };
+        int r = 0;
+
+        if (c->schedule == EVD_SCHEDULE_CALENDAR) {
+                r = evd_exec_calendar_start(job, &cal);
+                if (r == 0)
+                        r = wait_calendar(job, &cal);
+        }
+        if (r == 0)
+                r = exec_runs(job, &cal);
+        evd_exec_calendar_clear(&cal);
+        return r == -ENOENT && c->schedule == EVD_SCHEDULE_CALENDAR ? 0 : r;
+}
+
+/* Run after run, per the schedule and the restart policy: ends with the
+ * last (schedule = once), a cancel, the start limit, or a calendar with no
+ * time left (-ENOENT). */
+static int exec_runs(evd_job *job, evd_exec_calendar *cal) {
         const evd_task_conf *c = &job->conf;
         start_window window = { 0 };
         unsigned failures = 0;
@@ -351,6 +430,14 @@ static int exec_run(evd_job *job) {
                         return ok ? 0 : -EIO; /* done anyway: the cancel cut nothing short */
                 if (cancelled)
                         return -ECANCELED;
+                if (c->schedule == EVD_SCHEDULE_CALENDAR) {
+                        r = evd_exec_calendar_after(job, cal, run);
+                        if (r == 0)
+                                r = wait_calendar(job, cal);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 if (c->schedule == EVD_SCHEDULE_INTERVAL) {
                         next = next_start(job, run, started);
                 } else {
