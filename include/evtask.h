@@ -841,6 +841,9 @@ EVT_API int evt_loop_slow_step_set(evt_loop *loop, int64_t threshold_ns, evt_slo
  *   signal handler itself, even while a task has wedged the loop.
  * - HUP, USR1 and USR2 are only reported, through signalfd (blocked in the
  *   calling thread, and so in threads it starts later) where it exists.
+ * That is the default role of each of INT, TERM and QUIT; another can be
+ * set (evt_lifecycle_signal_set): SIGINT as a shutdown signal, as
+ * orchestrators that stop with SIGINT need.
  * It reports through callbacks and knows nothing of logs or service
  * managers. One per process.
  * ======================================================================== */
@@ -855,11 +858,19 @@ typedef enum evt_phase {
         EVT_PHASE_DONE,         /* no task left: evt_lifecycle_run returns */
 } evt_phase;
 
+/* What a signal of the self-pipe (INT, TERM, QUIT) does. */
+typedef enum evt_signal_role {
+        EVT_SIGNAL_ROLE_PAUSE,  /* pause; the next one resumes (SIGINT's) */
+        EVT_SIGNAL_ROLE_SHUTDOWN, /* counts toward the shutdown: the first
+                                 * drains, the second forces, the third
+                                 * exits (TERM's and QUIT's) */
+} evt_signal_role;
+
 typedef enum evt_signal_action {
-        EVT_SIGNAL_PAUSED,      /* SIGINT paused the loop */
-        EVT_SIGNAL_RESUMED,     /* SIGINT resumed it */
-        EVT_SIGNAL_IGNORED,     /* SIGINT during a shutdown */
-        EVT_SIGNAL_SHUTDOWN,    /* the first TERM or QUIT */
+        EVT_SIGNAL_PAUSED,      /* a pause signal (SIGINT) paused the loop */
+        EVT_SIGNAL_RESUMED,     /* ... resumed it */
+        EVT_SIGNAL_IGNORED,     /* ... came during a shutdown */
+        EVT_SIGNAL_SHUTDOWN,    /* the first shutdown signal (TERM, QUIT) */
         EVT_SIGNAL_FORCED,      /* the second */
         EVT_SIGNAL_REPORTED,    /* HUP, USR1, USR2: up to the callback */
 } evt_signal_action;
@@ -926,6 +937,12 @@ EVT_API int evt_lifecycle_shutdown(evt_lifecycle *lc, bool force);
  * (> 0) instead of the one the lifecycle was made with: an operator's
  * shutdown that allows more, or less, time. -EINVAL for a bad argument. */
 EVT_API int evt_lifecycle_shutdown_within(evt_lifecycle *lc, int64_t drain_timeout);
+/* Sets what signo (SIGINT, SIGTERM or SIGQUIT) does from now on. Shutdown
+ * signals are counted together, whichever they are: SIGINT set to
+ * EVT_SIGNAL_ROLE_SHUTDOWN after one SIGTERM forces. A pause under way
+ * stays until resumed (evt_loop_resume) or a shutdown. 0, or -EINVAL for
+ * NULL, another signal, or a role that is none of the above. */
+EVT_API int evt_lifecycle_signal_set(evt_lifecycle *lc, int signo, evt_signal_role role);
 /* The current phase; EVT_PHASE_RUNNING for NULL. */
 EVT_API evt_phase evt_lifecycle_phase(const evt_lifecycle *lc);
 /* "running", "stopping", "draining", "forcing", "done"; "unknown" for a

@@ -84,6 +84,11 @@ static evt_lifecycle *the_lifecycle;
 static int handler_pipe = -1;
 static volatile sig_atomic_t handler_count[N_PIPE_SIGNALS];
 static volatile sig_atomic_t handler_shutdowns;
+/* Each pipe signal's evt_signal_role, in pipe_signals' order: by default
+ * INT pauses, TERM and QUIT shut down. */
+static const evt_signal_role default_roles[] = { EVT_SIGNAL_ROLE_PAUSE, EVT_SIGNAL_ROLE_SHUTDOWN,
+                                                 EVT_SIGNAL_ROLE_SHUTDOWN };
+static volatile sig_atomic_t handler_role[N_PIPE_SIGNALS];
 static const char *handler_message;
 static size_t handler_message_len;
 static int handler_message_fd = -1;
@@ -127,7 +132,7 @@ static void handler(int signo, siginfo_t *si, void *ucontext) {
         /* All three signals are blocked while this runs (sa_mask), so these
          * increments do not interleave. */
         handler_count[i]++;
-        if (signo != SIGINT && ++handler_shutdowns >= 3) {
+        if (handler_role[i] == EVT_SIGNAL_ROLE_SHUTDOWN && ++handler_shutdowns >= 3) {
                 if (handler_message_len > 0)
                         emergency_write();
                 _exit(128 + signo);
@@ -153,6 +158,16 @@ const char *evt_phase_name(evt_phase phase) {
                 return "done";
         }
         return "unknown";
+}
+
+int evt_lifecycle_signal_set(evt_lifecycle *lc, int signo, evt_signal_role role) {
+        int i = pipe_index(signo);
+
+        if (!lc || i < 0 || (role != EVT_SIGNAL_ROLE_PAUSE && role != EVT_SIGNAL_ROLE_SHUTDOWN))
+                return -EINVAL;
+        /* One word the handler reads: no signal needs blocking for it. */
+        handler_role[i] = role;
+        return 0;
 }
 
 evt_phase evt_lifecycle_phase(const evt_lifecycle *lc) {
@@ -353,7 +368,7 @@ static void report(evt_lifecycle *lc, int signo, evt_signal_action action, pid_t
 static void act(evt_lifecycle *lc, int signo, pid_t pid, uid_t uid) {
         evt_loop *loop = lc->loop;
 
-        if (signo == SIGINT) {
+        if (handler_role[pipe_index(signo)] == EVT_SIGNAL_ROLE_PAUSE) {
                 if (lc->phase != EVT_PHASE_RUNNING) {
                         report(lc, signo, EVT_SIGNAL_IGNORED, pid, uid);
                 } else if (evt_loop_is_paused(loop)) {
@@ -366,7 +381,7 @@ static void act(evt_lifecycle *lc, int signo, pid_t pid, uid_t uid) {
                 return;
         }
 
-        /* TERM or QUIT: report first, so that the signal's record comes
+        /* A shutdown signal: report first, so that the signal's record comes
          * before the phase records it causes. */
         report(lc, signo, lc->shutdowns == 0 ? EVT_SIGNAL_SHUTDOWN : EVT_SIGNAL_FORCED, pid, uid);
         evt_lifecycle_shutdown(lc, lc->shutdowns > 0);
@@ -568,8 +583,10 @@ static int install(evt_lifecycle *lc) {
         handler_pipe = lc->pipe[1];
         handler_message = lc->emergency_message;
         handler_message_len = lc->emergency_message ? strlen(lc->emergency_message) : 0;
-        for (size_t i = 0; i < N_PIPE_SIGNALS; i++)
+        for (size_t i = 0; i < N_PIPE_SIGNALS; i++) {
                 handler_count[i] = 0;
+                handler_role[i] = default_roles[i];
+        }
         handler_shutdowns = 0;
         sigemptyset(&sa.sa_mask);
         for (size_t i = 0; i < N_PIPE_SIGNALS; i++)

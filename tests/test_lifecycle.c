@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -296,6 +297,111 @@ START_TEST(sigint_ignored_during_shutdown) {
 }
 END_TEST
 
+/* ---- SIGINT as a shutdown signal (evt_lifecycle_signal_set) ---- */
+
+/* The first SIGINT drains, the second forces, as TERM's would; counted
+ * together with TERM. */
+START_TEST(sigint_as_shutdown) {
+        evt_loop *loop = test_loop_new();
+        evt_lifecycle *lc = lifecycle_new(loop, EVT_SEC(60), false);
+        int64_t long_nap = EVT_SEC(30);
+        int64_t start = evt_time_now();
+
+        ck_assert_int_eq(evt_lifecycle_signal_set(lc, SIGINT, EVT_SIGNAL_ROLE_SHUTDOWN), 0);
+        evt_task_unref(test_spawn(loop, nap, &long_nap, "stubborn", EVT_TASK_SHIELDED));
+        raise(SIGINT);
+        raise(SIGINT);
+        ck_assert_int_eq(evt_lifecycle_run(lc), EVT_EXIT_FORCED);
+        ck_assert_int_lt(test_ms_since(start), 5000);
+        ck_assert(!evt_loop_is_paused(loop));
+        ck_assert_int_eq(seen.n_signals, 2);
+        ck_assert_int_eq(seen.signals[0], SIGINT);
+        ck_assert_int_eq(seen.actions[0], EVT_SIGNAL_SHUTDOWN);
+        ck_assert_int_eq(seen.actions[1], EVT_SIGNAL_FORCED);
+        ck_assert_int_eq(seen.n_forced, 1);
+        evt_lifecycle_free(lc);
+        test_loop_free(loop);
+
+        /* A new lifecycle starts from the default roles: SIGINT pauses. */
+        loop = test_loop_new();
+        lc = lifecycle_new(loop, 0, false);
+        raise(SIGINT);
+        for (int i = 0; i < 50 && seen.n_signals == 0; i++)
+                ev_run(evt_loop_ev(loop), EVRUN_NOWAIT);
+        ck_assert_int_eq(seen.n_signals, 1);
+        ck_assert_int_eq(seen.actions[0], EVT_SIGNAL_PAUSED);
+        evt_lifecycle_free(lc);
+        test_loop_free(loop);
+}
+END_TEST
+
+START_TEST(term_then_sigint_forces) {
+        evt_loop *loop = test_loop_new();
+        evt_lifecycle *lc = lifecycle_new(loop, EVT_SEC(60), false);
+        int64_t long_nap = EVT_SEC(30);
+
+        ck_assert_int_eq(evt_lifecycle_signal_set(lc, SIGINT, EVT_SIGNAL_ROLE_SHUTDOWN), 0);
+        evt_task_unref(test_spawn(loop, nap, &long_nap, "stubborn", EVT_TASK_SHIELDED));
+        raise(SIGTERM);
+        raise(SIGINT);
+        ck_assert_int_eq(evt_lifecycle_run(lc), EVT_EXIT_FORCED);
+        ck_assert_int_eq(seen.n_signals, 2);
+        ck_assert_int_eq(seen.actions[1], EVT_SIGNAL_FORCED);
+        ck_assert_int_eq(seen.signals[1], SIGINT);
+        evt_lifecycle_free(lc);
+        test_loop_free(loop);
+}
+END_TEST
+
+/* The third shutdown SIGINT exits from the handler with 128 + SIGINT, in
+ * a child of the test's own: the exit is the process's. */
+START_TEST(third_sigint_exits) {
+        int status;
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                evt_loop *loop = test_loop_new();
+                evt_lifecycle *lc = NULL;
+
+                if (evt_lifecycle_new(loop, NULL, NULL, &lc) < 0 ||
+                    evt_lifecycle_signal_set(lc, SIGINT, EVT_SIGNAL_ROLE_SHUTDOWN) < 0)
+                        _exit(1);
+                raise(SIGINT);
+                raise(SIGINT);
+                raise(SIGINT);
+                _exit(2);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGINT, "status %#x", status);
+}
+END_TEST
+
+/* SIGQUIT set to pause: pauses and resumes as SIGINT does by default; and
+ * the bad calls. */
+START_TEST(signal_set_roles) {
+        evt_loop *loop = test_loop_new();
+        evt_lifecycle *lc = lifecycle_new(loop, 0, false);
+
+        ck_assert_int_eq(evt_lifecycle_signal_set(lc, SIGQUIT, EVT_SIGNAL_ROLE_PAUSE), 0);
+        raise(SIGQUIT);
+        for (int i = 0; i < 50 && seen.n_signals == 0; i++)
+                ev_run(evt_loop_ev(loop), EVRUN_NOWAIT);
+        ck_assert_int_eq(seen.n_signals, 1);
+        ck_assert_int_eq(seen.actions[0], EVT_SIGNAL_PAUSED);
+        ck_assert(evt_loop_is_paused(loop));
+        ck_assert_int_eq(evt_lifecycle_phase(lc), EVT_PHASE_RUNNING);
+
+        ck_assert_int_eq(evt_lifecycle_signal_set(NULL, SIGINT, EVT_SIGNAL_ROLE_SHUTDOWN), -EINVAL);
+        ck_assert_int_eq(evt_lifecycle_signal_set(lc, SIGHUP, EVT_SIGNAL_ROLE_SHUTDOWN), -EINVAL);
+        ck_assert_int_eq(evt_lifecycle_signal_set(lc, 0, EVT_SIGNAL_ROLE_PAUSE), -EINVAL);
+        ck_assert_int_eq(evt_lifecycle_signal_set(lc, SIGINT, (evt_signal_role) 7), -EINVAL);
+        ck_assert_int_eq(evt_lifecycle_signal_set(lc, SIGINT, (evt_signal_role) -1), -EINVAL);
+        evt_lifecycle_free(lc);
+        test_loop_free(loop);
+}
+END_TEST
+
 /* ---- reported signals and teardown ---- */
 
 START_TEST(usr1_is_reported) {
@@ -375,6 +481,13 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, late_deadline_lets_ready_work_end);
         tcase_add_test(tc, second_signal_forces);
         tcase_add_test(tc, sigint_ignored_during_shutdown);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("roles");
+        tcase_add_test(tc, sigint_as_shutdown);
+        tcase_add_test(tc, term_then_sigint_forces);
+        tcase_add_test(tc, third_sigint_exits);
+        tcase_add_test(tc, signal_set_roles);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("setup");
