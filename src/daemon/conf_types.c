@@ -28,6 +28,8 @@ const evd_names evd_kind_names = { kind_words, ARRAY_SIZE(kind_words), "kind" };
 const evd_names evd_schedule_names = { schedule_words, ARRAY_SIZE(schedule_words), "schedule" };
 const evd_names evd_restart_names = { restart_words, ARRAY_SIZE(restart_words), "restart policy" };
 const evd_names evd_catch_up_names = { catch_up_words, ARRAY_SIZE(catch_up_words), "catch_up" };
+static const char *const sigint_words[] = { EVD_SIGINT_LIST(EVD_ENUM_NAME) };
+const evd_names evd_sigint_names = { sigint_words, ARRAY_SIZE(sigint_words), "SIGINT action" };
 
 static int out_of_memory(const evd_key_ctx *ctx) {
         return evd_conf_fail(ctx->error, -ENOMEM, ctx->line, "out of memory");
@@ -329,5 +331,6 @@ TYPE(start_limit, .parse = parse_start_limit)
 TYPE(catch_up, .parse = parse_word, .names = &evd_catch_up_names)
 TYPE(calendar, .parse = parse_calendar, .show = show_string)
 TYPE(timezone, .parse = parse_timezone, .show = show_string)
+TYPE(sigint, .parse = parse_word, .names = &evd_sigint_names)
 TYPE(log_target, .parse = parse_word, .names = &evd_log_target_names)
 TYPE(log_overflow, .parse = parse_word, .names = &evd_log_overflow_names)

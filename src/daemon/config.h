@@ -47,16 +47,23 @@
 #define EVD_CATCH_UP_LIST(X)                                                           \
         X(EVD_CATCH_UP_NONE, "none")    /* nothing */                                   \
         X(EVD_CATCH_UP_ONCE, "once")    /* one run at start, for all of them */
+/* What SIGINT does: the product's pause, or what SIGTERM does (for
+ * orchestrators that stop with SIGINT, and Ctrl-C in `podman run -it`). */
+#define EVD_SIGINT_LIST(X)                      \
+        X(EVD_SIGINT_PAUSE, "pause")            \
+        X(EVD_SIGINT_SHUTDOWN, "shutdown")
 
 enum evd_kind_id { EVD_KIND_LIST(EVD_ENUM_ID) EVD_KIND_COUNT };
 enum evd_schedule { EVD_SCHEDULE_LIST(EVD_ENUM_ID) };
 enum evd_restart { EVD_RESTART_LIST(EVD_ENUM_ID) };
 enum evd_catch_up { EVD_CATCH_UP_LIST(EVD_ENUM_ID) };
+enum evd_sigint { EVD_SIGINT_LIST(EVD_ENUM_ID) };
 
 extern const evd_names evd_kind_names;
 extern const evd_names evd_schedule_names;
 extern const evd_names evd_restart_names;
 extern const evd_names evd_catch_up_names;
+extern const evd_names evd_sigint_names;
 
 /* ---- the keys ----
  *
@@ -98,7 +105,10 @@ extern const evd_names evd_catch_up_names;
         X(control_readonly, boolean, EVD_ANY_KIND, 0, false, NULL) /* anyone may read status */ \
         X(http_listen, listen_address, EVD_ANY_KIND, 0, NULL, NULL) /* NULL: no HTTP endpoint */  \
         X(ready_when_paused, boolean, EVD_ANY_KIND, 0, true, NULL) /* /readyz while paused */       \
-        X(state_directory, path, EVD_ANY_KIND, 0, NULL, NULL) /* NULL: $STATE_DIRECTORY or the default */
+        X(state_directory, path, EVD_ANY_KIND, 0, NULL, NULL) /* NULL: $STATE_DIRECTORY or the default */ \
+        X(stop_grace, duration, EVD_ANY_KIND, 0, 0, NULL)         /* 0: not known */             \
+        X(sigint, sigint, EVD_ANY_KIND, 0, EVD_SIGINT_PAUSE, NULL)                                \
+        X(reload_on_change, boolean, EVD_ANY_KIND, 0, false, NULL) /* inotify on the directory */
 
 #define EVD_TASK_KEYS(X)                                                                          \
         X(kind, kind, EVD_ANY_KIND, EVD_ANY_KIND, EVD_KIND_TICKER, "kind")                        \
@@ -178,6 +188,7 @@ typedef struct evd_start_limit {
 #define EVD_CTYPE_calendar char *
 #define EVD_CTYPE_timezone char *
 #define EVD_CTYPE_catch_up enum evd_catch_up
+#define EVD_CTYPE_sigint enum evd_sigint
 #define EVD_CTYPE_log_target enum evd_log_target
 #define EVD_CTYPE_log_overflow enum evd_log_overflow
 

@@ -149,11 +149,16 @@ static int lifecycle_new(evd_daemon *d) {
                 .emergency_fd = evd_log_get_target(d->log) == EVD_LOG_JSON ? STDOUT_FILENO : STDERR_FILENO,
         };
 
+        int r;
+
         ops.data = d;
         if (evd_log_format(d->log, emergency, sizeof(emergency), LOG_CRIT, EVD_EV_EXIT, NULL, EVD_NO_FIELDS,
                            "third shutdown signal: exiting at once") > 0)
                 opts.emergency_message = emergency;
-        return evt_lifecycle_new(d->loop, &opts, &ops, &d->lc);
+        r = evt_lifecycle_new(d->loop, &opts, &ops, &d->lc);
+        if (r == 0 && d->config->sigint == EVD_SIGINT_SHUTDOWN)
+                r = evt_lifecycle_signal_set(d->lc, SIGINT, EVT_SIGNAL_ROLE_SHUTDOWN);
+        return r;
 }
 
 /* After the switch to [daemon] user: the environment jobs inherit is the
@@ -223,6 +228,8 @@ static int set_up(evd_daemon *d) {
         r = evd_control_open(d, err, sizeof(err));
         if (r == 0)
                 r = evd_http_open(d, err, sizeof(err));
+        if (r == 0)
+                r = evd_watch_start(d, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "evtaskd: %s\n", err);
                 return EX_CONFIG;
@@ -299,14 +306,24 @@ static const char *exit_reason(int status) {
 }
 
 /* Which [daemon] keys came from outside the file, and from where: one
- * record; and the EVTASKD_* names that are no key, which were ignored. */
-static void log_overrides(evd_daemon *d) {
+ * record; a stop_grace shorter than the shutdown; and the EVTASKD_* names
+ * that are no key, which were ignored. */
+static void log_start_warnings(evd_daemon *d) {
         char from[512];
 
         evd_config_overrides_list(d->config, from, sizeof(from));
         if (from[0])
                 evd_log_emit(d->log, LOG_INFO, EVD_EV_STARTED, NULL, EVD_FIELDS(EVD_STR("overrides", from + 1)),
                              "[daemon] keys set outside %s:%s", d->config->path, from);
+        if (evd_stop_grace_short(d->config))
+                evd_log_emit(d->log, LOG_WARNING, EVD_EV_STARTED, NULL,
+                             EVD_FIELDS(EVD_NUM("stop_grace_ms", d->config->stop_grace / 1000000),
+                                        EVD_NUM("drain_timeout_ms", d->config->drain_timeout / 1000000),
+                                        EVD_NUM("abandon_grace_ms", d->config->abandon_grace / 1000000)),
+                             "drain_timeout plus abandon_grace (%lld ms) is more than stop_grace (%lld ms): "
+                             "shielded work still running then is killed by the service manager",
+                             (long long) ((d->config->drain_timeout + d->config->abandon_grace) / 1000000),
+                             (long long) (d->config->stop_grace / 1000000));
         if (d->overrides && d->overrides->unknown[0])
                 evd_log_emit(d->log, LOG_WARNING, EVD_EV_STARTED, NULL,
                              EVD_FIELDS(EVD_STR("ignored", d->overrides->unknown + 1)),
@@ -328,7 +345,7 @@ static int run(evd_daemon *d) {
                      c->n_tasks, c->path, c->user || c->group ? ", running as " : "",
                      c->user ? c->user : c->group ? c->group : "",
                      d->cgroups ? "in a cgroup each" : "by walking /proc: ", d->cgroups ? "" : d->no_cgroups);
-        log_overrides(d);
+        log_start_warnings(d);
         r = evd_jobs_start_all(d->jobs, c);
         if (r < 0) {
                 /* Nothing half-started stays: the tasks spawned so far end. */
@@ -352,6 +369,7 @@ static int run(evd_daemon *d) {
 }
 
 static void tear_down(evd_daemon *d) {
+        evd_watch_stop(d);
         evd_control_free(d->control);
         evd_http_free(d->http);
         /* The last records go out before anything else ends, while the
@@ -378,7 +396,8 @@ static void tear_down(evd_daemon *d) {
 }
 
 int evd_daemon_run(evd_config *config, const char *config_path, const evd_overrides *overrides, evd_log *log) {
-        evd_daemon d = { .config = config, .config_path = config_path, .overrides = overrides, .log = log };
+        evd_daemon d = { .config = config, .config_path = config_path, .overrides = overrides, .log = log,
+                         .watch = { .fd = -1 } };
 
         d.exit_status = run(&d);
         tear_down(&d);

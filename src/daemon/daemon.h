@@ -9,6 +9,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "control.h"
@@ -26,6 +27,14 @@ typedef struct evd_status {
         bool stopping_sent;     /* STOPPING=1 went out */
 } evd_status;
 
+/* reload_on_change's watch of the config's directory (watch.c). */
+typedef struct evd_watch {
+        int fd;                 /* inotify; -1: none */
+        ev_io io;
+        ev_timer settle;        /* a burst of events is over */
+        struct stat seen;       /* what the config path led to, last looked */
+} evd_watch;
+
 typedef struct evd_daemon {
         const char *config_path; /* NULL: the built-in demo config */
         const evd_overrides *overrides; /* [daemon] keys from outside the file, also on a reload */
@@ -42,6 +51,7 @@ typedef struct evd_daemon {
         bool started;           /* every task was started: ready (/readyz) */
         ev_child orphans;       /* any child: those that are not a run's */
         evd_status status;
+        evd_watch watch;
         bool abandoned;         /* threads may still run: keep what they use */
         int exit_status;
         bool cgroups;           /* a cgroup per run, else a walk of /proc */
@@ -49,6 +59,13 @@ typedef struct evd_daemon {
 } evd_daemon;
 
 /* ---- daemon.c ---- */
+
+/* The longest shutdown (the drain, then the grace of blocking calls) is
+ * longer than the service manager waits before SIGKILL ([daemon]
+ * stop_grace, when known). */
+static inline bool evd_stop_grace_short(const evd_config *c) {
+        return c->stop_grace > 0 && c->drain_timeout + c->abandon_grace > c->stop_grace;
+}
 
 /* The first thing main does: the signals the lifecycle will handle wait
  * (blocked) until it takes them, and libev gets an allocator that does not
@@ -63,6 +80,15 @@ void evd_daemon_reload(evd_daemon *d);
 /* The same, answering: 0 with what changed, or -errno with the error
  * ("FILE:LINE: key ...", or why not now) in err. */
 int evd_daemon_reload_answer(evd_daemon *d, evd_jobs_changes *ret, char *err, size_t errlen);
+
+/* ---- watch.c ---- */
+
+/* With [daemon] reload_on_change and a config file: watches its directory
+ * and reloads, as SIGHUP does, when what its path leads to changes. 0, or
+ * -errno with the message in err. */
+int evd_watch_start(evd_daemon *d, char *err, size_t errlen);
+/* Accepts a daemon whose watch never started. */
+void evd_watch_stop(evd_daemon *d);
 
 /* ---- fatal.c ---- */
 

@@ -75,13 +75,13 @@ const char *evd_event_name(evd_event event) {
         return (size_t) event < ARRAY_SIZE(event_names) ? event_names[event] : "unknown";
 }
 
-/* Is stderr the journal's stream? systemd says so in JOURNAL_STREAM. */
-static bool stderr_is_journal(void) {
+/* Is stdout the journal's stream? systemd names it in JOURNAL_STREAM. */
+static bool stdout_is_journal(void) {
         const char *e = getenv("JOURNAL_STREAM");
         unsigned long long dev, ino;
         struct stat st;
 
-        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDOUT_FILENO, &st) < 0)
                 return false;
         return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
 }
@@ -95,9 +95,12 @@ static int journal_reachable(void) {
 int evd_log_new(enum evd_log_target target, evd_log **ret_log) {
         evd_log *log;
 
-        if (target == EVD_LOG_AUTO)
-                target = stderr_is_journal() && EVD_HAVE_LIBSYSTEMD && journal_reachable() == 0 ? EVD_LOG_JOURNAL
-                                                                                               : EVD_LOG_CONSOLE;
+        /* A service manager's journal, a person at a terminal, or else a
+         * container's log collector, which parses JSON lines. */
+        if (target == EVD_LOG_AUTO && stdout_is_journal())
+                target = EVD_HAVE_LIBSYSTEMD && journal_reachable() == 0 ? EVD_LOG_JOURNAL : EVD_LOG_CONSOLE;
+        else if (target == EVD_LOG_AUTO)
+                target = isatty(STDOUT_FILENO) ? EVD_LOG_CONSOLE : EVD_LOG_JSON;
         if (target == EVD_LOG_JOURNAL && !EVD_HAVE_LIBSYSTEMD)
                 return -EOPNOTSUPP;
         log = calloc(1, sizeof(*log));

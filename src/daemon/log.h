@@ -10,7 +10,7 @@
 
 /* The sinks: X(ID, name). */
 #define EVD_LOG_TARGET_LIST(X)                                                          \
-        X(EVD_LOG_AUTO, "auto")         /* journal under systemd, else console */       \
+        X(EVD_LOG_AUTO, "auto")         /* journal, console on a terminal, else JSON */ \
         X(EVD_LOG_CONSOLE, "console")   /* human-readable lines on stderr */            \
         X(EVD_LOG_JSON, "json")         /* one JSON object per line on stdout */        \
         X(EVD_LOG_JOURNAL, "journal")   /* systemd's journal, structured fields */
@@ -88,8 +88,9 @@ typedef struct evd_field {
         ((const evd_field[]) { __VA_ARGS__ }), (sizeof((const evd_field[]) { __VA_ARGS__ }) / sizeof(evd_field))
 #define EVD_NO_FIELDS NULL, 0
 
-/* EVD_LOG_AUTO becomes the journal when stderr is connected to it
- * (JOURNAL_STREAM) and journald's socket is there, else the console.
+/* EVD_LOG_AUTO becomes the journal when stdout is connected to it
+ * (JOURNAL_STREAM) and journald's socket is there (else the console), the
+ * console when stdout is a terminal, and JSON lines on stdout otherwise.
  * -EOPNOTSUPP for the journal in a build without libsystemd, the errno of
  * journald's socket when it is not there. */
 int evd_log_new(enum evd_log_target target, evd_log **ret_log);

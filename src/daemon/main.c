@@ -12,7 +12,9 @@
 
 /* What the command line asked for. */
 struct args {
-        const char *config_path; /* NULL: the built-in demo config */
+        const char *config_path; /* --config's, or EVD_DEFAULT_CONFIG; NULL: the demo */
+        bool demo;              /* --demo: the built-in demo config */
+        bool default_path;      /* no --config: EVD_DEFAULT_CONFIG */
         bool check_only;
         int log_target;         /* -1: the config's */
         evd_overrides overrides; /* --set's, then the environment's */
@@ -23,6 +25,12 @@ static void usage(FILE *f);
 /* Each option's effect: -1 to go on, or the status to exit with now. */
 static int opt_config(struct args *a, const char *v) {
         a->config_path = v;
+        return -1;
+}
+
+static int opt_demo(struct args *a, const char *v) {
+        (void) v;
+        a->demo = true;
         return -1;
 }
 
@@ -81,7 +89,8 @@ static const struct option_row {
         int (*set)(struct args *a, const char *arg);
         const char *help;
 } option_rows[] = {
-        { "config", 'c', "FILE", opt_config, "read FILE (default: the built-in demo config)" },
+        { "config", 'c', "FILE", opt_config, "read FILE (default: " EVD_DEFAULT_CONFIG ")" },
+        { "demo", 0, NULL, opt_demo, "run the built-in demo config instead of a file" },
         { "check-config", 0, NULL, opt_check_config, "validate the config, print a summary, and exit" },
         { "set", 's', "KEY=VALUE", opt_set,
           "set [daemon] KEY, over the file and over the\nenvironment's EVTASKD_KEY (repeatable)" },
@@ -117,6 +126,7 @@ static void usage(FILE *f) {
               "\n"
               "Signals:\n"
               "  SIGINT                 pause every pausable task; the next SIGINT resumes\n"
+              "                         (with [daemon] sigint = shutdown: as SIGTERM)\n"
               "  SIGTERM, SIGQUIT       graceful shutdown: cancel unshielded tasks, drain\n"
               "                         shielded ones for up to drain_timeout; a second\n"
               "                         signal forces at once, a third exits at once\n"
@@ -133,6 +143,59 @@ static void usage(FILE *f) {
               "  74  the log's sink failed (its reader went away, no journald)\n"
               "  128+N  exited at once on the third shutdown signal N\n",
               f);
+}
+
+static const struct option_row *row_named(const char *name, size_t len) {
+        for (size_t i = 0; i < ARRAY_SIZE(option_rows); i++)
+                if (strlen(option_rows[i].name) == len && strncmp(option_rows[i].name, name, len) == 0)
+                        return &option_rows[i];
+        return NULL;
+}
+
+static const struct option_row *row_lettered(char letter) {
+        for (size_t i = 0; i < ARRAY_SIZE(option_rows); i++)
+                if (option_rows[i].letter && option_rows[i].letter == letter)
+                        return &option_rows[i];
+        return NULL;
+}
+
+/* getopt_long takes any unambiguous abbreviation of a long option, so
+ * that `--check` would be --check-config, and a typo for another option
+ * could one day mean it: every long option must be spelled out. -1, or
+ * EX_USAGE (said on stderr). */
+static int check_spelled_out(int argc, char **argv) {
+        for (int i = 1; i < argc; i++) {
+                const char *s = argv[i];
+                const struct option_row *o;
+                size_t len;
+
+                if (strcmp(s, "--") == 0)
+                        break;
+                if (s[0] != '-' || s[1] == '\0')
+                        continue;
+                if (s[1] != '-') {
+                        /* -lSINK, -l SINK, -Vh: a letter that takes an
+                         * argument ends the cluster. */
+                        for (const char *l = s + 1; *l; l++) {
+                                o = row_lettered(*l);
+                                if (o && o->arg) {
+                                        i += l[1] == '\0';
+                                        break;
+                                }
+                        }
+                        continue;
+                }
+                len = strcspn(s + 2, "=");
+                o = row_named(s + 2, len);
+                if (!o) {
+                        fprintf(stderr, "evtaskd: unknown option '%.*s' (options are not abbreviated)\n",
+                                (int) len + 2, s);
+                        usage(stderr);
+                        return EX_USAGE;
+                }
+                i += o->arg && s[2 + len] == '\0';
+        }
+        return -1;
 }
 
 /* -1 to go on, or the status to exit with now (--help, --version, or a
@@ -156,13 +219,15 @@ static int parse_args(int argc, char **argv, struct args *a) {
         }
         *s = '\0';
         *a = (struct args) { .log_target = -1 };
+        c = check_spelled_out(argc, argv);
+        if (c >= 0)
+                return c;
         while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
                 const struct option_row *o = c >= 256 ? &option_rows[c - 256] : NULL;
                 int r;
 
-                for (size_t i = 0; !o && i < ARRAY_SIZE(option_rows); i++)
-                        if (option_rows[i].letter && option_rows[i].letter == c)
-                                o = &option_rows[i];
+                if (!o)
+                        o = row_lettered((char) c);
                 if (!o) {
                         usage(stderr);
                         return EX_USAGE;
@@ -175,6 +240,16 @@ static int parse_args(int argc, char **argv, struct args *a) {
                 fprintf(stderr, "evtaskd: unexpected argument '%s'\n", argv[optind]);
                 usage(stderr);
                 return EX_USAGE;
+        }
+        if (a->demo && a->config_path) {
+                fprintf(stderr, "evtaskd: --demo and --config exclude each other\n");
+                return EX_USAGE;
+        }
+        /* Never the demo unless asked for: an image's bare `evtaskd` must
+         * not race a rabbit and a turtle in production. */
+        if (!a->demo && !a->config_path) {
+                a->config_path = EVD_DEFAULT_CONFIG;
+                a->default_path = true;
         }
         return -1;
 }
@@ -191,6 +266,9 @@ static int run(const struct args *a) {
                 r = evd_config_load_file(a->config_path, &a->overrides, &config, err, sizeof(err));
         else
                 r = evd_config_load_string(EVD_DEMO_NAME, evd_demo_conf, &a->overrides, &config, err, sizeof(err));
+        if (r == -ENOENT && a->default_path)
+                snprintf(err, sizeof(err), "%s: no such file: the default config (give --config FILE, or --demo "
+                         "for the built-in demo)", EVD_DEFAULT_CONFIG);
         if (r < 0) {
                 fprintf(stderr, "evtaskd: %s\n", err);
                 /* systemctl status shows it too. */

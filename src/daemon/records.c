@@ -4,6 +4,7 @@
  * tasks, abandoned calls, slow steps and reaped orphans each have their
  * record. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -89,6 +90,40 @@ static size_t calls_in_flight(evd_daemon *d) {
         return evt_loop_stats_get(d->loop, &st) == 0 ? st.calls : 0;
 }
 
+struct names {
+        char buf[1024];
+        size_t len, n;
+};
+
+static void shielded_name(evt_task *t, void *data) {
+        struct names *names = data;
+
+        if (!(evt_task_flags(t) & EVT_TASK_SHIELDED) || evt_task_is_done(t))
+                return;
+        names->n++;
+        if (names->len < sizeof(names->buf))
+                names->len += (size_t) snprintf(names->buf + names->len, sizeof(names->buf) - names->len, "%s%s",
+                                                names->len ? " " : "", evt_task_name(t) ? evt_task_name(t) : "?");
+}
+
+/* At the drain's start, when the service manager will not wait for its
+ * end: the shielded work it will cut if that work runs so long, by name,
+ * while the daemon can still say so. */
+static void drain_cut(evd_daemon *d) {
+        struct names names = { .len = 0 };
+
+        if (!evd_stop_grace_short(d->config))
+                return;
+        evt_loop_foreach_task(d->loop, shielded_name, &names);
+        if (names.n == 0)
+                return;
+        evd_log_emit(d->log, LOG_WARNING, EVD_EV_DRAINING, NULL,
+                     EVD_FIELDS(EVD_STR("cut", names.buf), EVD_NUM("stop_grace_ms", d->config->stop_grace / 1000000)),
+                     "the service manager kills evtaskd %lld ms after the stop, before the drain ends: "
+                     "the shielded work of %s is cut if still running then",
+                     (long long) (d->config->stop_grace / 1000000), names.buf);
+}
+
 static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data) {
         evd_daemon *d = data;
         size_t calls = calls_in_flight(d);
@@ -111,6 +146,7 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
                 evd_log_emit(d->log, LOG_NOTICE, EVD_EV_DRAINING, NULL, f, ARRAY_SIZE(f),
                              "waiting up to %lld ms for the %zu tasks and %zu blocking calls still running",
                              (long long) (d->config->drain_timeout / 1000000), left, calls);
+                drain_cut(d);
                 break;
         case EVT_PHASE_FORCING:
                 evd_log_emit(d->log, LOG_WARNING, EVD_EV_FORCING, NULL, f, ARRAY_SIZE(f),

@@ -643,7 +643,7 @@ class Config(unittest.TestCase):
         self.assertIn("/nonexistent/evtaskd.conf", p.stderr)
 
     def test_demo_config_is_valid(self):
-        p = subprocess.run([EVTASKD, "--check-config"], capture_output=True, text=True, timeout=10)
+        p = subprocess.run([EVTASKD, "--demo", "--check-config"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("9 tasks", p.stdout)
 

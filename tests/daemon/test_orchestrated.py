@@ -5,7 +5,10 @@ config path, the stop grace, SIGINT mapped to a shutdown, the log sink
 `auto` picks, and a reload on a changed config file. The real binary, real
 signals, its records.
 """
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,6 +107,273 @@ class Overrides(DaemonTest):
         self.assertIn("set outside it: exit_when_done (environment EVTASKD_EXIT_WHEN_DONE), threads (--set threads)",
                       out)
         self.assertIn("ignored, no [daemon] key: EVTASKD_BOGUS", err)
+
+
+QUICK = """[daemon]
+exit_when_done = yes
+[task.quick]
+kind = sleep
+duration = 10ms
+"""
+
+
+def run_plain(*args, env=None, **kw):
+    """evtaskd with args, its output captured, to its exit."""
+    return subprocess.run([*childenv.WRAPPER, EVTASKD, *args], capture_output=True, text=True,
+                          env=env or env_with(), timeout=30, preexec_fn=childenv.default_signals, **kw)
+
+
+class DefaultConfig(unittest.TestCase):
+    """No silent demo: a bare evtaskd reads the build's default config
+    path, --demo runs the demo, and no long option is abbreviated."""
+
+    def default_path(self):
+        m = re.search(r"read FILE \(default: (\S+)\)", run_plain("--help").stdout)
+        self.assertIsNotNone(m, "--help names the default config")
+        return m.group(1)
+
+    def test_bare_evtaskd_reads_the_default_path(self):
+        path = self.default_path()
+        self.assertTrue(path.endswith("/evtaskd.conf"), path)
+        if os.path.exists(path):
+            self.skipTest(f"{path} exists on this machine")
+        for args in ((), ("--check-config",), ("--log", "json")):
+            p = run_plain(*args)
+            self.assertEqual(p.returncode, 78, p.stderr)
+            self.assertEqual(p.stdout, "", "nothing ran")
+            self.assertIn(f"{path}: no such file: the default config", p.stderr)
+            self.assertIn("--demo", p.stderr)
+
+    def test_demo_is_one_flag_away(self):
+        p = run_plain("--demo", "--check-config")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("<built-in demo.conf>: ok, 9 tasks", p.stdout)
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+            f.write(QUICK)
+            f.flush()
+            p = run_plain("--demo", "--config", f.name, "--check-config")
+            self.assertEqual(p.returncode, 64)
+            self.assertIn("--demo and --config exclude each other", p.stderr)
+
+    def test_no_abbreviations(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+            f.write(QUICK)
+            f.flush()
+            for args in (["--check"], ["--check-conf"], ["--conf", f.name], ["--config", f.name, "--lo", "json"],
+                         ["--dem"], ["--he"], ["--vers"]):
+                p = run_plain(*args)
+                self.assertEqual(p.returncode, 64, args)
+                self.assertIn("(options are not abbreviated)", p.stderr, args)
+                self.assertEqual(p.stdout, "", args)
+            # Spelled out, in each form getopt takes, they work; an option's
+            # argument that looks like an option is an argument.
+            for args in (["--config", f.name], [f"--config={f.name}"], ["-c", f.name], [f"-c{f.name}"],
+                         ["--config", f.name, "--log=json"], ["--config", f.name, "-ljson"],
+                         ["--config", f.name, "--set", "drain_timeout=1s"]):
+                p = run_plain(*args, "--check-config")
+                self.assertEqual(p.returncode, 0, f"{args}: {p.stderr}")
+            p = run_plain("--set", "--check", "--config", f.name, "--check-config")
+            self.assertEqual(p.returncode, 64)
+            self.assertIn("'--check' is not KEY=VALUE", p.stderr)
+
+
+class LogAuto(unittest.TestCase):
+    """log = auto: the journal when stdout is its stream, the console on a
+    terminal, JSON lines on stdout otherwise."""
+
+    def conf(self):
+        f = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+        f.write(QUICK)
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def test_a_pipe_gets_json_lines(self):
+        p = run_plain("--config", self.conf())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        records = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual([r["event"] for r in records if r["event"] in ("started", "finished", "exit")],
+                         ["started", "finished", "exit"])
+        for r in records:
+            self.assertRegex(r["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+            self.assertIn(r["level"], ("debug", "info", "notice", "warning", "err", "crit"))
+        self.assertEqual(p.stderr, "")
+
+    def test_a_terminal_gets_the_console(self):
+        master, slave = os.openpty()
+        try:
+            p = subprocess.run([*childenv.WRAPPER, EVTASKD, "--config", self.conf()], stdout=slave, stderr=slave,
+                               env=env_with(), timeout=30, preexec_fn=childenv.default_signals)
+        finally:
+            os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        self.assertEqual(p.returncode, 0, out)
+        text = out.decode(errors="replace")
+        self.assertRegex(text, r"\d\d:\d\d:\d\d\.\d{3} started: evtaskd")
+        self.assertRegex(text, r"\[quick\] finished: ")
+        self.assertNotIn('{"ts"', text)
+        self.assertNotIn("<6>", text)
+
+    def test_the_journal_stream_is_not_json(self):
+        """JOURNAL_STREAM naming stdout: the journal where journald listens
+        (the booted-systemd suite reads it there), else the console with
+        its priority prefixes; never JSON."""
+        r, w = os.pipe()
+        st = os.fstat(w)
+        env = env_with(JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        proc = subprocess.Popen([*childenv.WRAPPER, EVTASKD, "--config", self.conf()], stdout=w,
+                                stderr=subprocess.PIPE, env=env, preexec_fn=childenv.default_signals)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            stdout = f.read()
+        stderr = proc.stderr.read().decode()
+        proc.stderr.close()
+        self.assertEqual(proc.wait(30), 0, stderr)
+        self.assertEqual(stdout, b"", "nothing on stdout: the journal's stream")
+        if os.access("/run/systemd/journal/socket", os.W_OK):
+            self.assertNotIn("started:", stderr)
+        else:
+            self.assertIn("<6>started: evtaskd", stderr)
+        # The same JOURNAL_STREAM with stdout elsewhere (a pipe of its own)
+        # is not the journal: JSON.
+        p = run_plain("--config", self.conf(), env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith('{"ts"'), p.stdout[:200])
+
+
+class StopGrace(DaemonTest):
+    """[daemon] stop_grace: a shutdown longer than the service manager
+    waits is said at the start, and the drain names the work it cuts."""
+
+    def test_short_grace_is_said_and_names_the_cut_work(self):
+        conf = SHIELDED + "[task.other]\nkind = sleep\nduration = 60s\nshield = yes\n[task.plain]\nkind = sleep\nduration = 60s\n"
+        d = self.run_daemon(conf, env=env_with(EVTASKD_STOP_GRACE="2s"))
+        warned = d.wait_for(lambda r: r["event"] == "started" and "stop_grace_ms" in r, what="the warning")
+        self.assertEqual(warned["level"], "warning")
+        self.assertEqual((warned["stop_grace_ms"], warned["drain_timeout_ms"], warned["abandon_grace_ms"]),
+                         (2000, 20000, 1000))
+        d.event("spawned", "plain")
+        d.kill(signal.SIGTERM)
+        cut = d.wait_for(lambda r: r["event"] == "draining" and "cut" in r, what="the cut record")
+        self.assertEqual(sorted(cut["cut"].split()), ["keeper", "other"])
+        self.assertEqual(cut["level"], "warning")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 3)
+        self.assert_clean_log(d)
+
+    def test_a_long_enough_grace_says_nothing(self):
+        for env in (env_with(EVTASKD_STOP_GRACE="21s"), env_with()):
+            d = self.run_daemon(SHIELDED, env=env)
+            d.event("spawned", "keeper")
+            d.kill(signal.SIGTERM)
+            d.event("draining")
+            d.kill(signal.SIGTERM)
+            self.assertEqual(d.finish(), 3)
+            self.assertEqual([r for r in d.records if "stop_grace_ms" in r or "cut" in r], [])
+
+
+class Sigint(DaemonTest):
+    """[daemon] sigint = shutdown: SIGINT counts as SIGTERM does."""
+
+    CONF = """[daemon]
+sigint = shutdown
+drain_timeout = 60s
+abandon_grace = 60s
+[task.cruncher]
+kind = blocking
+duration = 30s
+check_every = 0
+shield = yes
+"""
+
+    def test_first_drains_second_forces_third_exits(self):
+        d = self.run_daemon(self.CONF)
+        d.event("spawned", "cruncher")
+        d.kill(signal.SIGINT)
+        d.event("draining")
+        d.kill(signal.SIGINT)
+        d.event("forcing")
+        self.assertEqual([(r["signal"], r["action"]) for r in d.of("signal")],
+                         [("SIGINT", "shutdown"), ("SIGINT", "force")])
+        self.assertEqual(d.of("paused"), [])
+        # The blocking call ignores its stop flag: abandon_grace holds the
+        # daemon, and the third SIGINT exits from the handler.
+        d.kill(signal.SIGINT)
+        self.assertEqual(d.finish(10), 128 + signal.SIGINT)
+        self.assertIn("third shutdown signal", json.dumps(d.records))
+
+    def test_from_the_environment_and_the_default(self):
+        d = self.run_daemon(SHIELDED, env=env_with(EVTASKD_SIGINT="shutdown"))
+        d.event("spawned", "keeper")
+        d.kill(signal.SIGINT)
+        d.event("draining")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 3)
+        self.assertEqual([r["action"] for r in d.of("signal")], ["shutdown", "force"])
+        # The default stays the pause.
+        d = self.run_daemon(SHIELDED, env=env_with(EVTASKD_SIGINT="pause"))
+        d.event("spawned", "keeper")
+        d.kill(signal.SIGINT)
+        d.event("paused")
+        d.kill(signal.SIGTERM)
+        d.event("draining")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 3)
+
+    def test_bad_value(self):
+        code, _, err = check_config(SHIELDED, "--set", "sigint=stop")
+        self.assertEqual(code, 78)
+        self.assertIn("unknown SIGINT action 'stop' (pause or shutdown)", err)
+
+
+class ReloadOnChange(DaemonTest):
+    """[daemon] reload_on_change: a ConfigMap update, done as the kubelet
+    does it, reloads the daemon as SIGHUP would."""
+
+    def config_map(self, root, version, text):
+        """The kubelet's update: a new timestamped directory, `..data_tmp`
+        pointing at it, renamed over `..data`, the old directory removed."""
+        new = os.path.join(root, f"..2026_12_07_{version}")
+        os.mkdir(new)
+        with open(os.path.join(new, "evtaskd.conf"), "w") as f:
+            f.write(text)
+        old = os.readlink(os.path.join(root, "..data")) if os.path.islink(os.path.join(root, "..data")) else None
+        os.symlink(os.path.basename(new), os.path.join(root, "..data_tmp"))
+        os.rename(os.path.join(root, "..data_tmp"), os.path.join(root, "..data"))
+        if old:
+            shutil.rmtree(os.path.join(root, old))
+
+    def test_configmap_swap_reloads_once(self):
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root, True)
+        head = "[daemon]\nreload_on_change = yes\n"
+        self.config_map(root, "v1", head + "[task.a]\nkind = sleep\nduration = 60s\n")
+        os.symlink("..data/evtaskd.conf", os.path.join(root, "evtaskd.conf"))
+        d = self.run_daemon("", args=("--config", os.path.join(root, "evtaskd.conf")))
+        d.event("spawned", "a")
+        self.config_map(root, "v2", head + "[task.b]\nkind = sleep\nduration = 60s\n")
+        done = d.wait_for(lambda r: r["event"] in ("reloaded", "reload-failed"), what="the reload's outcome")
+        self.assertEqual(done["event"], "reloaded", done)
+        self.assertEqual((done["added"], done["removed"]), (1, 1))
+        d.event("spawned", "b")
+        # An unrelated file in the directory changes nothing.
+        with open(os.path.join(root, "other"), "w") as f:
+            f.write("x")
+        self.config_map(root, "v3", head + "[task.c]\nkind = sleep\nduration = 60s\n")
+        d.event("spawned", "c")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual(len(d.of("reloading")), 2, "one reload per swap")
+        self.assertEqual(d.of("reload-failed"), [])
 
 
 if __name__ == "__main__":
