@@ -3,6 +3,8 @@
  *
  *   evtask-bench [switch|yield|spawn|call|all] [repetitions]
  *   evtask-bench W1|W2|W3|W4|W5|W6|W7|W8 [N]
+ *   evtask-bench W2|W4 eager
+ *   evtask-bench W2 [eager] group
  *   evtask-bench signal [R]
  *
  * switch  one context switch, raw (layer 1), no scheduler
@@ -13,6 +15,9 @@
  *         is never set; RSS per parked task; then all are cancelled: ns per
  *         cancelled task until all have ended
  * timers  W4: 100,000 tasks sleep uniform [0, 1 s); total time, lateness
+ * eager   W2 and W4 with the tasks spawned EVT_TASK_EAGER
+ * group   W2 with the tasks spawned detached into a group, joined by one
+ *         evt_group_wait (Go's W2 has no handles either: a WaitGroup)
  * shutdown W5: 10,000 unshielded tasks parked, 1,000 shielded ones sleep
  *         200 ms and append a line to a file; SIGTERM to itself at 50 ms,
  *         through a lifecycle
@@ -142,6 +147,10 @@ static void bench_yield(void) {
         evt_loop_free(loop);
 }
 
+/* The flags W2's and W4's tasks are spawned with: EVT_TASK_EAGER for
+ * "W2 eager" and "W4 eager". */
+static evt_task_opts work_opts;
+
 /* ---- W2 spawn ---- */
 
 /* W2 spawns all 100,000, then joins them; the steady-state variant spawns
@@ -156,6 +165,7 @@ static int noop(void *arg) {
 struct spawner {
         evt_loop *loop;
         int batch;
+        bool group;             /* detached, in a group, one wait */
         int64_t elapsed;
 };
 
@@ -163,10 +173,20 @@ static int spawner(void *arg) {
         static evt_task *tasks[W2_TASKS];
         struct spawner *sp = arg;
         int64_t start = evt_time_now();
+        evt_group *g;
 
+        if (sp->group) {
+                check(evt_group_new(sp->loop, &g), "group");
+                for (int i = 0; i < W2_TASKS; i++)
+                        check(evt_group_spawn(g, noop, NULL, &work_opts, NULL), "spawn");
+                check(evt_group_wait(g, EVT_FOREVER), "wait");
+                sp->elapsed = evt_time_now() - start;
+                evt_group_free(g);
+                return 0;
+        }
         for (int done = 0; done < W2_TASKS; done += sp->batch) {
                 for (int i = 0; i < sp->batch; i++)
-                        check(evt_task_spawn(sp->loop, noop, NULL, NULL, &tasks[i]), "spawn");
+                        check(evt_task_spawn(sp->loop, noop, NULL, &work_opts, &tasks[i]), "spawn");
                 for (int i = 0; i < sp->batch; i++) {
                         check(evt_task_join(tasks[i], EVT_FOREVER, NULL), "join");
                         evt_task_unref(tasks[i]);
@@ -177,8 +197,8 @@ static int spawner(void *arg) {
 }
 
 /* batch 1: the steady state, one task at a time; batch 100,000: W2. */
-static void bench_spawn(const char *workload, int batch) {
-        struct spawner sp = { .loop = loop_new(), .batch = batch };
+static void bench_spawn(const char *workload, int batch, bool group) {
+        struct spawner sp = { .loop = loop_new(), .batch = batch, .group = group };
         struct rusage ru;
 
         check(evt_task_spawn(sp.loop, spawner, &sp, NULL, NULL), "spawn");
@@ -271,7 +291,7 @@ static void bench_timers(void) {
 
         w4_start = evt_time_now();
         for (long i = 0; i < W4_TASKS; i++)
-                check(evt_task_spawn(loop, sleeper, (void *) (intptr_t) i, NULL, NULL), "spawn");
+                check(evt_task_spawn(loop, sleeper, (void *) (intptr_t) i, &work_opts, NULL), "spawn");
         check(evt_loop_run(loop), "run");
         result("W4", "total_ms", (double) (evt_time_now() - w4_start) / 1e6);
         result("W4", "last_start_ms", (double) w4_last_start / 1e6);
@@ -765,12 +785,13 @@ static void bench_call(const char *workload, int tasks) {
 
 int main(int argc, char **argv) {
         const char *which = argc > 1 ? argv[1] : "all";
-        int reps = argc > 2 ? atoi(argv[2]) : 1;
+        int reps = argc > 2 && which[0] != 'W' ? atoi(argv[2]) : 1;
         bool all = strcmp(which, "all") == 0;
 
         if (strcmp(which, "--help") == 0 || reps < 1) {
                 printf("usage: evtask-bench [switch|yield|spawn|call|all] [repetitions]\n"
                        "       evtask-bench W1|W2|W3|W4|W5|W6|W7|W8 [N]   (bench/peers/README.md)\n"
+                       "       evtask-bench W2|W4 eager   (the tasks spawned EVT_TASK_EAGER)\n"
                        "       evtask-bench signal [R]   (R runs, default 20)\n");
                 return reps < 1 ? 64 : 0;
         }
@@ -782,9 +803,12 @@ int main(int argc, char **argv) {
         if (which[0] == 'W' && which[1] >= '1' && which[1] <= '8' && !which[2]) {
                 long n = argc > 2 ? atol(argv[2]) : 100000;
 
+                if (argc > 2 && strcmp(argv[2], "eager") == 0)
+                        work_opts.flags = EVT_TASK_EAGER;
+
                 switch (which[1]) {
                 case '1': bench_yield(); break;
-                case '2': bench_spawn("W2", W2_TASKS); break;
+                case '2': bench_spawn("W2", W2_TASKS, argc > 2 && strcmp(argv[argc - 1], "group") == 0); break;
                 case '3': bench_park(n); break;
                 case '4': bench_timers(); break;
                 case '5': bench_shutdown(); break;
@@ -800,8 +824,8 @@ int main(int argc, char **argv) {
                 if (all || strcmp(which, "yield") == 0)
                         bench_yield();
                 if (all || strcmp(which, "spawn") == 0) {
-                        bench_spawn("W2-spawn-join-1", 1);
-                        bench_spawn("W2", W2_TASKS);
+                        bench_spawn("W2-spawn-join-1", 1, false);
+                        bench_spawn("W2", W2_TASKS, false);
                 }
                 if (all || strcmp(which, "call") == 0) {
                         bench_call("call-round-trip", 1);

@@ -174,7 +174,32 @@ typedef int (*evt_task_fn)(void *arg);
 enum {
         EVT_TASK_SHIELDED = 1 << 0, /* ignores every cancel but a forced one */
         EVT_TASK_NOPAUSE = 1 << 1,  /* runs on while the loop is paused */
+        EVT_TASK_EAGER = 1 << 2,    /* first step inside evt_task_spawn */
 };
+
+/* EVT_TASK_EAGER (asyncio's eager_task_factory): the task's first step runs
+ * inside evt_task_spawn, at once, until the task first waits or ends; then
+ * the spawner goes on. What that changes in ordering:
+ * - the new task runs before the spawner's next statement, and before every
+ *   task that was ready already (without the flag it runs after them, in
+ *   the loop's next round); tasks it wakes in that step are queued as
+ *   usual, behind those ready already;
+ * - a task that ends in its first step has ended when evt_task_spawn
+ *   returns (its result is there, its joiners and group have been told)
+ *   and never took a place in the run queue; its stack, taken from the
+ *   loop's pool (warm, the one the last task to end gave back), went back
+ *   to the pool at once;
+ * - the spawner's step lasts as long as the new task's first step too
+ *   (for slow-step reports), and a spawn from outside any task, before
+ *   evt_loop_run or in a libev callback, runs the step there and then;
+ * - so a burst of eager spawns holds the loop until all their first steps
+ *   are done: no timer, I/O or signal is served in between, where the
+ *   default lets the loop poll every 50 us between first steps. Tasks
+ *   whose first step waits are better spawned without the flag.
+ * A task that waits in its first step is from then on a task as any other.
+ * The flag has no effect, and the task is queued as without it, if it
+ * would not run now: spawned cancelled (into a cancelled group), held by
+ * the pause gate, or spawned from a task of another loop. */
 
 typedef struct evt_task_opts {
         const char *name;       /* copied; NULL: "task-<id>" */

@@ -14,8 +14,6 @@ struct evt_group {
         unsigned flags;         /* EVT_GROUP_* */
         size_t max_running;     /* 0: no bound */
         evt__permits room;      /* with max_running: one per free place */
-        bool cancelled;         /* evt_group_cancel, or a fail-fast failure */
-        unsigned cancel_flags;  /* ... and its flags, for later members */
         evt_task *failed;       /* fail-fast: the first failure (a reference) */
         evt__list done;         /* KEEP_DONE: ended members not yet taken
                                  * (set_link), a reference each */
@@ -25,8 +23,10 @@ struct evt_group {
 static void cancel_members(evt_group *g, unsigned flags) {
         evt__list *n;
 
-        g->cancelled = true;
-        g->cancel_flags |= flags;
+        /* evt_group_cancel, or a fail-fast failure: later members start
+         * cancelled too. */
+        g->set.cancelled = true;
+        g->set.cancel_flags |= flags;
         /* Cancelling only wakes tasks; none leaves the set during this walk. */
         evt__list_for_each(n, &g->set.tasks)
                 evt_task_cancel(evt__container_of(n, evt_task, set_link), flags);
@@ -145,10 +145,6 @@ int evt_group_spawn(evt_group *group, evt_task_fn fn, void *arg, const evt_task_
                         evt__permits_release(&group->room);
                 return r;
         }
-        /* Level-triggered, as for a task: a cancelled group's new members
-         * start cancelled (and so never run, bar a shielded one). */
-        if (group->cancelled)
-                evt_task_cancel(t, group->cancel_flags);
         if (ret_task)
                 *ret_task = t;
         else
@@ -217,7 +213,7 @@ int evt_group_cancel(evt_group *group, unsigned flags) {
 }
 
 bool evt_group_is_cancelled(const evt_group *group) {
-        return group && group->cancelled;
+        return group && group->set.cancelled;
 }
 
 evt_task *evt_group_failed(const evt_group *group) {

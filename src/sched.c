@@ -464,8 +464,18 @@ static evt_task *round_next(evt_loop *l) {
 /* Leaves the running task for the next one of the round (one switch, not
  * two through the scheduler), or for the scheduler at the round's end. */
 static void switch_next(evt_loop *l, evt__coro *from, bool final) {
-        evt_task *next = round_next(l);
-        evt__coro *to = next ? &next->coro : &l->main;
+        evt_task *next;
+        evt__coro *to;
+
+        /* An eager first step ends at the task's first wait or its end:
+         * back to the spawner, in the middle of evt_task_spawn. */
+        if (l->eager && from == &l->eager->coro) {
+                next = l->eager_spawner;
+                to = l->eager_back;
+        } else {
+                next = round_next(l);
+                to = next ? &next->coro : &l->main;
+        }
 
         current = next;
         if (final)
@@ -567,6 +577,48 @@ static void run_cb(struct ev_loop *ev, ev_idle *w, int revents) {
         run_watcher_update(l);
 }
 
+/* EVT_TASK_EAGER: can t take its first step inside evt_task_spawn? Not
+ * if it never would run now: cancelled (a cancelled group), or held by the
+ * pause gate; nor from a task of another loop. */
+static bool eager_now(const evt_loop *l, const evt_task *t) {
+        return !(current && current->loop != l) && !gate_holds(l, t) && !evt__cancel_deliverable(t);
+}
+
+/* Runs t's first step now, on a stack from the pool: the one the last task
+ * to end gave back, warm in the cache, if there is one. A task that ends
+ * in it gives the stack back before evt_task_spawn returns, and never
+ * enters the run queue; one that waits keeps it, as any task. */
+static void eager_step(evt_loop *l, evt_task *t) {
+        evt_task *spawner = current, *outer = l->eager, *outer_spawner = l->eager_spawner;
+        evt__coro here, *back = spawner ? &spawner->coro : &here, *outer_back = l->eager_back;
+        int64_t step_start = l->step_start;
+        int r;
+
+        r = evt__stack_get(&l->stacks, t->stack_size, &t->stack);
+        if (r < 0) {
+                task_end_unrun(t, r);
+                return;
+        }
+        evt__coro_init(&t->coro, t->stack, task_main, t);
+        if (!spawner)
+                evt__coro_init_main(&here);
+        l->eager = t;
+        l->eager_back = back;
+        l->eager_spawner = spawner;
+        t->state = EVT__TASK_RUNNING;
+        l->switches++;
+        if (l->slow_ns)
+                l->step_start = coarse_now();
+        current = t;
+        evt__coro_switch(back, &t->coro);
+        current = spawner;
+        l->eager = outer;
+        l->eager_back = outer_back;
+        l->eager_spawner = outer_spawner;
+        l->step_start = step_start;
+        release_dead(l);
+}
+
 int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_opts *opts,
                     evt__taskset *set, evt_task **ret_task) {
         static const evt_task_opts defaults = { 0 };
@@ -578,7 +630,7 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
                 return -EINVAL;
         if (!opts)
                 opts = &defaults;
-        if (opts->flags & ~(unsigned) (EVT_TASK_SHIELDED | EVT_TASK_NOPAUSE))
+        if (opts->flags & ~(unsigned) (EVT_TASK_SHIELDED | EVT_TASK_NOPAUSE | EVT_TASK_EAGER))
                 return -EINVAL;
         if (opts->stack_size != 0 && evt__stack_size_round(opts->stack_size) == 0)
                 return -EINVAL;
@@ -632,11 +684,22 @@ int evt__task_spawn(evt_loop *loop, evt_task_fn fn, void *arg, const evt_task_op
                 t->set = set;
                 evt__list_push_back(&set->tasks, &t->set_link);
                 set->n_tasks++;
+                /* Level-triggered, as for a task: a cancelled set's new
+                 * members start cancelled (so never run, bar a shielded
+                 * one). */
+                if (set->cancelled) {
+                        t->cancelled = true;
+                        t->forced = (set->cancel_flags & EVT_CANCEL_FORCE) != 0;
+                }
         }
-        enqueue(loop, t);
-
+        /* Before an eager step: the task may end in it, and the caller's
+         * reference is what keeps it then. */
         if (ret_task)
                 *ret_task = t;
+        if ((opts->flags & EVT_TASK_EAGER) && eager_now(loop, t))
+                eager_step(loop, t);
+        else
+                enqueue(loop, t);
         return 0;
 }
 
@@ -906,6 +969,8 @@ void evt__taskset_init(evt__taskset *s) {
         evt__list_init(&s->waiters);
         s->n_tasks = 0;
         s->end_cb = NULL;
+        s->cancelled = false;
+        s->cancel_flags = 0;
 }
 
 void evt__taskset_done(evt__taskset *s) {

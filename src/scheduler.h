@@ -91,6 +91,13 @@ struct evt_loop {
         bool birth_started;     /* a task took its first step in this
                                  * run_cb */
         evt_task *dead;         /* ended, its stack not yet released */
+        /* The task in its eager first step (EVT_TASK_EAGER), innermost if
+         * one spawns another; its first wait or its end switches back to
+         * eager_back, the spawner's context (eager_spawner, NULL outside
+         * tasks). NULL: none. */
+        evt_task *eager;
+        evt__coro *eager_back;
+        evt_task *eager_spawner;
         ev_idle trim_watcher;   /* gives free stacks back, when idle */
         int64_t run_start;      /* evt_time_now() as run_cb began */
         evt__deadlines deadlines;
@@ -285,6 +292,10 @@ typedef struct evt__taskset {
          * set_link is free) and before the waiters are woken; or NULL.
          * It must not switch. */
         void (*end_cb)(struct evt__taskset *s, evt_task *t);
+        /* Members spawned from now on start cancelled, with these
+         * EVT_CANCEL_* flags: before an eager first step can run. */
+        bool cancelled;
+        unsigned cancel_flags;
 } evt__taskset;
 
 void evt__taskset_init(evt__taskset *s);

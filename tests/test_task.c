@@ -507,6 +507,219 @@ START_TEST(arg_free_at_loop_free) {
 }
 END_TEST
 
+/* ---- eager start (EVT_TASK_EAGER) ---- */
+
+static struct {
+        evt_loop *loop;
+        char log[64];
+        int n;
+        evt_task *t[4];
+        int r[4];
+} eg;
+
+static void eg_note(char c) {
+        if (eg.n < (int) sizeof(eg.log) - 1)
+                eg.log[eg.n++] = c;
+}
+
+static int eg_noter(void *arg) {
+        eg_note((char) (intptr_t) arg);
+        return (int) (intptr_t) arg;
+}
+
+/* Notes its letter, yields once, notes it in upper case. */
+static int eg_yielder(void *arg) {
+        char c = (char) (intptr_t) arg;
+
+        eg_note(c);
+        if (evt_yield() < 0)
+                return -1;
+        eg_note((char) (c - 'a' + 'A'));
+        return 0;
+}
+
+static evt_task *eg_spawn(evt_task_fn fn, char c, unsigned flags) {
+        evt_task *t = NULL;
+
+        ck_assert_int_eq(evt_task_spawn(eg.loop, fn, (void *) (intptr_t) c,
+                                        &(evt_task_opts) { .flags = flags }, &t), 0);
+        return t;
+}
+
+/* The spawner: a plain task q is ready first; the eager e runs at once,
+ * before the spawner's next statement and before q, and comes back after
+ * q when it yields; the eager d ends in its first step: done, with its
+ * result, when evt_task_spawn returns. */
+static int eg_spawner(void *arg) {
+        int res;
+
+        (void) arg;
+        eg.t[0] = eg_spawn(eg_noter, 'q', 0);
+        eg.t[1] = eg_spawn(eg_yielder, 'e', EVT_TASK_EAGER);
+        eg_note('s');
+        eg.t[2] = eg_spawn(eg_noter, 'd', EVT_TASK_EAGER);
+        eg.r[0] = evt_task_is_done(eg.t[2]);
+        eg.r[1] = evt_task_result(eg.t[2], &res) == 0 ? res : -1;
+        eg_note('S');
+        return 0;
+}
+
+START_TEST(eager_ordering) {
+        memset(&eg, 0, sizeof(eg));
+        eg.loop = test_loop_new();
+        evt_task_unref(test_spawn(eg.loop, eg_spawner, NULL, "spawner", 0));
+        test_loop_run(eg.loop);
+        ck_assert_str_eq(eg.log, "esdSqE");
+        ck_assert_int_eq(eg.r[0], 1);
+        ck_assert_int_eq(eg.r[1], 'd');
+        for (int i = 0; i < 3; i++)
+                evt_task_unref(eg.t[i]);
+        test_loop_free(eg.loop);
+}
+END_TEST
+
+/* An eager task spawns an eager one that yields: the inner one's first step
+ * comes back to the outer, the outer's end to the spawner. */
+static int eg_outer(void *arg) {
+        (void) arg;
+        eg_note('o');
+        eg.t[1] = eg_spawn(eg_yielder, 'i', EVT_TASK_EAGER);
+        eg_note('O');
+        return 0;
+}
+
+static int eg_nest_spawner(void *arg) {
+        (void) arg;
+        eg.t[0] = eg_spawn(eg_outer, 0, EVT_TASK_EAGER);
+        eg_note('s');
+        return 0;
+}
+
+START_TEST(eager_nested) {
+        memset(&eg, 0, sizeof(eg));
+        eg.loop = test_loop_new();
+        evt_task_unref(test_spawn(eg.loop, eg_nest_spawner, NULL, "spawner", 0));
+        test_loop_run(eg.loop);
+        ck_assert_str_eq(eg.log, "oiOsI");
+        evt_task_unref(eg.t[0]);
+        evt_task_unref(eg.t[1]);
+        test_loop_free(eg.loop);
+}
+END_TEST
+
+/* From outside any task, before evt_loop_run: the first step runs in the
+ * spawn; a task that waits there goes on in evt_loop_run. 10,000 tasks
+ * that end at once never hold more than one stack, and take no switch
+ * through the run queue. */
+START_TEST(eager_outside_tasks) {
+        evt_loop_stats stats;
+        evt_task *t;
+
+        memset(&eg, 0, sizeof(eg));
+        eg.loop = test_loop_new();
+        t = eg_spawn(eg_yielder, 'a', EVT_TASK_EAGER);
+        ck_assert_str_eq(eg.log, "a");
+        for (int i = 0; i < 10000; i++)
+                ck_assert_int_eq(evt_task_spawn(eg.loop, ret_value, NULL,
+                                                &(evt_task_opts) { .flags = EVT_TASK_EAGER }, NULL), 0);
+        ck_assert_int_eq(evt_loop_stats_get(eg.loop, &stats), 0);
+        ck_assert_uint_eq(stats.tasks, 1);
+        ck_assert_uint_eq(stats.stacks_used, 1);
+        ck_assert_uint_le(stats.stacks_free, 1);
+        ck_assert_uint_eq(stats.switches, 10001);
+        ck_assert_int_eq(evt_task_flags(t) & EVT_TASK_EAGER, EVT_TASK_EAGER);
+        test_loop_run(eg.loop);
+        ck_assert_str_eq(eg.log, "aA");
+        evt_task_unref(t);
+        test_loop_free(eg.loop);
+}
+END_TEST
+
+/* Eager changes nothing for a task that would not run now: spawned into a
+ * cancelled group it never runs, and its argument goes to arg_free once;
+ * under the pause gate it is queued, and a cancel before its first step
+ * ends it there, arg_free again once. A task that runs eagerly owns its
+ * argument from then on, though cancelled later. */
+static int eg_arg_spawner(void *arg) {
+        evt_group *g = arg;
+
+        ck_assert_int_eq(evt_group_cancel(g, 0), 0);
+        ck_assert_int_eq(evt_group_spawn(g, eg_noter, (void *) 0,
+                                         &(evt_task_opts) { .flags = EVT_TASK_EAGER, .arg_free = count_arg_free },
+                                         &eg.t[0]), 0);
+        eg.r[0] = evt_task_is_done(eg.t[0]);
+        return 0;
+}
+
+START_TEST(eager_cancel_before_first_step) {
+        evt_group *g;
+        int res;
+
+        memset(&eg, 0, sizeof(eg));
+        memset(arg_freed, 0, sizeof(arg_freed));
+        eg.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new(eg.loop, &g), 0);
+        evt_task_unref(test_spawn(eg.loop, eg_arg_spawner, g, "spawner", 0));
+        test_loop_run(eg.loop);
+        ck_assert_int_eq(eg.r[0], 0); /* not run in the spawn */
+        ck_assert_str_eq(eg.log, "");
+        ck_assert_int_eq(arg_freed[0], 1);
+        ck_assert_int_eq(evt_task_result(eg.t[0], &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+
+        ck_assert_int_eq(evt_loop_pause(eg.loop), 0);
+        eg.t[1] = spawn_owning(eg.loop, ret_value, 1, EVT_TASK_EAGER);
+        ck_assert(!evt_task_is_done(eg.t[1]));
+        ck_assert_int_eq(evt_task_cancel(eg.t[1], 0), 0);
+        ck_assert_int_eq(evt_loop_resume(eg.loop), 0);
+        eg.t[2] = spawn_owning(eg.loop, park, 2, EVT_TASK_EAGER);
+        ck_assert_int_eq(evt_task_cancel(eg.t[2], 0), 0);
+        test_loop_run(eg.loop);
+        ck_assert_int_eq(arg_freed[1], 1);
+        ck_assert_int_eq(evt_task_result(eg.t[1], &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        ck_assert_int_eq(arg_freed[2], 0);
+        ck_assert_int_eq(evt_task_result(eg.t[2], &res), 0);
+        ck_assert_int_eq(res, -ECANCELED);
+        for (int i = 0; i < 3; i++)
+                evt_task_unref(eg.t[i]);
+        evt_group_free(g);
+        test_loop_free(eg.loop);
+}
+END_TEST
+
+/* A member that fails in its eager first step has cancelled its fail-fast
+ * group by the time evt_group_spawn returns; a joiner parked on it is
+ * woken. */
+static int eg_join_fn(void *arg) {
+        evt_task **target = arg;
+
+        eg.r[2] = evt_task_join(*target, EVT_FOREVER, &eg.r[3]);
+        return 0;
+}
+
+START_TEST(eager_failure_in_first_step) {
+        evt_group *g;
+        evt_task *member = NULL;
+
+        memset(&eg, 0, sizeof(eg));
+        eg.loop = test_loop_new();
+        ck_assert_int_eq(evt_group_new_opts(eg.loop, &(evt_group_opts) { .flags = EVT_GROUP_FAIL_FAST }, &g), 0);
+        ck_assert_int_eq(evt_group_spawn(g, ret_value, (void *) (intptr_t) -EDOM,
+                                         &(evt_task_opts) { .flags = EVT_TASK_EAGER }, &member), 0);
+        ck_assert(evt_task_is_done(member));
+        ck_assert(evt_group_is_cancelled(g));
+        ck_assert_ptr_eq(evt_group_failed(g), member);
+        evt_task_unref(test_spawn(eg.loop, eg_join_fn, &member, "joiner", 0));
+        test_loop_run(eg.loop);
+        ck_assert_int_eq(eg.r[2], 0);
+        ck_assert_int_eq(eg.r[3], -EDOM);
+        evt_task_unref(member);
+        evt_group_free(g);
+        test_loop_free(eg.loop);
+}
+END_TEST
+
 /* ---- stacks beyond the guard budget ---- */
 
 static int park_on(void *arg) {
@@ -858,6 +1071,14 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, arg_free_at_loop_free);
         tcase_add_test(tc, stack_size_option);
         tcase_add_test(tc, many_tasks);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("eager");
+        tcase_add_test(tc, eager_ordering);
+        tcase_add_test(tc, eager_nested);
+        tcase_add_test(tc, eager_outside_tasks);
+        tcase_add_test(tc, eager_cancel_before_first_step);
+        tcase_add_test(tc, eager_failure_in_first_step);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("slow");
