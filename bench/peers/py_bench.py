@@ -31,16 +31,22 @@ def fail(message):
     sys.exit(1)
 
 
-def rss():
+def status_bytes(key):
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
-    fail("no VmRSS in /proc/self/status")
+    fail(f"no {key} in /proc/self/status")
+
+
+def rss():
+    return status_bytes("VmRSS")
 
 
 def peak_rss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """VmHWM: ru_maxrss carries over an exec from the process that forked
+    (bench/run), so no smaller peak would show."""
+    return status_bytes("VmHWM")
 
 
 def delays():
