@@ -859,6 +859,7 @@ int evt_task_join(evt_task *task, evt_deadline deadline, int *ret_result) {
                 /* Another task may drop the last reference meanwhile. */
                 evt_task_ref(task);
                 evt__waits(t, "join", -1);
+                t->waits_join = true;
                 t->waits_task = task;
                 r = evt__wait_on(t, &task->joiners, deadline.at);
                 if (r == 0 && ret_result)
@@ -922,8 +923,8 @@ int evt_task_wait_info(const evt_task *task, evt_wait_info *ret) {
         if (task->state != EVT__TASK_WAITING)
                 return 0;
         ret->what = task->waits_on ? task->waits_on : "other";
-        ret->arg = task->waits_arg;
-        ret->task = task->waits_task ? evt_task_name(task->waits_task) : NULL;
+        ret->arg = task->waits_join ? -1 : task->waits_arg;
+        ret->task = task->waits_join ? evt_task_name(task->waits_task) : NULL;
         ret->since = task->wait_since;
         if (task->deadline)
                 ret->deadline = evt_deadline_at(task->deadline->at);

@@ -145,13 +145,16 @@ struct evt_task {
         bool forced;            /* ... and it pierces shields */
         bool held;              /* queue_link is on loop->held, not run */
         bool suspended;         /* evt_task_suspend: the gate holds it alone */
+        bool in_cache;          /* from loop->task_cache, else malloc */
+        bool waits_join;        /* its wait is a join: waits_task is set */
         const char *waits_on;   /* what its current or last wait is for
                                  * (evt_wait_info.what), set by the
                                  * primitive before evt__wait */
-        const evt_task *waits_task; /* for a join: the task joined */
-        long long waits_arg;    /* the fd, the pid, or -1 */
+        union {                 /* what the wait is on: */
+                long long waits_arg; /* the fd, the pid, or -1 */
+                const evt_task *waits_task; /* for a join: the task joined */
+        };
         int64_t wait_since;     /* when the wait began, to a few ms */
-        bool in_cache;           /* from loop->task_cache, else malloc */
         evt__deadline *deadline; /* on its stack while it waits with a
                                  * deadline, else NULL */
         evt__list link;         /* on loop->tasks until DONE */
@@ -236,8 +239,8 @@ int evt__wait(evt_task *t, int64_t deadline);
 /* Says what t's next wait is for (evt_wait_info), for introspection. */
 static inline void evt__waits(evt_task *t, const char *what, long long arg) {
         t->waits_on = what;
+        t->waits_join = false;
         t->waits_arg = arg;
-        t->waits_task = NULL;
 }
 /* Makes a waiting task ready; evt__wait will return `result`. Does nothing
  * to a task that is not waiting. Never switches. */
