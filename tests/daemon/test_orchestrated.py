@@ -8,6 +8,7 @@ signals, its records.
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -374,6 +375,65 @@ class ReloadOnChange(DaemonTest):
         self.assertEqual(d.finish(), 0)
         self.assertEqual(len(d.of("reloading")), 2, "one reload per swap")
         self.assertEqual(d.of("reload-failed"), [])
+
+    def test_an_edit_in_place_and_a_bad_one(self):
+        head = "[daemon]\nreload_on_change = yes\n"
+        d = self.run_daemon(head + "[task.a]\nkind = sleep\nduration = 60s\n")
+        d.event("spawned", "a")
+        with open(d.conf.name, "w") as f:
+            f.write(head + "[task.a]\nkind = sleep\nduration = 60s\n[task.b]\nkind = sleep\nduration = 60s\n")
+        done = d.wait_for(lambda r: r["event"] in ("reloaded", "reload-failed"), what="the reload's outcome")
+        self.assertEqual((done["event"], done["added"], done["unchanged"]), ("reloaded", 1, 1))
+        # A bad edit is refused as SIGHUP's would be: the daemon runs on.
+        with open(d.conf.name, "w") as f:
+            f.write(head + "[task.a]\nkind = sleep\nduration = soon\n")
+        failed = d.event("reload-failed")
+        self.assertIn("'soon' is not a duration", failed["msg"])
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual(len(d.of("cancelled")), 2)
+
+
+class Pid1(DaemonTest):
+    """evtaskd as PID 1 of a PID namespace (`unshare -pf`, as a container
+    runs it): its signals, SIGINT mapped to a shutdown, and the orphans it
+    reaps, with log = auto writing JSON to the pipe."""
+
+    def start_as_pid1(self, text, env):
+        conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+        conf.write(text)
+        conf.close()
+        self.addCleanup(os.unlink, conf.name)
+        probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest(f"cannot make a PID namespace here: {probe.stderr.decode().strip()}")
+        script = tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False)
+        script.write("#!/bin/sh\nexec unshare --pid --fork --mount-proc --kill-child "
+                     f"{' '.join(map(shlex.quote, [*childenv.WRAPPER, EVTASKD]))} --config {shlex.quote(conf.name)}\n")
+        script.close()
+        os.chmod(script.name, 0o755)
+        self.addCleanup(os.unlink, script.name)
+        return self.run_daemon("", program=script.name, env=env)
+
+    def test_sigint_drains_and_orphans_are_reaped(self):
+        text = ("[task.keeper]\nkind = sleep\nduration = 30s\nshield = yes\n"
+                "[task.spawner]\nkind = exec\ncommand = (sleep 0.1 &); sleep 30\nshell = yes\n")
+        d = self.start_as_pid1(text, env_with(EVTASKD_SIGINT="shutdown"))
+        started = d.wait_for(lambda r: r["event"] == "started" and "pid" in r, what="the started record")
+        self.assertEqual(started["pid"], 1)
+        reaped = d.event("reaped")
+        self.assertEqual(reaped["exit_code"], 0)
+        with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
+            inner = int(f.read().split()[0])
+        os.kill(inner, signal.SIGINT)
+        d.event("draining")
+        d.event("cancelled", "spawner")
+        os.kill(inner, signal.SIGINT)
+        d.event("forced", "keeper")
+        self.assertEqual(d.finish(), 3)
+        self.assertEqual([(r["signal"], r["action"]) for r in d.of("signal")],
+                         [("SIGINT", "shutdown"), ("SIGINT", "force")])
+        self.assert_clean_log(d)
 
 
 if __name__ == "__main__":
