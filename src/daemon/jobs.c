@@ -21,6 +21,7 @@ struct evd_jobs {
                                  * retired), by its conf.name */
         size_t n_retired;       /* jobs on `all` that a reload retired */
         bool paused;            /* the processes of pausable jobs are stopped */
+        evd_proctree strays;    /* while paused: what belongs to no run, stopped */
         int64_t paused_since, paused_total; /* the run timeouts' clock */
         char *state_directory;  /* the config's [daemon] state_directory */
 };
@@ -36,6 +37,7 @@ int evd_jobs_new(evt_loop *loop, evt_pool *pool, evd_log *log, evd_jobs **ret) {
         jobs->pool = pool;
         jobs->log = log;
         evt__list_init(&jobs->all);
+        evd_proctree_open_daemon(&jobs->strays, log);
         *ret = jobs;
         return 0;
 }
@@ -58,6 +60,7 @@ void evd_jobs_free(evd_jobs *jobs) {
                 job_free(jobs, JOB(jobs->all.next));
         evd_name_index_free(&jobs->current);
         free(jobs->state_directory);
+        evd_proctree_close(&jobs->strays);
         free(jobs);
 }
 
@@ -239,6 +242,17 @@ int64_t evd_jobs_unpaused_now(const evd_jobs *jobs) {
         return now - jobs->paused_total - (jobs->paused ? now - jobs->paused_since : 0);
 }
 
+/* Whether a process is a member of some run, as its last walk found. */
+static bool in_a_run(void *data, pid_t pid, unsigned long long start) {
+        evd_jobs *jobs = data;
+        evt__list *n;
+
+        evt__list_for_each(n, &jobs->all)
+                if (JOB(n)->procs && evd_proctree_has(JOB(n)->procs, pid, start))
+                        return true;
+        return false;
+}
+
 void evd_jobs_pause(evd_jobs *jobs, bool pause) {
         evt__list *n;
 
@@ -257,7 +271,10 @@ void evd_jobs_pause(evd_jobs *jobs, bool pause) {
                 /* A suspended job's processes wait for its own resume. */
                 if (job->procs && !job->suspended && (job->conf.pausable || !pause))
                         evd_proctree_freeze(job->procs, pause);
+                else if (job->procs && pause)
+                        evd_proctree_scan(job->procs); /* for in_a_run */
         }
+        evd_proctree_freeze_strays(&jobs->strays, pause, in_a_run, jobs);
 }
 
 int evd_job_suspend(evd_jobs *jobs, evd_job *job, bool suspend) {

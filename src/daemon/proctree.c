@@ -4,8 +4,9 @@
  * member at an earlier walk (same pid and start time). The daemon is child
  * subreaper, so a process whose parent exits stays below it, and one that
  * left the session is still found through its parent while that lives;
- * one that does both between two walks belongs to no run, and the
- * daemon's last sweep (every descendant) ends it. */
+ * one that does both between two walks belongs to no run: a pause stops
+ * it with the runs, and the daemon's last sweep (every descendant) ends
+ * it. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -308,6 +309,46 @@ void evd_proctree_freeze(evd_proctree *t, bool frozen) {
                         kill(t->procs[i].pid, frozen ? SIGSTOP : SIGCONT);
                 seen = n;
                 n = evd_proctree_scan(t);
+        }
+}
+
+bool evd_proctree_has(const evd_proctree *t, pid_t pid, unsigned long long start) {
+        return known(t, pid, start) != NULL;
+}
+
+/* Keeps, of the members, those that `belongs` puts in no run: how many. */
+static size_t keep_strays(evd_proctree *t, bool (*belongs)(void *, pid_t, unsigned long long), void *data) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < t->n_procs; i++)
+                if (!belongs(data, t->procs[i].pid, t->procs[i].start))
+                        t->procs[k++] = t->procs[i];
+        t->n_procs = k;
+        return k;
+}
+
+void evd_proctree_freeze_strays(evd_proctree *t, bool frozen,
+                                bool (*belongs)(void *data, pid_t pid, unsigned long long start), void *data) {
+        size_t n, seen = (size_t) -1;
+
+        if (!frozen) {
+                for (size_t i = 0; i < t->n_procs; i++)
+                        kill(t->procs[i].pid, SIGCONT);
+                evd_proctree_close(t);
+                return;
+        }
+        if (evd_cgroup_enabled())
+                return;
+        /* Again while the walk finds more, as for a run; those stopped
+         * stay members (seen before), so the last list has them all. */
+        evd_proctree_scan(t);
+        n = keep_strays(t, belongs, data);
+        for (int rounds = 0; n != seen && rounds < 8; rounds++) {
+                for (size_t i = 0; i < t->n_procs; i++)
+                        kill(t->procs[i].pid, SIGSTOP);
+                seen = n;
+                evd_proctree_scan(t);
+                n = keep_strays(t, belongs, data);
         }
 }
 

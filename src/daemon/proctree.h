@@ -52,7 +52,8 @@ bool evd_proctree_setup(char *why, size_t whylen);
 int evd_proctree_open(evd_proctree *t, evd_log *log, const char *task, unsigned run, int *ret_procs);
 /* The spawned command, once started: its pid is the session's. */
 void evd_proctree_attach(evd_proctree *t, pid_t root);
-/* Every descendant of the daemon (for its last sweep). */
+/* Every descendant of the daemon (for its last sweep, and a pause's
+ * strays). */
 void evd_proctree_open_daemon(evd_proctree *t, evd_log *log);
 /* After the last sweep: what is left of the runs' cgroups goes. */
 void evd_proctree_cleanup(void);
@@ -65,6 +66,15 @@ size_t evd_proctree_scan(evd_proctree *t);
 /* Stops (SIGSTOP, or the cgroup's freeze) or continues every member; a
  * continue also sends SIGCONT, for one that someone else stopped. */
 void evd_proctree_freeze(evd_proctree *t, bool frozen);
+/* Whether the last scan found pid (started at start) a member. */
+bool evd_proctree_has(const evd_proctree *t, pid_t pid, unsigned long long start);
+/* A pause of the daemon's tree t (evd_proctree_open_daemon), kept until
+ * the resume: stops every descendant of the daemon that `belongs` puts in
+ * no run (one that left its run's session and lost its parent before a
+ * walk saw it), and at the resume continues them. Nothing to do where runs
+ * are cgroups: no process leaves one. */
+void evd_proctree_freeze_strays(evd_proctree *t, bool frozen,
+                                bool (*belongs)(void *data, pid_t pid, unsigned long long start), void *data);
 /* sig to every member, as it is now (evtaskctl signal): how many had it. */
 size_t evd_proctree_signal(evd_proctree *t, int sig);
 /* The end's first step, once: sig and SIGCONT to every member; SIGKILL due

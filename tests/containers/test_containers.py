@@ -275,13 +275,20 @@ class Container:
                 other.append(line)
         return records, other, p.stderr
 
-    def proc_state(self, pid):
-        """A process's state letter inside the container, or None once it
-        is gone."""
+    def proc_stat(self, pid):
+        """The fields of /proc/PID/stat inside the container after the
+        command ([state, ppid, ...]), or [None, None] once it is gone."""
         p = self.exec("cat", f"/proc/{pid}/stat", check=False)
         if p.returncode != 0:
-            return None
-        return p.stdout[p.stdout.rindex(")") + 2:].split()[0]
+            return [None, None]
+        return p.stdout[p.stdout.rindex(")") + 2:].split()
+
+    def wait_proc(self, pred, what, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not {what} within {timeout}s")
+            time.sleep(0.05)
 
 
 def ticker(name, speed, extra=""):
@@ -388,23 +395,28 @@ class Pause(ContainerTest):
         self.assertEqual(c.wait(), 0)
 
     def test_pause_stops_every_process_of_a_run(self):
-        """A paused container's job processes are stopped, the command's and
-        what it started, in its session or out of it; and go on at the
+        """A paused container's job processes are stopped: the command's,
+        what it started in its session or out of it, and one that left the
+        session and lost its parent at once, which belongs to no run (PID 1
+        walks /proc here: no cgroup v2 of its own); all go on at the
         resume."""
-        c = self.run_container(exec_task("tree", f"setsid {STUBBORN} & sleep 600 & echo $!; exec sleep 600",
-                                         "kill_timeout = 1s\n"))
+        c = self.run_container(exec_task(
+            "tree", f"(setsid {STUBBORN} &); setsid {STUBBORN} & sleep 600 & echo $!; exec sleep 600",
+            "kill_timeout = 1s\n"))
         run = c.logs.event("run", "tree")
-        pids = [int(line) for line in c.logs.lines("tree", 2)]
-        pids.append(run["pid"])
-        self.assertEqual(len(set(pids)), 3, pids)
+        pids = [int(line) for line in c.logs.lines("tree", 3)] + [run["pid"]]
+        self.assertEqual(len(set(pids)), 4, pids)
+        # The stray is PID 1's child, as the command is, once its parent
+        # has exited.
+        c.wait_proc(lambda: sum(c.proc_stat(pid)[1] == "1" for pid in pids) == 2, "the stray re-parented")
         c.kill("INT")
         c.logs.event("paused")
         for pid in pids:
-            self.assertEqual(c.proc_state(pid), "T", f"process {pid} of the run is not stopped while paused")
+            c.wait_proc(lambda: c.proc_stat(pid)[0] == "T", f"process {pid} stopped while paused")
         c.kill("INT")
         c.logs.event("resumed")
         for pid in pids:
-            self.assertNotIn(c.proc_state(pid), ("T", None), f"process {pid} is still stopped after the resume")
+            c.wait_proc(lambda: c.proc_stat(pid)[0] not in ("T", None), f"process {pid} going on at the resume")
         c.stop(30)
         self.assertEqual(c.wait(), 0)
 

@@ -89,6 +89,19 @@ class ProcTest(T.DaemonTest):
             time.sleep(0.01)
         return True
 
+    def run_stray(self):
+        """A daemon whose run leaves a process that ignores SIGTERM, left
+        the session and lost its parent at once: it belongs to no run.
+        (daemon, pid), once the process is evtaskd's child."""
+        stray = f"(setsid {STUBBORN} &); sleep 100"
+        d = self.run_daemon(exec_task("stray", stray, shell="yes", kill_timeout="300ms"))
+        pid = self.pid_output(d, "stray")
+        deadline = time.monotonic() + 5
+        while int(proc_fields(pid)[1]) != d.event("started")["pid"]:
+            self.assertLess(time.monotonic(), deadline, "the stray process was not re-parented to evtaskd")
+            time.sleep(0.01)
+        return d, pid
+
     def leftovers(self, d, pid):
         return [r["signal"] for r in d.of("leftover") if r["pid"] == pid]
 
@@ -214,13 +227,7 @@ class Leftovers(ProcTest):
         parent at once belongs to no run the daemon can tell; the daemon's
         last sweep ends it (SIGTERM, SIGKILL after the longest kill_timeout)
         and names it before the exit."""
-        stray = f"(setsid {STUBBORN} &); sleep 100"
-        d = self.run_daemon(exec_task("stray", stray, shell="yes", kill_timeout="300ms"))
-        pid = self.pid_output(d, "stray")
-        deadline = time.monotonic() + 5
-        while int(proc_fields(pid)[1]) != d.event("started")["pid"]:
-            self.assertLess(time.monotonic(), deadline, "the stray process was not re-parented to evtaskd")
-            time.sleep(0.01)
+        d, pid = self.run_stray()
         d.kill(signal.SIGTERM)
         self.assertEqual(d.finish(), 0)
         self.assertIsNone(state(pid), "a process outlived evtaskd")
@@ -229,6 +236,24 @@ class Leftovers(ProcTest):
         exit_rec = d.of("exit")[-1]
         last = [r for r in d.of("leftover") if r["pid"] == pid][-1]
         self.assertLess(d.records.index(last), d.records.index(exit_rec))
+
+    def test_a_process_of_no_run_is_paused_too(self):
+        """A process that left its run's session and lost its parent at once
+        belongs to no run, and stepped on through a pause (in a container
+        without a cgroup of its own, evtaskd as PID 1 walks /proc): a pause
+        stops it with the runs, the resume continues it."""
+        d, pid = self.run_stray()
+        d.kill(signal.SIGINT)
+        d.event("paused")
+        self.assertTrue(self.wait_paused(pid, True), "the process of no run was not paused")
+        d.kill(signal.SIGINT)
+        d.event("resumed")
+        self.assertTrue(self.wait_paused(pid, False), "the process of no run was not resumed")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assertIsNone(state(pid), "a process outlived evtaskd")
+        self.assert_clean_log(d)
+
 
 def unified_mount():
     """Where the cgroup v2 hierarchy is mounted, or None."""
