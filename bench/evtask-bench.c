@@ -819,7 +819,9 @@ int main(int argc, char **argv) {
 
                 switch (which[1]) {
                 case '1': bench_yield(); break;
-                case '2': bench_spawn("W2", W2_TASKS, argc > 2 && strcmp(argv[argc - 1], "group") == 0); break;
+                case '2':
+                        bench_spawn("W2", W2_TASKS, argc > 2 && strcmp(argv[argc - 1], "group") == 0);
+                        break;
                 case '3': bench_park(n); break;
                 case '4': bench_timers(); break;
                 case '5': bench_shutdown(); break;
