@@ -3,16 +3,19 @@
  * state file, and the due times a long run covered.
  *
  * Due times are whole seconds since the epoch, matched in the task's
- * zone; a run starts `jitter` after its due time. kind_exec.c waits for
- * it on the loop's monotonic clock, a slice at a time, asking how far the
- * wall clock still is from it each time: a change of the system clock is
- * seen at the next slice. */
+ * zone; a run starts `jitter` after its due time. The wait is on the
+ * loop's monotonic clock, for as long as the wall clock says is left, and
+ * a timerfd with TFD_TIMER_CANCEL_ON_SET ends it early when the system
+ * clock is set: the time left is then asked again. A slice of at most
+ * CLOCK_SLICE bounds each wait where no such timerfd can be had, or the
+ * wall clock moves without the kernel (libfaketime). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +26,8 @@
 /* Skipped due times are counted one by one up to this many; a run that
  * covered more says "at least". */
 #define SKIPPED_COUNT_MAX 1000
+/* The longest the wall clock is trusted not to have moved unseen. */
+#define CLOCK_SLICE EVT_SEC(10)
 
 static int64_t wall_now(void) {
         struct timespec ts;
@@ -181,7 +186,7 @@ int evd_exec_calendar_start(evd_job *job, evd_exec_calendar *s) {
         bool owed = false;
         int r;
 
-        *s = (evd_exec_calendar) { 0 };
+        *s = (evd_exec_calendar) { .clock_fd = -1 };
         r = evd_calendar_parse(c->on_calendar, &s->cal, why, sizeof(why));
         if (r < 0)
                 return r; /* the config's check read it already */
@@ -201,13 +206,36 @@ int evd_exec_calendar_start(evd_job *job, evd_exec_calendar *s) {
         return set_next(job, s, due_before(s, wall_now()));
 }
 
-int64_t evd_exec_calendar_left(const evd_exec_calendar *s) {
-        int64_t left = s->due * NS + s->jitter - wall_now();
+/* ---- the wait ---- */
 
-        return left > 0 ? left : 0;
+/* Armed to wake when the system clock is set (and, far in the future,
+ * never otherwise): 0, or -errno and the wait goes by slices alone. */
+static int clock_arm(evd_exec_calendar *s) {
+        struct itimerspec far = { .it_value = { .tv_sec = (time_t) 1 << 40 } };
+
+        if (s->clock_fd < 0)
+                s->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (s->clock_fd < 0)
+                return -errno;
+        if (timerfd_settime(s->clock_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &far, NULL) < 0) {
+                int r = -errno;
+
+                close(s->clock_fd);
+                s->clock_fd = -1;
+                return r;
+        }
+        return 0;
 }
 
-void evd_exec_calendar_began(evd_job *job, evd_exec_calendar *s, bool covered) {
+void evd_exec_calendar_poke(evd_exec_calendar *s) {
+        struct itimerspec now = { .it_value = { .tv_nsec = 1 } };
+
+        if (s->clock_fd >= 0)
+                timerfd_settime(s->clock_fd, 0, &now, NULL);
+}
+
+/* The run begins, at its due time (covered) or early. */
+static void began(evd_job *job, evd_exec_calendar *s, bool covered) {
         int r;
 
         s->covered = covered;
@@ -218,6 +246,47 @@ void evd_exec_calendar_began(evd_job *job, evd_exec_calendar *s, bool covered) {
                 evd_log_emit(job->log, LOG_WARNING, EVD_EV_FAILED, job->conf.name, EVD_NO_FIELDS,
                              "cannot write %s: %s: a run missed later will not be caught up", s->state_path,
                              strerror(-r));
+}
+
+int evd_exec_calendar_wait(evd_job *job, evd_exec_calendar *s) {
+        int r = 0;
+
+        job->calendar = s;
+        for (;;) {
+                int64_t left = s->due * NS + s->jitter - wall_now();
+                evt_deadline until = evt_deadline_in(left < CLOCK_SLICE ? left : CLOCK_SLICE);
+                uint64_t expirations;
+
+                if (evt_event_is_set(job->run_now) || left <= 0)
+                        break;
+                if (clock_arm(s) == 0)
+                        r = evt_fd_wait(s->clock_fd, EVT_READ, until, NULL);
+                else
+                        r = evt_event_wait(job->run_now, until);
+                if (r < 0 && r != -ETIMEDOUT)
+                        break;
+                /* Set, or poked: ECANCELED or a count; look again either way. */
+                if (s->clock_fd >= 0 && read(s->clock_fd, &expirations, sizeof(expirations)) < 0 &&
+                    errno == ECANCELED) {
+                        char when[64];
+
+                        evd_calendar_format(s->due, job->conf.timezone, when, sizeof(when));
+                        evd_log_emit(job->log, LOG_INFO, EVD_EV_SCHEDULED, job->conf.name,
+                                     EVD_FIELDS(EVD_NUM("due", s->due)),
+                                     "the system clock was set: the next run is still at %s", when);
+                }
+                r = 0;
+        }
+        job->calendar = NULL;
+        if (r < 0)
+                return r;
+        if (evt_event_is_set(job->run_now)) {
+                evt_event_clear(job->run_now);
+                began(job, s, false);
+        } else {
+                began(job, s, true);
+        }
+        return 0;
 }
 
 int evd_exec_calendar_after(evd_job *job, evd_exec_calendar *s, unsigned run) {
@@ -243,4 +312,7 @@ int evd_exec_calendar_after(evd_job *job, evd_exec_calendar *s, unsigned run) {
 void evd_exec_calendar_clear(evd_exec_calendar *s) {
         free(s->state_path);
         s->state_path = NULL;
+        if (s->clock_fd >= 0)
+                close(s->clock_fd);
+        s->clock_fd = -1;
 }

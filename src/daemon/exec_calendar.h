@@ -20,6 +20,8 @@ typedef struct evd_exec_calendar {
                                  * early by evtaskctl run */
         char *state_path;       /* catch_up = once: the last due time run;
                                  * NULL: no state kept */
+        int clock_fd;           /* a timerfd that wakes the wait when the
+                                 * system clock is set, or -1 */
 } evd_exec_calendar;
 
 /* Reads the job's schedule and sets the first due time: the next one
@@ -27,11 +29,12 @@ typedef struct evd_exec_calendar {
  * last run (logged). 0; -ENOENT when no time matches any more (logged);
  * -ENOMEM. */
 int evd_exec_calendar_start(evd_job *job, evd_exec_calendar *s);
-/* Nanoseconds from now (the wall clock) to the due run; 0 when due. */
-int64_t evd_exec_calendar_left(const evd_exec_calendar *s);
-/* A run begins, at its due time (covered) or early: for catch_up, the
- * state file records the due time, written atomically. */
-void evd_exec_calendar_began(evd_job *job, evd_exec_calendar *s, bool covered);
+/* Until the due run, on the wall clock, or until evtaskctl run asks for
+ * it at once; then the run begins (for catch_up, the state file records
+ * its due time, written atomically). 0, or the cancel. */
+int evd_exec_calendar_wait(evd_job *job, evd_exec_calendar *s);
+/* evtaskctl run: wakes the job's wait (its run_now event is set). */
+void evd_exec_calendar_poke(evd_exec_calendar *s);
 /* Run `run` has ended: the next due time still ahead, the ones the run
  * covered skipped and logged as one record. 0, or -ENOENT (logged). */
 int evd_exec_calendar_after(evd_job *job, evd_exec_calendar *s, unsigned run);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "calendar.h"
+#include "exec_calendar.h"
 #include "jobs.h"
 #include "kind.h"
 #include "name_index.h"
@@ -324,6 +325,8 @@ int evd_job_run_now(evd_job *job) {
                 return -ENOTSUP;
         if (job->pid > 0)
                 return -EBUSY;
+        if (job->calendar)
+                evd_exec_calendar_poke(job->calendar);
         return evt_event_set(job->run_now);
 }
 

@@ -34,6 +34,8 @@ typedef struct evd_job {
         bool start_limited;     /* kind = exec: gave up at start_limit */
         int64_t next_run;       /* schedule = calendar: when the next run
                                  * starts (wall clock, ns), 0: none */
+        struct evd_exec_calendar *calendar; /* schedule = calendar: the
+                                 * schedule while its wait is under way */
         bool began;             /* evd_job_run has begun, and logs the end;
                                  * a task that never ran (no stack) did not */
         evt__list link;         /* on the set's list, in start order */

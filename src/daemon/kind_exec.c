@@ -35,8 +35,6 @@
 /* A shorter interval would start a process more often than one can be
  * started and logged. */
 #define INTERVAL_MIN EVT_MSEC(10)
-/* How long schedule = calendar trusts the wall clock not to have moved. */
-#define CLOCK_SLICE EVT_SEC(10)
 
 /* ---- the config ---- */
 
@@ -269,7 +267,7 @@ out:
 /* ---- the schedule ---- */
 
 /* Until `at`, the next run's time, or until evtaskctl run asks for it at
- * once: 0 at `at`, 1 when asked, or the cancel. */
+ * once: 0 either way, or the cancel. */
 static int wait_next(evd_job *job, evt_deadline at) {
         int r;
 
@@ -279,30 +277,7 @@ static int wait_next(evd_job *job, evt_deadline at) {
         r = evt_event_wait(job->run_now, at);
         if (r == 0)
                 evt_event_clear(job->run_now);
-        return r == 0 ? 1 : r == -ETIMEDOUT ? 0 : r;
-}
-
-/* Until the calendar's due run, on the wall clock: waited for a slice at a
- * time on the loop's clock, so that a change of the system clock is seen
- * within one. The run begins (exec_calendar.c keeps its state) at its time
- * or when evtaskctl run asks: 0, or the cancel. */
-static int wait_calendar(evd_job *job, evd_exec_calendar *s) {
-        for (;;) {
-                int64_t left = evd_exec_calendar_left(s);
-                int r;
-
-                if (left == 0)
-                        break;
-                r = wait_next(job, evt_deadline_in(left < CLOCK_SLICE ? left : CLOCK_SLICE));
-                if (r < 0)
-                        return r;
-                if (r == 1) {
-                        evd_exec_calendar_began(job, s, false);
-                        return 0;
-                }
-        }
-        evd_exec_calendar_began(job, s, true);
-        return 0;
+        return r == -ETIMEDOUT ? 0 : r;
 }
 
 /* Start to start: the first start of the grid started + k * interval that
@@ -394,7 +369,7 @@ static int exec_run(evd_job *job) {
         if (c->schedule == EVD_SCHEDULE_CALENDAR) {
                 r = evd_exec_calendar_start(job, &cal);
                 if (r == 0)
-                        r = wait_calendar(job, &cal);
+                        r = evd_exec_calendar_wait(job, &cal);
         }
         if (r == 0)
                 r = exec_runs(job, &cal);
@@ -433,7 +408,7 @@ static int exec_runs(evd_job *job, evd_exec_calendar *cal) {
                 if (c->schedule == EVD_SCHEDULE_CALENDAR) {
                         r = evd_exec_calendar_after(job, cal, run);
                         if (r == 0)
-                                r = wait_calendar(job, cal);
+                                r = evd_exec_calendar_wait(job, cal);
                         if (r < 0)
                                 return r;
                         continue;

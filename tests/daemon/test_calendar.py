@@ -20,6 +20,7 @@ import zoneinfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_evtaskd as T  # noqa: E402  (the Daemon helper and its conventions)
+import test_control as C  # noqa: E402  (a daemon with its control socket, evtaskctl)
 import childenv  # noqa: E402  (on the path through T)
 
 FAKETIME = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1") + glob.glob("/usr/lib/faketime/libfaketime.so.1"))
@@ -34,7 +35,7 @@ def utc(text):
     return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S"))
 
 
-class Calendar(T.DaemonTest):
+class Calendar(C.ControlTest):
     def tmpdir(self):
         d = tempfile.TemporaryDirectory(prefix="evtaskd-calendar-")
         self.addCleanup(d.cleanup)
@@ -70,6 +71,51 @@ class Calendar(T.DaemonTest):
         self.assertEqual(after["due"], utc("2026-12-09 02:00:00"), after)
         self.stop(d)
         self.assertEqual(len(d.of("run", "night")), 1, "one run for one due time")
+
+    @T.unittest.skipIf(childenv.EMULATED, "libfaketime is preloaded into host programs only")
+    def test_a_jump_of_the_wall_clock_is_seen(self):
+        if not FAKETIME:
+            self.skipTest("libfaketime is not installed (Debian package faketime)")
+        # The offset of the daemon's wall clock is read from a file at each
+        # call: rewritten, the clock jumps, and the kernel knows nothing of
+        # it (no timerfd is told): the wait's slice must see it.
+        offset = os.path.join(self.tmpdir(), "offset")
+        with open(offset, "w") as f:
+            f.write("+0\n")
+        due = (int(time.time()) + 3600) // 60 * 60 + 60
+        when = time.strftime("%H:%M:%S", time.gmtime(due))
+        env = dict(os.environ, LD_PRELOAD=FAKETIME[0], FAKETIME_TIMESTAMP_FILE=offset, FAKETIME_NO_CACHE="1",
+                   FAKETIME_DONT_FAKE_MONOTONIC="1")
+        d = self.run_daemon(calendar_task("later", f"*-*-* {when}", timezone="UTC"), env=env)
+        sched = d.event("scheduled", "later")
+        self.assertEqual(sched["due"], due, sched)
+        with open(offset + ".new", "w") as f:
+            f.write("+3720\n")
+        os.rename(offset + ".new", offset)
+        jumped = T.now_us()
+        run = d.event("run", "later", timeout=20)
+        self.assertLess(run["mono_us"] - jumped, 11_000_000, "seen within one slice of 10 s")
+        self.stop(d)
+
+    def test_run_now_keeps_the_due_time_and_status_shows_it(self):
+        d = self.start(calendar_task("far", "2099-01-01 00:00", timezone="UTC"))
+        first = d.event("scheduled", "far")
+        self.assertEqual(first["due"], utc("2099-01-01 00:00:00"))
+        self.assertEqual(self.tasks()["far"]["next_run"], "2099-01-01 00:00:00 +0000")
+        code, out, err = self.ctl("status", "far")
+        self.assertEqual(code, 0, err)
+        self.assertIn("next run 2099-01-01 00:00:00 +0000", out)
+        asked = T.now_us()
+        code, out, err = self.ctl("run", "far")
+        self.assertEqual(code, 0, err)
+        run = d.event("run", "far")
+        self.assertLess(run["mono_us"] - asked, 2_000_000, "the wait ends when asked, not at its slice's end")
+        d.event("finished", "far")
+        again = d.wait_for(lambda r: r["event"] == "scheduled" and r["task"] == "far" and r is not first,
+                           what="the due time after the early run")
+        self.assertEqual(again["due"], first["due"], "an early run leaves the due time")
+        self.assertEqual(d.of("skipped", "far"), [])
+        self.stop(d)
 
     def test_due_times_in_a_zone_with_the_hosts_jitter(self):
         conf = (calendar_task("kolkata", "daily", timezone="Asia/Kolkata")
