@@ -305,16 +305,9 @@ static const char *exit_reason(int status) {
         }
 }
 
-/* Which [daemon] keys came from outside the file, and from where: one
- * record; a stop_grace shorter than the shutdown; and the EVTASKD_* names
- * that are no key, which were ignored. */
+/* What the start-up warns of: a stop_grace shorter than the shutdown, and
+ * the EVTASKD_* names that are no key, which were ignored. */
 static void log_start_warnings(evd_daemon *d) {
-        char from[512];
-
-        evd_config_overrides_list(d->config, from, sizeof(from));
-        if (from[0])
-                evd_log_emit(d->log, LOG_INFO, EVD_EV_STARTED, NULL, EVD_FIELDS(EVD_STR("overrides", from + 1)),
-                             "[daemon] keys set outside %s:%s", d->config->path, from);
         if (evd_stop_grace_short(d->config))
                 evd_log_emit(d->log, LOG_WARNING, EVD_EV_STARTED, NULL,
                              EVD_FIELDS(EVD_NUM("stop_grace_ms", d->config->stop_grace / 1000000),
@@ -330,6 +323,26 @@ static void log_start_warnings(evd_daemon *d) {
                              "environment variables ignored, no [daemon] key:%s", d->overrides->unknown);
 }
 
+/* The start-up's record; which [daemon] keys came from outside the file,
+ * and from where, are part of it. */
+static void log_started(evd_daemon *d) {
+        const evd_config *c = d->config;
+        char from[512];
+        evd_field started[] = {
+                EVD_STR("config", c->path), EVD_NUM("tasks", c->n_tasks), EVD_NUM("pid", getpid()),
+                EVD_NUM("uid", geteuid()), EVD_STR("processes", d->cgroups ? "cgroup" : "subreaper"),
+                EVD_STR("overrides", from + 1), /* last: only when there are some */
+        };
+
+        evd_config_overrides_list(c, from, sizeof(from));
+        evd_log_emit(d->log, LOG_INFO, EVD_EV_STARTED, NULL, started, ARRAY_SIZE(started) - !from[0],
+                     "evtaskd %s, %zu tasks from %s%s%s; runs' processes tracked %s%s%s%s", EVTASK_VERSION,
+                     c->n_tasks, c->path, c->user || c->group ? ", running as " : "",
+                     c->user ? c->user : c->group ? c->group : "",
+                     d->cgroups ? "in a cgroup each" : "by walking /proc: ", d->cgroups ? "" : d->no_cgroups,
+                     from[0] ? "; [daemon] keys set outside it:" : "", from);
+}
+
 static int run(evd_daemon *d) {
         const evd_config *c = d->config;
         int r, status;
@@ -337,14 +350,7 @@ static int run(evd_daemon *d) {
         r = set_up(d);
         if (r != 0)
                 return r;
-        evd_log_emit(d->log, LOG_INFO, EVD_EV_STARTED, NULL,
-                     EVD_FIELDS(EVD_STR("config", c->path), EVD_NUM("tasks", c->n_tasks), EVD_NUM("pid", getpid()),
-                                EVD_NUM("uid", geteuid()),
-                                EVD_STR("processes", d->cgroups ? "cgroup" : "subreaper")),
-                     "evtaskd %s, %zu tasks from %s%s%s; runs' processes tracked %s%s", EVTASK_VERSION,
-                     c->n_tasks, c->path, c->user || c->group ? ", running as " : "",
-                     c->user ? c->user : c->group ? c->group : "",
-                     d->cgroups ? "in a cgroup each" : "by walking /proc: ", d->cgroups ? "" : d->no_cgroups);
+        log_started(d);
         log_start_warnings(d);
         r = evd_jobs_start_all(d->jobs, c);
         if (r < 0) {

@@ -396,6 +396,9 @@ class Start(ServiceTest):
         self.assertEqual(len(started), 1)
         self.assertEqual(started[0]["PID"], self.main_pid)
         self.assertEqual(started[0]["CONFIG"], self.conf)
+        # The unit tells evtaskd its stop timeout through the environment,
+        # and log = auto found the journal on stdout.
+        self.assertEqual(started[0]["OVERRIDES"], "stop_grace (environment EVTASKD_STOP_GRACE)")
         status = CT.systemctl("status", UNIT).stdout
         self.assertRegex(status, r'Status: "running 3 tasks', status)
         # In journal order: every task spawned, then systemd saw READY=1.
