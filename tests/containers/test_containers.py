@@ -51,9 +51,6 @@ ROOT_LABEL = "org.evtask.root"
 NAME_PREFIX = f"evtaskd-test-{os.getpid()}-"
 
 CONF_PATH = DAEMON_PATH = None  # where the install plan puts them
-# What runs the daemon: the image's own CMD once a bare evtaskd reads the
-# default config and logs JSON lines on a pipe.
-DAEMON_CMD = None
 
 
 def skip_reason():
@@ -209,29 +206,40 @@ def fmt(r):
     return f"{r.get('level')} {r.get('event')} {r.get('task')}: {r.get('msg')}"
 
 
+def scratch(test):
+    """A fresh directory, removed after the test; others may read it."""
+    tmp = tempfile.mkdtemp(prefix="evtaskd-containers-")
+    os.chmod(tmp, 0o755)
+    test.addCleanup(shutil.rmtree, tmp, True)
+    return tmp
+
+
 class Container:
     """One detached container of the image, on a config of its own."""
 
     count = 0
 
-    def __init__(self, test, config, user=None, env=None, cmd=None):
+    def __init__(self, test, config, user=None, env=None, cmd=(), volumes=()):
+        """config: the text mounted at the default path (None: the
+        image's own); cmd: instead of the image's CMD."""
         Container.count += 1
         self.name = f"{NAME_PREFIX}{Container.count}"
         self.test = test
-        tmp = tempfile.mkdtemp(prefix="evtaskd-containers-")
-        test.addCleanup(shutil.rmtree, tmp, True)
-        conf = os.path.join(tmp, "evtaskd.conf")
-        with open(conf, "w") as f:
-            f.write(config)
-        os.chmod(conf, 0o644)
-        args = ["run", "--detach", "--name", self.name, "--network", "none", *ulimits(),
-                "--volume", f"{conf}:{CONF_PATH}:ro"]
+        args = ["run", "--detach", "--name", self.name, "--network", "none", *ulimits()]
+        if config is not None:
+            conf = os.path.join(scratch(test), "evtaskd.conf")
+            with open(conf, "w") as f:
+                f.write(config)
+            os.chmod(conf, 0o644)
+            args += ["--volume", f"{conf}:{CONF_PATH}:ro"]
+        for volume in volumes:
+            args += ["--volume", volume]
         if user:
             args += ["--user", user]
         for key, value in (env or {}).items():
             args += ["--env", f"{key}={value}"]
         args.append(IMAGE)
-        args += cmd if cmd is not None else (DAEMON_CMD or [])
+        args += cmd
         test.addCleanup(self.remove)
         podman(*args)
         self.logs = Logs(self.name)
@@ -299,6 +307,9 @@ def exec_task(name, command, extra=""):
     return f"[task.{name}]\nkind = exec\nshell = yes\ncommand = {command}\n{extra}\n"
 
 
+# Shielded work longer than any stop of the tests.
+BACKUP = "[task.backup]\nkind = sleep\nduration = 600s\nshield = yes\n\n"
+
 # A shell that ignores SIGTERM, prints its pid and loops: only SIGKILL ends it.
 STUBBORN = "sh -c 'trap \"\" TERM; echo $$; while :; do sleep 0.1; done'"
 
@@ -349,6 +360,31 @@ class Image(ContainerTest):
         self.assertEqual(c.wait(), 0)
 
 
+    def test_logs_are_json_lines_by_default(self):
+        """The image as shipped (its own config, log = auto): stdout is a
+        pipe to conmon, neither a terminal nor the journal, so podman logs
+        has JSON lines with ts and level, and nothing else."""
+        c = self.run_container(None)
+        c.logs.event("started")
+        c.stop(30)
+        records, other, _ = c.all_logs()
+        self.assertEqual(other, [], "lines on stdout that are not JSON records")
+        self.assertTrue(all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", r["ts"]) and r["level"] for r in records))
+        self.assertEqual(records[0]["event"], "started")
+
+    def test_a_missing_config_is_named(self):
+        """A bare evtaskd reads the default path; without a file there it
+        exits 78 naming it, and runs no demo."""
+        name = NAME_PREFIX + "missing"
+        self.addCleanup(podman, "rm", "--force", "--time", "0", name, check=False)
+        # notmpcopyup: an empty tmpfs, not one with the image's files.
+        p = podman("run", "--rm", "--name", name, "--network", "none", *ulimits(),
+                   "--tmpfs", os.path.dirname(CONF_PATH) + ":notmpcopyup", IMAGE, check=False, timeout=60)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertIn(CONF_PATH, p.stdout + p.stderr)
+        self.assertNotIn("rabbit", p.stdout + p.stderr)
+
+
 class Stop(ContainerTest):
     def test_stop_drains_and_exits_0(self):
         """podman stop -t 30: SIGTERM, the drain, exit 0 long before the
@@ -368,6 +404,59 @@ class Stop(ContainerTest):
             self.assertIn(expected, events, "\n".join(fmt(r) for r in records[-15:]))
         self.assertEqual([r["signal"] for r in records if r["event"] == "signal"], ["SIGTERM"])
         self.assertLess(events.index(("draining", None)), events.index(("finished", "backup")))
+        self.assert_exit_record_last(records, 0)
+
+
+    def test_short_stop_with_the_drain_aligned(self):
+        """podman stop -t 2 against a 20 s drain in the file: with
+        EVTASKD_DRAIN_TIMEOUT=1s evtaskd forces the shielded work itself,
+        names it and exits 3 before podman's SIGKILL (which would be 137,
+        naming nothing)."""
+        c = self.run_container("[daemon]\ndrain_timeout = 20s\n\n" + ticker("hare", 10) + BACKUP,
+                               env={"EVTASKD_DRAIN_TIMEOUT": "1s", "EVTASKD_STOP_GRACE": "2s"})
+        overrides = c.logs.wait_for(lambda r: r["event"] == "started" and "overrides" in r,
+                                    what="the record of the keys set outside the file")
+        self.assertIn("drain_timeout", overrides["overrides"])
+        c.logs.event("spawned", "backup")
+        took = c.stop(2)
+        status = c.wait()
+        self.assertEqual(status, 3, f"not ended by evtaskd itself (podman took {took:.1f} s)")
+        records, _, _ = c.all_logs()
+        self.assertEqual([r["task"] for r in records if r["event"] == "forced"], ["backup"],
+                         "\n".join(fmt(r) for r in records[-10:]))
+        self.assert_exit_record_last(records, 3)
+
+
+    def test_short_stop_unaligned_is_named(self):
+        """podman stop -t 2 against a 20 s drain, told only the grace
+        period (EVTASKD_STOP_GRACE=2s): evtaskd warns at start-up, and names
+        the shielded work the kill will cut as the drain begins; podman's
+        SIGKILL then ends it (137)."""
+        c = self.run_container("[daemon]\ndrain_timeout = 20s\n\n" + ticker("hare", 10) + BACKUP,
+                               env={"EVTASKD_STOP_GRACE": "2s"})
+        warned = c.logs.wait_for(lambda r: r["event"] == "started" and "stop_grace_ms" in r,
+                                 what="the start-up warning")
+        self.assertEqual(warned["stop_grace_ms"], 2000)
+        c.logs.event("spawned", "backup")
+        c.stop(2)
+        self.assertEqual(c.wait(), 128 + signal.SIGKILL)
+        records, _, _ = c.all_logs()
+        cut = [r for r in records if r["event"] == "draining" and "cut" in r]
+        self.assertEqual([r["cut"] for r in cut], ["backup"], "\n".join(fmt(r) for r in records[-10:]))
+        self.assertEqual([r for r in records if r["event"] == "exit"], [])
+
+    def test_sigint_shutdown(self):
+        """EVTASKD_SIGINT=shutdown (podman run -it's Ctrl-C, Nomad's
+        default kill_signal): SIGINT drains as SIGTERM does."""
+        c = self.run_container(ticker("hare", 10) + "[task.backup]\nkind = sleep\nduration = 1s\nshield = yes\n\n",
+                               env={"EVTASKD_SIGINT": "shutdown"})
+        c.logs.event("spawned", "backup")
+        c.kill("INT")
+        self.assertEqual(c.wait(), 0)
+        records, _, _ = c.all_logs()
+        self.assertEqual([r["event"] for r in records if r["event"] in ("paused", "stopping", "drained")],
+                         ["stopping", "drained"])
+        self.assertEqual(len([r for r in records if r["event"] == "finished" and r["task"] == "backup"]), 1)
         self.assert_exit_record_last(records, 0)
 
 
@@ -474,18 +563,50 @@ class Health(ContainerTest):
         self.assertEqual(c.wait(), 128 + signal.SIGTERM)
 
 
+class Reload(ContainerTest):
+    def test_a_configmap_update_is_reloaded(self):
+        """A directory laid out as the kubelet lays out a ConfigMap volume
+        (the files behind ..data, a symlink swapped by rename on an
+        update), mounted as Kubernetes mounts it: with reload_on_change the
+        swap reloads the config, with no signal."""
+        volume = scratch(self)
+        head = "[daemon]\nreload_on_change = yes\n\n"
+
+        def publish(n, text):
+            data = os.path.join(volume, f"..2026_12_07_00_00_0{n}.000000000")
+            os.mkdir(data)
+            os.chmod(data, 0o755)
+            with open(os.path.join(data, "evtaskd.conf"), "w") as f:
+                f.write(text)
+            os.chmod(os.path.join(data, "evtaskd.conf"), 0o644)
+            os.symlink(os.path.basename(data), os.path.join(volume, "..data_tmp"))
+            os.rename(os.path.join(volume, "..data_tmp"), os.path.join(volume, "..data"))
+            return data
+
+        old = publish(1, head + ticker("hare", 10))
+        os.symlink("..data/evtaskd.conf", os.path.join(volume, "evtaskd.conf"))
+        c = self.run_container(None, volumes=[f"{volume}:/etc/evtaskd:ro"],
+                               cmd=["evtaskd", "--config", "/etc/evtaskd/evtaskd.conf"])
+        c.logs.event("spawned", "hare")
+        publish(2, head + ticker("hare", 10) + ticker("tortoise", 1))
+        shutil.rmtree(old)
+        c.logs.event("spawned", "tortoise")
+        reloaded = c.logs.event("reloaded")
+        self.assertIn("added", reloaded["msg"] + json.dumps(reloaded))
+        c.stop(30)
+        self.assertEqual(c.wait(), 0)
+
+
 def on_sigterm(signo, frame):
     raise KeyboardInterrupt  # out of unittest, to the cleanups
 
 
 def main():
-    global DAEMON_PATH, CONF_PATH, DAEMON_CMD
+    global DAEMON_PATH, CONF_PATH
     started = time.monotonic()
     reason = skip_reason()
     if not reason:
         DAEMON_PATH, CONF_PATH = installed_paths()
-        if DAEMON_CMD is None:
-            DAEMON_CMD = ["evtaskd", "--config", CONF_PATH, "--log", "json"]
         base_image()
         reason = cannot_run()
     if reason:
