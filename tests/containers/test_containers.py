@@ -138,6 +138,9 @@ def build_image():
         raise RuntimeError(f"meson install failed:\n{p.stdout}{p.stderr}")
     podman("build", "--format", "docker", "--network", "none", "--build-arg", f"BASE={BASE}",
            "-f", CONTAINERFILE, "-t", IMAGE, STAGE, timeout=600)
+    # The image of the last run, untagged now: its layers would pile up in
+    # the build directory run after run.
+    podman("image", "prune", "--force")
     print(f"FIGURE image built (meson install and podman build) in {time.monotonic() - started:.1f} s",
           flush=True)
 
