@@ -199,12 +199,18 @@ class Verbs(ControlTest):
     def test_a_shutdown_lifts_suspensions(self):
         # A suspended shielded run drains at SIGTERM instead of waiting,
         # stopped, for the drain deadline; a suspended unshielded task is
-        # cancelled; both with the loop paused as well.
-        d = self.start(RACE + T.exec_task("writer", "sleep 0.5; echo done", shell="yes", shield="yes"),
+        # cancelled; both with the loop paused as well. The run waits for
+        # a file made once it is stopped, so it is alive whatever the load.
+        flags = tempfile.mkdtemp(prefix="evtaskd-flag-")
+        self.addCleanup(shutil.rmtree, flags, True)
+        flag = os.path.join(flags, "go")
+        writer = "while [ ! -e %s ]; do sleep 0.05; done; echo done" % flag
+        d = self.start(RACE + T.exec_task("writer", writer, shell="yes", shield="yes"),
                        head="drain_timeout = 10s\n")
         run = d.event("run", "writer")
         self.assertEqual(self.ctl("pause", "writer", "rabbit")[0], 0)
         self.assertTrue(stopped(run["pid"]))
+        open(flag, "w").close()
         self.assertEqual(self.ctl("pause")[0], 0)
         d.event("paused")
         d.kill(signal.SIGTERM)
