@@ -78,18 +78,30 @@ static void tsan_arrived(void) {
 #define tsan_arrived() ((void) 0)
 #endif
 
+static void coro_entry_args(const evt__coro *c, evt__coro_fn *ret_fn, void **ret_arg);
+
 static _Noreturn void coro_entry(void) {
         evt__coro *self = switch_to;
+        evt__coro_fn fn;
+        void *arg;
 
+        coro_entry_args(self, &fn, &arg);
         asan_finish(NULL);
         tsan_arrived();
-        self->fn(self->arg);
+        fn(arg);
         abort(); /* fn must end with evt__coro_switch_final */
 }
 
 /* What every fresh context starts with, whichever switch is built. */
 static void coro_start_at(evt__coro *c, const evt__stack *s, evt__coro_fn fn, void *arg) {
-        *c = (evt__coro) { .fn = fn, .arg = arg };
+        *c = (evt__coro) { 0 };
+#if EVT_CORO_UCONTEXT
+        c->fn = fn;
+        c->arg = arg;
+#else
+        (void) fn; /* on the stack: evt__coro_init */
+        (void) arg;
+#endif
 #if EVT__ASAN
         c->stack_lo = s->lo;
         c->stack_size = s->size;
@@ -111,6 +123,11 @@ void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
         c->uc.uc_stack.ss_size = s->size;
         c->uc.uc_link = NULL;
         makecontext(&c->uc, coro_entry, 0);
+}
+
+static void coro_entry_args(const evt__coro *c, evt__coro_fn *ret_fn, void **ret_arg) {
+        *ret_fn = c->fn;
+        *ret_arg = c->arg;
 }
 
 static void raw_switch(evt__coro *from, evt__coro *to) {
@@ -144,14 +161,31 @@ void evt__coro_switch_asm(void **save_sp, void *load_sp);
 #error "no register-only switch for this architecture: build with -Dcoro_switch=ucontext"
 #endif
 
+/* Above the frame, the entry point and its argument, for coro_entry: two
+ * words, so the frame's alignment stays as it was. coro_entry never
+ * returns, and no function writes above the stack pointer it was entered
+ * with, so they stay until it has read them. */
+#define ENTRY_WORDS 2
+
 void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
         uintptr_t top = ((uintptr_t) s->lo + s->size) & ~(uintptr_t) 15;
-        uintptr_t *frame = (uintptr_t *) top - FRAME_WORDS;
+        uintptr_t *frame = (uintptr_t *) top - FRAME_WORDS - ENTRY_WORDS;
 
         coro_start_at(c, s, fn, arg);
         memset(frame, 0, FRAME_WORDS * sizeof(*frame));
         frame[FRAME_ENTRY] = (uintptr_t) coro_entry;
+        frame[FRAME_WORDS] = (uintptr_t) fn;
+        frame[FRAME_WORDS + 1] = (uintptr_t) arg;
         c->sp = frame;
+}
+
+/* Read on the first switch in, before the context has saved a stack
+ * pointer of its own: sp is still the first frame. */
+static void coro_entry_args(const evt__coro *c, evt__coro_fn *ret_fn, void **ret_arg) {
+        const uintptr_t *frame = c->sp;
+
+        *ret_fn = (evt__coro_fn) frame[FRAME_WORDS];
+        *ret_arg = (void *) frame[FRAME_WORDS + 1];
 }
 
 static void raw_switch(evt__coro *from, evt__coro *to) {

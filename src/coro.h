@@ -16,11 +16,15 @@ typedef void (*evt__coro_fn)(void *arg);
 typedef struct evt__coro {
 #if EVT_CORO_UCONTEXT
         ucontext_t uc;          /* saved context while switched out */
-#else
-        void *sp;               /* saved stack pointer while switched out */
-#endif
         evt__coro_fn fn;        /* entry point, run once on first switch in */
         void *arg;              /* its argument */
+#else
+        void *sp;               /* saved stack pointer while switched out;
+                                 * a fresh context's entry point and its
+                                 * argument wait on its stack, above the
+                                 * first frame: every task record carries
+                                 * a context */
+#endif
         /* Only for a sanitizer: every task record carries a context, and
          * 100,000 records are 100,000 times these bytes. */
 #if EVT__ASAN
