@@ -305,18 +305,24 @@ static const char *exit_reason(int status) {
         }
 }
 
+void evd_stop_grace_say(const evd_config *c, char *buf, size_t size) {
+        snprintf(buf, size, "drain_timeout plus abandon_grace (%lld ms) is more than stop_grace (%lld ms)",
+                 (long long) ((c->drain_timeout + c->abandon_grace) / 1000000), (long long) (c->stop_grace / 1000000));
+}
+
 /* What the start-up warns of: a stop_grace shorter than the shutdown, and
  * the EVTASKD_* names that are no key, which were ignored. */
 static void log_start_warnings(evd_daemon *d) {
-        if (evd_stop_grace_short(d->config))
+        char said[128];
+
+        if (evd_stop_grace_short(d->config)) {
+                evd_stop_grace_say(d->config, said, sizeof(said));
                 evd_log_emit(d->log, LOG_WARNING, EVD_EV_STARTED, NULL,
                              EVD_FIELDS(EVD_NUM("stop_grace_ms", d->config->stop_grace / 1000000),
                                         EVD_NUM("drain_timeout_ms", d->config->drain_timeout / 1000000),
                                         EVD_NUM("abandon_grace_ms", d->config->abandon_grace / 1000000)),
-                             "drain_timeout plus abandon_grace (%lld ms) is more than stop_grace (%lld ms): "
-                             "shielded work still running then is killed by the service manager",
-                             (long long) ((d->config->drain_timeout + d->config->abandon_grace) / 1000000),
-                             (long long) (d->config->stop_grace / 1000000));
+                             "%s: shielded work still running then is killed by the service manager", said);
+        }
         if (d->overrides && d->overrides->unknown[0])
                 evd_log_emit(d->log, LOG_WARNING, EVD_EV_STARTED, NULL,
                              EVD_FIELDS(EVD_STR("ignored", d->overrides->unknown + 1)),

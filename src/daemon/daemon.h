@@ -66,6 +66,9 @@ typedef struct evd_daemon {
 static inline bool evd_stop_grace_short(const evd_config *c) {
         return c->stop_grace > 0 && c->drain_timeout + c->abandon_grace > c->stop_grace;
 }
+/* Says so, for the start-up record and --check-config: "drain_timeout plus
+ * abandon_grace (N ms) is more than stop_grace (M ms)". */
+void evd_stop_grace_say(const evd_config *c, char *buf, size_t size);
 
 /* The first thing main does: the signals the lifecycle will handle wait
  * (blocked) until it takes them, and libev gets an allocator that does not

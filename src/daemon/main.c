@@ -282,6 +282,13 @@ static int run(const struct args *a) {
                 evd_config_overrides_list(config, from, sizeof(from));
                 if (a->overrides.unknown[0])
                         fprintf(stderr, "evtaskd: warning: ignored, no [daemon] key:%s\n", a->overrides.unknown);
+                if (evd_stop_grace_short(config)) {
+                        char said[128];
+
+                        evd_stop_grace_say(config, said, sizeof(said));
+                        fprintf(stderr, "evtaskd: warning: %s: shielded work still running then is killed by the "
+                                "service manager\n", said);
+                }
                 printf("%s: ok, %zu tasks%s%s\n", config->path, config->n_tasks, from[0] ? "; set outside it:" : "",
                        from);
                 evd_config_free(config);

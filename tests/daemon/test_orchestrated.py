@@ -271,6 +271,13 @@ class StopGrace(DaemonTest):
         self.assertEqual(d.finish(), 3)
         self.assert_clean_log(d)
 
+    def test_check_config_says_it_too(self):
+        code, out, err = check_config(SHIELDED, env=env_with(EVTASKD_STOP_GRACE="2s"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("drain_timeout plus abandon_grace (21000 ms) is more than stop_grace (2000 ms)", err)
+        code, out, err = check_config(SHIELDED, env=env_with(EVTASKD_STOP_GRACE="21s"))
+        self.assertEqual((code, err), (0, ""))
+
     def test_a_long_enough_grace_says_nothing(self):
         for env in (env_with(EVTASKD_STOP_GRACE="21s"), env_with()):
             d = self.run_daemon(SHIELDED, env=env)
