@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
 #include "config.h"
 #include "kind.h"
 #include "testutil.h"
@@ -99,6 +100,10 @@ static const struct key_case {
         { "exec", "restart", "on-failure", "never", "unknown restart policy 'never' (no, on-failure or always)" },
         { "exec", "restart_sec", "0", "x", "'x' is not a duration" },
         { "exec", "restart_delay", "2s", "x", "'x' is not a duration" },
+        { "sleep", "after", "other", "other other", "'other' is named twice" },
+        { "sleep", "after", "other", "t/x", "'t/x' is not a task name" },
+        { "sleep", "requires", "other", "'", "is not a list of task names" },
+        { "exec", "ready", "notify", "soon", "unknown readiness 'soon' (started, exited or notify)" },
         { "exec", "restart_max_delay", "5min", "1d", "'1d' is not a duration" },
         { "exec", "restart_reset_after", "10min", "-1s", "'-1s' is not a duration" },
         { "exec", "start_limit", "5 / 10s", "5", "'5' is not N / INTERVAL (for example 5 / 10s)" },
@@ -167,7 +172,8 @@ static unsigned section_with(char *text, size_t size, const char *kind, const ch
                         line++;
                 }
         }
-        snprintf(text + len, size - len, "%s = %s\n", key, value);
+        /* A second task, for the keys that name one. */
+        snprintf(text + len, size - len, "%s = %s\n[task.other]\nkind = sleep\nduration = 1s\n", key, value);
         return line + 1;
 }
 
@@ -288,6 +294,13 @@ START_TEST(rules_between_keys) {
         parse_bad("[task.e]\nkind = exec\ncommand = true\nschedule = calendar\non_calendar = daily\n"
                   "start_limit = 1/1s\n", 6, "key 'start_limit' in [task.e]",
                   "not for schedule = calendar: the calendar paces its starts");
+        parse_bad("[task.a]\nkind = sleep\nduration = 1s\nafter = b\n", 4, "key 'after' in [task.a]",
+                  "no task 'b' in the config");
+        parse_bad("[task.a]\nkind = sleep\nduration = 1s\nafter = b\n[task.b]\nkind = sleep\nduration = 1s\n"
+                  "requires = c\n[task.c]\nkind = sleep\nduration = 1s\nafter = a\n",
+                  12, "key 'after' in [task.c]", "a cycle: a -> b -> c -> a");
+        parse_bad("[task.a]\nkind = sleep\nduration = 1s\nrequires = a\n", 4, "key 'requires' in [task.a]",
+                  "a cycle: a -> a");
         parse_bad("[task.e]\nkind = exec\nshell = yes\n", 1, "section [task.e]: missing key 'command'",
                   "required for kind exec");
         parse_bad("[task.e]\nkind = exec\ncommand =   \n", 3, "key 'command' in [task.e]", "no command");
@@ -437,6 +450,37 @@ START_TEST(live_keys) {
 }
 END_TEST
 
+/* after and requires: the names in order, live for a reload; ready's
+ * default follows the schedule. */
+START_TEST(order_values) {
+        evd_config *c = parse_ok("[task.a]\nkind = sleep\nduration = 1s\nafter = b  c\nrequires = b\n"
+                                 "[task.b]\nkind = exec\ncommand = true\n"
+                                 "[task.c]\nkind = exec\ncommand = true\nschedule = always\n"
+                                 "[task.d]\nkind = exec\ncommand = true\nready = notify\nafter = a\n");
+        evd_task_conf a;
+        char keys[64];
+
+        ck_assert_str_eq(c->tasks[0].after[0], "b");
+        ck_assert_str_eq(c->tasks[0].after[1], "c");
+        ck_assert_ptr_null(c->tasks[0].after[2]);
+        ck_assert_str_eq(c->tasks[0].requires[0], "b");
+        ck_assert_ptr_null(c->tasks[1].after);
+        ck_assert_int_eq(c->tasks[1].ready, EVD_READY_EXITED);
+        ck_assert_int_eq(c->tasks[2].ready, EVD_READY_STARTED);
+        ck_assert_int_eq(c->tasks[3].ready, EVD_READY_NOTIFY);
+        /* A reload that changes only the order keeps the task running. */
+        ck_assert_int_eq(evd_task_conf_copy(&a, &c->tasks[0]), 0);
+        evd_strv_free(a.after);
+        a.after = NULL;
+        ck_assert(evd_task_conf_same_run(&a, &c->tasks[0]));
+        ck_assert_int_eq(evd_task_conf_take_live(&a, &c->tasks[0], keys, sizeof(keys)), 0);
+        ck_assert_str_eq(keys, " after");
+        ck_assert(evd_task_conf_equal(&a, &c->tasks[0]));
+        evd_task_conf_clear(&a);
+        evd_config_free(c);
+}
+END_TEST
+
 START_TEST(daemon_changes_named) {
         evd_config *a = parse_ok("[daemon]\ndrain_timeout = 5s\nlog = json\nuser = x\n");
         evd_config *b = parse_ok("[daemon]\ndrain_timeout = 6s\nlog = json\nuser = y\nthreads = 2\n");
@@ -565,6 +609,7 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, copy_equal_clear);
         tcase_add_test(tc, daemon_changes_named);
         tcase_add_test(tc, live_keys);
+        tcase_add_test(tc, order_values);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("man");

@@ -7,7 +7,6 @@
 
 #include "config.h"
 
-#define EVD_TASK_NAME_MAX 64
 
 typedef struct evd_parser {
         const char *path;       /* for messages */

@@ -15,6 +15,15 @@ static bool task_name_char(char ch) {
                ch == '.' || ch == '-';
 }
 
+bool evd_task_name_valid(const char *name, size_t len) {
+        if (len == 0 || len > EVD_TASK_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!task_name_char(name[i]))
+                        return false;
+        return true;
+}
+
 static int task_add(evd_parser *p, const char *name, size_t len) {
         evd_config *c = p->config;
         evd_task_conf *t;

@@ -30,6 +30,8 @@ const evd_names evd_restart_names = { restart_words, ARRAY_SIZE(restart_words), 
 const evd_names evd_catch_up_names = { catch_up_words, ARRAY_SIZE(catch_up_words), "catch_up" };
 static const char *const sigint_words[] = { EVD_SIGINT_LIST(EVD_ENUM_NAME) };
 const evd_names evd_sigint_names = { sigint_words, ARRAY_SIZE(sigint_words), "SIGINT action" };
+static const char *const ready_words[] = { EVD_READY_LIST(EVD_ENUM_NAME) };
+const evd_names evd_ready_names = { ready_words, ARRAY_SIZE(ready_words), "readiness" };
 
 static int out_of_memory(const evd_key_ctx *ctx) {
         return evd_conf_fail(ctx->error, -ENOMEM, ctx->line, "out of memory");
@@ -275,6 +277,27 @@ static int parse_environment(const evd_key_ctx *ctx, const char *v, void *field)
         return 0;
 }
 
+/* Task names, split on blanks, each once; whether each names a task of
+ * the config, and the cycles they make, is the check of the whole file
+ * (conf_deps.c). */
+static int parse_task_names(const evd_key_ctx *ctx, const char *v, void *field) {
+        char ***names = field;
+        int r = evd_split_command(v, names, NULL, 0);
+
+        if (r == -ENOMEM)
+                return out_of_memory(ctx);
+        if (r < 0 || !*names)
+                return evd_key_fail(ctx, "'%s' is not a list of task names", v);
+        for (char **n = *names; *n; n++) {
+                if (!evd_task_name_valid(*n, strlen(*n)))
+                        return evd_key_fail(ctx, "'%s' is not a task name", *n);
+                for (char **m = *names; m < n; m++)
+                        if (strcmp(*m, *n) == 0)
+                                return evd_key_fail(ctx, "'%s' is named twice", *n);
+        }
+        return 0;
+}
+
 /* ---- shown in records ---- */
 
 static bool show_boolean(const void *field, const char *record, evd_field *f) {
@@ -332,5 +355,7 @@ TYPE(catch_up, .parse = parse_word, .names = &evd_catch_up_names)
 TYPE(calendar, .parse = parse_calendar, .show = show_string)
 TYPE(timezone, .parse = parse_timezone, .show = show_string)
 TYPE(sigint, .parse = parse_word, .names = &evd_sigint_names)
+TYPE(ready, .parse = parse_word, .names = &evd_ready_names)
+TYPE(task_names, .parse = parse_task_names)
 TYPE(log_target, .parse = parse_word, .names = &evd_log_target_names)
 TYPE(log_overflow, .parse = parse_word, .names = &evd_log_overflow_names)

@@ -351,6 +351,8 @@ static int config_parse(evd_parser *p, evd_config **ret) {
         }
         if (!failed(p))
                 evd__section_close(p);
+        if (!failed(p))
+                evd__config_check_order(c, &p->error);
         free(p->value);
 
         if (failed(p)) {

@@ -52,8 +52,14 @@
 #define EVD_SIGINT_LIST(X)                      \
         X(EVD_SIGINT_PAUSE, "pause")            \
         X(EVD_SIGINT_SHUTDOWN, "shutdown")
+/* When an exec job is ready for the tasks that start `after` it. */
+#define EVD_READY_LIST(X)                                                               \
+        X(EVD_READY_STARTED, "started") /* its first run has started */                 \
+        X(EVD_READY_EXITED, "exited")   /* a run has exited 0 */                        \
+        X(EVD_READY_NOTIFY, "notify")   /* a run sent READY=1 to its NOTIFY_SOCKET */
 
 enum evd_kind_id { EVD_KIND_LIST(EVD_ENUM_ID) EVD_KIND_COUNT };
+enum evd_ready { EVD_READY_LIST(EVD_ENUM_ID) };
 enum evd_schedule { EVD_SCHEDULE_LIST(EVD_ENUM_ID) };
 enum evd_restart { EVD_RESTART_LIST(EVD_ENUM_ID) };
 enum evd_catch_up { EVD_CATCH_UP_LIST(EVD_ENUM_ID) };
@@ -64,6 +70,7 @@ extern const evd_names evd_schedule_names;
 extern const evd_names evd_restart_names;
 extern const evd_names evd_catch_up_names;
 extern const evd_names evd_sigint_names;
+extern const evd_names evd_ready_names;
 
 /* ---- the keys ----
  *
@@ -115,6 +122,8 @@ extern const evd_names evd_sigint_names;
         X(shield, boolean, EVD_ANY_KIND, 0, false, "shielded")                                    \
         X(pausable, boolean, EVD_ANY_KIND, 0, true, "pausable")                                   \
         X(description, text, EVD_ANY_KIND, 0, NULL, "description") /* for people */              \
+        X(after, task_names, EVD_ANY_KIND, 0, NULL, NULL)         /* starts once these are ready */ \
+        X(requires, task_names, EVD_ANY_KIND, 0, NULL, NULL)      /* ... and ends when one fails */ \
         X(speed, speed, EVD_TICKER, 0, 1, NULL)                   /* steps per second */          \
         X(steps, count, EVD_TICKER, 0, 0, NULL)                   /* 0: forever */                \
         X(message, text, EVD_TICKER, 0, NULL, NULL)                                               \
@@ -132,6 +141,7 @@ extern const evd_names evd_sigint_names;
         X(kill_signal, signal, EVD_EXEC, 0, SIGTERM, NULL)                                        \
         X(kill_timeout, positive_duration, EVD_EXEC, 0, EVD_SEC(5), NULL)                         \
         X(restart, restart, EVD_EXEC, 0, EVD_RESTART_NO, NULL)                                    \
+        X(ready, ready, EVD_EXEC, 0, EVD_READY_STARTED, NULL)     /* exited for schedule = once */ \
         X(restart_delay, duration, EVD_EXEC, 0, EVD_SEC(1), NULL) /* alias restart_sec */         \
         X(restart_max_delay, duration, EVD_EXEC, 0, EVD_SEC(60), NULL) /* the back-off's cap */   \
         X(restart_reset_after, duration, EVD_EXEC, 0, 0, NULL)    /* 0: only a success resets */  \
@@ -151,7 +161,7 @@ extern const evd_names evd_sigint_names;
 
 /* The task keys a reload applies to a running task at once, without
  * restarting it: X(field). */
-#define EVD_TASK_LIVE_KEYS(X) X(description)
+#define EVD_TASK_LIVE_KEYS(X) X(description) X(after) X(requires)
 
 /* start_limit: more than `burst` starts within `interval` and the task
  * gives up. burst 0: no limit. Two 64-bit fields, no padding: compared
@@ -184,6 +194,8 @@ typedef struct evd_start_limit {
 #define EVD_CTYPE_kind enum evd_kind_id
 #define EVD_CTYPE_schedule enum evd_schedule
 #define EVD_CTYPE_restart enum evd_restart
+#define EVD_CTYPE_ready enum evd_ready
+#define EVD_CTYPE_task_names char **
 #define EVD_CTYPE_start_limit evd_start_limit
 #define EVD_CTYPE_calendar char *
 #define EVD_CTYPE_timezone char *
@@ -299,6 +311,11 @@ int evd_config_load_string(const char *name, const char *text, const evd_overrid
 /* Accepts NULL. */
 void evd_config_free(evd_config *c);
 
+#define EVD_TASK_NAME_MAX 64
+/* Whether name's len bytes make a task name ([task.NAME]): letters,
+ * digits, '_', '.' and '-', at most 64 of them. */
+bool evd_task_name_valid(const char *name, size_t len);
+
 /* The task named `name`, or NULL. */
 const evd_task_conf *evd_config_find_task(const evd_config *c, const char *name);
 
@@ -406,5 +423,9 @@ int evd_key_fail(const evd_key_ctx *ctx, const char *fmt, ...);
 void evd__config_defaults(evd_config *c);
 void evd__task_conf_defaults(evd_task_conf *t);
 void evd__config_daemon_clear(evd_config *c);
+/* The whole file's rule for `after` and `requires` (conf_deps.c): each
+ * names a task of the config, and no task waits for itself through them.
+ * 0, or -EINVAL through e. */
+int evd__config_check_order(const evd_config *c, evd_conf_error *e);
 /* Exchanges the values of [daemon] key `index` of a and b. */
 void evd__config_daemon_swap(evd_config *a, evd_config *b, enum evd_daemon_key index);

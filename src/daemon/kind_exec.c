@@ -76,6 +76,10 @@ static int exec_check(evd_task_conf *t, evd_conf_error *e) {
                                                       ? EVD_TASK_KEY(restart_max_delay)
                                                       : EVD_TASK_KEY(restart_delay),
                                               "restart_max_delay must be at least restart_delay");
+        /* Not set: a one-off job is ready once it has done its work, any
+         * other once it runs. */
+        if (!t->key_line[EVD_TASK_KEY(ready)])
+                t->ready = t->schedule == EVD_SCHEDULE_ONCE ? EVD_READY_EXITED : EVD_READY_STARTED;
         if ((t->schedule == EVD_SCHEDULE_INTERVAL || t->schedule == EVD_SCHEDULE_CALENDAR) &&
             t->key_line[EVD_TASK_KEY(start_limit)])
                 return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(start_limit),
