@@ -52,6 +52,11 @@ typedef struct evtask_module_ctx {
         void (*log)(const struct evtask_module_ctx *ctx, int priority, const char *fmt, ...)
                 __attribute__((format(printf, 3, 4)));
         void *daemon;                   /* evtaskd's, not the module's */
+        /* The task is ready: the tasks that start after it (`after`,
+         * `requires`) may start. Until then, or until the entry function
+         * returns 0, they wait. Once is enough; more are harmless. Added
+         * at the end, so a module built before it still loads. */
+        void (*ready)(const struct evtask_module_ctx *ctx);
 } evtask_module_ctx;
 
 /* The entry function's type. ctx stays valid until it returns. */

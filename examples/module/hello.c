@@ -14,7 +14,8 @@
  * its sleep, and with `shield = yes` it finishes its greetings during the
  * drain, as any built-in task would. Its cleanup, a farewell, runs after a
  * cancel too: evt_sleep returned -ECANCELED, and the log call is not an
- * await point.
+ * await point. The tasks that start `after` it wait for its first
+ * greeting: it calls ctx->ready() then.
  *
  * Build: cc -shared -fPIC $(pkg-config --cflags evtask) -o hello.so hello.c */
 #include <errno.h>
@@ -50,6 +51,8 @@ int hello_task(const evtask_module_ctx *ctx) {
                 if (r < 0)
                         break;
                 ctx->log(ctx, LOG_INFO, "%s %ld from %s", greeting ? greeting : "hello", i, ctx->task);
+                if (i == 1)
+                        ctx->ready(ctx);
         }
         ctx->log(ctx, LOG_INFO, "goodbye from %s%s", ctx->task, r == -ECANCELED ? " (cancelled)" : "");
         return r;

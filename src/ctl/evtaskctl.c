@@ -100,6 +100,8 @@ static int show_status(json_t *reply) {
                 const char *kind = json_string_value(json_object_get(t, "kind"));
                 const char *desc = json_string_value(json_object_get(t, "description"));
                 const char *next_run = json_string_value(json_object_get(t, "next_run"));
+                const char *waits = json_string_value(json_object_get(t, "waiting_for"));
+                char why[128];
                 const char *sgr = state_colour(state);
                 json_t *pid = json_object_get(t, "pid"), *code = json_object_get(t, "last_exit_code");
                 char age[32], pidtext[16] = "-", exit_text[16] = "-";
@@ -109,6 +111,11 @@ static int show_status(json_t *reply) {
                         snprintf(pidtext, sizeof(pidtext), "%lld", (long long) json_integer_value(pid));
                 if (code)
                         snprintf(exit_text, sizeof(exit_text), "%lld", (long long) json_integer_value(code));
+                /* Why a task has not started says more than what it is for. */
+                if (waits) {
+                        snprintf(why, sizeof(why), "waiting for %s to be ready", waits);
+                        desc = why;
+                }
                 printf("%-*s  %s%s%s%-*s%s  %-*s  %-8s  %-8s  %8s  %5lld  %8lld  %4s  %7s  %s%s%s%s\n", w_name,
                        json_string_value(json_object_get(t, "name")), sgr ? "\033[" : "", sgr ? sgr : "",
                        sgr ? "m" : "", w_state, state, sgr ? "\033[0m" : "", w_kind, kind ? kind : "-",

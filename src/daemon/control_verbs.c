@@ -74,6 +74,10 @@ static json_t *task_json(evd_daemon *d, evt_task *t) {
                         json_object_set_new(o, "description", json_string(job->conf.description));
                 if (job->pid > 0)
                         json_object_set_new(o, "pid", json_integer(job->pid));
+                if (job->waiting_for[0])
+                        json_object_set_new(o, "waiting_for", json_string(job->waiting_for));
+                if (job->notify_status)
+                        json_object_set_new(o, "notify_status", json_string(job->notify_status));
                 /* Given up at start_limit: down until evtaskctl start. */
                 if (job->start_limited)
                         json_object_set_new(o, "state", json_string("failed"));
@@ -259,7 +263,7 @@ static json_t *verb_cancel(evd_daemon *d, json_t *req) {
 
         if (!job)
                 return reply;
-        evt_task_cancel(job->task, force ? EVT_CANCEL_FORCE : 0);
+        evd_job_cancel(job, force ? EVT_CANCEL_FORCE : 0);
         if ((evt_task_flags(job->task) & EVT_TASK_SHIELDED) && !force)
                 return done("task '%s' is shielded: it is cancelled when its shield ends (--force pierces it)",
                             job->conf.name);
@@ -272,7 +276,7 @@ static json_t *verb_stop(evd_daemon *d, json_t *req) {
 
         if (!job)
                 return reply;
-        evt_task_cancel(job->task, 0);
+        evd_job_cancel(job, 0);
         return done("stopping task '%s'%s; 'evtaskctl start %s' starts it again", job->conf.name,
                     (evt_task_flags(job->task) & EVT_TASK_SHIELDED) ? " once its shield ends" : "", job->conf.name);
 }

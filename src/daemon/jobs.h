@@ -36,6 +36,15 @@ typedef struct evd_job {
                                  * starts (wall clock, ns), 0: none */
         struct evd_exec_calendar *calendar; /* schedule = calendar: the
                                  * schedule while its wait is under way */
+        bool started;           /* its dependencies were ready: its kind runs */
+        bool ended;             /* its body has returned (its task is ending) */
+        bool ready;             /* ready for the tasks `after` it (evd_job_ready) */
+        evt_scope *guard;       /* around the body of an unshielded job: holds
+                                 * a shutdown's cancel until no task that
+                                 * needs this one is left; NULL outside */
+        char waiting_for[EVD_TASK_NAME_MAX + 1]; /* the task it waits for to
+                                 * be ready before it starts, or "" */
+        char *notify_status;    /* kind = exec: its run's last STATUS=, or NULL */
         bool began;             /* evd_job_run has begun, and logs the end;
                                  * a task that never ran (no stack) did not */
         evt__list link;         /* on the set's list, in start order */
@@ -81,6 +90,20 @@ int evd_jobs_start_again(evd_jobs *jobs, const char *name);
  * restart) starts it now. 0; -EBUSY while a run is under way; -ENOTSUP
  * for a job of another kind. */
 int evd_job_run_now(evd_job *job);
+
+/* ---- order between jobs: after, requires, ready ---- */
+
+/* The job is ready for the tasks that start after it (a built-in kind once
+ * it starts, an exec job per its `ready`, a module when it says so): one
+ * `ready` record saying how, the first time. */
+void evd_job_ready(evd_job *job, const char *how);
+/* Cancels the job's task (flags as evt_task_cancel's), through the guard
+ * that holds a shutdown's cancel: every cancel of a job goes here. */
+void evd_job_cancel(evd_job *job, unsigned flags);
+/* A shutdown has begun: from now on a job is cancelled only once none of
+ * the tasks that start after it is left (reverse order), the shielded
+ * ones drained first; the drain's deadline still forces them all. */
+void evd_jobs_stopping(evd_jobs *jobs);
 
 /* The daemon's last moment: SIGKILL to every process of every run
  * (proctree.c; async-signal-safe). */

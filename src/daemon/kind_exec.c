@@ -23,6 +23,7 @@
 #include "calendar.h"
 #include "command.h"
 #include "exec_calendar.h"
+#include "exec_notify.h"
 #include "exec_output.h"
 #include "exec_spawn.h"
 #include "kind.h"
@@ -210,6 +211,8 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         int64_t started = evt_time_now();
         bool timed_out = false;
         evd_output *output;
+        evd_exec_notify *notify = NULL;
+        evd_task_conf spawn_conf = *c; /* borrowed: with NOTIFY_SOCKET */
         evd_proctree procs;
         evd_identity id = { 0 };
         char why[160] = "";
@@ -223,8 +226,10 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
                 r = evd_identity_get(c->user, c->group, &id, why, sizeof(why));
         if (r == 0 && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0))
                 r = -errno;
+        if (r == 0 && c->ready == EVD_READY_NOTIFY)
+                r = evd_exec_notify_open(job, run, &id, &spawn_conf.environment, &notify);
         if (r == 0)
-                r = evd_exec_spawn(c, &id, out[1], err[1], cgroup_procs, &pid, why, sizeof(why));
+                r = evd_exec_spawn(&spawn_conf, &id, out[1], err[1], cgroup_procs, &pid, why, sizeof(why));
         if (cgroup_procs >= 0)
                 close(cgroup_procs);
         evd_identity_clear(&id);
@@ -243,6 +248,8 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         out[1] = err[1] = -1;
         evd_log_emit(job->log, LOG_INFO, EVD_EV_RUN, c->name, EVD_FIELDS(EVD_NUM("run", run), EVD_NUM("pid", pid)),
                      "run %u: pid %ld: %s", run, (long) pid, c->command);
+        if (c->ready == EVD_READY_STARTED)
+                evd_job_ready(job, "started");
         output = evd_output_start(job, out[0], err[0], &topts);
         out[0] = err[0] = -1; /* the readers' now */
 
@@ -258,6 +265,9 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         job->pid = 0;
         job->procs = NULL;
 out:
+        evd_exec_notify_close(notify);
+        if (spawn_conf.environment != c->environment)
+                free(spawn_conf.environment);
         evd_proctree_close(&procs);
         for (int i = 0; i < 2; i++) {
                 if (out[i] >= 0)
@@ -404,6 +414,8 @@ static int exec_runs(evd_job *job, evd_exec_calendar *cal) {
                 if (r == -ECANCELED)
                         return r;
                 ok = r == 0 && succeeded(status);
+                if (ok && c->ready == EVD_READY_EXITED)
+                        evd_job_ready(job, "exited");
                 if (c->schedule == EVD_SCHEDULE_ONCE &&
                     (c->restart == EVD_RESTART_NO || (c->restart == EVD_RESTART_ON_FAILURE && ok)))
                         return ok ? 0 : -EIO; /* done anyway: the cancel cut nothing short */

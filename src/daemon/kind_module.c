@@ -173,6 +173,10 @@ static void module_log(const evtask_module_ctx *ctx, int priority, const char *f
         evd_log_emit(job->log, priority, EVD_EV_LOG, job->conf.name, EVD_NO_FIELDS, "%s", msg);
 }
 
+static void module_ready(const evtask_module_ctx *ctx) {
+        evd_job_ready(ctx->daemon, "module");
+}
+
 static int module_run(evd_job *job) {
         const evd_task_conf *c = &job->conf;
         size_t n = evd_strv_length(c->args);
@@ -206,6 +210,7 @@ static int module_run(evd_job *job) {
                 .n_args = n,
                 .log = module_log,
                 .daemon = job,
+                .ready = module_ready,
         });
 out:
         for (size_t i = 0; args && i < n; i++)

@@ -60,6 +60,8 @@ extern const evd_names evd_log_overflow_names;
         X(EVD_EV_SKIPPED, "skipped", "1f9eb373e1b74313ba5e29b272c59de7")        \
         X(EVD_EV_RESTARTING, "restarting", "a2d206c98308420c9b52f8ce55ffdc5b")  \
         X(EVD_EV_SCHEDULED, "scheduled", "019183ad1792469c8f8cc6a46f1704f4")    \
+        X(EVD_EV_READY, "ready", "881b61f2400e422890b9af61b3e98ae5")       \
+        X(EVD_EV_DEPENDENCY, "dependency", "646329838f864169a75318d0cda94138")  \
         X(EVD_EV_REAPED, "reaped", "ceae86b01fb440598f42503e7c75c49c")          \
         X(EVD_EV_LEFTOVER, "leftover", "b10e3fbf8a2e434db673069e1a36e179")      \
         X(EVD_EV_SLOW_STEP, "slow-step", NULL)                                  \

@@ -141,6 +141,8 @@ static void on_phase(evt_lifecycle *lc, evt_phase phase, size_t left, void *data
         case EVT_PHASE_STOPPING:
                 evd_log_emit(d->log, LOG_NOTICE, EVD_EV_STOPPING, NULL, f, ARRAY_SIZE(f),
                              "shutting down: cancelling every unshielded task (%zu running)", left);
+                /* Those that others need last (after or requires). */
+                evd_jobs_stopping(d->jobs);
                 break;
         case EVT_PHASE_DRAINING:
                 evd_log_emit(d->log, LOG_NOTICE, EVD_EV_DRAINING, NULL, f, ARRAY_SIZE(f),
