@@ -24,6 +24,9 @@
 
 #define DATAGRAM_MAX 4096
 #define STATUS_MAX 256
+/* The variable, and the '@' that says "abstract": the name follows. */
+#define VARIABLE "NOTIFY_SOCKET=@"
+#define VARIABLE_LEN (sizeof(VARIABLE) - 1)
 
 struct evd_exec_notify {
         ev_io io;
@@ -91,11 +94,13 @@ static void readable_cb(struct ev_loop *ev, ev_io *w, int revents) {
         drain(w->data);
 }
 
-int evd_exec_notify_open(evd_job *job, unsigned run, const evd_identity *id, char ***env, evd_exec_notify **ret) {
+int evd_exec_notify_open(evd_job *job, unsigned run, const evd_identity *id, char ***env,
+                         evd_exec_notify **ret) {
         evd_exec_notify *n = calloc(1, sizeof(*n));
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         size_t count = evd_strv_length(*env);
         unsigned long long nonce;
+        socklen_t sa_len;
         char **e;
         int fd, one = 1, len;
 
@@ -103,13 +108,14 @@ int evd_exec_notify_open(evd_job *job, unsigned run, const evd_identity *id, cha
                 return -ENOMEM;
         if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
                 nonce = (unsigned long long) evt_time_now();
-        len = snprintf(n->env, sizeof(n->env), "NOTIFY_SOCKET=@evtaskd/%ld/%u/%016llx", (long) getpid(), run,
+        len = snprintf(n->env, sizeof(n->env), VARIABLE "evtaskd/%ld/%u/%016llx", (long) getpid(), run,
                        nonce);
         /* The abstract name: a NUL, then the name after the '@'. */
-        memcpy(sa.sun_path + 1, n->env + 15, (size_t) len - 15);
+        memcpy(sa.sun_path + 1, n->env + VARIABLE_LEN, (size_t) len - VARIABLE_LEN);
+        sa_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) len - VARIABLE_LEN);
         fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
-            bind(fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + len - 14)) < 0) {
+            bind(fd, (struct sockaddr *) &sa, sa_len) < 0) {
                 int r = -errno;
 
                 if (fd >= 0)

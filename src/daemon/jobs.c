@@ -418,8 +418,9 @@ static bool has_dependents(evd_jobs *jobs, const evd_job *job) {
         evt__list_for_each(n, &jobs->all) {
                 const evd_job *other = JOB(n);
 
-                if (other != job && !other->ended && !evt_task_is_done(other->task) &&
-                    (names_has(other->conf.after, job->conf.name) || names_has(other->conf.requires, job->conf.name)))
+                if (other == job || other->ended || evt_task_is_done(other->task))
+                        continue;
+                if (names_has(other->conf.after, job->conf.name) || names_has(other->conf.requires, job->conf.name))
                         return true;
         }
         return false;
