@@ -21,8 +21,9 @@
  *
  *     cc -shared -fPIC $(pkg-config --cflags evtask) -o NAME.so NAME.c
  *
- * and declare it once, at file scope, with EVTASK_MODULE(). evtaskd refuses
- * a module built for another EVTASK_MODULE_ABI, naming both. */
+ * and declare it once, at file scope, with EVTASK_MODULE(). evtaskd loads
+ * modules built for EVTASK_MODULE_ABI_OLDEST up to its own
+ * EVTASK_MODULE_ABI and refuses any other, naming both. */
 #ifndef EVTASK_MODULE_H
 #define EVTASK_MODULE_H
 
@@ -35,8 +36,13 @@
 extern "C" {
 #endif
 
-/* Raised whenever evtask_module_ctx or the rules above change. */
-#define EVTASK_MODULE_ABI 1
+/* Raised whenever evtask_module_ctx or the rules above change, so that an
+ * older evtaskd refuses a module that needs more than it has. 2: the
+ * context's ready(). */
+#define EVTASK_MODULE_ABI 2
+/* The oldest ABI this evtaskd still loads: a change that only adds at the
+ * end of the context keeps the modules built before it. */
+#define EVTASK_MODULE_ABI_OLDEST 1
 
 typedef struct evtask_module_arg {
         const char *key;        /* KEY of arg.KEY */
@@ -54,8 +60,8 @@ typedef struct evtask_module_ctx {
         void *daemon;                   /* evtaskd's, not the module's */
         /* The task is ready: the tasks that start after it (`after`,
          * `requires`) may start. Until then, or until the entry function
-         * returns 0, they wait. Once is enough; more are harmless. Added
-         * at the end, so a module built before it still loads. */
+         * returns 0, they wait. Once is enough; more are harmless. ABI 2:
+         * at the end, so that a module built for ABI 1 still loads. */
         void (*ready)(const struct evtask_module_ctx *ctx);
 } evtask_module_ctx;
 

@@ -50,9 +50,9 @@ static int module_open(const char *path, const char *entry, void **ret_handle, v
         if (!abi) {
                 snprintf(err, errlen, "'%s' is not an evtask module (no evtask_module_abi: declare EVTASK_MODULE())",
                          path);
-        } else if (*abi != EVTASK_MODULE_ABI) {
-                snprintf(err, errlen, "'%s' was built for module ABI %u; this evtaskd has ABI %u: rebuild it", path,
-                         *abi, EVTASK_MODULE_ABI);
+        } else if (*abi < EVTASK_MODULE_ABI_OLDEST || *abi > EVTASK_MODULE_ABI) {
+                snprintf(err, errlen, "'%s' was built for module ABI %u; this evtaskd loads ABI %u to %u: rebuild it",
+                         path, *abi, EVTASK_MODULE_ABI_OLDEST, EVTASK_MODULE_ABI);
         } else if (!(*ret_fn = dlsym(handle, entry))) {
                 snprintf(err, errlen, "'%s' has no entry function '%s'", path, entry);
                 r = -ENOENT;

@@ -1368,10 +1368,20 @@ class Module(DaemonTest):
         self.assertEqual(self.logs(d, "leaver")[-1], "goodbye from leaver (cancelled)")
         self.assertEqual(len(d.of("cancelled", "leaver")), 1)
 
+    def test_a_module_built_for_abi_1_still_runs(self):
+        # Built before the context gained ready(): it loads, runs, and the
+        # task is ready when it returns 0.
+        d = self.run_daemon("[daemon]\nexit_when_done = yes\n\n"
+                            + module_task("old", path=os.environ["MODULE_ABI_1"])
+                            + "[task.next]\nkind = sleep\nduration = 10ms\nafter = old\n")
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual(self.logs(d, "old"), ["built for ABI 1"])
+        self.assertEqual([r["task"] for r in d.of("finished")], ["old", "next"])
+
     def test_bad_modules_are_config_errors(self):
         wrong, notmod = os.environ["MODULE_WRONG_ABI"], os.environ["MODULE_NOT_A_MODULE"]
         cases = [
-            (module_task("a", path=wrong), 3, "'path'", "built for module ABI 2", "this evtaskd has ABI 1"),
+            (module_task("a", path=wrong), 3, "'path'", "built for module ABI 3", "this evtaskd loads ABI 1 to 2"),
             (module_task("a", path=notmod), 3, "'path'", "not an evtask module", "EVTASK_MODULE()"),
             (module_task("a", entry="no_such_function"), 4, "'entry'", "no entry function 'no_such_function'"),
             (module_task("a", entry="bad name"), 4, "'entry'", "not a C identifier"),
