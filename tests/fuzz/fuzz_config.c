@@ -7,7 +7,7 @@
  *   can see, is always an error;
  * - a config that loads holds what evtaskd.conf(5) allows (valid names,
  *   positive durations where 0 is refused, an argv for every exec task,
- *   ...), each task copies to an equal one, and it can be freed;
+ *   an on_calendar that reads for schedule = calendar, ...), each task copies to an equal one, and it can be freed;
  * - a failure leaves *ret alone and writes one NUL-terminated line that
  *   names the file (and a line of the input, if any), cut cleanly when the
  *   buffer is small.
@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "calendar.h"
 #include "config.h"
 #include "fuzz.h"
 #include "identity.h"
@@ -92,16 +93,36 @@ static void check_identity(const evd_task_conf *t, const char *s, bool user) {
                              t->name, user ? "user" : "group", s, id);
 }
 
+/* schedule = calendar has an expression that reads; its other keys come
+ * with it only, and hold what their types allow. */
+static void check_calendar(const evd_task_conf *t) {
+        bool calendar = t->schedule == EVD_SCHEDULE_CALENDAR;
+        evd_calendar c;
+        char why[200];
+
+        fuzz_require(calendar == (t->on_calendar != NULL), "[task.%s]: schedule %d with on_calendar '%s'", t->name,
+                     t->schedule, t->on_calendar ? t->on_calendar : "(none)");
+        fuzz_require(calendar || (!t->timezone && t->jitter == 0 && t->catch_up == EVD_CATCH_UP_NONE),
+                     "[task.%s]: calendar keys without schedule = calendar", t->name);
+        fuzz_require(!t->on_calendar || evd_calendar_parse(t->on_calendar, &c, why, sizeof(why)) == 0,
+                     "[task.%s]: on_calendar '%s' loaded, and does not read: %s", t->name, t->on_calendar, why);
+        fuzz_require(!t->timezone || evd_timezone_check(t->timezone) == 0, "[task.%s]: timezone '%s'", t->name,
+                     t->timezone);
+        fuzz_require(t->jitter >= 0 && t->catch_up <= EVD_CATCH_UP_ONCE, "[task.%s]: jitter %lld, catch_up %d",
+                     t->name, (long long) t->jitter, t->catch_up);
+}
+
 static void check_exec(const evd_task_conf *t) {
         fuzz_require(t->command && t->argv && t->argv[0], "[task.%s]: exec without a command", t->name);
         if (t->shell)
                 fuzz_require(strcmp(t->argv[0], "/bin/sh") == 0 && t->argv[1] && strcmp(t->argv[1], "-c") == 0 &&
                              t->argv[2] && strcmp(t->argv[2], t->command) == 0 && !t->argv[3],
                              "[task.%s]: shell = yes, and argv is not sh -c COMMAND", t->name);
-        fuzz_require(t->schedule <= EVD_SCHEDULE_ALWAYS && t->restart <= EVD_RESTART_ALWAYS,
+        fuzz_require(t->schedule <= EVD_SCHEDULE_CALENDAR && t->restart <= EVD_RESTART_ALWAYS,
                      "[task.%s]: schedule %d, restart %d", t->name, t->schedule, t->restart);
         fuzz_require((t->schedule == EVD_SCHEDULE_INTERVAL) == (t->interval > 0),
                      "[task.%s]: schedule %d with interval %lld", t->name, t->schedule, (long long) t->interval);
+        check_calendar(t);
         fuzz_require(t->timeout >= 0 && t->kill_timeout > 0 && t->restart_delay >= 0,
                      "[task.%s]: timeout %lld, kill_timeout %lld, restart_delay %lld", t->name,
                      (long long) t->timeout, (long long) t->kill_timeout, (long long) t->restart_delay);
