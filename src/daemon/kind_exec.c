@@ -377,7 +377,7 @@ static int exec_runs(evd_job *job, evd_exec_calendar *cal);
 
 static int exec_run(evd_job *job) {
         const evd_task_conf *c = &job->conf;
-        evd_exec_calendar cal = { 0 };
+        evd_exec_calendar cal = { .clock_fd = -1 }; /* fd 0 is not ours to close */
         int r = 0;
 
         if (c->schedule == EVD_SCHEDULE_CALENDAR) {

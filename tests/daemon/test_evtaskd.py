@@ -1204,6 +1204,25 @@ class Exec(DaemonTest):
 
     # ---- who a child runs as ----
 
+    def test_runs_leave_the_daemons_own_descriptors(self):
+        # An exec job's end must close its own descriptors only: closing
+        # fd 0 (a field left at zero) handed the next run's pipe the
+        # number 0, closed that too, and the run died of SIGPIPE.
+        r, w = os.pipe()
+        self.addCleanup(os.close, w)
+        d = self.run_daemon("[task.nap]\nkind = sleep\nduration = 60s\n\n"
+                            + exec_task("a", "true") + exec_task("b", "true", user="nobody", working_directory="/"),
+                            stdin=r)
+        os.close(r)
+        pid = d.event("started")["pid"]
+        before = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (0, 1, 2)}
+        d.event("finished", "a")
+        d.event("finished", "b")
+        after = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (0, 1, 2) if os.path.exists(f"/proc/{pid}/fd/{fd}")}
+        self.assertEqual(after, before)
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+
     def test_user_and_group(self):
         if os.geteuid() != 0:
             self.skipTest("switching users needs root")
