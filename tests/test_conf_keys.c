@@ -117,6 +117,10 @@ static const struct key_case {
         { "exec", "umask", "0", "1777", "1777 is out of range (0000 to 0777)" },
         { "exec", "user", "nobody", NULL, NULL },
         { "exec", "group", "nogroup", NULL, NULL },
+        { "exec", "output", "discard", "quiet", "unknown output mode 'quiet' (log or discard)" },
+        { "exec", "output_rate", "100/s", "100", "'100' is not a rate (for example 100/s, 30/min)" },
+        { "exec", "output_rate", "30/min", "0/s", "'0/s' is not a rate from 1/min to 1000000/s" },
+        { "exec", "output_burst", "500", "x", "'x' is not an unsigned integer" },
         { "module", "path", "/usr/lib/x.so", "x.so", "'x.so' is not an absolute path" },
         { "module", "entry", "my_task", "my-task", "'my-task' is not a C identifier" },
 };
@@ -128,7 +132,7 @@ static const struct key_case *case_of(const char *key, bool daemon) {
         return NULL;
 }
 
-/* The lines a key of one schedule needs before it. */
+/* The lines a key needs before it: its schedule, or the key it goes with. */
 static const struct {
         const char *key, *lines;
 } schedule_lines[] = {
@@ -138,6 +142,7 @@ static const struct {
         { "timezone", "schedule = calendar\non_calendar = daily" },
         { "jitter", "schedule = calendar\non_calendar = daily" },
         { "catch_up", "schedule = calendar\non_calendar = daily" },
+        { "output_burst", "output_rate = 10/s" },
 };
 
 /* A section of kind `kind` with its required keys, then `key = value` on
@@ -305,6 +310,10 @@ START_TEST(rules_between_keys) {
                   "required for kind exec");
         parse_bad("[task.e]\nkind = exec\ncommand =   \n", 3, "key 'command' in [task.e]", "no command");
         parse_bad("[task.e]\nkind = exec\ncommand = a\\\n", 3, "key 'command'", "a backslash at the end");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\noutput_burst = 5\n", 4, "key 'output_burst' in [task.e]",
+                  "needs an 'output_rate'");
+        parse_bad("[task.e]\nkind = exec\ncommand = true\noutput = discard\noutput_rate = 5/s\n", 5,
+                  "key 'output_rate' in [task.e]", "output = discard logs nothing");
         parse_bad("[task.m]\nkind = module\n", 1, "section [task.m]: missing key 'path'", "required for kind module");
         parse_bad("[task.s]\nkind = sleep\nduration = 1s\narg.x = 1\n", 4, "key 'arg.*' in [task.s]",
                   "only for kind module");

@@ -13,6 +13,7 @@
 _Static_assert(sizeof(enum evd_kind_id) == sizeof(unsigned) && sizeof(enum evd_schedule) == sizeof(unsigned) &&
                        sizeof(enum evd_restart) == sizeof(unsigned) && sizeof(enum evd_sigint) == sizeof(unsigned) &&
                        sizeof(enum evd_ready) == sizeof(unsigned) &&
+                       sizeof(enum evd_output_mode) == sizeof(unsigned) &&
                        sizeof(enum evd_log_target) == sizeof(unsigned) &&
                        sizeof(enum evd_log_overflow) == sizeof(unsigned),
                "an enum is not an unsigned int");

@@ -19,6 +19,7 @@
  * plus a few of them still fits in int64_t nanoseconds with room to spare. */
 #define DURATION_MAX EVD_SEC(366 * 24 * 3600)
 #define THREADS_MAX 1024
+#define RATE_MAX 1000000 /* records a second: more than a sink takes */
 
 static const char *const kind_words[] = { EVD_KIND_LIST(EVD_ENUM_NAME) };
 static const char *const schedule_words[] = { EVD_SCHEDULE_LIST(EVD_ENUM_NAME) };
@@ -32,6 +33,8 @@ static const char *const sigint_words[] = { EVD_SIGINT_LIST(EVD_ENUM_NAME) };
 const evd_names evd_sigint_names = { sigint_words, ARRAY_SIZE(sigint_words), "SIGINT action" };
 static const char *const ready_words[] = { EVD_READY_LIST(EVD_ENUM_NAME) };
 const evd_names evd_ready_names = { ready_words, ARRAY_SIZE(ready_words), "readiness" };
+static const char *const output_words[] = { EVD_OUTPUT_LIST(EVD_ENUM_NAME) };
+const evd_names evd_output_names = { output_words, ARRAY_SIZE(output_words), "output mode" };
 
 static int out_of_memory(const evd_key_ctx *ctx) {
         return evd_conf_fail(ctx->error, -ENOMEM, ctx->line, "out of memory");
@@ -104,6 +107,26 @@ static int parse_speed(const evd_key_ctx *ctx, const char *v, void *field) {
                 return evd_key_fail(ctx, "'%s' is not a number", v);
         if (r < 0 || *(double *) field < SPEED_MIN)
                 return evd_key_fail(ctx, "%s is out of range (0.0001 to 1000 steps a second)", v);
+        return 0;
+}
+
+/* N/s or N/min: how many a second. */
+static int parse_rate(const evd_key_ctx *ctx, const char *v, void *field) {
+        const char *slash = strchr(v, '/');
+        char num[32];
+        double n, per;
+
+        if (!slash || (size_t) (slash - v) >= sizeof(num) ||
+            (strcmp(slash, "/s") != 0 && strcmp(slash, "/min") != 0))
+                return evd_key_fail(ctx, "'%s' is not a rate (for example 100/s, 30/min)", v);
+        per = slash[1] == 's' ? 1 : 60;
+        memcpy(num, v, (size_t) (slash - v));
+        num[slash - v] = '\0';
+        if (evd_parse_positive(num, RATE_MAX * per, &n) < 0)
+                return evd_key_fail(ctx, "'%s' is not a rate from 1/min to 1000000/s", v);
+        if (n / per < 1.0 / 60)
+                return evd_key_fail(ctx, "%s is out of range (1/min to 1000000/s)", v);
+        *(double *) field = n / per;
         return 0;
 }
 
@@ -357,5 +380,7 @@ TYPE(timezone, .parse = parse_timezone, .show = show_string)
 TYPE(sigint, .parse = parse_word, .names = &evd_sigint_names)
 TYPE(ready, .parse = parse_word, .names = &evd_ready_names)
 TYPE(task_names, .parse = parse_task_names)
+TYPE(output, .parse = parse_word, .names = &evd_output_names)
+TYPE(rate, .parse = parse_rate)
 TYPE(log_target, .parse = parse_word, .names = &evd_log_target_names)
 TYPE(log_overflow, .parse = parse_word, .names = &evd_log_overflow_names)

@@ -58,12 +58,17 @@
         X(EVD_READY_EXITED, "exited")   /* a run has exited 0 */                        \
         X(EVD_READY_NOTIFY, "notify")   /* a run sent READY=1 to its NOTIFY_SOCKET */
 
+#define EVD_OUTPUT_LIST(X)                                                              \
+        X(EVD_OUTPUT_LOG, "log")        /* each line an `output` record */              \
+        X(EVD_OUTPUT_DISCARD, "discard") /* read from the pipes and dropped */
+
 enum evd_kind_id { EVD_KIND_LIST(EVD_ENUM_ID) EVD_KIND_COUNT };
 enum evd_ready { EVD_READY_LIST(EVD_ENUM_ID) };
 enum evd_schedule { EVD_SCHEDULE_LIST(EVD_ENUM_ID) };
 enum evd_restart { EVD_RESTART_LIST(EVD_ENUM_ID) };
 enum evd_catch_up { EVD_CATCH_UP_LIST(EVD_ENUM_ID) };
 enum evd_sigint { EVD_SIGINT_LIST(EVD_ENUM_ID) };
+enum evd_output_mode { EVD_OUTPUT_LIST(EVD_ENUM_ID) };
 
 extern const evd_names evd_kind_names;
 extern const evd_names evd_schedule_names;
@@ -71,6 +76,7 @@ extern const evd_names evd_restart_names;
 extern const evd_names evd_catch_up_names;
 extern const evd_names evd_sigint_names;
 extern const evd_names evd_ready_names;
+extern const evd_names evd_output_names;
 
 /* ---- the keys ----
  *
@@ -151,6 +157,9 @@ extern const evd_names evd_ready_names;
         X(umask, umask, EVD_EXEC, 0, 0022, NULL)                  /* the run's file mode mask */  \
         X(user, identity, EVD_EXEC, 0, NULL, NULL)                /* NULL: the daemon's */        \
         X(group, identity, EVD_EXEC, 0, NULL, NULL)               /* NULL: the user's */          \
+        X(output, output, EVD_EXEC, 0, EVD_OUTPUT_LOG, NULL)                                      \
+        X(output_rate, rate, EVD_EXEC, 0, 0, NULL)                /* records a second; 0: all */  \
+        X(output_burst, count, EVD_EXEC, 0, 0, NULL)              /* 0: a second's worth */       \
         X(path, path, EVD_MODULE, EVD_MODULE, NULL, NULL)         /* the shared object */         \
         X(entry, symbol, EVD_MODULE, 0, NULL, NULL)               /* NULL: evtask_task */
 
@@ -201,6 +210,8 @@ typedef struct evd_start_limit {
 #define EVD_CTYPE_timezone char *
 #define EVD_CTYPE_catch_up enum evd_catch_up
 #define EVD_CTYPE_sigint enum evd_sigint
+#define EVD_CTYPE_output enum evd_output_mode
+#define EVD_CTYPE_rate double
 #define EVD_CTYPE_log_target enum evd_log_target
 #define EVD_CTYPE_log_overflow enum evd_log_overflow
 

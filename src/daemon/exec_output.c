@@ -2,7 +2,11 @@
  * line as an `output` record, reads to the pipe's end, and waits for room
  * in the log before it reads more (so a slow sink blocks the job, not the
  * daemon's memory). A line too long for one record goes in several, each
- * saying which part it is. */
+ * saying which part it is. A task's output budget (output_rate,
+ * output_burst) lets through that many records and counts the rest, which
+ * are still read: a chatty job neither blocks nor crowds the daemon's own
+ * records out of the sink. With output = discard the pipes are read and
+ * nothing is logged. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +23,18 @@
 /* Bytes read at once; a line longer than this goes out in parts as it
  * comes. */
 #define READ_MAX (16 * 1024)
+/* Records over the budget are reported at most this often. */
+#define SUPPRESSED_REPORT_EVERY EVT_SEC(1)
+
+/* A token bucket: `rate` records a second, up to `burst` at once. */
+struct budget {
+        double rate;            /* 0: no budget */
+        double burst;
+        double tokens;
+        int64_t filled_at;      /* when tokens was brought up to date */
+        unsigned long long records, bytes; /* suppressed since the last report */
+        int64_t report_at;      /* when they are reported; 0: none pending */
+};
 
 /* What the run and its readers share: the readers may outlive the run's
  * task (a forced cancel ends it while they still have to run once), so the
@@ -28,6 +44,10 @@ struct evd_output {
         unsigned refs;
         unsigned long long reads;       /* reads that got bytes, so far */
         unsigned sink_waits;            /* readers waiting for room in the log */
+        evd_log *log;
+        bool discard;                   /* output = discard */
+        struct budget budget;           /* shared by both pipes */
+        char name[];                    /* the job's */
 };
 
 struct reader {
@@ -45,6 +65,46 @@ struct reader {
 static void output_unref(evd_output *o) {
         if (--o->refs == 0)
                 free(o);
+}
+
+/* Whether one more record of `bytes` fits the budget; if not, it is
+ * counted, to be reported. */
+static bool budget_admit(evd_output *o, size_t bytes) {
+        struct budget *b = &o->budget;
+        int64_t now;
+
+        if (b->rate <= 0)
+                return true;
+        now = evt_time_now();
+        b->tokens += (double) (now - b->filled_at) * b->rate / (double) EVT_SEC(1);
+        if (b->tokens > b->burst)
+                b->tokens = b->burst;
+        b->filled_at = now;
+        if (b->tokens >= 1) {
+                b->tokens -= 1;
+                return true;
+        }
+        b->records++;
+        b->bytes += bytes;
+        if (b->report_at == 0)
+                b->report_at = now + SUPPRESSED_REPORT_EVERY;
+        return false;
+}
+
+/* One `suppressed` record for what the budget held back since the last;
+ * with `due`, only once its interval has passed. */
+static void budget_report(evd_output *o, bool due) {
+        struct budget *b = &o->budget;
+
+        if (b->records == 0 || (due && evt_time_now() < b->report_at))
+                return;
+        evd_log_emit(o->log, LOG_WARNING, EVD_EV_SUPPRESSED, o->name,
+                     EVD_FIELDS(EVD_NUM("records", b->records), EVD_NUM("bytes", b->bytes),
+                                EVD_NUM("output_rate", b->rate), EVD_NUM("output_burst", b->burst)),
+                     "%llu output records (%llu bytes) over the budget of %g a second suppressed", b->records,
+                     b->bytes, b->rate);
+        b->records = b->bytes = 0;
+        b->report_at = 0;
 }
 
 size_t evd_output_escape(const char *p, size_t n, char *safe, size_t max, size_t *ret_used) {
@@ -100,6 +160,10 @@ static void emit_text(struct reader *rd, const char *p, size_t n, bool last) {
                 p += used;
                 n -= used;
                 more = n > 0 || !last;
+                if (!budget_admit(rd->out, used)) {
+                        rd->part += more || rd->part > 0;
+                        continue;
+                }
                 if (!more && rd->part == 0) {
                         evd_log_emit(rd->log, priority, EVD_EV_OUTPUT, rd->name,
                                      EVD_FIELDS(EVD_STR("stream", rd->stream), EVD_NUM("pid", rd->pid)), "%s",
@@ -136,6 +200,10 @@ static void process(struct reader *rd, bool eof) {
         char *start = rd->buf, *nl;
         size_t len = rd->len;
 
+        if (rd->out->discard) {
+                rd->len = 0;
+                return;
+        }
         evd_log_hold(rd->log);
         while ((nl = memchr(start, '\n', len))) {
                 emit_text(rd, start, (size_t) (nl - start), true);
@@ -186,12 +254,18 @@ static int reader_fn(void *arg) {
         for (;;) {
                 ssize_t n;
 
+                int64_t report_at = rd->out->budget.report_at;
+
                 rd->out->sink_waits++;
-                r = evd_log_wait_room(rd->log);
+                r = rd->out->discard ? 0 : evd_log_wait_room(rd->log);
                 rd->out->sink_waits--;
                 if (r < 0)
                         break;
-                r = evt_fd_wait(rd->fd, EVT_READ, EVT_FOREVER, NULL);
+                r = evt_fd_wait(rd->fd, EVT_READ, report_at ? evt_deadline_at(report_at) : EVT_FOREVER, NULL);
+                if (r == -ETIMEDOUT) {
+                        budget_report(rd->out, true);
+                        continue;
+                }
                 if (r < 0)
                         break;
                 n = read(rd->fd, rd->buf + rd->len, sizeof(rd->buf) - rd->len);
@@ -204,6 +278,7 @@ static int reader_fn(void *arg) {
                 rd->out->reads++;
                 rd->len += (size_t) n;
                 process(rd, false);
+                budget_report(rd->out, true);
         }
         if (!eof)
                 read_rest(rd);
@@ -249,7 +324,8 @@ static void reader_start(evd_output *o, const evd_job *job, int fd, const char *
 }
 
 evd_output *evd_output_start(const evd_job *job, int out_fd, int err_fd, const evt_task_opts *opts) {
-        evd_output *o = calloc(1, sizeof(*o));
+        const evd_task_conf *c = &job->conf;
+        evd_output *o = calloc(1, sizeof(*o) + strlen(c->name) + 1);
 
         if (!o || evt_group_new(job->loop, &o->group) < 0) {
                 free(o);
@@ -258,6 +334,13 @@ evd_output *evd_output_start(const evd_job *job, int out_fd, int err_fd, const e
                 return NULL;
         }
         o->refs = 1;
+        o->log = job->log;
+        o->discard = c->output == EVD_OUTPUT_DISCARD;
+        o->budget.rate = c->output_rate;
+        o->budget.burst = c->output_burst ? (double) c->output_burst : c->output_rate < 1 ? 1 : c->output_rate;
+        o->budget.tokens = o->budget.burst;
+        o->budget.filled_at = evt_time_now();
+        strcpy(o->name, c->name);
         reader_start(o, job, out_fd, "stdout", opts);
         reader_start(o, job, err_fd, "stderr", opts);
         return o;
@@ -277,6 +360,7 @@ int evd_output_finish(evd_output *o) {
         if (r < 0)
                 evt_group_cancel(o->group, EVT_CANCEL_FORCE);
         evt_group_wait(o->group, EVT_FOREVER);
+        budget_report(o, false);
         evt_shield_pop();
         evt_group_free(o->group);
         output_unref(o);

@@ -87,6 +87,10 @@ static int exec_check(evd_task_conf *t, evd_conf_error *e) {
                                               "not for schedule = %s: the %s paces its starts",
                                               evd_schedule_names.names[t->schedule],
                                               evd_schedule_names.names[t->schedule]);
+        if (t->output_burst && !t->output_rate)
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(output_burst), "needs an 'output_rate'");
+        if (t->output == EVD_OUTPUT_DISCARD && t->output_rate)
+                return evd_conf_fail_task_key(e, t, EVD_TASK_KEY(output_rate), "output = discard logs nothing");
         if (t->shell) {
                 char *argv[] = { "/bin/sh", "-c", t->command, NULL };
 

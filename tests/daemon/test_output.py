@@ -281,5 +281,62 @@ class Output(unittest.TestCase):
         self.assertEqual(code, 128 + signal.SIGTERM)
 
 
+class Budget(unittest.TestCase):
+    """Output budgets (issue 23): output_rate and output_burst hold a chatty
+    job's lines back, count them in suppressed records, and never hold back
+    a record of the daemon's own; output = discard drains the pipes."""
+
+    def test_budget_counts_what_it_holds_back(self):
+        """100,000 lines under 100/s with a burst of 50: a few hundred are
+        logged, the rest counted, none lost from the sum; every lifecycle
+        record of every task is there."""
+        text = config("seq 1 100000", "output_rate = 100/s\noutput_burst = 50")
+        text += "[task.quiet]\nkind = exec\ncommand = echo one\n\n[task.tick]\nkind = ticker\nspeed = 100\nsteps = 5\n"
+        d = SlowReader(self, text)
+        self.assertEqual(d.finish(), 0, d.stderr)
+        out = d.of("output", "job")
+        suppressed = d.of("suppressed", "job")
+        end = d.of("finished", "job")
+        self.assertEqual(len(end), 1)
+        # The burst, plus the rate over the run's life, plus one token of
+        # rounding.
+        allowed = 50 + 100 * end[0]["duration_ms"] / 1000 + 1
+        self.assertGreaterEqual(len(out), 50, "the burst gets through")
+        self.assertLessEqual(len(out), allowed, "no more than the budget")
+        self.assertEqual([r["msg"] for r in out[:50]], [str(i) for i in range(1, 51)], "the first lines, in order")
+        self.assertTrue(suppressed, "what was held back is reported")
+        self.assertEqual(len(out) + sum(r["records"] for r in suppressed), 100000, "every line logged or counted")
+        self.assertGreater(d.records.index(end[0]), d.records.index(suppressed[-1]), "reported before the end")
+        self.assertEqual(d.of("dropped"), [])
+        self.assertEqual([r["msg"] for r in d.of("output", "quiet")], ["one"])
+        for event, task in (("run", "job"), ("run", "quiet"), ("finished", "quiet"), ("spawned", "tick"),
+                            ("finished", "tick"), ("done", None), ("exit", None)):
+            self.assertEqual(len(d.of(event, task)), 1, f"the {event} record of {task}")
+        self.assertEqual(len(d.of("step", "tick")), 5)
+
+    def test_one_report_per_interval(self):
+        """Output over 2.5 s under a budget: the suppressed records come at
+        least a second apart (but the last, at the run's end)."""
+        cmd = "for i in $(seq 1 25); do seq 1 200; sleep 0.1; done"
+        d = SlowReader(self, config(cmd, "output_rate = 10/s"))
+        self.assertEqual(d.finish(), 0, d.stderr)
+        suppressed = d.of("suppressed", "job")
+        self.assertGreaterEqual(len(suppressed), 3, "a report a second over 2.5 s, and one at the end")
+        gaps = [b["mono_us"] - a["mono_us"] for a, b in zip(suppressed, suppressed[1:-1])]
+        self.assertTrue(all(g >= 950_000 for g in gaps), f"reports closer than a second: {gaps}")
+        self.assertEqual(len(d.of("output", "job")) + sum(r["records"] for r in suppressed), 5000)
+
+    def test_discard_drains_without_the_log(self):
+        """output = discard: 20 MB written to a log read at 2 KB/s ends at
+        once (its pipes are read, not the log waited for), and nothing of it
+        is logged."""
+        d = SlowReader(self, config("head -c 20000000 /dev/zero; echo; yes | head -n 100000", "output = discard"),
+                       rate=2000)
+        self.assertEqual(d.finish(), 0, d.stderr)
+        self.assertEqual(d.of("output"), [])
+        self.assertEqual(d.of("suppressed"), [])
+        self.assertEqual(len(d.of("finished", "job")), 1)
+
+
 if __name__ == "__main__":
     unittest.main(argv=sys.argv[:1] + sys.argv[1:], verbosity=2)
