@@ -15,7 +15,14 @@
 #include "cgroup.h"
 #include "util.h"
 
+/* The controllers a run's limits need. */
+#define LIMIT_CONTROLLERS "memory pids cpu"
+/* Where the daemon moves itself so that its cgroup may delegate them. */
+#define SELF_CGROUP "evtaskd"
+
 static int base_fd = -1;        /* the daemon's cgroup directory */
+static bool limits;             /* the controllers are on for the runs */
+static char no_limits[160] = "no cgroup v2 delegated to the daemon";
 static unsigned long long seq;  /* runs made so far */
 
 /* The first line of file `path` that `take` accepts: it writes what it
@@ -66,6 +73,74 @@ static int write_file(int dirfd, const char *file, const char *text) {
         return (int) n;
 }
 
+static bool read_line(int dirfd, const char *file, char *buf, size_t size) {
+        int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+
+        if (fd >= 0)
+                close(fd);
+        if (n < 0)
+                return false;
+        buf[n] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        return true;
+}
+
+/* Whether word w is in the blank-separated list. */
+static bool has_word(const char *list, const char *w, size_t len) {
+        for (const char *p = list; (p = strstr(p, w)); p += len)
+                if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0'))
+                        return true;
+        return false;
+}
+
+/* The limits' controllers, delegated to the daemon's cgroup (dirfd):
+ * the daemon moves into SELF_CGROUP, a child cgroup, and enables them in
+ * its cgroup's subtree_control. false with the reason (the controllers
+ * missing) otherwise. */
+static bool controllers_setup(int dirfd, char *why, size_t whylen) {
+        char have[256], missing[64] = "", self[32];
+        const char *w = LIMIT_CONTROLLERS;
+        int sub, r;
+
+        if (!read_line(dirfd, "cgroup.controllers", have, sizeof(have))) {
+                snprintf(why, whylen, "cannot read cgroup.controllers: %s", strerror(errno));
+                return false;
+        }
+        while (*w) {
+                size_t len = strcspn(w, " ");
+
+                if (!has_word(have, w, len))
+                        snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%s%.*s",
+                                 missing[0] ? " " : "", (int) len, w);
+                w += len + (w[len] == ' ');
+        }
+        if (missing[0]) {
+                snprintf(why, whylen, "the daemon's cgroup v2 lacks the %s controller%s", missing,
+                         strchr(missing, ' ') ? "s" : "");
+                return false;
+        }
+        if (mkdirat(dirfd, SELF_CGROUP, 0755) < 0 && errno != EEXIST) {
+                snprintf(why, whylen, "cannot make the cgroup %s: %s", SELF_CGROUP, strerror(errno));
+                return false;
+        }
+        sub = openat(dirfd, SELF_CGROUP, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        snprintf(self, sizeof(self), "%ld", (long) getpid());
+        r = sub < 0 ? -errno : write_file(sub, "cgroup.procs", self);
+        if (sub >= 0)
+                close(sub);
+        if (r < 0) {
+                snprintf(why, whylen, "cannot move into the cgroup %s: %s", SELF_CGROUP, strerror(-r));
+                return false;
+        }
+        r = write_file(dirfd, "cgroup.subtree_control", "+memory +pids +cpu");
+        if (r < 0) {
+                snprintf(why, whylen, "cannot enable the %s controllers: %s", LIMIT_CONTROLLERS, strerror(-r));
+                return false;
+        }
+        return true;
+}
+
 bool evd_cgroup_setup(char *why, size_t whylen) {
         char mount[512], path[512], dir[1100], probe[64];
         int fd;
@@ -110,7 +185,16 @@ bool evd_cgroup_setup(char *why, size_t whylen) {
                 }
         }
         base_fd = fd;
+        limits = controllers_setup(fd, no_limits, sizeof(no_limits));
         return true;
+}
+
+bool evd_cgroup_limits(void) {
+        return limits;
+}
+
+const char *evd_cgroup_no_limits(void) {
+        return no_limits;
 }
 
 bool evd_cgroup_enabled(void) {

@@ -14,6 +14,10 @@
 bool evd_cgroup_setup(char *why, size_t whylen);
 /* evd_cgroup_setup succeeded. */
 bool evd_cgroup_enabled(void);
+/* The memory, pids and cpu controllers are enabled for the runs' cgroups
+ * (limits.c writes their files); if not, why not. */
+bool evd_cgroup_limits(void);
+const char *evd_cgroup_no_limits(void);
 
 /* Makes a run's cgroup, named run-SEQ.TASK (never "cgroup.*"), into name:
  * its directory's descriptor, or -errno. */

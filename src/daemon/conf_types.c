@@ -20,6 +20,8 @@
 #define DURATION_MAX EVD_SEC(366 * 24 * 3600)
 #define THREADS_MAX 1024
 #define RATE_MAX 1000000 /* records a second: more than a sink takes */
+#define MEMORY_MIN ((size_t) 1 << 20)
+#define PERCENT_MAX 100000 /* a thousand CPUs */
 
 static const char *const kind_words[] = { EVD_KIND_LIST(EVD_ENUM_NAME) };
 static const char *const schedule_words[] = { EVD_SCHEDULE_LIST(EVD_ENUM_NAME) };
@@ -127,6 +129,45 @@ static int parse_rate(const evd_key_ctx *ctx, const char *v, void *field) {
         if (n / per < 1.0 / 60)
                 return evd_key_fail(ctx, "%s is out of range (1/min to 1000000/s)", v);
         *(double *) field = n / per;
+        return 0;
+}
+
+/* Bytes, as a size (K, M, G), at least a megabyte. */
+static int parse_memory_size(const evd_key_ctx *ctx, const char *v, void *field) {
+        size_t size;
+
+        if (evd_parse_size(v, &size) < 0)
+                return evd_key_fail(ctx, "'%s' is not a size (for example 512M, 2G)", v);
+        if (size < MEMORY_MIN)
+                return evd_key_fail(ctx, "%s is out of range (at least 1M)", v);
+        *(uint64_t *) field = size;
+        return 0;
+}
+
+/* cgroup v2's cpu.weight: 1 to 10000, 100 the default share. */
+static int parse_cpu_weight(const evd_key_ctx *ctx, const char *v, void *field) {
+        uint64_t n;
+        int r = parse_uint_upto(ctx, v, 10000, " (1 to 10000)", &n);
+
+        if (r == 0 && n == 0)
+                return evd_key_fail(ctx, "0 is out of range (1 to 10000)");
+        if (r == 0)
+                *(unsigned *) field = (unsigned) n;
+        return r;
+}
+
+/* N%: of one CPU's time (200% is two CPUs' worth). */
+static int parse_percent(const evd_key_ctx *ctx, const char *v, void *field) {
+        size_t n = strspn(v, "0123456789");
+        unsigned pct = 0;
+
+        if (n == 0 || n > 6 || strcmp(v + n, "%") != 0)
+                return evd_key_fail(ctx, "'%s' is not a percentage (for example 50%%, 200%%)", v);
+        for (size_t i = 0; i < n; i++)
+                pct = pct * 10 + (unsigned) (v[i] - '0');
+        if (pct == 0 || pct > PERCENT_MAX)
+                return evd_key_fail(ctx, "%s is out of range (1%% to 100000%%)", v);
+        *(unsigned *) field = pct;
         return 0;
 }
 
@@ -382,5 +423,8 @@ TYPE(ready, .parse = parse_word, .names = &evd_ready_names)
 TYPE(task_names, .parse = parse_task_names)
 TYPE(output, .parse = parse_word, .names = &evd_output_names)
 TYPE(rate, .parse = parse_rate)
+TYPE(memory_size, .parse = parse_memory_size)
+TYPE(cpu_weight, .parse = parse_cpu_weight)
+TYPE(percent, .parse = parse_percent)
 TYPE(log_target, .parse = parse_word, .names = &evd_log_target_names)
 TYPE(log_overflow, .parse = parse_word, .names = &evd_log_overflow_names)

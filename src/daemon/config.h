@@ -160,6 +160,13 @@ extern const evd_names evd_output_names;
         X(output, output, EVD_EXEC, 0, EVD_OUTPUT_LOG, NULL)                                      \
         X(output_rate, rate, EVD_EXEC, 0, 0, NULL)                /* records a second; 0: all */  \
         X(output_burst, count, EVD_EXEC, 0, 0, NULL)              /* 0: a second's worth */       \
+        X(memory_max, memory_size, EVD_EXEC, 0, 0, NULL)          /* bytes; 0: none */            \
+        X(pids_max, count, EVD_EXEC, 0, 0, NULL)                  /* 0: none */                   \
+        X(cpu_weight, cpu_weight, EVD_EXEC, 0, 0, NULL)           /* 1 to 10000; 0: the default */ \
+        X(cpu_quota, percent, EVD_EXEC, 0, 0, NULL)               /* % of one CPU; 0: none */     \
+        X(limit_nofile, count, EVD_EXEC, 0, 0, NULL)              /* RLIMIT_NOFILE; 0: evtaskd's */ \
+        X(limit_nproc, count, EVD_EXEC, 0, 0, NULL)               /* RLIMIT_NPROC; 0: evtaskd's */ \
+        X(limit_cpu, duration, EVD_EXEC, 0, 0, NULL)              /* RLIMIT_CPU; 0: evtaskd's */  \
         X(path, path, EVD_MODULE, EVD_MODULE, NULL, NULL)         /* the shared object */         \
         X(entry, symbol, EVD_MODULE, 0, NULL, NULL)               /* NULL: evtask_task */
 
@@ -212,6 +219,9 @@ typedef struct evd_start_limit {
 #define EVD_CTYPE_sigint enum evd_sigint
 #define EVD_CTYPE_output enum evd_output_mode
 #define EVD_CTYPE_rate double
+#define EVD_CTYPE_memory_size uint64_t
+#define EVD_CTYPE_cpu_weight unsigned
+#define EVD_CTYPE_percent unsigned
 #define EVD_CTYPE_log_target enum evd_log_target
 #define EVD_CTYPE_log_overflow enum evd_log_overflow
 

@@ -3,7 +3,7 @@
  * (so no controlling terminal), an empty signal mask, default
  * dispositions, stdin from /dev/null, no fd of the daemon but the two
  * pipes. Fork and exec when it switches to a `user` or `group`, to its own
- * `umask`, or enters a cgroup before its exec: the child only makes system
+ * `umask`, enters a cgroup or sets rlimits before its exec: the child only makes system
  * calls (identity looked up before the fork), and a step that fails is
  * reported back through a pipe. */
 #include <errno.h>
@@ -116,6 +116,7 @@ int evd_exec_environment_become(const evd_identity *id) {
 enum child_step {
         STEP_STDIO,
         STEP_CGROUP,
+        STEP_LIMITS,
         STEP_IDENTITY,
         STEP_DIRECTORY,
         STEP_EXEC,
@@ -124,7 +125,7 @@ enum child_step {
 /* The child of fork_child: only system calls from here to the exec. A
  * failure on the way writes its step and errno to the report pipe. */
 static _Noreturn void child_exec(const evd_task_conf *c, const evd_identity *id, char **env, int out, int err,
-                                 int cgroup_procs, int report) {
+                                 int cgroup_procs, const evd_rlimits *rl, int report) {
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         sigset_t none;
         int failure[2], null;
@@ -151,6 +152,11 @@ static _Noreturn void child_exec(const evd_task_conf *c, const evd_identity *id,
         failure[0] = STEP_CGROUP;
         if (cgroup_procs >= 0 && write(cgroup_procs, "0", 1) < 0)
                 goto fail;
+        /* As root still: a limit above the daemon's own may be set. */
+        failure[0] = STEP_LIMITS;
+        for (unsigned i = 0; i < rl->n; i++)
+                if (setrlimit(rl->r[i].resource, &rl->r[i].value) < 0)
+                        goto fail;
         /* Not root: only its own ids pass the config check; nothing to do. */
         failure[0] = STEP_IDENTITY;
         if (geteuid() == 0) {
@@ -175,10 +181,11 @@ fail:
 }
 
 static int fork_child(const evd_task_conf *c, const evd_identity *id, char **env, int out, int err,
-                      int cgroup_procs, pid_t *ret_pid, char *why, size_t whylen) {
+                      int cgroup_procs, const evd_rlimits *rl, pid_t *ret_pid, char *why, size_t whylen) {
         static const char *const steps[] = {
                 [STEP_STDIO] = "cannot set up stdin, stdout and stderr",
                 [STEP_CGROUP] = "cannot enter the run's cgroup",
+                [STEP_LIMITS] = "cannot set its limits (limit_*, memory_max, pids_max)",
                 [STEP_IDENTITY] = "cannot switch user and group",
                 [STEP_DIRECTORY] = "cannot enter the working directory",
                 [STEP_EXEC] = "cannot execute it",
@@ -191,7 +198,7 @@ static int fork_child(const evd_task_conf *c, const evd_identity *id, char **env
                 return -errno;
         pid = fork();
         if (pid == 0)
-                child_exec(c, id, env, out, err, cgroup_procs, report[1]);
+                child_exec(c, id, env, out, err, cgroup_procs, rl, report[1]);
         close(report[1]);
         if (pid < 0) {
                 close(report[0]);
@@ -232,7 +239,7 @@ static int daemon_umask(void) {
 }
 
 int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, int cgroup_procs,
-                   pid_t *ret_pid, char *why, size_t whylen) {
+                   const evd_rlimits *rl, pid_t *ret_pid, char *why, size_t whylen) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, all;
@@ -241,10 +248,10 @@ int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int 
 
         if (!env)
                 return -ENOMEM;
-        /* posix_spawn has no umask step, nor a cgroup one: such a run is
-         * forked. */
-        if (c->user || c->group || cgroup_procs >= 0 || daemon_umask() != (int) c->umask) {
-                r = fork_child(c, id, env, out, err, cgroup_procs, ret_pid, why, whylen);
+        /* posix_spawn has no umask step, nor a cgroup or an rlimit one:
+         * such a run is forked. */
+        if (c->user || c->group || cgroup_procs >= 0 || rl->n > 0 || daemon_umask() != (int) c->umask) {
+                r = fork_child(c, id, env, out, err, cgroup_procs, rl, ret_pid, why, whylen);
                 free(env);
                 return r;
         }

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "identity.h"
+#include "exec_limits.h"
 
 /* The environment of a run: `base` (the daemon's) without what the
  * service manager gave the daemon (NOTIFY_SOCKET, WATCHDOG_*,
@@ -29,6 +30,7 @@ int evd_exec_environment_become(const evd_identity *id);
  * stderr, and, with cgroup_procs >= 0 (a run's cgroup.procs), in that
  * cgroup from before its exec: 0 with the pid, or -errno with the reason
  * in why (the child's step that failed, when it could not become `id`,
- * enter its cgroup or directory, or exec). */
+ * enter its cgroup or directory, set its rlimits, or exec). rl: the
+ * rlimits it sets before its exec. */
 int evd_exec_spawn(const evd_task_conf *c, const evd_identity *id, int out, int err, int cgroup_procs,
-                   pid_t *ret_pid, char *why, size_t whylen);
+                   const evd_rlimits *rl, pid_t *ret_pid, char *why, size_t whylen);

@@ -21,8 +21,10 @@
 #include <unistd.h>
 
 #include "calendar.h"
+#include "cgroup.h"
 #include "command.h"
 #include "exec_calendar.h"
+#include "exec_limits.h"
 #include "exec_notify.h"
 #include "exec_output.h"
 #include "exec_spawn.h"
@@ -180,27 +182,47 @@ static bool succeeded(int status) {
         return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-static void log_end(evd_job *job, unsigned run, int status, bool timed_out, int64_t started) {
+/* The run's end. A failure says why when it is known (timed_out, or
+ * `cause`: oom-killed, limit_cpu), and which rlimit held the run
+ * otherwise: an allocation RLIMIT_AS refused ends a program in its own
+ * way. */
+static void log_end(evd_job *job, unsigned run, int status, bool timed_out, const char *cause,
+                    const evd_rlimits *rl, int64_t started) {
         long long ms = (evt_time_now() - started) / 1000000;
+        const evd_task_conf *c = &job->conf;
+        bool as = false;
+        char note[96] = "";
         evd_field f[] = {
                 EVD_NUM("run", run), EVD_NUM("pid", job->pid), EVD_NUM("duration_ms", ms),
                 EVD_NUM("timed_out", timed_out),
                 EVD_NUM(WIFEXITED(status) ? "exit_code" : "signal_number",
                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)),
+                EVD_STR("cause", cause), EVD_STR("limits", "memory_max"),
         };
-        const char *name = job->conf.name;
+        size_t n = ARRAY_SIZE(f) - 2;
+        const char *name = c->name;
 
+        for (unsigned i = 0; i < rl->n; i++)
+                as |= rl->r[i].resource == RLIMIT_AS;
+        if (timed_out) {
+                snprintf(note, sizeof(note), " (timeout)");
+        } else if (cause) {
+                snprintf(note, sizeof(note), " (%s)", cause);
+                n++;
+        } else if (as) {
+                snprintf(note, sizeof(note), " (memory_max = %llu applied as RLIMIT_AS)",
+                         (unsigned long long) c->memory_max);
+                f[n++] = f[ARRAY_SIZE(f) - 1];
+        }
         if (succeeded(status))
-                evd_log_emit(job->log, LOG_INFO, EVD_EV_FINISHED, name, f, ARRAY_SIZE(f),
+                evd_log_emit(job->log, LOG_INFO, EVD_EV_FINISHED, name, f, ARRAY_SIZE(f) - 2,
                              "run %u exited 0 after %lld ms", run, ms);
         else if (WIFEXITED(status))
-                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, ARRAY_SIZE(f),
-                             "run %u exited %d after %lld ms%s", run, WEXITSTATUS(status), ms,
-                             timed_out ? " (timeout)" : "");
+                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, n, "run %u exited %d after %lld ms%s", run,
+                             WEXITSTATUS(status), ms, note);
         else
-                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, ARRAY_SIZE(f),
-                             "run %u killed by %s after %lld ms%s", run, evd_signal_name(WTERMSIG(status)), ms,
-                             timed_out ? " (timeout)" : "");
+                evd_log_emit(job->log, LOG_ERR, EVD_EV_FAILED, name, f, n, "run %u killed by %s after %lld ms%s",
+                             run, evd_signal_name(WTERMSIG(status)), ms, note);
 }
 
 /* One run: 0 with the wait status, -ECANCELED, or another error (logged)
@@ -221,19 +243,25 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         evd_identity id = { 0 };
         char why[160] = "";
         int r, cgroup_procs = -1;
+        bool limits_cgroup = false, oom;
+        evd_rlimits rl;
         pid_t pid;
 
         r = evd_proctree_open(&procs, job->log, c->name, run, &cgroup_procs);
         if (r < 0)
                 snprintf(why, sizeof(why), "cannot make the run's cgroup: %s", strerror(-r));
-        else
+        limits_cgroup = r == 0 && procs.cgroup >= 0 && evd_cgroup_limits();
+        if (limits_cgroup)
+                r = evd_limits_apply_cgroup(c, procs.cgroup, why, sizeof(why));
+        evd_limits_rlimits(c, limits_cgroup, &rl);
+        if (r == 0)
                 r = evd_identity_get(c->user, c->group, &id, why, sizeof(why));
         if (r == 0 && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0))
                 r = -errno;
         if (r == 0 && c->ready == EVD_READY_NOTIFY)
                 r = evd_exec_notify_open(job, run, &id, &spawn_conf.environment, &notify);
         if (r == 0)
-                r = evd_exec_spawn(&spawn_conf, &id, out[1], err[1], cgroup_procs, &pid, why, sizeof(why));
+                r = evd_exec_spawn(&spawn_conf, &id, out[1], err[1], cgroup_procs, &rl, &pid, why, sizeof(why));
         if (cgroup_procs >= 0)
                 close(cgroup_procs);
         evd_identity_clear(&id);
@@ -264,8 +292,10 @@ static int run_once(evd_job *job, unsigned run, int *ret_status) {
         /* A run is finished when its output is: what it wrote before its
          * exit is still in the pipes, and is logged before the run's end. */
         evd_output_finish(output);
+        oom = limits_cgroup && evd_limits_oom_killed(procs.cgroup);
         if (r == 0)
-                log_end(job, run, *ret_status, timed_out, started);
+                log_end(job, run, *ret_status, timed_out,
+                        succeeded(*ret_status) ? NULL : evd_limits_cause(c, *ret_status, oom), &rl, started);
         job->pid = 0;
         job->procs = NULL;
 out:
@@ -403,6 +433,7 @@ static int exec_runs(evd_job *job, evd_exec_calendar *cal) {
         start_window window = { 0 };
         unsigned failures = 0;
 
+        evd_limits_log(job->log, c, evd_cgroup_limits(), evd_cgroup_no_limits());
         start_allowed(c, &window, evt_time_now());
         for (unsigned run = 1;; run++) {
                 int64_t started = evt_time_now(), next, wait;

@@ -67,7 +67,8 @@ extern const evd_names evd_log_overflow_names;
         X(EVD_EV_SLOW_STEP, "slow-step", NULL)                                  \
         X(EVD_EV_DROPPED, "dropped", "8ad88c39ab3348eb93d92a7fcb4fbe41")        \
         X(EVD_EV_CONTROL, "control", "b405acb3f7f24da085a77e8fcaa36d26")        \
-        X(EVD_EV_SUPPRESSED, "suppressed", "584fe23b02bf4fd087e90c9ef8ba549a")
+        X(EVD_EV_SUPPRESSED, "suppressed", "584fe23b02bf4fd087e90c9ef8ba549a")  \
+        X(EVD_EV_LIMITS, "limits", "252496a00ccc4cadaa78d6ad0be78fbe")
 
 typedef enum evd_event { EVD_EVENT_LIST(EVD_ENUM_ID) EVD_EVENT_COUNT } evd_event;
 const char *evd_event_name(evd_event event);

@@ -275,6 +275,16 @@ def cgroup_dir(pid):
     return unified_mount() + path
 
 
+def entering(cgroup):
+    """A child's preexec that moves it into cgroup."""
+    procs = os.path.join(cgroup, "cgroup.procs")
+
+    def enter():
+        with open(procs, "w") as f:
+            f.write("0")
+    return enter
+
+
 def remove_cgroup(path):
     """Whatever a failing test left in it is killed first."""
     for sub, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
@@ -312,13 +322,7 @@ class Cgroup(Leftovers):
         self.addCleanup(remove_cgroup, self.cgroup)
 
     def run_daemon(self, text, **kw):
-        procs = os.path.join(self.cgroup, "cgroup.procs")
-
-        def enter():
-            with open(procs, "w") as f:
-                f.write("0")
-
-        d = super().run_daemon(text, preexec=enter, **kw)
+        d = super().run_daemon(text, preexec=entering(self.cgroup), **kw)
         started = d.event("started")
         self.assertEqual(started["processes"], "cgroup", started["msg"])
         return d
