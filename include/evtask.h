@@ -820,6 +820,20 @@ typedef struct evt_wait_info {
  * task's memory, or for ever. */
 EVT_API int evt_task_wait_info(const evt_task *task, evt_wait_info *ret);
 
+/* Where a parked task is: up to n return addresses unwound from its saved
+ * context by its frame pointers, innermost first (the first few are the
+ * scheduler's switch and the primitive it waits in, then the task's own
+ * functions, its entry last). The walk reads only the task's stack, checks
+ * each frame's alignment and range first and stops at the first that does
+ * not fit, so a broken chain (code built without frame pointers) gives a
+ * short trace, never a fault. An address is a return address: the call is
+ * the instruction before it (symbolize pc - 1). The count stored (0..n),
+ * -EINVAL for a NULL task or pcs, -EBUSY for the running task, -ESRCH for a
+ * task that has not run yet or has ended, -ENOTSUP where the build cannot
+ * walk (a context switch other than x86-64's, AArch64's or RISC-V's
+ * assembly, or glibc's on x86-64). */
+EVT_API int evt_task_backtrace(const evt_task *task, void **pcs, size_t n);
+
 /* One blocking call in flight, as status pages and the lifecycle see it. */
 typedef struct evt_call_info {
         const char *task;       /* the name of the task that made the call */

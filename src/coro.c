@@ -12,6 +12,8 @@
  * control word, FPCR, fcsr) are not switched: they are the thread's, not a
  * task's. */
 #include <assert.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
@@ -213,4 +215,69 @@ void evt__coro_switch_final(evt__coro *from, evt__coro *to) {
         switch_to = to;
         raw_switch(from, to);
         abort(); /* a finished context is never switched to */
+}
+
+/* ---- backtraces ---- */
+
+/* Where the frame record (the caller's frame pointer, then the return
+ * address) sits relative to a frame pointer: at it on x86-64 and AArch64,
+ * just below it on RISC-V, whose frame pointer is the frame's top. */
+#if defined(__riscv)
+#define FP_RECORD (-2 * (intptr_t) sizeof(uintptr_t))
+#else
+#define FP_RECORD 0
+#endif
+
+/* The frame pointer chain from (pc, fp), inside [lo, hi): each record must
+ * be aligned and lie in the range, or the walk stops before reading it;
+ * a record that does not climb (callers' frames are higher on the stack)
+ * gives its return address and ends the walk. */
+EVT__NO_ASAN
+static size_t fp_walk(uintptr_t pc, uintptr_t fp, uintptr_t lo, uintptr_t hi, void **pcs, size_t n) {
+        size_t k = 0;
+
+        while (k < n && pc) {
+                uintptr_t rec = fp + (uintptr_t) FP_RECORD;
+                const uintptr_t *r = (const uintptr_t *) rec;
+
+                pcs[k++] = (void *) pc;
+                if (fp == 0 || rec % sizeof(uintptr_t) || rec < lo || rec > hi - 2 * sizeof(uintptr_t))
+                        break;
+                pc = r[1];
+                fp = r[0] > fp ? r[0] : 0; /* 0: this return address is the last */
+        }
+        return k;
+}
+
+EVT__NO_ASAN
+int evt__coro_backtrace(const evt__coro *c, const void *lo, size_t size, void **pcs, size_t n) {
+        uintptr_t hi = (uintptr_t) lo + size;
+
+#if EVT_CORO_UCONTEXT && defined(__x86_64__) && defined(__GLIBC__)
+        /* swapcontext saved its return address and its caller's rbp. */
+        const greg_t *g = c->uc.uc_mcontext.gregs;
+        uintptr_t sp = (uintptr_t) g[REG_RSP];
+
+        if (sp < (uintptr_t) lo || sp >= hi)
+                return 0;
+        return (int) fp_walk((uintptr_t) g[REG_RIP], (uintptr_t) g[REG_RBP], sp, hi, pcs, n);
+#elif EVT_CORO_UCONTEXT
+        (void) c, (void) hi, (void) pcs, (void) n;
+        return -ENOTSUP;
+#else
+        /* The switch's frame, as its .S file stores it: the return address
+         * into evt__coro_switch and that function's frame pointer. */
+        uintptr_t sp = (uintptr_t) c->sp;
+        const uintptr_t *w = (const uintptr_t *) sp;
+
+        if (sp % sizeof(uintptr_t) || sp < (uintptr_t) lo || sp > hi - FRAME_WORDS * sizeof(uintptr_t))
+                return 0;
+#if defined(__x86_64__)
+        return (int) fp_walk(w[6], w[5], sp, hi, pcs, n);
+#elif defined(__aarch64__)
+        return (int) fp_walk(w[11], w[10], sp, hi, pcs, n);
+#else
+        return (int) fp_walk(w[0], w[1], sp, hi, pcs, n);
+#endif
+#endif
 }

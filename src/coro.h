@@ -56,6 +56,10 @@ static inline void evt__coro_prefetch(const evt__coro *c) {
                 __builtin_prefetch((const char *) c->sp + 64 * i);
 #endif
 }
+/* Up to n return addresses of switched-out context c, whose stack is
+ * [lo, lo + size), unwound by its frame pointers (evt_task_backtrace): how
+ * many, or -ENOTSUP where this build cannot walk. */
+int evt__coro_backtrace(const evt__coro *c, const void *lo, size_t size, void **pcs, size_t n);
 /* Like evt__coro_switch, for a context that will never run again: its stack
  * may be reused as soon as to runs. */
 _Noreturn void evt__coro_switch_final(evt__coro *from, evt__coro *to);

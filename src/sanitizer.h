@@ -16,9 +16,13 @@
 #include <sanitizer/common_interface_defs.h>
 #define EVT__ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #define EVT__ASAN_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+/* For code that reads another context's stack: its frames lie between
+ * ASan's redzones, and may be poisoned as a whole while it is parked. */
+#define EVT__NO_ASAN __attribute__((no_sanitize_address))
 #else
 #define EVT__ASAN_UNPOISON(p, n) ((void) (p), (void) (n))
 #define EVT__ASAN_POISON(p, n) ((void) (p), (void) (n))
+#define EVT__NO_ASAN
 #endif
 
 #if defined(__SANITIZE_THREAD__)

@@ -931,6 +931,18 @@ int evt_task_wait_info(const evt_task *task, evt_wait_info *ret) {
         return 0;
 }
 
+int evt_task_backtrace(const evt_task *task, void **pcs, size_t n) {
+        if (!task || !pcs)
+                return -EINVAL;
+        if (task == current)
+                return -EBUSY;
+        /* A stack from the first run to the end; a context saved on it
+         * whenever the task is not the running one. */
+        if (!task->stack || task->state == EVT__TASK_NEW || task->state == EVT__TASK_DONE)
+                return -ESRCH;
+        return evt__coro_backtrace(&task->coro, task->stack->lo, task->stack->size, pcs, n);
+}
+
 const char *evt_task_state_name(const evt_task *task) {
         if (!task)
                 return NULL;

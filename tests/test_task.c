@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "coro.h"
 #include "sanitizer.h"
 #include "stack.h"
 
@@ -1051,6 +1052,126 @@ START_TEST(wait_info_says_what_a_task_waits_on) {
 }
 END_TEST
 
+/* ---- backtraces ---- */
+
+/* A task parked three calls deep: each call is followed by more work, so
+ * that none becomes a jump that leaves no frame. */
+static __attribute__((noinline)) int bt_leaf(evt_event *e) {
+        int r = evt_event_wait(e, EVT_FOREVER);
+
+        __asm__ volatile("" ::: "memory");
+        return r;
+}
+
+static __attribute__((noinline)) int bt_middle(evt_event *e) {
+        int r = bt_leaf(e);
+
+        __asm__ volatile("" ::: "memory");
+        return r + 1;
+}
+
+static __attribute__((noinline)) int bt_top(void *arg) {
+        int r = bt_middle(arg);
+
+        __asm__ volatile("" ::: "memory");
+        return r - 1;
+}
+
+struct bt_check {
+        evt_task *parked;
+        void *pcs[32];
+        int n, r_self, r_null;
+};
+
+static int bt_inspector(void *arg) {
+        struct bt_check *c = arg;
+
+        ck_assert_int_eq(evt_yield(), 0);
+        c->n = evt_task_backtrace(c->parked, c->pcs, 32);
+        c->r_self = evt_task_backtrace(evt_task_current(), c->pcs, 32);
+        c->r_null = evt_task_backtrace(NULL, c->pcs, 32);
+        evt_task_cancel(c->parked, 0);
+        return 0;
+}
+
+/* The index of the first return address into fn at or after pcs[from]:
+ * fn is small, so an address just past its start is in it. -1: none. */
+static int pc_in(void *const *pcs, int n, int from, int (*fn)()) {
+        for (int i = from; i < n; i++) {
+                uintptr_t d = (uintptr_t) pcs[i] - (uintptr_t) fn;
+
+                if (d > 0 && d < 512)
+                        return i;
+        }
+        return -1;
+}
+
+/* The walk from the parked task's saved context passes through its three
+ * functions, innermost first, and ends on its stack. */
+START_TEST(backtrace_of_a_parked_task) {
+        evt_loop *loop = test_loop_new();
+        struct bt_check c = { 0 };
+        evt_event *e;
+        void *pcs[4];
+        int leaf, middle, top;
+
+        ck_assert_int_eq(evt_event_new(loop, &e), 0);
+        c.parked = test_spawn(loop, bt_top, e, "parked", 0);
+        ck_assert_int_eq(evt_task_backtrace(c.parked, pcs, 4), -ESRCH); /* not run yet */
+        evt_task_unref(test_spawn(loop, bt_inspector, &c, "inspector", 0));
+        test_loop_run(loop);
+        if (c.n == -ENOTSUP) {
+                fprintf(stderr, "evt_task_backtrace: not on this build, skipped\n");
+        } else {
+                ck_assert_int_gt(c.n, 3);
+                leaf = pc_in(c.pcs, c.n, 0, (int (*)()) bt_leaf);
+                middle = pc_in(c.pcs, c.n, leaf + 1, (int (*)()) bt_middle);
+                top = pc_in(c.pcs, c.n, middle + 1, (int (*)()) bt_top);
+                ck_assert_int_ge(leaf, 1); /* the switch's frames come first */
+                ck_assert_int_eq(middle, leaf + 1);
+                ck_assert_int_eq(top, middle + 1);
+                ck_assert_int_lt(c.n, 32);  /* it ended, at the stack's first frame */
+        }
+        ck_assert_int_eq(c.r_self, -EBUSY);
+        ck_assert_int_eq(c.r_null, -EINVAL);
+        ck_assert_int_eq(evt_task_backtrace(c.parked, NULL, 4), -EINVAL);
+        ck_assert_int_eq(evt_task_backtrace(c.parked, pcs, 4), -ESRCH); /* ended */
+        evt_task_unref(c.parked);
+        evt_event_free(e);
+        test_loop_free(loop);
+}
+END_TEST
+
+#if defined(__x86_64__) && !EVT_CORO_UCONTEXT
+/* A broken chain ends the walk before a bad read: a record that leaves the
+ * stack, one that does not climb, one out of line. */
+START_TEST(backtrace_stops_at_a_broken_chain) {
+        uintptr_t stack[64] = { 0 };
+        uintptr_t lo = (uintptr_t) stack;
+        evt__coro c = { .sp = stack };
+        void *pcs[16];
+
+        /* The switch's frame: r15 r14 r13 r12 rbx rbp ret. */
+        stack[5] = lo + 16 * sizeof(uintptr_t);
+        stack[6] = 0x1001;
+        stack[16] = 0x7fff00000000;        /* the next record: off the stack */
+        stack[17] = 0x1002;
+        ck_assert_int_eq(evt__coro_backtrace(&c, stack, sizeof(stack), pcs, 16), 2);
+        ck_assert_ptr_eq(pcs[1], (void *) 0x1002);
+        stack[16] = lo + 16 * sizeof(uintptr_t); /* a loop */
+        ck_assert_int_eq(evt__coro_backtrace(&c, stack, sizeof(stack), pcs, 16), 2);
+        stack[16] = lo + 20 * sizeof(uintptr_t) + 3; /* misaligned */
+        ck_assert_int_eq(evt__coro_backtrace(&c, stack, sizeof(stack), pcs, 16), 2);
+        stack[5] = lo + 63 * sizeof(uintptr_t); /* its return address past the top */
+        ck_assert_int_eq(evt__coro_backtrace(&c, stack, sizeof(stack), pcs, 16), 1);
+        c.sp = stack + 60;                 /* the switch's frame past the top */
+        ck_assert_int_eq(evt__coro_backtrace(&c, stack, sizeof(stack), pcs, 16), 0);
+        c.sp = stack;
+        ck_assert_int_eq(evt__coro_backtrace(&c, stack, sizeof(stack), pcs, 1), 1);
+}
+END_TEST
+#endif
+
 Suite *evt_test_suite(void) {
         Suite *s = suite_create("task");
         TCase *tc;
@@ -1099,6 +1220,13 @@ Suite *evt_test_suite(void) {
         tcase_add_test(tc, errno_is_per_task);
         tcase_add_test(tc, failure_is_contained);
         tcase_add_test(tc, await_outside_task);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("backtrace");
+        tcase_add_test(tc, backtrace_of_a_parked_task);
+#if defined(__x86_64__) && !EVT_CORO_UCONTEXT
+        tcase_add_test(tc, backtrace_stops_at_a_broken_chain);
+#endif
         suite_add_tcase(s, tc);
 
         tc = tcase_create("wait info");
