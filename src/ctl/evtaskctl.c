@@ -34,6 +34,7 @@ struct opts {
         bool json;
         int64_t timeout;        /* for the answer */
         bool force;
+        bool stacks;            /* dump --stacks */
         const char *drain_timeout;
 };
 
@@ -136,6 +137,17 @@ static void duration_text(json_t *ms, char *buf, size_t len) {
                 snprintf(buf, len, "-");
 }
 
+/* dump --stacks: a task's frames under its row, innermost first. */
+static void show_stack(json_t *stack) {
+        json_t *frame;
+        size_t i;
+
+        json_array_foreach(stack, i, frame)
+                printf("    #%-2zu %s\n", i, json_string_value(frame));
+        if (stack)
+                putchar('\n');
+}
+
 /* Every task with what it waits on, then the blocking calls. */
 static int show_dump(json_t *reply) {
         json_t *tasks = json_object_get(reply, "tasks"), *calls = json_object_get(reply, "calls"), *t;
@@ -165,6 +177,7 @@ static int show_dump(json_t *reply) {
                 duration_text(json_object_get(t, "deadline_in_ms"), deadline, sizeof(deadline));
                 printf("%-*s  %-9s  %-24s  %8s  %8s\n", w_name, json_string_value(json_object_get(t, "name")),
                        json_string_value(json_object_get(t, "state")), on, waited, deadline);
+                show_stack(json_object_get(t, "stack"));
         }
         if (json_array_size(calls) > 0)
                 printf("\nBLOCKING CALL OF  STATE    AGE  RUNNING\n");
@@ -212,8 +225,9 @@ static const struct verb {
           "health                  exit 0 when ready, 1 when not (draining), 4 when\n"
           "                          the loop does not answer within --timeout" },
         { "dump", 0, 0, NULL, show_dump,
-          "dump                    every task with what it waits on and for how long;\n"
-          "                          the blocking calls in flight" },
+          "dump [--stacks]         every task with what it waits on and for how long;\n"
+          "                          the blocking calls in flight; --stacks: each task's\n"
+          "                          backtrace" },
         { "pause", 0, -1, NULL, show_message,
           "pause [TASK...]         pause every pausable task (as SIGINT), or suspend the\n"
           "                          tasks named: not one step, their processes stopped" },
@@ -247,6 +261,7 @@ static void usage(FILE *f) {
               "  -t, --timeout D         wait at most D for the answer (default 10s)\n"
               "  -f, --force             cancel: pierce the task's shield\n"
               "  -d, --drain-timeout D   shutdown: drain for D instead of drain_timeout\n"
+              "  -S, --stacks            dump: each parked task's backtrace\n"
               "  -h, --help              show this help and exit\n"
               "  -V, --version           show the version and exit\n"
               "\n"
@@ -367,6 +382,8 @@ static json_t *request_new(const struct verb *v, int argc, char **argv, const st
                 json_object_set_new(req, "force", json_true());
         if (o->drain_timeout)
                 json_object_set_new(req, "drain_timeout", json_string(o->drain_timeout));
+        if (o->stacks)
+                json_object_set_new(req, "stacks", json_true());
         return req;
 }
 
@@ -374,8 +391,8 @@ int main(int argc, char **argv) {
         static const struct option longopts[] = {
                 { "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
                 { "timeout", required_argument, NULL, 't' }, { "force", no_argument, NULL, 'f' },
-                { "drain-timeout", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' }, { 0 },
+                { "drain-timeout", required_argument, NULL, 'd' }, { "stacks", no_argument, NULL, 'S' },
+                { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }, { 0 },
         };
         struct opts o = { .timeout = (int64_t) 10 * 1000000000 };
         char path[sizeof(((struct sockaddr_un *) NULL)->sun_path)], *request, *answer = NULL;
@@ -384,7 +401,7 @@ int main(int argc, char **argv) {
         json_t *reply;
         int c, n_words, status;
 
-        while ((c = getopt_long(argc, argv, "s:jt:fd:hV", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "s:jt:fd:ShV", longopts, NULL)) != -1) {
                 switch (c) {
                 case 's':
                         o.socket = optarg;
@@ -402,6 +419,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'd':
                         o.drain_timeout = optarg;
+                        break;
+                case 'S':
+                        o.stacks = true;
                         break;
                 case 'h':
                         usage(stdout);
@@ -422,8 +442,9 @@ int main(int argc, char **argv) {
         n_words = argc - optind - 1 - (v->extra ? 1 : 0);
         if (n_words < v->min_tasks || (v->max_tasks >= 0 && n_words > v->max_tasks))
                 return fail(EXIT_USAGE, "usage: evtaskctl %s", v->usage);
-        if ((o.force && strcmp(v->name, "cancel") != 0) || (o.drain_timeout && strcmp(v->name, "shutdown") != 0))
-                return fail(EXIT_USAGE, "--force is for cancel, --drain-timeout for shutdown");
+        if ((o.force && strcmp(v->name, "cancel") != 0) || (o.drain_timeout && strcmp(v->name, "shutdown") != 0) ||
+            (o.stacks && strcmp(v->name, "dump") != 0))
+                return fail(EXIT_USAGE, "--force is for cancel, --drain-timeout for shutdown, --stacks for dump");
         if (!o.socket) {
                 if (evd_control_default_path(path, sizeof(path)) < 0)
                         return fail(EXIT_UNREACHABLE,

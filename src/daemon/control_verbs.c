@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "http.h"
 #include "proctree.h"
+#include "symbols.h"
 #include "values.h"
 
 typedef json_t *verb_fn(evd_daemon *d, json_t *req);
@@ -154,12 +155,42 @@ static json_t *verb_status(evd_daemon *d, json_t *req) {
         return json_pack("{s:b, s:o, s:o}", "ok", 1, "daemon", dmn, "tasks", w.tasks);
 }
 
+/* Frames of a dump's backtrace: the library's switch, wait and primitive
+ * take about six, which leaves room for the task's own. */
+#define STACK_FRAMES 24
+
+/* The task's backtrace, each frame named (symbols.h); NULL where the build
+ * cannot walk, or the task is the running one (the control task). */
+static json_t *stack_json(evt_task *t) {
+        void *pcs[STACK_FRAMES];
+        int n = evt_task_backtrace(t, pcs, STACK_FRAMES);
+        json_t *frames;
+
+        if (n < 0)
+                return NULL;
+        frames = json_array();
+        for (int i = 0; frames && i < n; i++) {
+                char name[512];
+
+                evd_symbolize(pcs[i], name, sizeof(name));
+                json_array_append_new(frames, json_string(name));
+        }
+        return frames;
+}
+
+struct dump_walk {
+        evd_daemon *d;
+        json_t *tasks;
+        bool stacks;            /* dump --stacks */
+};
+
 /* dump: every task of the loop (the jobs' and their helpers, such as an
  * exec run's output readers) with what it waits on and for how long, and
- * every blocking call in flight. */
+ * every blocking call in flight; with --stacks, where each parked task is. */
 static void dump_task(evt_task *t, void *data) {
-        evd_daemon *d = ((void **) data)[0];
-        json_t *tasks = ((void **) data)[1];
+        struct dump_walk *walk = data;
+        evd_daemon *d = walk->d;
+        json_t *tasks = walk->tasks;
         int64_t now = evt_time_now();
         json_t *o = json_pack("{s:s, s:s}", "name", evt_task_name(t), "state", evd_status_state(d, t));
         evt_wait_info w;
@@ -175,6 +206,12 @@ static void dump_task(evt_task *t, void *data) {
                         json_object_set_new(o, "deadline_in_ms",
                                             json_integer((json_int_t) ((w.deadline.at - now) / 1000000)));
         }
+        if (o && walk->stacks) {
+                json_t *stack = stack_json(t);
+
+                if (stack)
+                        json_object_set_new(o, "stack", stack);
+        }
         json_array_append_new(tasks, o);
 }
 
@@ -188,10 +225,9 @@ static void dump_call(const evt_call_info *ci, void *data) {
 
 static json_t *verb_dump(evd_daemon *d, json_t *req) {
         json_t *tasks = json_array(), *calls = json_array();
-        void *walk[] = { d, tasks };
+        struct dump_walk walk = { d, tasks, json_is_true(json_object_get(req, "stacks")) };
 
-        (void) req;
-        evt_loop_foreach_task(d->loop, dump_task, walk);
+        evt_loop_foreach_task(d->loop, dump_task, &walk);
         evt_loop_foreach_call(d->loop, dump_call, calls);
         return json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "daemon", daemon_json(d), "tasks", tasks, "calls", calls);
 }

@@ -9,6 +9,8 @@ skip otherwise.
 """
 import json
 import os
+import platform
+import re
 import shutil
 import signal
 import socket
@@ -159,6 +161,46 @@ class Verbs(ControlTest):
         self.assertTrue(out.startswith("TASK"))
         self.assertIn(f"child {run['pid']}", out)
         self.assertIn("BLOCKING CALL OF", out)
+        d.kill(signal.SIGTERM)
+        d.finish()
+
+    def test_dump_stacks_shows_where_each_task_is(self):
+        d = self.start(RACE)
+        run = d.event("run", "loop")
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "rabbit" and r["distance"] == 2)
+        code, reply, err = self.ctl_json("dump", "--stacks")
+        self.assertEqual(code, 0, err)
+        tasks = {t["name"]: t for t in reply["tasks"]}
+        if platform.machine() not in ("x86_64", "aarch64", "riscv64"):
+            self.skipTest(f"no backtraces on {platform.machine()} (evt_task_backtrace: -ENOTSUP)")
+        # Each parked task's frames, innermost first: the library's wait,
+        # the primitive it is parked in (named: the library's API is
+        # exported), the daemon's job code; every frame in evtaskd, with
+        # an address that addr2line takes.
+        nap = tasks["nap"]["stack"]
+        self.assertTrue(any(f.startswith("evt_sleep_until+0x") for f in nap), nap)
+        self.assertTrue(any(f.startswith("evt_child_wait+0x") for f in tasks["loop"]["stack"]), tasks["loop"])
+        self.assertTrue(all(re.search(r"evtaskd\+0x[0-9a-f]+\)?$", f) for f in nap), nap)
+        self.assertLess(len(nap), 24, "the walk ended at the stack's first frame")
+        addr2line = shutil.which("addr2line")
+        if addr2line:
+            binary = re.search(r"(\S*evtaskd)\+0x", nap[0]).group(1)
+            addrs = [re.search(r"\+(0x[0-9a-f]+)\)?$", f).group(1) for f in nap]
+            p = subprocess.run([addr2line, "-f", "-e", binary, *addrs], capture_output=True, text=True)
+            names = p.stdout.splitlines()[0::2]
+            for fn in ("evt__wait", "evt_sleep_until", "evd_job_run", "coro_entry"):
+                self.assertIn(fn, names)
+            self.assertLess(names.index("evt_sleep_until"), names.index("evd_job_run"), "innermost first")
+        # The table: the frames under each task's row; none without --stacks.
+        code, out, err = self.ctl("dump", "--stacks")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"\nnap .*\n    #0  \S")
+        code, reply, err = self.ctl_json("dump")
+        self.assertEqual([t for t in reply["tasks"] if "stack" in t], [])
+        code, out, err = self.ctl("status", "--stacks")
+        self.assertEqual(code, 2)
+        self.assertIn("--stacks for dump", err)
+        self.assertEqual(run["task"], "loop")
         d.kill(signal.SIGTERM)
         d.finish()
 
