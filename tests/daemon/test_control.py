@@ -390,6 +390,28 @@ class Verbs(ControlTest):
         d.proc.kill()
         d.finish()
 
+    def test_a_daemon_that_dies_mid_request(self):
+        # The loop is wedged (for ever, after 100 ms), so the request waits
+        # in the socket; once evtaskctl sleeps (in its poll for the answer:
+        # its request was sent), the daemon is killed.
+        d = self.start("[task.w]\nkind = wedge\nduration = 100ms\n")
+        d.wait_for(lambda r: r["event"] == "step" and r["task"] == "w", what="the wedge")
+        ctl = subprocess.Popen([EVTASKCTL, "--socket", self.sock, "health", "--timeout", "60s"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=childenv.default_signals)
+        deadline = time.monotonic() + 10
+        while (T.proc_stat(ctl.pid) or ("?",))[0] != "S":
+            self.assertLess(time.monotonic(), deadline, "evtaskctl did not wait for its answer")
+            time.sleep(0.01)
+        d.proc.kill()
+        d.proc.wait()
+        out, err = ctl.communicate(timeout=10)
+        self.assertEqual(ctl.returncode, 3, (out, err))
+        self.assertEqual(out, "")
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertRegex(err, r"^evtaskctl: evtaskd at \S+ closed the connection without an answer")
+        d.finish()
+
     def test_usage_errors(self):
         d = self.start(RACE)
         for args, words in ((["nosuch"], "unknown verb"), (["cancel"], "usage"), (["signal", "loop"], "usage"),
