@@ -381,15 +381,6 @@ static bool show_kind(const void *field, const char *record, evd_field *f) {
         return true;
 }
 
-/* Shown only when set: the default (once) would be noise in the records
- * of the kinds that have no schedule. */
-static bool show_schedule(const void *field, const char *record, evd_field *f) {
-        enum evd_schedule v = *(const enum evd_schedule *) field;
-
-        *f = EVD_STR(record, evd_schedule_names.names[v]);
-        return v != EVD_SCHEDULE_ONCE;
-}
-
 /* ---- the types ---- */
 
 #define TYPE(name, ...) const evd_type evd_type_##name = { __VA_ARGS__ };
@@ -412,7 +403,7 @@ TYPE(listen_address, .parse = parse_listen_address, .show = show_string)
 TYPE(group_name, .parse = parse_group_name, .show = show_string)
 TYPE(environment, .parse = parse_environment)
 TYPE(kind, .parse = parse_word, .show = show_kind, .names = &evd_kind_names)
-TYPE(schedule, .parse = parse_word, .show = show_schedule, .names = &evd_schedule_names)
+TYPE(schedule, .parse = parse_word, .names = &evd_schedule_names)
 TYPE(restart, .parse = parse_word, .names = &evd_restart_names)
 TYPE(start_limit, .parse = parse_start_limit)
 TYPE(catch_up, .parse = parse_word, .names = &evd_catch_up_names)

@@ -137,7 +137,7 @@ extern const evd_names evd_output_names;
         X(check_every, duration, EVD_BLOCKING, 0, EVD_SEC(1), NULL) /* 0: never */                \
         X(command, string, EVD_EXEC, EVD_EXEC, NULL, NULL)        /* as written */                \
         X(shell, boolean, EVD_EXEC, 0, false, NULL)               /* argv is sh -c COMMAND */     \
-        X(schedule, schedule, EVD_EXEC, 0, EVD_SCHEDULE_ONCE, "schedule")                         \
+        X(schedule, schedule, EVD_EXEC, 0, EVD_SCHEDULE_ONCE, NULL)                               \
         X(interval, positive_duration, EVD_EXEC, 0, 0, NULL)      /* for schedule = interval */   \
         X(on_calendar, calendar, EVD_EXEC, 0, NULL, NULL)         /* for schedule = calendar */   \
         X(timezone, timezone, EVD_EXEC, 0, NULL, NULL)            /* NULL: the system's */        \

@@ -22,6 +22,7 @@
         X(FAIL_SIGNAL, "signal")        /* ... was killed by a signal */        \
         X(FAIL_TIMEOUT, "timeout")      /* ... was ended by its timeout */      \
         X(FAIL_START, "cannot_start")   /* a run or task could not start */    \
+        X(FAIL_START_LIMIT, "start_limit") /* it gave up at start_limit */     \
         X(FAIL_ERROR, "error")          /* a task's body returned an error */
 
 enum failure { FAILURE_LIST(EVD_ENUM_ID) FAILURE_COUNT };
@@ -39,8 +40,8 @@ static const double run_bounds[] = { 0.1, 1, 10, 100, 1000 };
 typedef struct task_metrics {
         char *name;
         char kind[16];          /* from its `spawned` record */
-        bool interval;          /* schedule = interval: its runs are not restarts */
-        uint64_t spawns;        /* `spawned` records: the first start, then restarts */
+        uint64_t spawns;
+        bool restart_due;       /* a `restarting` record announced the next run */        /* `spawned` records: the first start, then restarts */
         uint64_t runs, restarts, cancels, forced, abandoned, output_records, output_bytes;
         uint64_t failures[FAILURE_COUNT];
         uint64_t durations[RUN_BUCKETS]; /* runs whose duration is known, by it */
@@ -142,14 +143,16 @@ static const evd_field *field(const evd_field *f, size_t n, const char *key) {
 }
 
 /* Why a run failed: an exec run's end has its exit code or signal (and
- * whether its timeout ended it), a task body's its duration; a record with
- * neither is about a run or task that could not start. */
+ * whether its timeout ended it), a task body's its duration, a give-up its
+ * start_limit; a record with none is about a run or task that could not
+ * start. */
 static enum failure failure_reason(const evd_field *f, size_t n) {
         const evd_field *timed_out = field(f, n, "timed_out");
 
         if (timed_out && timed_out->num)
                 return FAIL_TIMEOUT;
-        return field(f, n, "exit_code")       ? FAIL_EXIT
+        return field(f, n, "start_limit")     ? FAIL_START_LIMIT
+               : field(f, n, "exit_code")     ? FAIL_EXIT
                : field(f, n, "signal_number") ? FAIL_SIGNAL
                : field(f, n, "duration_ms")   ? FAIL_ERROR
                                               : FAIL_START;
@@ -214,6 +217,7 @@ void evd_metrics_observe(void *data, evd_event event, const char *task, const ev
                 return;
         case EVD_EV_SPAWNED:
         case EVD_EV_RUN:
+        case EVD_EV_RESTARTING:
         case EVD_EV_FINISHED:
         case EVD_EV_FAILED:
         case EVD_EV_CANCELLED:
@@ -236,19 +240,19 @@ void evd_metrics_observe(void *data, evd_event event, const char *task, const ev
                 kind = field(f, n, "kind");
                 if (kind && kind->str)
                         snprintf(t->kind, sizeof(t->kind), "%s", kind->str);
-                kind = field(f, n, "schedule");
-                t->interval = kind && kind->str && strcmp(kind->str, "interval") == 0;
                 if (strcmp(t->kind, "exec") == 0)
                         break;
+                /* fallthrough */
+        case EVD_EV_RUN:
+                t->restarts += t->restart_due;
+                t->restart_due = false;
                 t->runs++;
                 t->last_start = wall_now();
                 break;
-        case EVD_EV_RUN:
-                /* A job's later runs are restarts unless a schedule set them. */
-                kind = field(f, n, "run");
-                t->restarts += kind && kind->num > 1 && !t->interval;
-                t->runs++;
-                t->last_start = wall_now();
+        case EVD_EV_RESTARTING:
+                /* The next run is the restart policy's, not the schedule's:
+                 * counted when it starts. */
+                t->restart_due = true;
                 break;
         case EVD_EV_FINISHED:
                 run_ended(t, f, n);
@@ -398,7 +402,7 @@ static void duration_one(FILE *f, const family_row *fam, evd_metrics_reader *r, 
 static const family_row families[] = {
         { "evtask_task_state", "gauge", "The task's state: 1 for the one it is in.", state_one, 0 },
         COUNTER("evtask_task_runs_total", runs, "Runs started (an exec command each, else each start)."),
-        COUNTER("evtask_task_restarts_total", restarts, "Runs or starts after the first that no schedule set."),
+        COUNTER("evtask_task_restarts_total", restarts, "Restarts by the restart policy, or by an operator or a reload."),
         COUNTER("evtask_task_cancels_total", cancels, "Runs that ended cancelled."),
         COUNTER("evtask_task_forced_total", forced, "Times the task was force-cancelled in a shutdown."),
         COUNTER("evtask_task_abandoned_total", abandoned, "Blocking calls of the task abandoned at exit."),

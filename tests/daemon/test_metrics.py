@@ -98,7 +98,7 @@ def sample(text, name, **labels):
 
 TICK = "[task.tick]\nkind = exec\ncommand = true\nschedule = interval\ninterval = 200ms\n\n"
 RABBIT = "[task.rabbit]\nkind = ticker\nspeed = 20\n\n"
-AGAIN = "[task.again]\nkind = exec\ncommand = true\nschedule = always\nrestart_sec = 50ms\n\n"
+AGAIN = "[task.again]\nkind = exec\ncommand = true\nrestart = always\nrestart_delay = 50ms\n\n"
 GUARD = "[task.guard]\nkind = sleep\nduration = 60s\nshield = yes\n\n"
 
 
@@ -124,10 +124,14 @@ class Endpoint(MetricsTest):
         d = self.start(TICK + RABBIT + AGAIN + "[task.odd.name-1]\nkind = sleep\nduration = 60s\n\n"
                        + "[task.bad]\nkind = exec\ncommand = sh -c 'echo out; exit 3'\n\n"
                        + "[task.late]\nkind = exec\ncommand = sleep 60\ntimeout = 100ms\n\n"
-                       + "[task.nodir]\nkind = exec\ncommand = true\nworking_directory = /nonexistent\n\n")
+                       + "[task.nodir]\nkind = exec\ncommand = true\nworking_directory = /nonexistent\n\n"
+                       + "[task.giveup]\nkind = exec\ncommand = false\nrestart = always\nrestart_delay = 10ms\n"
+                       + "start_limit = 2 / 1min\n\n")
         d.event("failed", "bad")
         d.event("failed", "late")
         d.event("failed", "nodir")
+        d.wait_for(lambda r: r["event"] == "failed" and r["task"] == "giveup" and "start_limit" in r,
+                   what="giveup's start limit")
         d.wait_for(lambda r: r["event"] == "run" and r["task"] == "again" and r["run"] >= 3, what="3 runs")
         d.wait_for(lambda r: r["event"] == "finished" and r["task"] == "tick" and r["run"] >= 3, what="3 runs")
         status, text = self.get("/metrics")
@@ -141,8 +145,11 @@ class Endpoint(MetricsTest):
         self.assertEqual(sample(text, "evtask_task_failures_total", task="late", reason="timeout"), 1)
         self.assertEqual(sample(text, "evtask_task_failures_total", task="late", reason="signal"), 0)
         self.assertEqual(sample(text, "evtask_task_failures_total", task="nodir", reason="cannot_start"), 1)
-        # Runs after the first are restarts unless the schedule set them.
+        self.assertEqual(sample(text, "evtask_task_failures_total", task="giveup", reason="start_limit"), 1)
+        self.assertEqual(sample(text, "evtask_task_failures_total", task="giveup", reason="exit"), 2)
+        # Restarts are the policy's (`restarting` records), not a schedule's runs.
         self.assertGreaterEqual(sample(text, "evtask_task_restarts_total", task="again"), 2)
+        self.assertEqual(sample(text, "evtask_task_restarts_total", task="giveup"), 1)
         self.assertEqual(sample(text, "evtask_task_restarts_total", task="tick"), 0)
         self.assertEqual(sample(text, "evtask_task_restarts_total", task="rabbit"), 0)
         # The histograms: cumulative buckets up to +Inf, which is the count.
@@ -161,7 +168,7 @@ class Endpoint(MetricsTest):
         self.assertEqual(sample(text, "evtask_task_last_exit_code", task="bad"), 3)
         self.assertEqual(sample(text, "evtask_task_output_records_total", task="bad"), 1)
         self.assertEqual(sample(text, "evtask_task_output_bytes_total", task="bad"), 3)
-        self.assertEqual(sample(text, "evtask_tasks", state="done"), 3)
+        self.assertEqual(sample(text, "evtask_tasks", state="done"), 4)
         self.assertEqual(sample(text, "evtask_paused"), 0)
         self.assertEqual(sample(text, "evtask_phase", phase="running"), 1)
         self.assertEqual(sample(text, "evtask_build_info"), 1)
