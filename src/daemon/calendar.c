@@ -526,12 +526,19 @@ int evd_timezone_path(const char *name, char *buf, size_t size) {
 }
 
 void evd_timezone_reload(void) {
-        /* The C library reads a zone again only when TZ's value changes;
-         * unset, it stands for /etc/localtime. */
-        if (!getenv("TZ")) {
-                setenv("TZ", "UTC", 1);
+        /* The C library reads a zone again only when TZ's value changes
+         * (unset, it stands for /etc/localtime): changed there and back. */
+        const char *tz = getenv("TZ");
+        char *saved = tz ? strdup(tz) : NULL;
+
+        if (!tz || saved) {
+                setenv("TZ", "UTC0", 1);
                 tzset();
-                unsetenv("TZ");
+                if (saved)
+                        setenv("TZ", saved, 1);
+                else
+                        unsetenv("TZ");
+                free(saved);
         }
         tzset();
 }

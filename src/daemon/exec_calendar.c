@@ -234,6 +234,11 @@ void evd_exec_calendar_poke(evd_exec_calendar *s) {
                 timerfd_settime(s->clock_fd, 0, &now, NULL);
 }
 
+void evd_exec_calendar_rezone(evd_exec_calendar *s) {
+        s->rezone = true;
+        evd_exec_calendar_poke(s);
+}
+
 /* The run begins, at its due time (covered) or early. */
 static void began(evd_job *job, evd_exec_calendar *s, bool covered) {
         int r;
@@ -259,6 +264,13 @@ int evd_exec_calendar_wait(evd_job *job, evd_exec_calendar *s) {
 
                 if (evt_event_is_set(job->run_now) || left <= 0)
                         break;
+                if (s->rezone) {
+                        s->rezone = false;
+                        r = set_next(job, s, due_before(s, wall_now()));
+                        if (r < 0)
+                                break;
+                        continue;
+                }
                 if (clock_arm(s) == 0)
                         r = evt_fd_wait(s->clock_fd, EVT_READ, until, NULL);
                 else

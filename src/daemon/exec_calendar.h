@@ -22,6 +22,8 @@ typedef struct evd_exec_calendar {
                                  * NULL: no state kept */
         int clock_fd;           /* a timerfd that wakes the wait when the
                                  * system clock is set, or -1 */
+        bool rezone;            /* the due time is asked again (a reload:
+                                 * the system's zone may have changed) */
 } evd_exec_calendar;
 
 /* Reads the job's schedule and sets the first due time: the next one
@@ -35,6 +37,8 @@ int evd_exec_calendar_start(evd_job *job, evd_exec_calendar *s);
 int evd_exec_calendar_wait(evd_job *job, evd_exec_calendar *s);
 /* evtaskctl run: wakes the job's wait (its run_now event is set). */
 void evd_exec_calendar_poke(evd_exec_calendar *s);
+/* A reload: the wait asks for the next due time again, from now. */
+void evd_exec_calendar_rezone(evd_exec_calendar *s);
 /* Run `run` has ended: the next due time still ahead, the ones the run
  * covered skipped and logged as one record. 0, or -ENOENT (logged). */
 int evd_exec_calendar_after(evd_job *job, evd_exec_calendar *s, unsigned run);

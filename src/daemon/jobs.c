@@ -352,6 +352,11 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
         jobs_prune(jobs);
         take_state_directory(jobs, next);
         evd_timezone_reload();
+        /* The waits for calendar runs ask for their due times again: the
+         * system's zone may have changed. */
+        evt__list_for_each(node, &jobs->all)
+                if (JOB(node)->calendar)
+                        evd_exec_calendar_rezone(JOB(node)->calendar);
         /* Only the jobs there were: replacements are appended as it goes. */
         last = jobs->all.prev;
         for (node = jobs->all.next; node != &jobs->all; node = node == last ? &jobs->all : node->next) {

@@ -12,6 +12,7 @@ import calendar
 import datetime
 import glob
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -116,6 +117,26 @@ class Calendar(C.ControlTest):
         self.assertEqual(again["due"], first["due"], "an early run leaves the due time")
         self.assertEqual(d.of("skipped", "far"), [])
         self.stop(d)
+
+    def test_the_system_zone_is_read_again_at_reload(self):
+        # TZ names a zone file of this test's: the system's zone, as far as
+        # the daemon knows, and one it can change.
+        zone = os.path.join(self.tmpdir(), "localtime")
+        shutil.copyfile("/usr/share/zoneinfo/Asia/Kolkata", zone)
+        d = self.run_daemon(calendar_task("midnight", "daily"), env=dict(os.environ, TZ=":" + zone))
+        first = d.event("scheduled", "midnight")
+        self.assertIn("+0530", first["msg"])
+        shutil.copyfile("/usr/share/zoneinfo/America/New_York", zone + ".new")
+        os.rename(zone + ".new", zone)
+        d.kill(signal.SIGHUP)
+        d.event("reloaded")
+        again = d.wait_for(lambda r: r["event"] == "scheduled" and r["task"] == "midnight" and r is not first,
+                           what="the due time in the new zone")
+        local = datetime.datetime.fromtimestamp(again["due"], zoneinfo.ZoneInfo("America/New_York"))
+        self.assertEqual((local.hour, local.minute, local.second), (0, 0, 0), again)
+        self.assertRegex(again["msg"], r"-0[45]00")
+        self.stop(d)
+        self.assertEqual(d.of("run", "midnight"), [])
 
     def test_due_times_in_a_zone_with_the_hosts_jitter(self):
         conf = (calendar_task("kolkata", "daily", timezone="Asia/Kolkata")
