@@ -766,6 +766,95 @@ class Metrics(ServiceTest):
         CT.systemctl("stop", UNIT, timeout=60)
 
 
+class OutputBudget(ServiceTest):
+    """A job printing 100,000 lines a second under output_rate = 100/s:
+    journald's rate limit per unit (RateLimitBurst=10000 in 30 s) never
+    reaches the daemon's own records, so every lifecycle record of every
+    task is in the journal. Without the budget (the same jobs, for the
+    contrast) it is printed as a FIGURE line only, after: journald reports
+    what it dropped when its interval ends, up to 30 s later, and the
+    budget's test must not count that."""
+    SECONDS = 10
+    INTERVAL_TASKS = ("probe-a", "probe-b", "probe-c")
+
+    def config(self, budget):
+        text = "[daemon]\n\n[task.chatty]\nkind = exec\nshell = yes\n"
+        text += (f"command = i=0; while [ $i -lt {self.SECONDS} ]; do seq 1 100000; sleep 1; i=$((i+1)); done\n"
+                 + ("output_rate = 100/s\n" if budget else "") + "\n")
+        for name in self.INTERVAL_TASKS:
+            text += f"[task.{name}]\nkind = exec\ncommand = true\nschedule = interval\ninterval = 200ms\n\n"
+        return text + ticker("tick", 10)
+
+    def lifecycle(self):
+        """The run numbers of each task's run and finished records, the
+        ticker's steps, and the stop's records, from the journal."""
+        got = {}
+        for name in self.INTERVAL_TASKS + ("chatty",):
+            got[name] = ([int(r["RUN"]) for r in self.records("run", name)],
+                         [int(r["RUN"]) for r in self.records("finished", name)],
+                         len(self.records("cancelled", name)))
+        got["tick"] = [int(r["DISTANCE"]) for r in self.records("step", "tick")]
+        got["tick_cancelled"] = len(self.records("cancelled", "tick"))
+        got["daemon"] = {e: len(self.records(e)) for e in ("started", "stopping", "drained", "exit")}
+        return got
+
+    def run_chatty(self, budget):
+        since = CT.run("date", "+%Y-%m-%d %H:%M:%S").stdout.strip()
+        self.configure("budget" if budget else "nobudget", self.config(budget))
+        self.start()
+        if budget:
+            end = self.wait_for(lambda r: r["EVENT"] == "finished" and r.get("TASK") == "chatty",
+                                timeout=120, what="the chatty job's end")
+        else:
+            # Without a budget the journal's back-pressure slows the job
+            # down: the same wall time, measured by the ticker.
+            end = self.wait_for(lambda r: r["EVENT"] == "step" and r.get("TASK") == "tick"
+                                and int(r["DISTANCE"]) >= 10 * (self.SECONDS + 1), timeout=120, what="the ticker")
+        CT.systemctl("stop", UNIT, timeout=90)
+        CT.run("journalctl", "--sync")
+        suppressed = sum(int(r["RECORDS"]) for r in self.records("suppressed", "chatty"))
+        output = len(self.records("output", "chatty"))
+        journald = CT.run("journalctl", "--no-pager", "-o", "cat", "_TRANSPORT=driver", "--since", since,
+                          check=False).stdout
+        dropped = sum(int(n) for n in re.findall(r"Suppressed (\d+) messages from evtaskd\.service", journald))
+        return int(end.get("DURATION_MS", 0)), output, suppressed, dropped, self.lifecycle()
+
+    def check_complete(self, got):
+        """Every run's record and its end, with no number missing."""
+        for name in self.INTERVAL_TASKS + ("chatty",):
+            runs, ends, cancelled = got[name]
+            self.assertEqual(runs, list(range(1, len(runs) + 1)), f"{name}: run records missing")
+            self.assertTrue(set(runs) - set(ends) <= {runs[-1]}, f"{name}: finished records missing")
+            if name != "chatty":
+                self.assertGreaterEqual(len(runs), self.SECONDS * 5 * 0.8, f"{name}: too few runs")
+                self.assertEqual(cancelled, 1, f"{name}: its cancelled record")
+        self.assertEqual(got["tick"], list(range(1, len(got["tick"]) + 1)), "ticker steps missing")
+        self.assertEqual(got["tick_cancelled"], 1, "the ticker's cancelled record")
+        self.assertEqual(got["daemon"], {"started": 1, "stopping": 1, "drained": 1, "exit": 1})
+
+    def test_a_budget_keeps_every_lifecycle_record(self):
+        ms, output, suppressed, dropped, got = self.run_chatty(budget=True)
+        lines = output + suppressed
+        print(f"FIGURE budget 100/s: {lines} lines in {ms} ms ({lines * 1000 // max(ms, 1)} a second), "
+              f"{output} logged, {suppressed} suppressed and counted, {dropped} dropped by journald; "
+              f"runs per interval task {[len(got[n][0]) for n in self.INTERVAL_TASKS]}, "
+              f"ticker steps {len(got['tick'])}", flush=True)
+        self.assertEqual(lines, 100000 * self.SECONDS, "every line logged or counted")
+        self.assertEqual(dropped, 0, "journald dropped records of the unit")
+        self.check_complete(got)
+
+    def test_contrast_without_a_budget(self):
+        """The same jobs without a budget: what journald's rate limit drops
+        (a figure, not a requirement)."""
+        ms, output, suppressed, dropped, got = self.run_chatty(budget=False)
+        missing = {n: max(got[n][0] or [0]) - len(got[n][0]) for n in self.INTERVAL_TASKS}
+        seconds = max(got["tick"] or [0]) / 10
+        print(f"FIGURE no budget: {output} output records in the journal over {seconds:.0f} s, "
+              f"{dropped} records dropped by journald; run numbers missing per interval task {missing}, "
+              f"ticker steps {len(got['tick'])} of {max(got['tick'] or [0])}, daemon records {got['daemon']}",
+              flush=True)
+
+
 class Analyze(unittest.TestCase):
     EXPOSURE = re.compile(r"Overall exposure level for evtaskd\.service: (\d+(?:\.\d+)?)")
 
