@@ -766,6 +766,21 @@ class Metrics(ServiceTest):
         CT.systemctl("stop", UNIT, timeout=60)
 
 
+class Limits(ServiceTest):
+    """The unit's system call filter lets a run's child set its rlimits
+    (the C library's setrlimit is the prlimit64 call, which @default
+    allows), and the limits record says how they apply."""
+
+    def test_rlimits_under_the_filter(self):
+        self.configure("limits", "[task.show]\nkind = exec\nshell = yes\ncommand = ulimit -n; ulimit -t\n"
+                       "limit_nofile = 77\nlimit_cpu = 90s\nmemory_max = 512M\n\n" + ticker("tick", 10))
+        self.start()
+        limits = self.event("limits", "show")
+        self.assertIn("limit_nofile", limits.get("APPLIED", "").split(), limits.get("MESSAGE"))
+        self.assertEqual(self.event("finished", "show").get("EXIT_CODE"), "0", self.unit_log())
+        self.assertEqual([r["MESSAGE"].split(": ", 1)[1] for r in self.records("output", "show")], ["77", "90"])
+
+
 class OutputBudget(ServiceTest):
     """A job printing 100,000 lines a second under output_rate = 100/s:
     journald's rate limit per unit (RateLimitBurst=10000 in 30 s) never
