@@ -1119,11 +1119,13 @@ class Exec(DaemonTest):
 
     def test_orphans_are_reaped(self):
         """What a run leaves behind ends with it (kill_signal; see
-        test_proctree.py) and, as evtaskd's orphan, is reaped and logged."""
+        test_proctree.py) and, as evtaskd's orphan, is reaped and logged.
+        The leftovers outlive any delay a loaded machine puts between the
+        run's end and their signal."""
         childenv.skip_if_emulated(self, "no PR_SET_CHILD_SUBREAPER, orphans go to init")
         d = self.run_daemon(
-            exec_task("orphan", "(sleep 0.5; exit 7) >/dev/null 2>&1 & echo $!", shell="yes")
-            + exec_task("double", "sh -c 'sleep 0.5 >/dev/null 2>&1 & echo $!'", shell="yes"))
+            exec_task("orphan", "(sleep 30; exit 7) >/dev/null 2>&1 & echo $!", shell="yes")
+            + exec_task("double", "sh -c 'sleep 30 >/dev/null 2>&1 & echo $!'", shell="yes"))
         daemon_pid = d.event("started")["pid"]
         orphan = int(d.event("output", "orphan")["msg"])
         double = int(d.event("output", "double")["msg"])
