@@ -40,8 +40,8 @@ static const double run_bounds[] = { 0.1, 1, 10, 100, 1000 };
 typedef struct task_metrics {
         char *name;
         char kind[16];          /* from its `spawned` record */
-        uint64_t spawns;
-        bool restart_due;       /* a `restarting` record announced the next run */        /* `spawned` records: the first start, then restarts */
+        uint64_t spawns;        /* `spawned` records: the first start, then restarts */
+        bool restart_due;       /* a `restarting` record announced the next run */
         uint64_t runs, restarts, cancels, forced, abandoned, output_records, output_bytes;
         uint64_t failures[FAILURE_COUNT];
         uint64_t durations[RUN_BUCKETS]; /* runs whose duration is known, by it */
@@ -402,7 +402,8 @@ static void duration_one(FILE *f, const family_row *fam, evd_metrics_reader *r, 
 static const family_row families[] = {
         { "evtask_task_state", "gauge", "The task's state: 1 for the one it is in.", state_one, 0 },
         COUNTER("evtask_task_runs_total", runs, "Runs started (an exec command each, else each start)."),
-        COUNTER("evtask_task_restarts_total", restarts, "Restarts by the restart policy, or by an operator or a reload."),
+        COUNTER("evtask_task_restarts_total", restarts,
+                "Restarts by the restart policy, or by an operator or a reload."),
         COUNTER("evtask_task_cancels_total", cancels, "Runs that ended cancelled."),
         COUNTER("evtask_task_forced_total", forced, "Times the task was force-cancelled in a shutdown."),
         COUNTER("evtask_task_abandoned_total", abandoned, "Blocking calls of the task abandoned at exit."),
@@ -497,7 +498,8 @@ static void write_daemon(evd_daemon *d, FILE *f) {
         fprintf(f, "evtask_start_time_seconds %.3f\n", m->start_time);
         evd_metrics_family(f, "evtask_paused", "gauge", "1 while the daemon is paused (SIGINT, evtaskctl pause).");
         fprintf(f, "evtask_paused %d\n", evt_loop_is_paused(d->loop));
-        evd_metrics_family(f, "evtask_held_tasks", "gauge", "Tasks suspended one at a time (evtaskctl pause TASK).");
+        evd_metrics_family(f, "evtask_held_tasks", "gauge",
+                           "Tasks suspended one at a time (evtaskctl pause TASK).");
         fprintf(f, "evtask_held_tasks %zu\n", ls.suspended);
         evd_metrics_family(f, "evtask_ready", "gauge", "1 while /readyz answers 200.");
         fprintf(f, "evtask_ready %d\n", evd_http_ready(d));
