@@ -4,6 +4,7 @@
  * tears it all down in order. Also the reload: re-read the config, apply
  * it to the jobs. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -61,7 +62,25 @@ static void *ev_alloc(void *ptr, long size) {
         _exit(EX_OSERR);
 }
 
+/* A daemon started with stdin, stdout or stderr closed would hand those
+ * numbers to the first descriptors it opens: a job's pipe at 0, a socket
+ * at 2 that an error message then writes into. They are /dev/null
+ * instead, as a service manager would have set them. */
+static void std_fds_open(void) {
+        for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+                int null;
+
+                if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+                        continue;
+                /* The lowest free number: fd itself. */
+                null = open("/dev/null", O_RDWR);
+                if (null >= 0 && null != fd)
+                        close(null);
+        }
+}
+
 void evd_daemon_prepare(void) {
+        std_fds_open();
         /* Until the lifecycle takes them (run), signals wait. */
         handled_signals_mask(SIG_BLOCK);
         ev_set_allocator(ev_alloc);

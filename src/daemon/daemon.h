@@ -70,7 +70,8 @@ static inline bool evd_stop_grace_short(const evd_config *c) {
  * abandon_grace (N ms) is more than stop_grace (M ms)". */
 void evd_stop_grace_say(const evd_config *c, char *buf, size_t size);
 
-/* The first thing main does: the signals the lifecycle will handle wait
+/* The first thing main does: fds 0, 1 and 2 that are closed become
+ * /dev/null; the signals the lifecycle will handle wait
  * (blocked) until it takes them, and libev gets an allocator that does not
  * abort when memory runs out. */
 void evd_daemon_prepare(void);

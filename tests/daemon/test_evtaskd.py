@@ -1225,6 +1225,20 @@ class Exec(DaemonTest):
         d.kill(signal.SIGTERM)
         self.assertEqual(d.finish(), 0)
 
+    def test_a_closed_stdin_becomes_dev_null(self):
+        # Started with fd 0 closed, the daemon holds /dev/null there, so a
+        # job's pipe never takes the number 0.
+        d = self.run_daemon("[task.nap]\nkind = sleep\nduration = 60s\n\n"
+                            + exec_task("a", "echo one") + exec_task("b", "echo two"),
+                            stdin=subprocess.DEVNULL, preexec=lambda: os.close(0))
+        pid = d.event("started")["pid"]
+        d.event("finished", "a")
+        d.event("finished", "b")
+        self.assertEqual(os.path.realpath(f"/proc/{pid}/fd/0"), "/dev/null")
+        d.kill(signal.SIGTERM)
+        self.assertEqual(d.finish(), 0)
+        self.assertEqual(sorted(r["msg"] for r in d.of("output")), ["one", "two"])
+
     def test_user_and_group(self):
         if os.geteuid() != 0:
             self.skipTest("switching users needs root")
