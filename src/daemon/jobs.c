@@ -1,9 +1,9 @@
 /* The jobs: started from the config, found by name or task, retired and
  * replaced by a reload, pruned once their task has ended, paused with the
- * daemon; and the task body they all share. */
+ * daemon; and the task body they all share (the order between them is
+ * jobs_order.c's). */
 #include <errno.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,28 +13,6 @@
 #include "kind.h"
 #include "name_index.h"
 #include "proctree.h"
-
-struct evd_jobs {
-        evt_loop *loop;
-        evt_pool *pool;
-        evd_log *log;
-        evt__list all;          /* every job whose task may not have ended */
-        evd_name_index current; /* the job running each task name now (not
-                                 * retired), by its conf.name */
-        size_t n_retired;       /* jobs on `all` that a reload retired */
-        bool paused;            /* the processes of pausable jobs are stopped */
-        evd_proctree strays;    /* while paused: what belongs to no run, stopped */
-        bool stopping;          /* a shutdown has begun (evd_jobs_stopping) */
-        evt_event *changed;     /* pulsed when a job becomes ready or ends,
-                                 * or a reload changes the order: the jobs
-                                 * waiting to start look again */
-        int64_t paused_since, paused_total; /* the run timeouts' clock */
-        char *state_directory;  /* the config's [daemon] state_directory */
-};
-
-#define JOB(n) evt__container_of(n, evd_job, link)
-
-static void jobs_changed(evd_jobs *jobs);
 
 int evd_jobs_new(evt_loop *loop, evt_pool *pool, evd_log *log, evd_jobs **ret) {
         evd_jobs *jobs = calloc(1, sizeof(*jobs));
@@ -70,7 +48,7 @@ void evd_jobs_free(evd_jobs *jobs) {
         if (!jobs)
                 return;
         while (!evt__list_empty(&jobs->all))
-                job_free(jobs, JOB(jobs->all.next));
+                job_free(jobs, EVD_JOB(jobs->all.next));
         evd_name_index_free(&jobs->current);
         free(jobs->state_directory);
         evd_proctree_close(&jobs->strays);
@@ -181,8 +159,8 @@ evd_job *evd_jobs_find_task(evd_jobs *jobs, const evt_task *t) {
         if (jobs->n_retired == 0)
                 return NULL;
         evt__list_for_each(n, &jobs->all)
-                if (JOB(n)->retired && JOB(n)->task == t)
-                        return JOB(n);
+                if (EVD_JOB(n)->retired && EVD_JOB(n)->task == t)
+                        return EVD_JOB(n);
         return NULL;
 }
 
@@ -190,7 +168,7 @@ bool evd_jobs_has_pid(evd_jobs *jobs, pid_t pid) {
         evt__list *n;
 
         evt__list_for_each(n, &jobs->all)
-                if (JOB(n)->pid == pid)
+                if (EVD_JOB(n)->pid == pid)
                         return true;
         return false;
 }
@@ -199,8 +177,8 @@ void evd_jobs_kill_runs(evd_jobs *jobs) {
         evt__list *n;
 
         evt__list_for_each(n, &jobs->all)
-                if (JOB(n)->procs)
-                        evd_proctree_kill_now(JOB(n)->procs);
+                if (EVD_JOB(n)->procs)
+                        evd_proctree_kill_now(EVD_JOB(n)->procs);
 }
 
 /* ---- ending ---- */
@@ -212,7 +190,7 @@ void evd_jobs_report_unstarted(evd_jobs *jobs) {
         evt__list *n;
 
         evt__list_for_each(n, &jobs->all) {
-                evd_job *job = JOB(n);
+                evd_job *job = EVD_JOB(n);
                 int result;
 
                 if (job->began || evt_task_result(job->task, &result) < 0)
@@ -237,7 +215,7 @@ static void jobs_prune(evd_jobs *jobs) {
 
         evd_jobs_report_unstarted(jobs); /* before their jobs go */
         for (n = jobs->all.next; n != &jobs->all; n = next) {
-                evd_job *job = JOB(n);
+                evd_job *job = EVD_JOB(n);
 
                 next = n->next;
                 if (!evt_task_is_done(job->task))
@@ -262,7 +240,7 @@ static bool in_a_run(void *data, pid_t pid, unsigned long long start) {
         evt__list *n;
 
         evt__list_for_each(n, &jobs->all)
-                if (JOB(n)->procs && evd_proctree_has(JOB(n)->procs, pid, start))
+                if (EVD_JOB(n)->procs && evd_proctree_has(EVD_JOB(n)->procs, pid, start))
                         return true;
         return false;
 }
@@ -280,7 +258,7 @@ void evd_jobs_pause(evd_jobs *jobs, bool pause) {
         /* A continue reaches every run, paused or not: one that someone
          * else stopped must act on a shutdown too. */
         evt__list_for_each(n, &jobs->all) {
-                evd_job *job = JOB(n);
+                evd_job *job = EVD_JOB(n);
 
                 /* A suspended job's processes wait for its own resume. */
                 if (job->procs && !job->suspended && (job->conf.pausable || !pause))
@@ -306,8 +284,8 @@ void evd_jobs_resume_all(evd_jobs *jobs) {
         evt__list *n;
 
         evt__list_for_each(n, &jobs->all)
-                if (JOB(n)->suspended)
-                        evd_job_suspend(jobs, JOB(n), false);
+                if (EVD_JOB(n)->suspended)
+                        evd_job_suspend(jobs, EVD_JOB(n), false);
 }
 
 /* ---- evtaskctl's orders ---- */
@@ -355,12 +333,12 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
         /* The waits for calendar runs ask for their due times again: the
          * system's zone may have changed. */
         evt__list_for_each(node, &jobs->all)
-                if (JOB(node)->calendar)
-                        evd_exec_calendar_rezone(JOB(node)->calendar);
+                if (EVD_JOB(node)->calendar)
+                        evd_exec_calendar_rezone(EVD_JOB(node)->calendar);
         /* Only the jobs there were: replacements are appended as it goes. */
         last = jobs->all.prev;
         for (node = jobs->all.next; node != &jobs->all; node = node == last ? &jobs->all : node->next) {
-                evd_job *job = JOB(node);
+                evd_job *job = EVD_JOB(node);
                 const evd_task_conf *c;
 
                 if (job->retired)
@@ -395,7 +373,7 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
                 evd_job_cancel(job, 0);
         }
         /* Edges a reload added or removed: the waiting jobs look again. */
-        jobs_changed(jobs);
+        evd_jobs_changed(jobs);
         for (size_t i = 0; i < next->n_tasks; i++) {
                 if (job_current(jobs, next->tasks[i].name))
                         continue;
@@ -405,150 +383,6 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
                         n.added++;
         }
         *ret = n;
-}
-
-/* ---- order between jobs ---- */
-
-static bool names_has(char *const *names, const char *name) {
-        for (; names && *names; names++)
-                if (strcmp(*names, name) == 0)
-                        return true;
-        return false;
-}
-
-/* Whether a job that has not ended starts after this one. */
-static bool has_dependents(evd_jobs *jobs, const evd_job *job) {
-        evt__list *n;
-
-        evt__list_for_each(n, &jobs->all) {
-                const evd_job *other = JOB(n);
-
-                if (other == job || other->ended || evt_task_is_done(other->task))
-                        continue;
-                if (names_has(other->conf.after, job->conf.name) || names_has(other->conf.requires, job->conf.name))
-                        return true;
-        }
-        return false;
-}
-
-/* In a shutdown, the guard of each job that no live job needs any more is
- * cancelled: the job ends, and so frees the jobs it needs in turn. */
-static void release_guards(evd_jobs *jobs) {
-        evt__list *n;
-
-        evt__list_for_each(n, &jobs->all) {
-                evd_job *job = JOB(n);
-
-                if (job->guard && !evt_scope_cancel_called(job->guard) && !has_dependents(jobs, job))
-                        evt_scope_cancel(job->guard);
-        }
-}
-
-static void jobs_changed(evd_jobs *jobs) {
-        evt_event_set(jobs->changed);
-        evt_event_clear(jobs->changed);
-        if (jobs->stopping)
-                release_guards(jobs);
-}
-
-void evd_jobs_stopping(evd_jobs *jobs) {
-        jobs->stopping = true;
-        release_guards(jobs);
-}
-
-void evd_job_cancel(evd_job *job, unsigned flags) {
-        evt_task_cancel(job->task, flags);
-        if (job->guard)
-                evt_scope_cancel(job->guard);
-}
-
-void evd_job_ready(evd_job *job, const char *how) {
-        if (job->ready)
-                return;
-        job->ready = true;
-        evd_log_emit(job->log, LOG_INFO, EVD_EV_READY, job->conf.name, EVD_FIELDS(EVD_STR("how", how)),
-                     "ready (%s)", how);
-        jobs_changed(job->jobs);
-}
-
-/* A job that ended other than done (failed, cancelled, stopped) takes down
- * the jobs that require it, unless a reload replaced it (the replacement
- * is what they require now). */
-static void job_ended(evd_job *job, int result) {
-        evd_jobs *jobs = job->jobs;
-        evt__list *n;
-
-        job->ended = true; /* its task ends as this returns */
-        if (result != 0 && job_current(jobs, job->conf.name) == job) {
-                evt__list_for_each(n, &jobs->all) {
-                        evd_job *other = JOB(n);
-
-                        /* One not started yet sees it itself, and does not start. */
-                        if (other->retired || !other->started || evt_task_is_done(other->task) ||
-                            !names_has(other->conf.requires, job->conf.name))
-                                continue;
-                        evd_log_emit(jobs->log, LOG_NOTICE, EVD_EV_DEPENDENCY, other->conf.name,
-                                     EVD_FIELDS(EVD_STR("requires", job->conf.name)),
-                                     "stopping: it requires %s, which %s", job->conf.name,
-                                     result == -ECANCELED ? "stopped" : "failed");
-                        evd_job_cancel(other, 0);
-                }
-        }
-        jobs_changed(jobs);
-}
-
-/* What the job waits for before it starts: the first task of `after` and
- * `requires` not ready yet, or NULL; *ret_failed names a required one
- * that ended without being ready, or failed. */
-static const char *first_unready(evd_job *job, const char **ret_failed) {
-        char **lists[] = { job->conf.requires, job->conf.after };
-
-        *ret_failed = NULL;
-        for (size_t l = 0; l < ARRAY_SIZE(lists); l++)
-                for (char **name = lists[l]; name && *name; name++) {
-                        evd_job *dep = job_current(job->jobs, *name);
-                        int result = 0;
-
-                        /* Gone (ended, and a reload forgot it): it ran. */
-                        if (!dep || dep == job)
-                                continue;
-                        if (evt_task_result(dep->task, &result) == 0 && l == 0 && result != 0) {
-                                *ret_failed = *name;
-                                return NULL;
-                        }
-                        if (!dep->ready && !evt_task_is_done(dep->task))
-                                return *name;
-                }
-        return NULL;
-}
-
-/* Until every task of `after` and `requires` is ready: 0; -ECANCELED
- * (logged) when one it requires failed or stopped first; or the cancel. */
-static int wait_for_dependencies(evd_job *job) {
-        for (;;) {
-                const char *failed, *name = first_unready(job, &failed);
-                int r;
-
-                if (failed) {
-                        evd_log_emit(job->log, LOG_NOTICE, EVD_EV_DEPENDENCY, job->conf.name,
-                                     EVD_FIELDS(EVD_STR("requires", failed)),
-                                     "not starting: it requires %s, which failed or stopped", failed);
-                        job->waiting_for[0] = '\0';
-                        return -ECANCELED;
-                }
-                if (!name) {
-                        job->waiting_for[0] = '\0';
-                        return 0;
-                }
-                if (strcmp(name, job->waiting_for) != 0) {
-                        snprintf(job->waiting_for, sizeof(job->waiting_for), "%s", name);
-                        evd_log_emit(job->log, LOG_INFO, EVD_EV_DEPENDENCY, job->conf.name,
-                                     EVD_FIELDS(EVD_STR("waiting_for", name)), "waiting for %s to be ready", name);
-                }
-                r = evt_event_wait(job->jobs->changed, EVT_FOREVER);
-                if (r < 0)
-                        return r;
-        }
 }
 
 /* ---- the task body ---- */
@@ -575,12 +409,8 @@ int evd_job_run(void *arg) {
 
         job->began = true;
         r = job->after ? wait_for_predecessor(job) : 0;
-        /* A task flagged shielded drains anyway; any other holds a
-         * shutdown's cancel while tasks that need it run. */
-        if (r == 0 && !(evt_task_flags(job->task) & EVT_TASK_SHIELDED))
-                r = evt_scope_push(EVT_FOREVER, EVT_SCOPE_SHIELD, &job->guard);
         if (r == 0)
-                r = wait_for_dependencies(job);
+                r = evd_job_wait_to_start(job);
         if (r == 0) {
                 ran = job->started = true;
                 /* Built-in kinds are ready once started; exec and module
@@ -589,11 +419,7 @@ int evd_job_run(void *arg) {
                         evd_job_ready(job, "started");
                 r = kind->run(job);
         }
-        if (job->guard) {
-                evt_scope_pop(job->guard, NULL);
-                job->guard = NULL;
-        }
-        job_ended(job, r);
+        evd_job_ended(job, r);
         /* Each run has logged how it ended; only a cancel is left. */
         if (ran && kind->logs_own_end && r != -ECANCELED)
                 return r;

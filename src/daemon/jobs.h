@@ -1,7 +1,8 @@
 /* The jobs: one per task the config declares, each running its kind as a
  * task of the loop. The set starts them, finds them, retires them on a
  * reload ("apply this config"), forgets those that ended, and freezes and
- * thaws their processes with the daemon's pause. */
+ * thaws their processes with the daemon's pause (jobs.c); the order
+ * between them, at the start and in a shutdown, is jobs_order.c's. */
 #pragma once
 
 #include <stdbool.h>
@@ -11,6 +12,8 @@
 #include "evtask.h"
 #include "list.h"
 #include "log.h"
+#include "name_index.h"
+#include "proctree.h"
 
 typedef struct evd_jobs evd_jobs;
 
@@ -49,6 +52,28 @@ typedef struct evd_job {
                                  * a task that never ran (no stack) did not */
         evt__list link;         /* on the set's list, in start order */
 } evd_job;
+
+/* The set. Its fields are for jobs.c and jobs_order.c only. */
+struct evd_jobs {
+        evt_loop *loop;
+        evt_pool *pool;
+        evd_log *log;
+        evt__list all;          /* every job whose task may not have ended */
+        evd_name_index current; /* the job running each task name now (not
+                                 * retired), by its conf.name */
+        size_t n_retired;       /* jobs on `all` that a reload retired */
+        bool paused;            /* the processes of pausable jobs are stopped */
+        evd_proctree strays;    /* while paused: what belongs to no run, stopped */
+        bool stopping;          /* a shutdown has begun (evd_jobs_stopping) */
+        evt_event *changed;     /* pulsed when a job becomes ready or ends,
+                                 * or a reload changes the order: the jobs
+                                 * waiting to start look again */
+        int64_t paused_since, paused_total; /* the run timeouts' clock */
+        char *state_directory;  /* the config's [daemon] state_directory */
+};
+
+/* The job on the set's list node n. */
+#define EVD_JOB(n) evt__container_of(n, evd_job, link)
 
 /* 0 or -ENOMEM. The pool is for blocking jobs; the log is borrowed. */
 int evd_jobs_new(evt_loop *loop, evt_pool *pool, evd_log *log, evd_jobs **ret);
@@ -91,20 +116,6 @@ int evd_jobs_start_again(evd_jobs *jobs, const char *name);
  * for a job of another kind. */
 int evd_job_run_now(evd_job *job);
 
-/* ---- order between jobs: after, requires, ready ---- */
-
-/* The job is ready for the tasks that start after it (a built-in kind once
- * it starts, an exec job per its `ready`, a module when it says so): one
- * `ready` record saying how, the first time. */
-void evd_job_ready(evd_job *job, const char *how);
-/* Cancels the job's task (flags as evt_task_cancel's), through the guard
- * that holds a shutdown's cancel: every cancel of a job goes here. */
-void evd_job_cancel(evd_job *job, unsigned flags);
-/* A shutdown has begun: from now on a job is cancelled only once none of
- * the tasks that start after it is left (reverse order), the shielded
- * ones drained first; the drain's deadline still forces them all. */
-void evd_jobs_stopping(evd_jobs *jobs);
-
 /* The daemon's last moment: SIGKILL to every process of every run
  * (proctree.c; async-signal-safe). */
 void evd_jobs_kill_runs(evd_jobs *jobs);
@@ -134,3 +145,28 @@ void evd_jobs_apply(evd_jobs *jobs, const evd_config *next, evd_jobs_changes *re
 /* The task function of every job: runs the job's kind, then logs how it
  * ended (finished, cancelled, failed). arg is the evd_job. */
 int evd_job_run(void *arg);
+
+/* ---- jobs_order.c ---- */
+
+/* The job is ready for the tasks that start after it (a built-in kind once
+ * it starts, an exec job per its `ready`, a module when it says so): one
+ * `ready` record saying how, the first time. */
+void evd_job_ready(evd_job *job, const char *how);
+/* Cancels the job's task (flags as evt_task_cancel's), through the guard
+ * that holds a shutdown's cancel: every cancel of a job goes here. */
+void evd_job_cancel(evd_job *job, unsigned flags);
+/* A shutdown has begun: from now on a job is cancelled only once none of
+ * the tasks that start after it is left (reverse order), the shielded
+ * ones drained first; the drain's deadline still forces them all. */
+void evd_jobs_stopping(evd_jobs *jobs);
+/* The order changed (a reload added or removed edges): the jobs waiting
+ * to start look again; in a shutdown, guards no job needs are released. */
+void evd_jobs_changed(evd_jobs *jobs);
+/* The start of evd_job_run: the guard goes up (unless the task is
+ * shielded), then 0 once every task of `after` and `requires` is ready;
+ * -ECANCELED (logged) when one it requires failed or stopped first; or
+ * the cancel. */
+int evd_job_wait_to_start(evd_job *job);
+/* The end of evd_job_run, result its body's: the guard comes down, and a
+ * result other than 0 stops the jobs that require this one (logged). */
+void evd_job_ended(evd_job *job, int result);
