@@ -1,6 +1,6 @@
 /* evtaskd's HTTP endpoint ([daemon] http_listen): Prometheus metrics at
  * /metrics and the probes /livez and /readyz, served by libmicrohttpd from
- * the daemon's own loop (metrics.c writes the exposition). */
+ * the daemon's own loop (metrics.c counts, metrics_exposition.c writes). */
 #pragma once
 
 #include <stdbool.h>
@@ -32,15 +32,10 @@ void evd_http_free(evd_http *http);
 /* ---- metrics.c ---- */
 
 /* The counters the records feed (evd_log_set_observer's function and
- * data), and the exposition. 0 or -ENOMEM. */
+ * data). 0 or -ENOMEM. */
 int evd_metrics_new(evd_metrics **ret);
 void evd_metrics_free(evd_metrics *m);
 extern evd_log_observer evd_metrics_observe;
-/* A family's # HELP and # TYPE lines. */
-void evd_metrics_family(FILE *f, const char *name, const char *type, const char *help);
-/* ---- metrics_process.c ---- */
-/* The process_* families. */
-void evd_metrics_write_process(FILE *f);
 
 /* What evtaskctl status shows of a task's counters. */
 typedef struct evd_task_counts {
@@ -51,6 +46,10 @@ typedef struct evd_task_counts {
 /* Task `name`'s counters: 0, or -ENOENT for a task no record named. */
 int evd_metrics_task_counts(const evd_metrics *m, const char *name, evd_task_counts *ret);
 
+/* ---- metrics_exposition.c ---- */
+
+/* A family's # HELP and # TYPE lines. */
+void evd_metrics_family(FILE *f, const char *name, const char *type, const char *help);
 /* The exposition, text format 0.0.4, read a piece at a time: the tasks
  * are the ones there when the reader is made (a task's entry is never
  * freed before the daemon's end), their values as they are when their
@@ -60,3 +59,7 @@ int evd_metrics_reader_new(struct evd_daemon *d, evd_metrics_reader **ret);
 /* Up to max bytes of it into buf: how many, 0 at its end, or -ENOMEM. */
 ssize_t evd_metrics_read(evd_metrics_reader *r, char *buf, size_t max);
 void evd_metrics_reader_free(evd_metrics_reader *r);
+
+/* ---- metrics_process.c ---- */
+/* The process_* families. */
+void evd_metrics_write_process(FILE *f);
