@@ -26,11 +26,27 @@ typedef struct evd_calendar {
         uint8_t weekdays;       /* bit 0 Monday ... bit 6 Sunday; all 7 when none is named */
 } evd_calendar;
 
+/* ---- calendar.c: the columns, and the match ---- */
+
+/* A column's name (for messages) and the values it takes. */
+typedef struct evd_calendar_column {
+        const char *name;
+        int min, max;
+} evd_calendar_column;
+extern const evd_calendar_column evd_calendar_columns[EVD_CAL_COLUMNS];
+
+/* The least local date and time at or after v that c matches, into v: 0, or -ENOENT. */
+int evd_calendar_find(const evd_calendar *c, int v[EVD_CAL_COLUMNS]);
+
+/* ---- calendar_parse.c ---- */
+
 /* Reads an expression: "[WEEKDAYS] [[YEAR-]MONTH-DAY] [HOUR:MINUTE[:SECOND]]"
  * or a shorthand (minutely, hourly, daily, weekly, monthly, quarterly,
  * semiannually, yearly, annually), as evtaskd.conf(5) describes. 0, or
  * -EINVAL with a message naming the column into why (*ret untouched). */
 int evd_calendar_parse(const char *s, evd_calendar *ret, char *why, size_t whylen);
+
+/* ---- calendar.c ---- */
 
 /* The first time, in seconds since the epoch, strictly after `after` at
  * which c matches in zone tz (an IANA name; NULL: the process's zone). A
