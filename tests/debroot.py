@@ -26,7 +26,7 @@ DEBOOTSTRAP_LOG = os.path.join(BUILD, "systemd-root.debootstrap.log")
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 RELEASE = "bookworm"
 # systemd for the booted suite; the daemon's libraries for both.
-PACKAGES = "systemd,systemd-sysv,dbus,libev4,libinih1,libsystemd0,libjansson4,libmicrohttpd12"
+PACKAGES = "systemd,systemd-sysv,dbus,libev4,libinih1,libsystemd0,libjansson4,libmicrohttpd12,libdw1"
 MARKER = ".evtask-packages"
 
 

@@ -161,7 +161,7 @@ static json_t *verb_status(evd_daemon *d, json_t *req) {
 
 /* The task's backtrace, each frame named (symbols.h); NULL where the build
  * cannot walk, or the task is the running one (the control task). */
-static json_t *stack_json(evt_task *t) {
+static json_t *stack_json(evt_task *t, evd_symbols *syms) {
         void *pcs[STACK_FRAMES];
         int n = evt_task_backtrace(t, pcs, STACK_FRAMES);
         json_t *frames;
@@ -170,9 +170,9 @@ static json_t *stack_json(evt_task *t) {
                 return NULL;
         frames = json_array();
         for (int i = 0; frames && i < n; i++) {
-                char name[512];
+                char name[EVD_SYMBOL_MAX];
 
-                evd_symbolize(pcs[i], name, sizeof(name));
+                evd_symbolize(syms, pcs[i], name, sizeof(name));
                 json_array_append_new(frames, json_string(name));
         }
         return frames;
@@ -182,6 +182,7 @@ struct dump_walk {
         evd_daemon *d;
         json_t *tasks;
         bool stacks;            /* dump --stacks */
+        evd_symbols syms;       /* its frames' names, made at the first */
 };
 
 /* dump: every task of the loop (the jobs' and their helpers, such as an
@@ -207,7 +208,7 @@ static void dump_task(evt_task *t, void *data) {
                                             json_integer((json_int_t) ((w.deadline.at - now) / 1000000)));
         }
         if (o && walk->stacks) {
-                json_t *stack = stack_json(t);
+                json_t *stack = stack_json(t, &walk->syms);
 
                 if (stack)
                         json_object_set_new(o, "stack", stack);
@@ -225,9 +226,10 @@ static void dump_call(const evt_call_info *ci, void *data) {
 
 static json_t *verb_dump(evd_daemon *d, json_t *req) {
         json_t *tasks = json_array(), *calls = json_array();
-        struct dump_walk walk = { d, tasks, json_is_true(json_object_get(req, "stacks")) };
+        struct dump_walk walk = { d, tasks, json_is_true(json_object_get(req, "stacks")), { 0 } };
 
         evt_loop_foreach_task(d->loop, dump_task, &walk);
+        evd_symbols_done(&walk.syms);
         evt_loop_foreach_call(d->loop, dump_call, calls);
         return json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "daemon", daemon_json(d), "tasks", tasks, "calls", calls);
 }
