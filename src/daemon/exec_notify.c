@@ -129,7 +129,8 @@ int evd_exec_notify_open(evd_job *job, unsigned run, const evd_identity *id, cha
                 free(n);
                 return -ENOMEM;
         }
-        memcpy(e, *env, count * sizeof(*e));
+        if (count > 0) /* *env is NULL for a job without `environment` */
+                memcpy(e, *env, count * sizeof(*e));
         e[count] = n->env;
         *env = e;
         n->job = job;
