@@ -159,11 +159,16 @@ static bool counts(const stat_entry *e, pid_t self) {
 /* Replaces the members with those of all that count. */
 static size_t take_members(evd_proctree *t, stat_entry *all, size_t n) {
         pid_t self = getpid();
+        evd_proc *procs;
         size_t k = 0;
 
         for (size_t i = 0; i < n; i++)
                 k += counts(&all[i], self);
-        if (evd_array_grow(&t->procs, &t->cap, k, sizeof(*t->procs)) < 0)
+        /* A new list: known() reads the old one while this one is made (in
+         * place, a new process with a lower pid, after the pids wrap, took
+         * the slot of an old one, which lost its `signalled`). */
+        procs = calloc(k ? k : 1, sizeof(*procs));
+        if (!procs)
                 return t->n_procs; /* the old list: still a member each */
         k = 0;
         for (size_t i = 0; i < n; i++) {
@@ -172,8 +177,11 @@ static size_t take_members(evd_proctree *t, stat_entry *all, size_t n) {
                 if (!counts(&all[i], self))
                         continue;
                 old = known(t, all[i].pid, all[i].start);
-                t->procs[k++] = (evd_proc) { all[i].pid, all[i].start, old && old->signalled };
+                procs[k++] = (evd_proc) { all[i].pid, all[i].start, old && old->signalled };
         }
+        free(t->procs);
+        t->procs = procs;
+        t->cap = k ? k : 1;
         t->n_procs = k;
         return k;
 }
