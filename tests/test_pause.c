@@ -305,8 +305,8 @@ END_TEST
 
 /* ---- a pause that stops the clock of deadlines ---- */
 
-#define CLOCK_D EVT_MSEC(300)           /* every deadline below */
-#define CLOCK_PAUSE EVT_MSEC(500)       /* longer than CLOCK_D */
+#define CLOCK_D EVT_MSEC(600)           /* every deadline below */
+#define CLOCK_PAUSE EVT_MSEC(800)       /* longer than CLOCK_D */
 #define CLOCK_STEPS 30                  /* of 1 ms: the pool call's work */
 
 enum { C_SLEEPER, C_SCOPED, C_CALLER, C_NOPAUSE, C_N };
@@ -601,6 +601,8 @@ START_TEST(loop_waits_for_a_suspended_task) {
 
         ev_timer_init(&timer, task_resume_cb, 0.05, 0);
         timer.data = t;
+        /* From now, not from the loop's cached time (older than start). */
+        ev_now_update(evt_loop_ev(loop));
         ev_timer_start(evt_loop_ev(loop), &timer);
         ev_unref(evt_loop_ev(loop)); /* only the suspension keeps it alive */
         test_loop_run(loop);
