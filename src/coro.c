@@ -124,6 +124,11 @@ void evt__coro_init(evt__coro *c, evt__stack *s, evt__coro_fn fn, void *arg) {
         c->uc.uc_stack.ss_sp = s->lo;
         c->uc.uc_stack.ss_size = s->size;
         c->uc.uc_link = NULL;
+#if defined(__x86_64__) && defined(__GLIBC__)
+        /* coro_entry saves a zero frame pointer: backtraces end with it,
+         * not in the C library's start of the context. */
+        c->uc.uc_mcontext.gregs[REG_RBP] = 0;
+#endif
         makecontext(&c->uc, coro_entry, 0);
 }
 
@@ -242,6 +247,8 @@ static size_t fp_walk(uintptr_t pc, uintptr_t fp, uintptr_t lo, uintptr_t hi, vo
 
                 pcs[k++] = (void *) pc;
                 if (fp == 0 || rec % sizeof(uintptr_t) || rec < lo || rec > hi - 2 * sizeof(uintptr_t))
+                        break;
+                if (r[0] == 0) /* the entry's frame: its caller starts the context */
                         break;
                 pc = r[1];
                 fp = r[0] > fp ? r[0] : 0; /* 0: this return address is the last */
