@@ -42,7 +42,7 @@ def check_config(text, *args, env=None):
     with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
         f.write(text)
         f.flush()
-        p = subprocess.run([*childenv.WRAPPER, EVTASKD, "--config", f.name, "--check-config", *args],
+        p = subprocess.run([EVTASKD, "--config", f.name, "--check-config", *args],
                            capture_output=True, text=True, env=env or env_with(), timeout=30)
     return p.returncode, p.stdout, p.stderr
 
@@ -120,7 +120,7 @@ duration = 10ms
 
 def run_plain(*args, env=None, **kw):
     """evtaskd with args, its output captured, to its exit."""
-    return subprocess.run([*childenv.WRAPPER, EVTASKD, *args], capture_output=True, text=True,
+    return subprocess.run([EVTASKD, *args], capture_output=True, text=True,
                           env=env or env_with(), timeout=30, preexec_fn=childenv.default_signals, **kw)
 
 
@@ -203,7 +203,7 @@ class LogAuto(unittest.TestCase):
     def test_a_terminal_gets_the_console(self):
         master, slave = os.openpty()
         try:
-            p = subprocess.run([*childenv.WRAPPER, EVTASKD, "--config", self.conf()], stdout=slave, stderr=slave,
+            p = subprocess.run([EVTASKD, "--config", self.conf()], stdout=slave, stderr=slave,
                                env=env_with(), timeout=30, preexec_fn=childenv.default_signals)
         finally:
             os.close(slave)
@@ -231,7 +231,7 @@ class LogAuto(unittest.TestCase):
         r, w = os.pipe()
         st = os.fstat(w)
         env = env_with(JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
-        proc = subprocess.Popen([*childenv.WRAPPER, EVTASKD, "--config", self.conf()], stdout=w,
+        proc = subprocess.Popen([EVTASKD, "--config", self.conf()], stdout=w,
                                 stderr=subprocess.PIPE, env=env, preexec_fn=childenv.default_signals)
         os.close(w)
         with os.fdopen(r, "rb") as f:
@@ -416,7 +416,7 @@ class Pid1(DaemonTest):
             self.skipTest(f"cannot make a PID namespace here: {probe.stderr.decode().strip()}")
         script = tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False)
         script.write("#!/bin/sh\nexec unshare --pid --fork --mount-proc --kill-child "
-                     f"{' '.join(map(shlex.quote, [*childenv.WRAPPER, EVTASKD]))} --config {shlex.quote(conf.name)}\n")
+                     f"{shlex.quote(EVTASKD)} --config {shlex.quote(conf.name)}\n")
         script.close()
         os.chmod(script.name, 0o755)
         self.addCleanup(os.unlink, script.name)

@@ -18,7 +18,6 @@ import glob
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,6 @@ except ImportError:
     yaml = None
 
 EVTASKD = os.environ.get("EVTASKD", "build/src/daemon/evtaskd")
-WRAPPER = shlex.split(os.environ.get("MESON_EXE_WRAPPER", ""))
 SOURCE = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DEPLOY = os.environ.get("DEPLOY", os.path.join(SOURCE, "deploy"))
 CONF_MAN = os.environ.get("EVTASKD_CONF_MAN", os.path.join(SOURCE, "man", "evtaskd.conf.5"))
@@ -110,7 +108,7 @@ class Settings:
             with open(path, "w") as f:
                 f.write(self.text)
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self.env}
-            p = subprocess.run([*WRAPPER, EVTASKD, "--check-config", "--config", path], env=env,
+            p = subprocess.run([EVTASKD, "--check-config", "--config", path], env=env,
                                capture_output=True, text=True, timeout=60)
         self.test.assertEqual(p.returncode, 0, f"evtaskd --check-config with {self.env}:\n{p.stdout}{p.stderr}")
         self.test.assertNotRegex(p.stderr, r"EVTASKD_\w+", f"evtaskd ignores some of {sorted(self.env)}")
