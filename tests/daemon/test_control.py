@@ -449,7 +449,7 @@ class Socket(ControlTest):
         stale.bind(self.sock)
         stale.close()  # the file stays, nobody listens: a daemon that died
         d = self.run_daemon(f"[daemon]\ncontrol_socket = {self.sock}\n\n" + RACE)
-        d.event("started")
+        d.started()
         self.assertEqual(self.ctl("health")[0], 0)
         second = T.Daemon(f"[daemon]\ncontrol_socket = {self.sock}\n\n" + RACE)
         self.assertEqual(second.finish(), 78)
@@ -462,7 +462,7 @@ class Socket(ControlTest):
 
     def test_none_and_the_default_place(self):
         d = self.run_daemon("[daemon]\ncontrol_socket = none\n\n" + RACE)
-        d.event("started")
+        d.started()
         self.assertEqual(d.of("control"), [])
         d.kill(signal.SIGTERM)
         d.finish()
@@ -472,7 +472,7 @@ class Socket(ControlTest):
         self.addCleanup(shutil.rmtree, run_dir, True)
         env = dict(os.environ, RUNTIME_DIRECTORY=run_dir)
         d = self.run_daemon(RACE, env=env)
-        d.event("started")
+        d.started()
         p = subprocess.run([EVTASKCTL, "health"], capture_output=True, text=True, env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertTrue(os.path.exists(os.path.join(run_dir, "control")))

@@ -95,6 +95,12 @@ class Daemon:
             lambda r: r["event"] == name and (task is None or r["task"] == task),
             timeout, f"'{name}' record" + (f" of {task}" if task else ""))
 
+    def started(self, timeout=10.0):
+        """The start-up summary: the 'started' record with the daemon's pid
+        (start-up warnings, such as no child subreaper under qemu-user,
+        share its event)."""
+        return self.wait_for(lambda r: r["event"] == "started" and "pid" in r, timeout, "the start-up summary")
+
     def kill(self, sig):
         sent = now_us()
         self.proc.send_signal(sig)
@@ -1083,7 +1089,7 @@ class Exec(DaemonTest):
                 batch.append((i, rng.uniform(0, 0.6), out, d))
             due = []
             for i, delay, out, d in batch:
-                d.event("started")
+                d.started()
                 due.append((time.monotonic() + delay, d))
             for when, d in sorted(due, key=lambda x: x[0]):
                 time.sleep(max(0.0, when - time.monotonic()))
@@ -1126,7 +1132,7 @@ class Exec(DaemonTest):
         d = self.run_daemon(
             exec_task("orphan", "(sleep 30; exit 7) >/dev/null 2>&1 & echo $!", shell="yes")
             + exec_task("double", "sh -c 'sleep 30 >/dev/null 2>&1 & echo $!'", shell="yes"))
-        daemon_pid = d.event("started")["pid"]
+        daemon_pid = d.started()["pid"]
         orphan = int(d.event("output", "orphan")["msg"])
         double = int(d.event("output", "double")["msg"])
         for pid in (orphan, double):
@@ -1216,7 +1222,7 @@ class Exec(DaemonTest):
                             + exec_task("a", "true") + exec_task("b", "true", user="nobody", working_directory="/"),
                             stdin=r)
         os.close(r)
-        pid = d.event("started")["pid"]
+        pid = d.started()["pid"]
         before = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (0, 1, 2)}
         d.event("finished", "a")
         d.event("finished", "b")
@@ -1231,7 +1237,7 @@ class Exec(DaemonTest):
         d = self.run_daemon("[task.nap]\nkind = sleep\nduration = 60s\n\n"
                             + exec_task("a", "echo one") + exec_task("b", "echo two"),
                             stdin=subprocess.DEVNULL, preexec=lambda: os.close(0))
-        pid = d.event("started")["pid"]
+        pid = d.started()["pid"]
         d.event("finished", "a")
         d.event("finished", "b")
         self.assertEqual(os.path.realpath(f"/proc/{pid}/fd/0"), "/dev/null")
@@ -1530,7 +1536,7 @@ class Privileges(DaemonTest):
         d = self.run_daemon("[daemon]\nuser = nobody\ndrain_timeout = 5s\n\n"
                             + "[task.idle]\nkind = sleep\nduration = 60s\n\n"
                             + exec_task("ids", "id -u; id -g; id -G", shell="yes"))
-        started = d.event("started")
+        started = d.started()
         self.assertEqual(started["uid"], 65534)
         self.assertIn("running as nobody", started["msg"])
         d.event("finished", "ids")
@@ -1553,7 +1559,7 @@ class Privileges(DaemonTest):
             self.skipTest("giving up root needs root")
         childenv.skip_if_emulated(self, "no subreaper (a warning comes first), /proc/PID/status is qemu's")
         d = self.run_daemon("[daemon]\nuser = nobody\ngroup = daemon\n\n[task.idle]\nkind = sleep\nduration = 60s\n")
-        d.event("started")
+        d.started()
         uid, gid, groups = proc_ids(d.proc.pid)
         self.assertEqual((uid[1], gid[1], groups), ("65534", "1", ["1"]))
         # The config file is root's (0600): the reload fails, and says so,

@@ -54,7 +54,7 @@ class MetricsTest(T.DaemonTest):
     def start(self, config, head=""):
         self.port = free_port()
         d = self.run_daemon(f"[daemon]\nhttp_listen = 127.0.0.1:{self.port}\n{head}\n" + config)
-        d.event("started")
+        d.started()
         return d
 
     def get(self, path, method="GET", timeout=5, headers=None):
@@ -199,7 +199,7 @@ class Endpoint(MetricsTest):
         self.addCleanup(shutil.rmtree, tmp, True)
         path = os.path.join(tmp, "http.sock")
         d = self.run_daemon(f"[daemon]\nhttp_listen = {path}\n\n" + RABBIT)
-        d.event("started")
+        d.started()
         p = subprocess.run(["curl", "-s", "--unix-socket", path, "http://localhost/livez"], capture_output=True,
                            text=True, timeout=10)
         self.assertEqual(p.stdout, "ok\n")

@@ -97,7 +97,7 @@ class ProcTest(T.DaemonTest):
         d = self.run_daemon(exec_task("stray", stray, shell="yes", kill_timeout="300ms"))
         pid = self.pid_output(d, "stray")
         deadline = time.monotonic() + 5
-        while int(proc_fields(pid)[1]) != d.event("started")["pid"]:
+        while int(proc_fields(pid)[1]) != d.started()["pid"]:
             self.assertLess(time.monotonic(), deadline, "the stray process was not re-parented to evtaskd")
             time.sleep(0.01)
         return d, pid
@@ -122,7 +122,7 @@ class Session(ProcTest):
         probe = "if sh -c ': <>/dev/tty' 2>/dev/null; then echo opened; else echo refused; fi"
         d = self.run_daemon(HEAD + exec_task("probe", probe, shell="yes"), stdin=slave, preexec=take_terminal)
         os.close(slave)
-        daemon = d.event("started")["pid"]
+        daemon = d.started()["pid"]
         self.assertNotEqual(int(proc_fields(daemon)[4]), 0, "evtaskd has no controlling terminal to test with")
         run = d.event("run", "probe")
         answer = d.wait_for(lambda r: r["event"] == "output" and r["task"] == "probe"
@@ -324,7 +324,7 @@ class Cgroup(Leftovers):
 
     def run_daemon(self, text, **kw):
         d = super().run_daemon(text, preexec=entering(self.cgroup), **kw)
-        started = d.event("started")
+        started = d.started()
         self.assertEqual(started["processes"], "cgroup", started["msg"])
         return d
 
