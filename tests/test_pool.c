@@ -1064,7 +1064,7 @@ static int pool_free_controller(void *arg) {
         int64_t start;
 
         (void) arg;
-        pf.ready = wait_pool(2, 1) && count(&st.jobs[0].progress) > 0;
+        pf.ready = POLL_UNTIL(pool_is(2, 1) && count(&st.jobs[0].progress) > 0);
         start = evt_time_now();
         evt_pool_free(st.pool);
         pf.freed_at = evt_time_now();
