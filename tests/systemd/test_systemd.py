@@ -339,8 +339,14 @@ class ServiceTest(unittest.TestCase):
                     return r
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {what} within {timeout}s; last records:\n"
-                                     + "\n".join(fmt(r) for r in records[-20:]))
+                                     + "\n".join(fmt(r) for r in records[-20:]) + self.journald_said())
             time.sleep(0.1)
+
+    def journald_said(self):
+        """journald's own last messages (what its rate limit suppressed),
+        for failure messages."""
+        p = CT.run("journalctl", "--no-pager", "-o", "cat", "_TRANSPORT=driver", "-n", "5", check=False)
+        return "\njournald's last messages:\n" + p.stdout
 
     def event(self, name, task=None, timeout=10.0):
         return self.wait_for(lambda r: r["EVENT"] == name and (task is None or r.get("TASK") == task),
