@@ -101,6 +101,23 @@ class Daemon:
         share its event)."""
         return self.wait_for(lambda r: r["event"] == "started" and "pid" in r, timeout, "the start-up summary")
 
+    def call_running(self, task, timeout=10.0):
+        """Once task's blocking call runs on a pool thread: asks for the
+        task table (SIGUSR1) until a row of it says so. (Not before the
+        start-up summary: until then SIGUSR1 would kill the daemon.)"""
+        deadline = time.monotonic() + timeout
+        self.started(timeout)
+        while True:
+            self.kill(signal.SIGUSR1)
+            try:
+                return self.wait_for(lambda r: r["event"] == "task-table" and r["task"] == task
+                                     and r.get("blocking_call") == 1 and r["state"] == "running",
+                                     min(0.5, max(0.0, deadline - time.monotonic())),
+                                     f"a running blocking call of {task}")
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+
     def kill(self, sig):
         sent = now_us()
         self.proc.send_signal(sig)
@@ -403,8 +420,7 @@ class Blocking(DaemonTest):
     def test_term_abandons_an_uncooperative_call(self):
         d = self.run_daemon(self.HEAD + "drain_timeout = 1s\nabandon_grace = 500ms\n"
                             + blocking("stubborn", "60s", "0"))
-        d.event("spawned", "stubborn")
-        time.sleep(0.2)
+        d.call_running("stubborn")
         sent = d.kill(signal.SIGTERM)
         abandoned = d.event("abandoned", "stubborn", timeout=10)
         self.assertEqual(d.finish(), 4)
