@@ -64,6 +64,15 @@ class ControlTest(T.DaemonTest):
         self.assertEqual(code, 0, err)
         return {t["name"]: t for t in reply["tasks"]}
 
+    def tasks_until(self, pred, timeout=10):
+        """The status's tasks, asked again until pred accepts them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            tasks = self.tasks()
+            if pred(tasks) or time.monotonic() > deadline:
+                return tasks
+            time.sleep(0.05)
+
 
 def stopped(pid, timeout=5):
     """True once pid is stopped: kill(SIGSTOP) returns before the process
@@ -145,10 +154,17 @@ class Verbs(ControlTest):
     def test_dump_says_what_each_task_waits_on(self):
         d = self.start(RACE + "[task.crunch]\nkind = blocking\nduration = 60s\ncheck_every = 1s\n\n")
         run = d.event("run", "loop")
-        time.sleep(0.3)
-        code, reply, err = self.ctl_json("dump")
-        self.assertEqual(code, 0, err)
-        tasks = {t["name"]: t for t in reply["tasks"]}
+        # Asked again until the call runs on its thread and the nap has
+        # waited 200 ms (a lower bound the figures below check).
+        deadline = time.monotonic() + 10
+        while True:
+            code, reply, err = self.ctl_json("dump")
+            self.assertEqual(code, 0, err)
+            tasks = {t["name"]: t for t in reply["tasks"]}
+            if ([c["state"] for c in reply["calls"]] == ["running"] and tasks["nap"].get("waiting_ms", 0) >= 200
+                    or time.monotonic() > deadline):
+                break
+            time.sleep(0.05)
         self.assertEqual(tasks["nap"]["waits_on"], "sleep")
         self.assertGreater(tasks["nap"]["deadline_in_ms"], 55_000)
         self.assertGreaterEqual(tasks["nap"]["waiting_ms"], 200)
@@ -317,7 +333,9 @@ class Verbs(ControlTest):
         self.assertEqual(code, 0, err)
         d.event("cancelled", "nap")
         d.wait_for(lambda r: r["event"] == "spawned" and r["task"] == "nap" and len(d.of("spawned", "nap")) == 2)
-        nap = self.tasks()["nap"]
+        # Parked in its sleep once it has taken its first step (before it,
+        # the table says running).
+        nap = self.tasks_until(lambda t: t["nap"]["state"] != "running")["nap"]
         self.assertEqual((nap["state"], nap["restarts"]), ("waiting", 1))
         self.assertEqual(self.tasks()["rabbit"]["restarts"], 1, "started again after a stop")
         # run: the interval job's next run now, not in an hour.
