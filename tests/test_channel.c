@@ -285,9 +285,9 @@ START_TEST(recv_deadline) {
         int64_t start;
 
         reset(1);
+        start = evt_time_now();
         st.deadline = evt_deadline_in(EVT_MSEC(30));
         spawn(0, receiver_fn);
-        start = evt_time_now();
         test_loop_run(st.loop);
         ck_assert_int_eq(st.r[0], -ETIMEDOUT);
         ck_assert_int_ge(test_ms_since(start), 29);
